@@ -1,0 +1,40 @@
+"""What every command receives: the effective settings and who is acting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+from shellflow.config import Settings
+from shellflow.model.access import Principal, authorize, current_principal
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from shellflow.model.listing import Reader
+    from shellflow.model.store import Store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    principal: Principal = field(default_factory=current_principal)
+
+    def authorize(self, right: str, target: str | None = None) -> None:
+        """Every command asks here before acting (see ``shellflow.model.access``)."""
+        authorize(self.principal, right, target)
+
+    def reader(self) -> AbstractContextManager[Reader]:
+        from shellflow.model.listing import reader
+
+        return reader(self.settings.db)
+
+    def store(self) -> AbstractContextManager[Store]:
+        from shellflow.commands._store import store_scope
+
+        return store_scope(self.settings.db, self.principal.name)
+
+
+pass_app = click.make_pass_decorator(AppContext)

@@ -1,0 +1,295 @@
+"""The options of each kind of object, shared by ``flow add`` and ``flow update``.
+
+Short options follow the spec (chapter 10) so its examples work as written; for example
+``flow add processor -n proc1 -g REPO -m pyfi.processors.sample -h localhost -c 5``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from shellflow.model.rights import RIGHTS
+
+QUEUE_TYPES = ("topic", "direct", "fanout")
+STATUSES = ("ready", "running", "paused", "stopped", "removed")
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: click declarations, the value's key, and whether ``add`` needs it."""
+
+    decls: tuple[str, ...]
+    key: str
+    required: bool = False
+    help: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    add_only: bool = False  # shown on ``add`` only
+    update_only: bool = False
+    secret: bool = False  # prompted without echo
+
+
+def opt(*decls: str, key: str, required: bool = False, help: str = "", **kw: Any) -> Opt:
+    flags = {k: kw.pop(k) for k in ("add_only", "update_only", "secret") if k in kw}
+    return Opt(tuple(decls), key, required, help, kw, **flags)
+
+
+NAME = opt("-n", "--name", key="name", required=True, help="Unique name")
+DESCRIPTION = opt("--description", key="description", help="Free text")
+NETWORK = opt("--network", key="network", help="Network it belongs to")
+
+KIND_OPTIONS: dict[str, list[Opt]] = {
+    "queue": [
+        NAME,
+        opt(
+            "-t",
+            "--type",
+            key="qtype",
+            type=click.Choice(QUEUE_TYPES),
+            help="Exchange type [default: direct]",
+        ),
+        opt(
+            "--durable/--transient",
+            key="durable",
+            default=None,
+            help="Survive a broker restart [default: durable]",
+        ),
+        opt("--message-ttl", key="message_ttl", type=int, help="Message time-to-live in ms"),
+        opt("--expires", key="expires", type=int, help="Delete the queue after this many idle ms"),
+        opt("--max-length", key="max_length", type=int, help="Most messages kept (-1: no limit)"),
+        NETWORK,
+    ],
+    "processor": [
+        NAME,
+        opt(
+            "-m",
+            "--module",
+            key="module",
+            required=True,
+            help="Python module, e.g. some.module.path",
+        ),
+        opt("-g", "--gitrepo", key="gitrepo", required=True, help="Git repository URL or path"),
+        opt("-br", "--branch", key="branch", help="Git branch to check out"),
+        opt("--commit", key="commit", help="Git commit to pin"),
+        opt("--tag", key="gittag", help="Git tag to pin"),
+        opt("-h", "--hostname", key="hostname", help="Host to run on (localhost: the agent's own)"),
+        opt(
+            "-c",
+            "-cs",
+            "--concurrency",
+            "--cpus",
+            key="concurrency",
+            type=click.IntRange(min=1),
+            help="CPUs (worker processes) to occupy [default: 1]",
+        ),
+        opt(
+            "-w",
+            "--workers",
+            key="workers",
+            type=click.IntRange(min=1),
+            help="Number of worker tasks",
+        ),
+        opt(
+            "-r",
+            "--retries",
+            key="retries",
+            type=click.IntRange(min=0),
+            help="Retries of a failed call",
+        ),
+        opt(
+            "--retry-delay",
+            key="retrydelay",
+            type=click.IntRange(min=0),
+            help="Seconds between retries",
+        ),
+        opt(
+            "--time-limit",
+            key="timelimit",
+            type=click.IntRange(min=1),
+            help="Seconds a call may run",
+        ),
+        opt(
+            "-rs",
+            "--requested_status",
+            "--requested-status",
+            key="requested_status",
+            type=click.Choice(STATUSES),
+            help="The status agents should bring it to",
+        ),
+        opt("-b", "--beat/--no-beat", key="beat", default=None, help="Run its sockets' schedules"),
+        opt(
+            "-d",
+            "--deploy/--no-deploy",
+            key="deploy",
+            default=None,
+            help="Deploy it [default: deploy]",
+        ),
+        opt(
+            "-p",
+            "--password",
+            key="password",
+            help="Password guarding the processor (stored hashed)",
+        ),
+        opt(
+            "-rq", "--requirements", key="requirements", help="requirements file in the repository"
+        ),
+        opt("-mp", "--modulepath", key="modulepath", help="Repository path holding the module"),
+        opt("-e", "--endpoint", key="endpoint", help="API endpoint path"),
+        opt("-a", "--api", key="hasapi", type=bool, help="Has an API endpoint"),
+        DESCRIPTION,
+    ],
+    "socket": [
+        NAME,
+        opt("-q", "--queue", key="queue", required=True, help="Queue it takes calls from"),
+        opt(
+            "-pn",
+            "--processor",
+            "--processor-name",
+            key="processor",
+            required=True,
+            help="Processor hosting it",
+        ),
+        opt("-t", "--task", key="task", required=True, help="Function of the processor's module"),
+        opt(
+            "-i",
+            "--interval",
+            key="interval",
+            type=click.IntRange(min=1),
+            help="Run every N seconds",
+        ),
+        opt("--cron", key="cron", help="Run on a cron schedule, e.g. '*/5 * * * *'"),
+        opt(
+            "-w",
+            "--wait/--no-wait",
+            key="wait",
+            default=None,
+            help="Wait for all plugged arguments",
+        ),
+        DESCRIPTION,
+    ],
+    "plug": [
+        NAME,
+        opt("-q", "--queue", key="queue", required=True, help="Queue carrying its messages"),
+        opt("-s", "--source", key="source", required=True, help="Socket whose output it carries"),
+        opt("-t", "--target", key="target", required=True, help="Socket it feeds"),
+        opt("-a", "--argument", key="argument", help="Named argument of the target it feeds"),
+        opt(
+            "--type",
+            key="type",
+            type=click.Choice(("RESULT", "ERROR"), case_sensitive=False),
+            callback=lambda _c, _p, v: v.upper() if v else v,
+            help="Carry results or errors [default: RESULT]",
+        ),
+        DESCRIPTION,
+    ],
+    "argument": [
+        NAME,
+        opt("-s", "--socket", key="socket", required=True, help="Socket whose task takes it"),
+        opt(
+            "-p",
+            "--position",
+            key="position",
+            type=click.IntRange(min=0),
+            help="Position in the call",
+        ),
+        opt("-k", "--kind", key="kind", type=int, help="Parameter kind (inspect.Parameter.kind)"),
+    ],
+    "node": [
+        NAME,
+        opt("-h", "--hostname", key="hostname", help="Host name"),
+        opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it offers"),
+        opt("--scheduler", key="scheduler", help="Scheduler placing work on it"),
+        NETWORK,
+    ],
+    "agent": [
+        NAME,
+        opt("--node", key="node", required=True, help="Node it runs on"),
+        opt("-h", "--hostname", key="hostname", help="Host name"),
+        opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it manages"),
+        opt("-p", "--port", key="port", type=click.IntRange(0, 65535), help="Health-check port"),
+    ],
+    "scheduler": [
+        NAME,
+        opt(
+            "-s",
+            "--strategy",
+            key="strategy",
+            type=click.Choice(("BALANCED", "EFFICIENT")),
+            help="Placement strategy [default: BALANCED]",
+        ),
+        opt(
+            "-i",
+            "--interval",
+            key="interval",
+            type=click.IntRange(min=1),
+            help="Seconds between passes",
+        ),
+        NETWORK,
+    ],
+    "deployment": [
+        NAME,
+        opt("-pn", "--processor", key="processor", required=True, help="Processor to deploy"),
+        opt("-h", "--hostname", key="hostname", required=True, help="Host to deploy on"),
+        opt(
+            "-c",
+            "--cpus",
+            key="cpus",
+            type=click.IntRange(min=1),
+            help="CPUs it occupies [default: 1]",
+        ),
+    ],
+    "network": [NAME],
+    "user": [
+        NAME,
+        opt("-e", "--email", key="email", required=True, help="E-mail address"),
+        opt(
+            "-p",
+            "--password",
+            key="password",
+            required=True,
+            secret=True,
+            help="Password (prompted on a terminal; stored as an argon2 hash)",
+        ),
+        opt(
+            "--password-stdin",
+            key="password_stdin",
+            is_flag=True,
+            default=None,
+            help="Read the password from the first line of stdin",
+        ),
+        opt(
+            "--add-role",
+            key="add_role",
+            multiple=True,
+            default=None,
+            update_only=True,
+            help="Give a role",
+        ),
+        opt(
+            "--remove-role",
+            key="remove_role",
+            multiple=True,
+            default=None,
+            update_only=True,
+            help="Take a role away",
+        ),
+    ],
+    "role": [NAME],
+    "privilege": [
+        opt(
+            "-n",
+            "--name",
+            key="name",
+            required=True,
+            type=click.Choice(RIGHTS),
+            metavar="RIGHT",
+            help="Right to grant (see 'flow ls rights')",
+        ),
+        opt("-u", "--user", key="user", help="User receiving it"),
+        opt("-r", "--role", key="role", help="Role receiving it"),
+    ],
+}
+
+PLURALS = {kind: kind + "s" for kind in KIND_OPTIONS}

@@ -1,0 +1,142 @@
+"""Read the network's objects straight through the database driver (sqlite3 or psycopg2).
+
+This is the path of ``flow ls`` and of shell completion: it never imports SQLAlchemy, so a
+listing starts in a fraction of the time an ORM query would need. Writes always go through
+the ORM (``shellflow.model.store``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from shellflow.errors import NotFound, ServiceUnavailable
+from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
+from shellflow.model.views import VIEWS, View
+
+NOT_INITIALISED = "not initialised; run 'flow db init'"
+Row = dict[str, Any]
+
+
+class Reader:
+    """A read-only connection that speaks ``?`` placeholders on both databases."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self._conn: Any = self._connect()
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            path = sqlite_path(self.url)
+            if path is None or not path.exists():
+                raise ServiceUnavailable("database", self.url, NOT_INITIALISED)
+            try:
+                return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            except sqlite3.Error as exc:
+                raise ServiceUnavailable("database", self.url, str(exc)) from exc
+        if self.dialect == "postgresql":
+            import psycopg2
+
+            try:
+                conn = psycopg2.connect(libpq_url(self.url), connect_timeout=5)
+            except psycopg2.Error as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot connect"
+                raise ServiceUnavailable("database", self.url, reason) from exc
+            conn.set_session(readonly=True, autocommit=True)
+            return conn
+        raise ServiceUnavailable("database", self.url, f"unsupported database {self.dialect!r}")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return list(cursor.fetchall())
+        except Exception as exc:
+            if _missing_table(exc):
+                raise ServiceUnavailable("database", self.url, NOT_INITIALISED) from exc
+            raise
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _missing_table(exc: Exception) -> bool:
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+@contextmanager
+def reader(url: str) -> Iterator[Reader]:
+    conn = Reader(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _value(raw: Any, kind: str) -> Any:
+    if raw is None:
+        return None
+    if kind == "bool":
+        return bool(raw)
+    if kind == "time":
+        if isinstance(raw, str):
+            raw = datetime.fromisoformat(raw)
+        if raw.tzinfo is None:
+            raw = raw.replace(tzinfo=UTC)
+        return raw.astimezone(UTC).isoformat()
+    return raw
+
+
+def _rows(view: View, records: list[tuple[Any, ...]]) -> list[tuple[str, Row]]:
+    out = []
+    for record in records:
+        row = {
+            key: _value(raw, kind)
+            for (key, _, kind), raw in zip(view.columns, record[1:], strict=True)
+        }
+        out.append((record[0], row))
+    return out
+
+
+def list_objects(conn: Reader, kind: str, name: str | None = None) -> list[Row]:
+    """Every object of a kind, by name (or the rows named ``name`` for non-unique views)."""
+    view = VIEWS[kind]
+    if name is None:
+        return [row for _, row in _rows(view, conn.query(view.select()))]
+    return [row for _, row in _rows(view, conn.query(view.select("o.name = ?"), [name]))]
+
+
+def names(conn: Reader, kind: str, prefix: str = "") -> list[str]:
+    """Names of a kind starting with ``prefix``: for suggestions and shell completion."""
+    view = VIEWS[kind]
+    sql = (
+        f"SELECT DISTINCT o.name FROM {view.table} o WHERE o.name LIKE ? ESCAPE '!' ORDER BY o.name"
+    )
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return [r[0] for r in conn.query(sql, [escaped + "%"]) if r[0].startswith(prefix)]
+
+
+def get_object(conn: Reader, kind: str, name: str) -> Row:
+    """One object with its related lists; NotFound (with close names) when it is missing."""
+    view = VIEWS[kind]
+    found = _rows(view, conn.query(view.select("o.name = ?"), [name]))
+    if not found:
+        raise NotFound(kind, name, names(conn, kind))
+    oid, row = found[0]
+    for related in view.related:
+        params = [oid] * related.sql.count("?")
+        records = conn.query(related.sql, params)
+        if related.columns == ("name",):
+            row[related.key] = [r[0] for r in records]
+        else:
+            row[related.key] = [dict(zip(related.columns, r, strict=True)) for r in records]
+    return row

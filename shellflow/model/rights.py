@@ -1,0 +1,37 @@
+"""The rights a privilege can grant (spec section 10.1.9).
+
+Pure Python so the CLI can offer them as choices without importing SQLAlchemy. The spec's
+list glued ``EDIT_PROCESSOR_CODE`` and ``LS_PROCESSORS`` together through a missing comma;
+here they are two rights.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+_GENERAL = ["ALL", "CREATE", "READ", "UPDATE", "DELETE", "DB_DROP", "DB_INIT", "START_AGENT"]
+_TASKS = ["RUN_TASK", "CANCEL_TASK"]
+_PROCESSOR = [
+    "START_PROCESSOR", "STOP_PROCESSOR", "PAUSE_PROCESSOR", "RESUME_PROCESSOR",
+    "LOCK_PROCESSOR", "UNLOCK_PROCESSOR", "VIEW_PROCESSOR", "VIEW_PROCESSOR_CONFIG",
+    "VIEW_PROCESSOR_CODE", "EDIT_PROCESSOR_CONFIG", "EDIT_PROCESSOR_CODE",
+]  # fmt: skip
+_LS = [
+    "LS_PROCESSORS", "LS_USERS", "LS_USER", "LS_PLUGS", "LS_SOCKETS", "LS_QUEUES",
+    "LS_AGENTS", "LS_NODES", "LS_SCHEDULERS", "LS_WORKERS",
+]  # fmt: skip
+_OBJECTS = ["PROCESSOR", "AGENT", "NODE", "PLUG", "PRIVILEGE", "QUEUE", "ROLE", "SCHEDULER",
+            "SOCKET", "USER"]  # fmt: skip
+_VERBS = {
+    "ADD": _OBJECTS,
+    "UPDATE": [o for o in _OBJECTS if o not in ("PRIVILEGE", "QUEUE")],
+    "DELETE": _OBJECTS,
+    "READ": [*_OBJECTS[:3], "LOG", *_OBJECTS[3:]],
+}
+
+RIGHTS: tuple[str, ...] = tuple(
+    _GENERAL + _TASKS + _PROCESSOR + _LS
+    + [f"{verb}_{obj}" for verb, objs in _VERBS.items() for obj in objs]
+)  # fmt: skip
+
+Right = StrEnum("Right", [(r, r) for r in RIGHTS])  # type: ignore[misc]

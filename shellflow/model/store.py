@@ -1,0 +1,291 @@
+"""Create, change and delete the network's objects through the ORM.
+
+The commands hand over plain values (names of related objects, not ids); this module
+resolves them, refuses duplicates and dangling references with the matching shellflow error,
+and never leaves a half-applied change: the caller's session commits or rolls back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
+from shellflow.errors import Conflict, NotFound, UsageError
+from shellflow.model.base import Base, utcnow
+from shellflow.model.infra import Agent, Deployment, Network, Node, Scheduler
+from shellflow.model.network import Argument, Plug, Processor, Queue, Socket, Task
+from shellflow.model.passwords import hash_password
+from shellflow.model.security import Password, Privilege, Role, User
+
+MODELS: dict[str, type[Base]] = {
+    "queue": Queue,
+    "processor": Processor,
+    "socket": Socket,
+    "plug": Plug,
+    "argument": Argument,
+    "node": Node,
+    "agent": Agent,
+    "scheduler": Scheduler,
+    "deployment": Deployment,
+    "network": Network,
+    "user": User,
+    "role": Role,
+    "privilege": Privilege,
+}
+
+# Values that name another object: option key -> (kind of the referenced object, attribute).
+REFERENCES: dict[str, dict[str, tuple[str, str]]] = {
+    "queue": {"network": ("network", "network")},
+    "socket": {"processor": ("processor", "processor"), "queue": ("queue", "queue")},
+    "plug": {
+        "source": ("socket", "source"),
+        "target": ("socket", "target"),
+        "queue": ("queue", "queue"),
+    },
+    "node": {"scheduler": ("scheduler", "scheduler"), "network": ("network", "network")},
+    "agent": {"node": ("node", "node")},
+    "scheduler": {"network": ("network", "network")},
+    "deployment": {"processor": ("processor", "processor")},
+}
+
+
+class Store:
+    """Object operations inside one session, acting for ``owner``."""
+
+    def __init__(self, session: Session, owner: str | None = None) -> None:
+        self.session = session
+        self.owner = owner
+
+    # -- lookups -------------------------------------------------------------------------
+    def find(self, kind: str, name: str) -> Any:
+        model: Any = MODELS[kind]
+        return self.session.scalar(select(model).where(model.name == name))
+
+    def get(self, kind: str, name: str) -> Any:
+        obj = self.find(kind, name)
+        if obj is None:
+            model: Any = MODELS[kind]
+            candidates = self.session.scalars(select(model.name))
+            raise NotFound(kind, name, candidates)
+        return obj
+
+    def get_argument(self, name: str, socket: str) -> Argument:
+        task = self.get("socket", socket).task
+        for argument in task.arguments:
+            if argument.name == name:
+                return argument
+        raise NotFound(f"argument of socket {socket!r}", name, [a.name for a in task.arguments])
+
+    # -- create --------------------------------------------------------------------------
+    def add(self, kind: str, values: Mapping[str, Any]) -> Any:
+        values = {k: v for k, v in values.items() if v is not None}
+        if kind == "privilege":
+            return self.grant(values["name"], values.get("user"), values.get("role"))
+        if kind == "argument":
+            return self._add_argument(values)
+        name = values["name"]
+        if self.find(kind, name) is not None:
+            raise Conflict(f"{kind} {name!r} already exists")
+        if kind == "user" and self.session.scalar(
+            select(User).where(User.email == values["email"])
+        ):
+            raise Conflict(f"a user with email {values['email']!r} already exists")
+        obj = MODELS[kind](owner=self.owner)
+        with self.session.no_autoflush:
+            self._apply(kind, obj, values)
+        self.session.add(obj)
+        self.session.flush()
+        return obj
+
+    def _add_argument(self, values: dict[str, Any]) -> Argument:
+        task = self.get("socket", values["socket"]).task
+        if any(a.name == values["name"] for a in task.arguments):
+            raise Conflict(f"argument {values['name']!r} of task {task.name!r} already exists")
+        position = values.get("position", len(task.arguments))
+        argument = Argument(
+            name=values["name"], position=position, kind=values.get("kind"), owner=self.owner
+        )
+        task.arguments.append(argument)
+        self.session.flush()
+        return argument
+
+    # -- change --------------------------------------------------------------------------
+    def update(self, kind: str, name: str, values: Mapping[str, Any]) -> Any:
+        values = {k: v for k, v in values.items() if v is not None}
+        if kind == "argument":
+            argument = self.get_argument(name, values.pop("socket"))
+            for key in ("position", "kind"):
+                if key in values:
+                    setattr(argument, key, values[key])
+            if "rename" in values:
+                argument.name = values["rename"]
+            return argument
+        obj = self.get(kind, name)
+        new_name = values.pop("rename", None)
+        if new_name and new_name != name:
+            if self.find(kind, new_name) is not None:
+                raise Conflict(f"{kind} {new_name!r} already exists")
+            obj.name = new_name
+        with self.session.no_autoflush:
+            self._apply(kind, obj, values)
+        obj.lastupdated = utcnow()
+        self.session.flush()
+        return obj
+
+    def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
+        refs = REFERENCES.get(kind, {})
+        for key, value in values.items():
+            if key in refs:
+                ref_kind, attribute = refs[key]
+                setattr(obj, attribute, self.get(ref_kind, value))
+            elif key == "password":
+                self._set_password(kind, obj, value)
+            elif key in ("task", "argument", "add_role", "remove_role"):
+                continue  # resolved below, once the references they depend on are set
+            else:
+                setattr(obj, key, value)
+        if kind == "socket" and "task" in values:
+            obj.task = self._task_for(obj.processor, values["task"])
+        if kind == "socket" and values.get("interval"):
+            obj.schedule_type, obj.scheduled = "INTERVAL", True
+        if kind == "socket" and values.get("cron"):
+            obj.schedule_type, obj.scheduled = "CRON", True
+        if kind == "plug":
+            self._wire_plug(obj, values)
+        if kind == "user":
+            for role in values.get("add_role", ()):
+                if (found := self.get("role", role)) not in obj.roles:
+                    obj.roles.append(found)
+            for role in values.get("remove_role", ()):
+                found = self.get("role", role)
+                if found in obj.roles:
+                    obj.roles.remove(found)
+
+    def _set_password(self, kind: str, obj: Any, password: str) -> None:
+        if kind == "user":
+            obj.password_hash = hash_password(password)
+        elif kind == "processor":
+            if obj.password is None:
+                obj.password = Password(hash=hash_password(password))
+            else:
+                obj.password.hash = hash_password(password)
+        else:
+            raise UsageError(f"a {kind} has no password")
+
+    def _task_for(self, processor: Processor, function: str) -> Task:
+        """The task ``module.function`` of the processor's module, created on first use."""
+        if not function.isidentifier():
+            raise UsageError(f"task {function!r} is not a Python function name")
+        name = f"{processor.module}.{function}"
+        task = self.session.scalar(select(Task).where(Task.name == name))
+        if task is None:
+            task = Task(
+                name=name, module=processor.module, function=function,
+                gitrepo=processor.gitrepo, owner=self.owner,
+            )  # fmt: skip
+            self.session.add(task)
+        return task
+
+    def _wire_plug(self, plug: Plug, values: Mapping[str, Any]) -> None:
+        if plug.source is plug.target and plug.source is not None:
+            raise UsageError("a plug cannot connect a socket to itself")
+        plug.processor = plug.source.processor
+        if "argument" in values:
+            task = plug.target.task
+            argument = next((a for a in task.arguments if a.name == values["argument"]), None)
+            if argument is None:
+                argument = Argument(
+                    name=values["argument"], position=len(task.arguments), owner=self.owner
+                )
+                task.arguments.append(argument)
+            plug.argument = argument
+
+    # -- privileges ----------------------------------------------------------------------
+    def _privilege(self, right: str) -> Privilege:
+        privilege = self.find("privilege", right)
+        if privilege is None:  # rights are seeded by migrations; tolerate a bare database
+            privilege = Privilege(name=right, right=right, owner=self.owner)
+            self.session.add(privilege)
+        return privilege
+
+    def grant(self, right: str, user: str | None, role: str | None) -> Privilege:
+        holder, held = self._holder(user, role)
+        privilege = self._privilege(right)
+        if privilege in held:
+            raise Conflict(f"{holder.name!r} already holds {right}")
+        held.append(privilege)
+        self.session.flush()
+        return privilege
+
+    def revoke(self, right: str, user: str | None, role: str | None) -> None:
+        holder, held = self._holder(user, role)
+        privilege = self.find("privilege", right)
+        if privilege is None or privilege not in held:
+            raise NotFound(f"privilege of {holder.name!r}", right, [p.name for p in held])
+        held.remove(privilege)
+
+    def _holder(self, user: str | None, role: str | None) -> tuple[Any, list[Privilege]]:
+        if bool(user) == bool(role):
+            raise UsageError("name exactly one of --user or --role")
+        holder = self.get("user", user) if user else self.get("role", role)  # type: ignore[arg-type]
+        return holder, holder.privileges
+
+    # -- delete --------------------------------------------------------------------------
+    def dependents(self, kind: str, obj: Any) -> list[tuple[str, Any]]:
+        """Objects that would dangle if ``obj`` went away, as (kind, object) pairs."""
+        found: list[tuple[str, Any]] = []
+        if kind == "processor":
+            found += [("socket", s) for s in obj.sockets]
+            found += [("plug", p) for p in obj.plugs]
+        elif kind == "queue":
+            found += [
+                ("socket", s)
+                for s in self.session.scalars(select(Socket).where(Socket.queue_id == obj.id))
+            ]
+            found += [
+                ("plug", p)
+                for p in self.session.scalars(select(Plug).where(Plug.queue_id == obj.id))
+            ]
+        elif kind == "socket":
+            plugs = select(Plug).where(or_(Plug.source_id == obj.id, Plug.target_id == obj.id))
+            found += [("plug", p) for p in self.session.scalars(plugs)]
+        elif kind == "node" and obj.agent is not None:
+            found.append(("agent", obj.agent))
+        elif kind == "argument":
+            found += [("plug", p) for p in obj.plugs]
+        return found
+
+    def delete(self, kind: str, name: str, *, cascade: bool = False, **extra: Any) -> list[str]:
+        """Delete an object; its dependents too with ``cascade``, else refuse and name them."""
+        if kind == "privilege":
+            self.revoke(name, extra.get("user"), extra.get("role"))
+            return [f"privilege {name}"]
+        obj = (
+            self.get_argument(name, extra["socket"]) if kind == "argument" else self.get(kind, name)
+        )
+        deleted: list[str] = []
+        self._delete(kind, obj, cascade, deleted, seen=set())
+        self.session.flush()
+        return deleted
+
+    def _delete(
+        self, kind: str, obj: Any, cascade: bool, deleted: list[str], seen: set[str]
+    ) -> None:
+        if obj.id in seen:
+            return
+        seen.add(obj.id)
+        dependents = self.dependents(kind, obj)
+        if dependents and not cascade:
+            listed = ", ".join(f"{k} {o.name!r}" for k, o in dependents)
+            raise Conflict(
+                f"{kind} {obj.name!r} is used by {listed}; use --cascade to delete them too"
+            )
+        for dep_kind, dep in dependents:
+            self._delete(dep_kind, dep, cascade, deleted, seen)
+        self.session.delete(obj)
+        self.session.flush()
+        deleted.append(f"{kind} {obj.name}")

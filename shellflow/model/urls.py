@@ -1,0 +1,36 @@
+"""Database URL handling shared by the ORM and the light read path (no SQLAlchemy here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def dialect_of(url: str) -> str:
+    """``sqlite`` or ``postgresql`` (the two databases shellflow supports)."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql"
+    return scheme
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg2, the driver shellflow installs."""
+    if dialect_of(url) == "postgresql":
+        rest = url.split("://", 1)[1]
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The same URL as libpq understands it (no ``+driver`` part)."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///path`` URL; None for an in-memory database."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    path = rest[1:] if rest.startswith("/") else rest
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path)

@@ -1,0 +1,1 @@
+"""``flow tui``: the Textual dashboard (its own issue). Never imports click."""
