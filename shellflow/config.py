@@ -3,11 +3,12 @@
 Each value remembers where it came from so ``flow config show`` can explain it. With nothing
 configured, everything lives under the shellflow home (the XDG data folder): a SQLite model
 database and the embedded broker's socket, so a newcomer needs no server at all.
+
+Kept light (no configparser until an ini file is read): every ``flow`` invocation loads it.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from collections.abc import Mapping
@@ -28,17 +29,36 @@ DESCRIPTIONS = {
     "pubsub": "Live channel (pub/sub) URL",
 }
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<secret>[^@/]*)(?P<tail>@)")
+# The user-info part of a URL: the password runs from the first ':' after the user name to
+# the last '@' (greedy), so a password holding '/', ':' or '@' is hidden whole. Hiding too
+# much of a malformed URL is harmless; showing part of a password is not.
+_PASSWORD_IN_URL = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#]*:)(?P<secret>.*)(?P<tail>@)")
+# The same inside free text (a driver's error message): a URL ends at whitespace.
+_PASSWORD_IN_TEXT = re.compile(
+    r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#\s]*:)(?P<secret>\S*)(?P<tail>@)"
+)
+# libpq and several brokers also accept the password as a parameter (``?password=``).
+_PASSWORD_IN_QUERY = re.compile(
+    r"(?P<head>(?:^|[?&\s])(?:password|passwd|pwd)=)(?P<secret>[^&#\s]*)", re.IGNORECASE
+)
 
 
 def mask_url(url: str) -> str:
     """Hide the password of a URL (``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``)."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url)
+    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url, count=1)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
+
+
+def mask_text(text: str) -> str:
+    """Hide the password of every URL inside a message."""
+    masked = _PASSWORD_IN_TEXT.sub(lambda m: f"{m['head']}***{m['tail']}", text)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
 
 
 def _xdg(var: str, fallback: str) -> Path:
+    """An XDG base folder; relative values are invalid by the XDG spec and ignored."""
     value = os.environ.get(var)
-    return Path(value) if value else Path.home() / fallback
+    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
 
 
 def default_home() -> Path:
@@ -92,7 +112,8 @@ class Settings:
         return [(k, mask_url(self.values[k].value), self.values[k].source) for k in KEYS]
 
 
-def _defaults(home: Path) -> dict[str, str]:
+def defaults(home: Path) -> dict[str, str]:
+    """Where everything lives when nothing is configured: under ``home``, no server needed."""
     embedded = f"redis+socket://{home / 'broker.sock'}"
     return {
         "home": str(home),
@@ -103,33 +124,49 @@ def _defaults(home: Path) -> dict[str, str]:
     }
 
 
+def _one_line(exc: BaseException) -> str:
+    """configparser's messages span lines; errors must stay on one."""
+    return " ".join(str(exc).split())
+
+
 def read_ini(path: Path) -> dict[str, str]:
     """Read the ``[shellflow]`` section; a missing file is an empty configuration."""
+    import configparser
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
     except FileNotFoundError:
         return {}
-    except (OSError, configparser.Error) as exc:
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         from shellflow.errors import UsageError
 
-        raise UsageError(f"cannot read configuration file {path}: {exc}") from exc
+        raise UsageError(f"cannot read configuration file {path}: {_one_line(exc)}") from exc
     if not parser.has_section(SECTION):
         return {}
     return {k: v for k, v in parser.items(SECTION) if k in KEYS and v}
 
 
 def write_ini(path: Path, values: Mapping[str, str]) -> None:
-    """Write the settings that differ from nothing; the file is readable by its owner only."""
+    """Write the given settings atomically; the file is readable by its owner only (0600),
+    since URLs may carry passwords."""
+    import configparser
+
+    from shellflow.errors import CallFailed
+
     parser = configparser.ConfigParser(interpolation=None)
     parser[SECTION] = {k: values[k] for k in KEYS if values.get(k)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        parser.write(handle)
-    os.replace(tmp, path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a stale .tmp left by a crash may have kept wider permissions
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            parser.write(handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CallFailed(f"cannot write configuration file {path}: {_one_line(exc)}") from exc
 
 
 def load_settings(
@@ -137,8 +174,14 @@ def load_settings(
     ini: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     debug: bool = False,
+    ini_must_exist: bool = True,
 ) -> Settings:
-    """Resolve every setting by precedence: flags > environment > ini file > defaults."""
+    """Resolve every setting by precedence: flags > environment > ini file > defaults.
+
+    An ini file named with ``-i`` must exist (a typo must not silently mean "defaults"),
+    unless ``ini_must_exist`` is false, as for ``flow -i NEW.ini --config`` which creates it.
+    The default file, or one named by SHELLFLOW_INI, may be absent.
+    """
     env = os.environ if environ is None else environ
     flags = flags or {}
     if ini:
@@ -147,7 +190,7 @@ def load_settings(
         ini_path, ini_source = Path(env[ENV_INI]).expanduser(), f"env {ENV_INI}"
     else:
         ini_path, ini_source = default_ini_path(), "default"
-    if ini and not ini_path.exists():
+    if ini and ini_must_exist and not ini_path.exists():
         from shellflow.errors import UsageError
 
         raise UsageError(f"configuration file {ini_path} does not exist")
@@ -163,6 +206,6 @@ def load_settings(
         return Setting(fallback, "default")
 
     home = pick("home", str(default_home()))
-    defaults = _defaults(Path(home.value).expanduser())
-    values = {"home": home} | {k: pick(k, defaults[k]) for k in KEYS if k != "home"}
+    fallback = defaults(Path(home.value).expanduser())
+    values = {"home": home} | {k: pick(k, fallback[k]) for k in KEYS if k != "home"}
     return Settings(values=values, ini_path=ini_path, debug=debug, extras={"ini": ini_source})

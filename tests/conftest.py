@@ -88,7 +88,9 @@ def _drop_pg_database(name: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """An empty database of each kind, its URL also exported as SHELLFLOW_DB."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'model.db'}"
@@ -132,7 +134,7 @@ def _flow_executable() -> list[str]:
 
 
 @pytest.fixture
-def flow() -> "FlowRunner":
+def flow() -> FlowRunner:
     """Run ``flow`` in a subprocess, as a user would (stdin is not a terminal)."""
     return FlowRunner()
 
@@ -157,7 +159,7 @@ class FlowRunner:
 
 
 @pytest.fixture
-def cli() -> "CliRunnerFlow":
+def cli() -> CliRunnerFlow:
     """Run ``flow`` in-process through ``shellflow.commands.main`` (faster than a subprocess)."""
     return CliRunnerFlow()
 

@@ -1,28 +1,135 @@
 """The ``flow`` command line.
 
-Importing this package loads click and shellflow's light modules only: SQLAlchemy, Celery
-and Textual are imported inside the commands that use them, so ``flow --help`` and shell
-completion start in a few tens of milliseconds.
+Importing this package loads click and nothing else of weight: each command group's module
+is imported only when that group runs (see :class:`LazyGroup`), and SQLAlchemy, Celery and
+Textual are imported inside the commands that use them. So ``flow --help``, ``flow
+--version`` and shell completion start in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import click
 
 from shellflow import __version__
-from shellflow.commands.config_cmd import config, configure_interactively
-from shellflow.commands.context import AppContext
-from shellflow.commands.db import db
-from shellflow.commands.objects import add, delete, ls, update
-from shellflow.config import load_settings
-from shellflow.errors import ExitCode, ShellflowError
+
+
+class Lazy(NamedTuple):
+    """Where a command group lives, and the one-line help ``flow --help`` shows for it."""
+
+    module: str
+    attribute: str
+    short_help: str
+
+
+# ``flow --help`` lists these without importing them; tests/unit/test_imports.py checks each
+# short help against the loaded command's, so they cannot drift apart.
+SUBCOMMANDS: dict[str, Lazy] = {
+    "add": Lazy("shellflow.commands.objects", "add", "Add an object to the database."),
+    "config": Lazy("shellflow.commands.config_cmd", "config", "Show or change the configuration."),
+    "db": Lazy("shellflow.commands.db", "db", "Database operations."),
+    "delete": Lazy("shellflow.commands.objects", "delete", "Delete an object from the database."),
+    "ls": Lazy("shellflow.commands.objects", "ls", "List database objects and their relations."),
+    "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
+}
+
+
+def _help_width(max_width: int | None) -> int:
+    """The width click would choose for help, without importing shutil (and bz2, lzma...)."""
+    from click import formatting
+
+    if formatting.FORCED_WIDTH is not None:  # set by click.testing.CliRunner
+        return formatting.FORCED_WIDTH
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return max(min(columns or 80, max_width or 80) - 2, 50)
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, not when the program starts."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, Lazy], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        if parent is None and "terminal_width" not in extra:
+            extra["terminal_width"] = _help_width(self.context_settings.get("max_content_width"))
+        return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Data printed with click.echo rather than output.write_lines: same quiet end,
+            # but only when it was stdout that broke (not, say, a socket to a server).
+            from shellflow.commands.output import ReaderGone, stdout_reader_gone
+
+            if stdout_reader_gone():
+                raise ReaderGone() from None
+            raise
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            entry = self.lazy[cmd_name]
+            # __import__ rather than importlib.import_module: ``python -X importtime`` sees it.
+            module = __import__(entry.module, fromlist=[entry.attribute])
+            command = getattr(module, entry.attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands from the table, importing none of them."""
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is not None and command.hidden:
+                continue
+            text = command.get_short_help_str(limit) if command else self.lazy[name].short_help
+            rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command is a usage error (exit 2) that suggests close names."""
+        name = args[0] if args else ""
+        unknown = name and not name.startswith("-") and self.get_command(ctx, name) is None
+        if unknown and not ctx.resilient_parsing:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"no such command {name!r}{hint}")
+        return super().resolve_command(ctx, args)
 
 
 @click.group(
+    cls=LazyGroup,
+    lazy=SUBCOMMANDS,
     context_settings={"help_option_names": ["--help"], "max_content_width": 100},
     invoke_without_command=True,
 )
@@ -51,27 +158,54 @@ def cli(
     Exit codes: 0 ok, 1 a call failed, 2 usage, 3 not found, 4 already exists or
     conflicts, 5 permission denied, 6 a service is unavailable, 7 timed out, 130 interrupted.
     """
+    from shellflow.commands.context import AppContext
+    from shellflow.config import load_settings
+
     flags = {"db": db, "backend": backend, "broker": broker, "pubsub": pubsub}
-    settings = load_settings(flags, ini=ini, debug=debug)
+    # ``flow -i NEW.ini --config`` creates the file it names; otherwise it must exist.
+    settings = load_settings(flags, ini=ini, debug=debug, ini_must_exist=not configure)
     ctx.obj = AppContext(settings=settings)
     if configure:
+        from shellflow.commands.config_cmd import configure_interactively
+
         configure_interactively(ctx.obj)
         ctx.exit(0)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
 
-for _group in (add, config, db, delete, ls, update):
-    cli.add_command(_group)
+def _interrupted() -> int:
+    from shellflow.errors import ExitCode
+
+    return _fail("interrupted", ExitCode.INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"flow: {message}", err=True)
+    """One line on stderr, whatever the message holds."""
+    click.echo(f"flow: {' '.join(message.split())}", err=True)
     return code
 
 
+def _usage_message(exc: click.UsageError) -> str:
+    where = exc.ctx.command_path if exc.ctx is not None else "flow"
+    return f"{exc.format_message()} (see '{where} --help')"
+
+
+def _silence_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: every expected failure becomes one line on stderr and its exit code."""
+    """Entry point: every expected failure becomes one line on stderr and its exit code.
+
+    ``--debug`` anywhere on the command line lets unexpected errors (and the expected
+    ``ShellflowError`` ones) raise with their traceback instead.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     code: Any = 0
@@ -80,23 +214,25 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:
-        code = _fail("interrupted", ExitCode.INTERRUPTED)
+        code = _interrupted()
+    except click.UsageError as exc:
+        code = _fail(_usage_message(exc), exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except ShellflowError as exc:
-        if debug:
-            raise
-        code = _fail(exc.message, exc.exit_code)
+        code = _fail(exc.format_message(), exc.exit_code)
     except KeyboardInterrupt:
-        code = _fail("interrupted", ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        # The reader went away (``flow ls | head -1``): end quietly, like other shell tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        code = 0
+        code = _interrupted()
     except Exception as exc:
-        if debug:
+        from shellflow.commands.output import ReaderGone
+        from shellflow.errors import ShellflowError
+
+        if isinstance(exc, ReaderGone):
+            # ``flow ls | head -1``: end quietly and successfully, like other shell tools.
+            _silence_stdout()
+            code = 0
+        elif debug:
             raise
-        code = _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1)
+        elif isinstance(exc, ShellflowError):
+            code = _fail(exc.message, exc.exit_code)
+        else:
+            code = _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", 1)
     sys.exit(code if isinstance(code, int) else 0)

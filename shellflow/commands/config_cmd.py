@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, print_rows, stdin_is_tty
-from shellflow.config import DESCRIPTIONS, KEYS, mask_url, write_ini
+from shellflow.config import DESCRIPTIONS, KEYS, defaults, mask_url, write_ini
+
+
+def _ask(key: str, current: str) -> str:
+    """Prompt with the current value as default, shown with its password masked."""
+    shown = mask_url(current)
+    answer: str = click.prompt(
+        f"{DESCRIPTIONS[key]} [{shown}]", default=current, show_default=False, err=True
+    )
+    return answer.strip() or current
 
 
 def configure_interactively(app: AppContext) -> None:
-    """Ask for each URL (on a terminal only) and write the ini file.
+    """Ask for each setting (on a terminal only) and write the ini file (mode 0600).
 
     Without a terminal nothing is asked: the effective values (flags and environment
     included) are written as they are, which makes ``flow --db URL --config`` scriptable.
+    On a terminal, settings still at their default follow a newly chosen home folder.
     """
+    app.authorize("UPDATE", "configuration")
     settings = app.settings
     values = {key: settings[key] for key in KEYS}
     if stdin_is_tty():
-        for key in KEYS:
-            values[key] = click.prompt(DESCRIPTIONS[key], default=values[key], err=True)
+        values["home"] = _ask("home", values["home"])
+        moved = defaults(Path(values["home"]).expanduser())
+        for key in KEYS[1:]:
+            if settings.values[key].source == "default":
+                values[key] = moved[key]
+            values[key] = _ask(key, values[key])
     write_ini(settings.ini_path, values)
     info(f"Configuration file written to {settings.ini_path}")
 
@@ -34,6 +51,7 @@ def config() -> None:
 @pass_app
 def config_show(app: AppContext, as_json: bool) -> None:
     """Print each effective setting, where it came from, passwords masked."""
+    app.authorize("READ", "configuration")
     rows = [{"setting": k, "value": v, "source": s} for k, v, s in app.settings.rows()]
     rows.append(
         {
@@ -49,4 +67,5 @@ def config_show(app: AppContext, as_json: bool) -> None:
 @pass_app
 def config_path(app: AppContext) -> None:
     """Print the configuration file's path."""
-    click.echo(mask_url(str(app.settings.ini_path)))
+    app.authorize("READ", "configuration")
+    click.echo(str(app.settings.ini_path))

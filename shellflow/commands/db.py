@@ -9,16 +9,19 @@ import click
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, stdin_is_tty
 from shellflow.config import mask_url
+from shellflow.errors import ExitCode, UsageError
 
 
 def _confirm_destruction(app: AppContext, yes: bool, action: str) -> None:
-    """Destroying data needs -y, or a 'yes' typed at a terminal."""
+    """Destroying data needs -y, or a 'yes' typed at a terminal; otherwise nothing happens."""
     if yes:
         return
     where = mask_url(app.settings.db)
     if not stdin_is_tty():
-        raise click.UsageError(f"{action} would delete every object in {where}; add -y to confirm")
-    click.confirm(f"{action} deletes every object in {where}. Continue?", abort=True, err=True)
+        raise UsageError(f"{action} would delete every object in {where}; add -y to confirm")
+    if not click.confirm(f"{action} deletes every object in {where}. Continue?", err=True):
+        info("Nothing was changed.")
+        raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
 @click.group()
@@ -29,43 +32,34 @@ def db() -> None:
 @db.command("init")
 @pass_app
 def db_init(app: AppContext) -> None:
-    """Initialise the database tables (does nothing on an initialised database)."""
+    """Initialise database tables (does nothing on an initialised database)."""
     from shellflow.model import schema
 
     app.authorize("DB_INIT")
     url = mask_url(app.settings.db)
-    before = schema.state(app.settings.db)
-    if before.initialised:
-        if before.up_to_date:
-            info(f"Database {url} is already initialised (revision {before.current}); "
-                 "nothing changed.")  # fmt: skip
-        else:
-            info(f"Database {url} is at revision {before.current}; run 'flow db migrate' "
-                 f"to reach {before.head}. Nothing changed.")  # fmt: skip
-        return
-    if before.tables:
-        from shellflow.errors import Conflict
-
-        raise Conflict(f"database {url} holds {before.tables} tables but no shellflow schema; "
-                       "use an empty database")  # fmt: skip
-    schema.upgrade(app.settings.db)
-    after = schema.state(app.settings.db)
-    info(f"Database {url} initialised: {after.tables} tables, revision {after.current}.")
+    before, after = schema.initialise(app.settings.db)
+    if not before.initialised:
+        info(f"Database {url} initialised: {after.tables} tables, revision {after.current}.")
+    elif before.up_to_date:
+        info(f"Database {url} is already initialised (revision {before.current}); "
+             "nothing changed.")  # fmt: skip
+    else:
+        info(f"Database {url} is at revision {before.current}; run 'flow db migrate' "
+             f"to reach {before.head}. Nothing changed.")  # fmt: skip
 
 
 @db.command("migrate")
 @pass_app
 def db_migrate(app: AppContext) -> None:
-    """Upgrade the database schema to this version of shellflow."""
+    """Perform database migration/upgrade to this version of shellflow."""
     from shellflow.model import schema
 
     app.authorize("DB_INIT")
-    before = schema.state(app.settings.db)
+    before, after = schema.migrate(app.settings.db)
     if before.up_to_date:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
         return
-    schema.upgrade(app.settings.db)
-    info(f"Database migrated from {before.current or 'empty'} to {before.head}.")
+    info(f"Database migrated from {before.current or 'empty'} to {after.current}.")
 
 
 @db.command("drop")
@@ -85,15 +79,13 @@ def db_drop(app: AppContext, yes: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation")
 @pass_app
 def db_rebuild(app: AppContext, yes: bool) -> None:
-    """Drop and rebuild the database tables."""
+    """Drop and rebuild database tables."""
     from shellflow.model import schema
 
     app.authorize("DB_DROP")
     app.authorize("DB_INIT")
     _confirm_destruction(app, yes, "Rebuilding the database")
-    count = schema.drop(app.settings.db)
-    schema.upgrade(app.settings.db)
-    after = schema.state(app.settings.db)
+    count, after = schema.rebuild(app.settings.db)
     info(f"Dropped {count} tables and rebuilt {after.tables} (revision {after.current}).")
 
 
@@ -101,10 +93,11 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
 @click.option("--indent", type=click.IntRange(min=0), help="Pretty-print with this indent")
 @pass_app
 def db_json(app: AppContext, indent: int | None) -> None:
-    """Dump the whole database as one JSON object, table by table (password hashes left out)."""
+    """Dump the database to JSON: one object, a list of rows per table (no password hashes)."""
     from shellflow.model import schema
 
     app.authorize("READ")
     data = schema.export(app.settings.db)
     separators = (",", ":") if indent is None else (",", ": ")
-    click.echo(json.dumps(data, indent=indent, separators=separators, ensure_ascii=False))
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, default=str)
+    click.echo(text)

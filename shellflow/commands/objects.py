@@ -81,29 +81,42 @@ def make_add(kind: str) -> click.Command:
         app.authorize(right_for("ADD", kind))
         values = collect(options, values, adding=True)
         with app.store() as store:
-            store.add(kind, values)
+            added = store.add(kind, values)
+            task = added.task.name if kind == "argument" else None
         if kind == "privilege":
             holder = values.get("user") or values.get("role")
             info(f"Privilege {values['name']} granted to {holder!r}")
         else:
             info(f"Added {kind} {values['name']!r}")
         if as_json:
-            with app.reader() as conn:
-                from shellflow.model.listing import get_object, list_objects
-
-                rows = list_objects(conn, kind, values["name"])
-                row = (
-                    get_object(conn, kind, values["name"])
-                    if kind not in ("argument", "privilege")
-                    else rows[-1]
-                )
-            print_object(row, as_json=True)
+            print_object(_added_row(app, kind, values, task), as_json=True)
 
     command = _apply_options(command, options, for_update=False)
     command = click.option("--json", "as_json", is_flag=True, help="Print the new object as JSON")(
         command
     )
     return click.command(kind, help=f"Add a {kind} to the database.")(command)
+
+
+def _added_row(
+    app: AppContext, kind: str, values: dict[str, Any], task: str | None
+) -> dict[str, Any]:
+    """The object just added, as ``flow ls`` shows it.
+
+    Argument and privilege names repeat (per task, per holder), so their row is picked by
+    the task or the holder rather than by name alone.
+    """
+    from shellflow.model.listing import get_object, list_objects
+
+    with app.reader() as conn:
+        if kind == "argument":
+            rows = list_objects(conn, kind, values["name"])
+            return next(r for r in rows if r["task"] == task)
+        if kind == "privilege":
+            rows = list_objects(conn, kind, values["name"])
+            holder = (values.get("user"), values.get("role"))
+            return next(r for r in rows if (r["user"], r["role"]) == holder)
+        return get_object(conn, kind, values["name"])
 
 
 def make_update(kind: str) -> click.Command:
@@ -182,10 +195,11 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
                 print_object(get_object(conn, kind, name), as_json)
                 return
             rows = list_objects(conn, kind, name)
-        if name is not None and not rows:
-            from shellflow.errors import NotFound
+            if name is not None and not rows:
+                from shellflow.errors import NotFound
+                from shellflow.model.listing import names
 
-            raise NotFound(kind, name)
+                raise NotFound(kind, name, names(conn, kind))
         print_rows(columns, rows, as_json)
 
     command = click.option(

@@ -1,12 +1,14 @@
 """How commands print: data on stdout, everything else on stderr.
 
-Lists are a table on a terminal, NDJSON with ``--json`` and tab-separated rows when piped;
-colour only on a terminal and never under NO_COLOR.
+Lists are a table on a terminal, NDJSON with ``--json`` and tab-separated rows when piped.
+The tab-separated form escapes what would break a row (backslash, tab, newline, carriage
+return as ``\\\\``, ``\\t``, ``\\n``, ``\\r``), prints None as an empty field and booleans as
+``true``/``false``, so ``cut -f`` and ``while IFS=$'\\t' read`` see one record per line.
+rich is imported only to draw a table on a terminal; colour never under NO_COLOR.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,16 +16,51 @@ from typing import Any
 
 import click
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class ReaderGone(Exception):
+    """Whoever read stdout went away (``flow ls | head -1``); the command ends quietly.
+
+    Not an OSError on purpose: click turns a broken pipe into a silent exit 1, while a shell
+    tool should end successfully (``set -o pipefail`` scripts rely on it).
+    """
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reader has closed it (poll says POLLERR)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, ValueError, OSError):
+        return False
+
 
 def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def stdin_is_tty() -> bool:
-    return sys.stdin.isatty()
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def no_color() -> bool:
+    """NO_COLOR set to anything but the empty string turns colour off (no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def to_json(value: Any) -> str:
+    import json
+
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -32,63 +69,97 @@ def info(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _cell(value: Any) -> str:
+def _text(value: Any) -> str:
+    """A value as text: None empty, booleans lower-case, lists comma-joined, dicts as JSON."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(_cell(v) if not isinstance(v, dict) else to_json(v) for v in value)
+    if isinstance(value, list | tuple):
+        return ",".join(to_json(v) if isinstance(v, dict) else _text(v) for v in value)
     if isinstance(value, dict):
         return to_json(value)
-    return str(value).replace("\t", " ").replace("\n", " ")
+    return str(value)
+
+
+def tsv_field(value: Any) -> str:
+    """One field of a tab-separated row, escaped so it cannot split the row."""
+    return _text(value).translate(_TSV_ESCAPES)
+
+
+def tsv_row(values: Iterable[Any]) -> str:
+    return "\t".join(tsv_field(v) for v in values)
+
+
+def write_lines(lines: Iterable[str]) -> None:
+    """Data lines on stdout, flushed once at the end (not per line, as click.echo does).
+
+    Use it (or :func:`print_rows`, :func:`print_object`) for everything a command prints as
+    data: a reader that goes away raises :class:`ReaderGone`, which ends the command quietly.
+    """
+    out = sys.stdout
+    try:
+        for line in lines:
+            out.write(line)
+            out.write("\n")
+        out.flush()
+    except BrokenPipeError:
+        raise ReaderGone() from None
 
 
 def _console() -> Any:
+    """A console for a terminal: we only get here once stdout_is_tty() said so."""
     from rich.console import Console
 
-    return Console(no_color=bool(os.environ.get("NO_COLOR")) or None, soft_wrap=False)
+    plain = no_color()
+    return Console(
+        force_terminal=True,
+        no_color=plain,
+        color_system=None if plain else "auto",
+        highlight=False,
+        soft_wrap=False,
+    )
 
 
-def _table(
-    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], title: str | None = None
-) -> Any:
+def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        # Text, not str: a stored value such as "[red]" must show as written, not as markup.
+        table.add_row(*(Text(_text(value)) for value in row))
     return table
 
 
-def print_rows(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], as_json: bool) -> None:
+def print_rows(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], as_json: bool) -> None:
+    """A list of objects: NDJSON, a table on a terminal, or tab-separated rows."""
     if as_json:
-        for row in rows:
-            click.echo(to_json(row))
+        write_lines(to_json(row) for row in rows)
     elif stdout_is_tty():
-        _console().print(_table(columns, rows))
+        _console().print(_table(columns, ([row.get(c) for c in columns] for row in rows)))
     else:
-        for row in rows:
-            click.echo("\t".join(_cell(row.get(c)) for c in columns))
+        write_lines(tsv_row(row.get(c) for c in columns) for row in rows)
 
 
 def print_object(obj: Mapping[str, Any], as_json: bool) -> None:
-    """One object: a JSON object, a table with its related lists, or key<TAB>value lines."""
+    """One object: a JSON object, tables of its fields and related lists, or key<TAB>value."""
     if as_json:
-        click.echo(to_json(obj))
+        write_lines([to_json(obj)])
         return
-    scalars = {k: v for k, v in obj.items() if not isinstance(v, list)}
-    lists = {k: v for k, v in obj.items() if isinstance(v, list)}
     if not stdout_is_tty():
-        for key, value in obj.items():
-            click.echo(f"{key}\t{_cell(value)}")
+        write_lines(tsv_row((key, value)) for key, value in obj.items())
         return
     console = _console()
-    console.print(_table(list(scalars), [scalars]))
-    for key, items in lists.items():
-        if items and isinstance(items[0], dict):
-            console.print(_table(list(items[0]), items, title=key.capitalize()))
+    fields = [(k, v) for k, v in obj.items() if not isinstance(v, list)]
+    console.print(_table(["field", "value"], fields))
+    for key, items in obj.items():
+        if not isinstance(items, list):
+            continue
+        if items and all(isinstance(i, dict) for i in items):
+            columns = list(items[0])
+            console.print(_table(columns, ([i.get(c) for c in columns] for i in items), key))
         else:
-            console.print(_table([key], [{key: i} for i in items], title=None))
+            console.print(_table([key], ([i] for i in items)))

@@ -22,6 +22,11 @@ class Principal:
 
 
 def current_principal() -> Principal:
+    """The person running this ``flow``: for now always the local owner.
+
+    Commands obtain their principal only through this function (looked up when called), so
+    a login (a later issue) changes who acts here and nowhere else.
+    """
     try:
         name = getpass.getuser()
     except (KeyError, OSError):
@@ -30,7 +35,15 @@ def current_principal() -> Principal:
 
 
 def authorize(principal: Principal, right: str, target: str | None = None) -> None:
-    """Raise :class:`PermissionDenied` unless ``principal`` holds ``right``."""
+    """Raise :class:`PermissionDenied` (exit 5) unless ``principal`` holds ``right``.
+
+    An unknown right is a programming error, caught now rather than when roles are enforced
+    and a misspelt right would lock everyone out.
+    """
+    from shellflow.model.rights import RIGHTS
+
+    if right not in RIGHTS:
+        raise ValueError(f"unknown right {right!r}")
     if principal.local_owner:
         return
     what = f" on {target}" if target else ""

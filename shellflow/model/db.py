@@ -6,6 +6,7 @@ BASELINES.md) and enforced foreign keys; PostgreSQL is reached through psycopg2.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from shellflow.errors import Conflict, ServiceUnavailable
-from shellflow.model.urls import dialect_of, sqlalchemy_url, sqlite_path
+from shellflow.config import mask_text, mask_url
+from shellflow.errors import Conflict, ServiceUnavailable, UsageError
+from shellflow.model.urls import require_supported, sqlalchemy_url, sqlite_path
 
 _engines: dict[str, Engine] = {}
+NOT_INITIALISED = "not initialised; run 'flow db init'"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,20 +31,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def get_engine(url: str) -> Engine:
-    """One engine per URL per process; creates the SQLite file's folder on first use."""
+    """One engine per URL per process; creates the SQLite file's folder on first use.
+
+    A URL of an unsupported kind is a usage error (exit 2); a folder that cannot be made
+    means the database is unavailable (exit 6).
+    """
     engine = _engines.get(url)
     if engine is not None:
         return engine
-    if dialect_of(url) == "sqlite":
-        path = sqlite_path(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(
-            sqlalchemy_url(url), pool_pre_ping=True, connect_args={"connect_timeout": 5}
-        )
+    dialect = require_supported(url)
+    try:
+        if dialect == "sqlite":
+            path = sqlite_path(url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(
+                sqlalchemy_url(url), pool_pre_ping=True, connect_args={"connect_timeout": 5}
+            )
+    except OSError as error:
+        raise ServiceUnavailable("database", url, _first_line(error)) from error
+    except (exc.ArgumentError, ValueError) as error:  # unparsable (say, a port that is no number)
+        raise UsageError(f"bad database URL {mask_url(url)}: {_first_line(error)}") from error
     _engines[url] = engine
     return engine
 
@@ -53,22 +66,57 @@ def dispose_engines() -> None:
 
 
 def translate(error: exc.SQLAlchemyError, url: str) -> Exception:
-    """Map a database error to the shellflow error a user can act on."""
+    """Map a database error to the shellflow error a user can act on.
+
+    Anything unexpected is returned unchanged (and so shows as an internal error): a
+    misleading exit code would be worse than an honest "internal error".
+    """
+    reason = _first_line(getattr(error, "orig", None) or error)
     if isinstance(error, exc.IntegrityError):
-        return Conflict(f"conflicts with stored data: {_first_line(error.orig)}")
+        return Conflict(f"conflicts with stored data: {reason}")
+    if isinstance(error, exc.DataError):
+        return UsageError(f"a value does not fit the database: {reason}")
+    if _missing_column(reason):  # before tables: PostgreSQL names the relation here too
+        return ServiceUnavailable(
+            "database", url, f"schema does not match this shellflow ({reason}); "
+            "try 'flow db migrate'"
+        )  # fmt: skip
+    if _missing_table(reason):
+        return ServiceUnavailable("database", url, NOT_INITIALISED)
     if isinstance(error, exc.OperationalError | exc.InterfaceError):
-        reason = _first_line(error.orig)
-        if "no such table" in reason or ("does not exist" in reason and "relation" in reason):
-            return ServiceUnavailable("database", url, "not initialised; run 'flow db init'")
         return ServiceUnavailable("database", url, reason)
-    if isinstance(error, exc.ProgrammingError) and "does not exist" in str(error.orig):
-        return ServiceUnavailable("database", url, "not initialised; run 'flow db init'")
+    if type(error) is exc.DatabaseError:
+        # The bare class: sqlite's "file is not a database", a corrupt file and the like.
+        return ServiceUnavailable("database", url, reason)
     return error
 
 
+def _missing_table(reason: str) -> bool:
+    return "no such table" in reason or ('relation "' in reason and "does not exist" in reason)
+
+
+def _missing_column(reason: str) -> bool:
+    if "no such column" in reason or "has no column named" in reason:
+        return True
+    return re.search(r"\bcolumn \S+ (of relation \S+ )?does not exist", reason) is not None
+
+
 def _first_line(error: BaseException | None) -> str:
+    """The first line of an error, with any URL in it masked (driver messages may hold one)."""
     text = str(error or "").strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return mask_text(text.splitlines()[0]) if text else type(error).__name__
+
+
+@contextmanager
+def translated(url: str) -> Iterator[None]:
+    """Run a block with database errors turned into shellflow errors."""
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        mapped = translate(error, url)
+        if mapped is error:
+            raise
+        raise mapped from error
 
 
 @contextmanager
@@ -77,16 +125,12 @@ def session_scope(url: str) -> Iterator[Session]:
     factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
     session = factory()
     try:
-        yield session
-        session.commit()
-    except exc.SQLAlchemyError as error:
-        session.rollback()
-        translated = translate(error, url)
-        if translated is error:
-            raise
-        raise translated from error
-    except BaseException:
-        session.rollback()
-        raise
+        with translated(url):
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         session.close()

@@ -135,7 +135,7 @@ def get_object(conn: Reader, kind: str, name: str) -> Row:
     for related in view.related:
         params = [oid] * related.sql.count("?")
         records = conn.query(related.sql, params)
-        if related.columns == ("name",):
+        if len(related.columns) == 1:  # a plain list: names of sockets, rights held, ...
             row[related.key] = [r[0] for r in records]
         else:
             row[related.key] = [dict(zip(related.columns, r, strict=True)) for r in records]

@@ -1,11 +1,15 @@
 """Create, migrate, drop and export the model database (Alembic under the hood).
 
-``init`` and ``migrate`` both upgrade to the newest revision; ``init`` refuses to touch a
-database that already holds a schema, so running it twice changes nothing.
+Every change runs in one transaction that also holds a schema lock (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL): two ``flow db init`` at once serialise instead of
+colliding, and a step that fails leaves the database as it was, DDL included (SQLite's
+driver would otherwise commit each ``CREATE``/``DROP`` on its own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +21,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, select, text
 
-from shellflow.model.db import get_engine, translate
+from shellflow.config import mask_url
+from shellflow.errors import Conflict
+from shellflow.model.db import get_engine, translated
 from shellflow.model.tables import Base
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 # Hashes are not secrets in the clear, but nobody needs them in an export.
 SECRET_COLUMNS = {"password_hash", "hash", "token_hash"}
+# pg_advisory_xact_lock key shared by every shellflow schema change ("sflow" in ASCII).
+_PG_SCHEMA_LOCK = 0x73666C6F77
 
 
 @dataclass(frozen=True)
@@ -41,54 +49,103 @@ class SchemaState:
         return self.current == self.head
 
 
-def _config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def _guard(url: str) -> Any:
-    """Run a block with database errors translated to shellflow errors."""
-    from contextlib import contextmanager
+def head() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
 
-    from sqlalchemy import exc
 
-    @contextmanager
-    def block() -> Any:
-        try:
-            yield
-        except exc.SQLAlchemyError as error:
-            translated = translate(error, url)
-            if translated is error:
-                raise
-            raise translated from error
+def _state(conn: Connection) -> SchemaState:
+    current = MigrationContext.configure(conn).get_current_revision()
+    tables = len([t for t in inspect(conn).get_table_names() if t != VERSION_TABLE])
+    return SchemaState(current=current, head=head(), tables=tables)
 
-    return block()
+
+@contextmanager
+def _locked(url: str) -> Iterator[Connection]:
+    """One transaction holding the schema lock; committed at the end, rolled back on error."""
+    with translated(url), get_engine(url).connect() as conn, conn.begin():
+        if conn.dialect.name == "sqlite":
+            # pysqlite leaves DDL outside transactions; an explicit BEGIN makes it atomic.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})")
+        yield conn
 
 
 def state(url: str) -> SchemaState:
-    head = ScriptDirectory.from_config(_config()).get_current_head() or ""
-    with _guard(url), get_engine(url).connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-        tables = len([t for t in inspect(conn).get_table_names() if t != VERSION_TABLE])
-    return SchemaState(current=current, head=head, tables=tables)
+    with translated(url), get_engine(url).connect() as conn:
+        return _state(conn)
+
+
+def _refuse_foreign(url: str, before: SchemaState) -> None:
+    """Tables without shellflow's revision record belong to someone else: leave them be."""
+    if not before.initialised and before.tables:
+        raise Conflict(
+            f"database {mask_url(url)} holds {before.tables} tables but no shellflow schema; "
+            "use an empty database"
+        )
+
+
+def initialise(url: str) -> tuple[SchemaState, SchemaState]:
+    """Create the schema on an empty database; (state before, state after).
+
+    An initialised database is left untouched (before == after), whatever its revision.
+    """
+    with _locked(url) as conn:
+        before = _state(conn)
+        if before.initialised:
+            return before, before
+        _refuse_foreign(url, before)
+        command.upgrade(alembic_config(conn), "head")
+        return before, _state(conn)
+
+
+def migrate(url: str) -> tuple[SchemaState, SchemaState]:
+    """Upgrade to the newest revision (an empty database is created from scratch)."""
+    with _locked(url) as conn:
+        before = _state(conn)
+        if before.up_to_date:
+            return before, before
+        _refuse_foreign(url, before)
+        command.upgrade(alembic_config(conn), "head")
+        return before, _state(conn)
 
 
 def upgrade(url: str) -> None:
-    with _guard(url), get_engine(url).begin() as conn:
-        command.upgrade(_config(conn), "head")
+    """Bring the database to the newest revision (for tests and scripts)."""
+    migrate(url)
+
+
+def _drop(conn: Connection) -> int:
+    present = set(inspect(conn).get_table_names())
+    ours = [t for t in Base.metadata.sorted_tables if t.name in present]
+    Base.metadata.drop_all(conn, tables=ours)
+    if VERSION_TABLE in present:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    return len(ours)
 
 
 def drop(url: str) -> int:
-    """Drop every shellflow table and the migration record; returns how many tables went."""
-    with _guard(url), get_engine(url).begin() as conn:
-        present = set(inspect(conn).get_table_names())
-        ours = [t for t in Base.metadata.sorted_tables if t.name in present]
-        Base.metadata.drop_all(conn, tables=ours)
-        if VERSION_TABLE in present:
-            conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
-    return len(ours)
+    """Drop every shellflow table and the migration record; returns how many tables went.
+
+    Tables that are not shellflow's are left alone.
+    """
+    with _locked(url) as conn:
+        return _drop(conn)
+
+
+def rebuild(url: str) -> tuple[int, SchemaState]:
+    """Drop and recreate in one transaction: a failure keeps the old data."""
+    with _locked(url) as conn:
+        dropped = _drop(conn)
+        command.upgrade(alembic_config(conn), "head")
+        return dropped, _state(conn)
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,12 +158,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def _snapshot(url: str) -> Iterator[Connection]:
+    """A read transaction that sees one moment of the database, on both dialects."""
+    with translated(url), get_engine(url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            with conn.begin():
+                conn.exec_driver_sql("BEGIN")  # pysqlite starts none for reads
+                yield conn
+        else:
+            snap = conn.execution_options(isolation_level="REPEATABLE READ")
+            with snap.begin():
+                yield snap
+
+
 def export(url: str) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows, in dependency order, with secret hashes left out."""
     out: dict[str, list[dict[str, Any]]] = {}
-    with _guard(url), get_engine(url).connect() as conn:
+    with _snapshot(url) as conn:
         for table in Base.metadata.sorted_tables:
             columns = [c for c in table.columns if c.name not in SECRET_COLUMNS]
-            rows = conn.execute(select(*columns)).mappings()
+            order = list(table.primary_key.columns)
+            rows = conn.execute(select(*columns).order_by(*order)).mappings()
             out[table.name] = [{k: _jsonable(v) for k, v in row.items()} for row in rows]
     return out

@@ -7,7 +7,7 @@ and never leaves a half-applied change: the caller's session commits or rolls ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
 from shellflow.model.base import Base, utcnow
+from shellflow.model.checks import check_cron, check_lengths, check_values
 from shellflow.model.infra import Agent, Deployment, Network, Node, Scheduler
 from shellflow.model.network import Argument, Plug, Processor, Queue, Socket, Task
 from shellflow.model.passwords import hash_password
@@ -83,6 +84,7 @@ class Store:
     # -- create --------------------------------------------------------------------------
     def add(self, kind: str, values: Mapping[str, Any]) -> Any:
         values = {k: v for k, v in values.items() if v is not None}
+        check_values(kind, MODELS[kind], values)
         if kind == "privilege":
             return self.grant(values["name"], values.get("user"), values.get("role"))
         if kind == "argument":
@@ -90,10 +92,6 @@ class Store:
         name = values["name"]
         if self.find(kind, name) is not None:
             raise Conflict(f"{kind} {name!r} already exists")
-        if kind == "user" and self.session.scalar(
-            select(User).where(User.email == values["email"])
-        ):
-            raise Conflict(f"a user with email {values['email']!r} already exists")
         obj = MODELS[kind](owner=self.owner)
         with self.session.no_autoflush:
             self._apply(kind, obj, values)
@@ -116,13 +114,19 @@ class Store:
     # -- change --------------------------------------------------------------------------
     def update(self, kind: str, name: str, values: Mapping[str, Any]) -> Any:
         values = {k: v for k, v in values.items() if v is not None}
+        check_values(kind, MODELS[kind], values)
         if kind == "argument":
             argument = self.get_argument(name, values.pop("socket"))
             for key in ("position", "kind"):
                 if key in values:
                     setattr(argument, key, values[key])
-            if "rename" in values:
-                argument.name = values["rename"]
+            new_name = values.get("rename")
+            if new_name and new_name != name:
+                if any(a.name == new_name for a in argument.task.arguments):
+                    raise Conflict(
+                        f"argument {new_name!r} of task {argument.task.name!r} already exists"
+                    )
+                argument.name = new_name
             return argument
         obj = self.get(kind, name)
         new_name = values.pop("rename", None)
@@ -138,32 +142,70 @@ class Store:
 
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
         refs = REFERENCES.get(kind, {})
+        self._check_unique_values(kind, obj, values)
         for key, value in values.items():
             if key in refs:
                 ref_kind, attribute = refs[key]
-                setattr(obj, attribute, self.get(ref_kind, value))
+                target = self.get(ref_kind, value)
+                self._check_one_to_one(kind, obj, key, target)
+                setattr(obj, attribute, target)
             elif key == "password":
                 self._set_password(kind, obj, value)
             elif key in ("task", "argument", "add_role", "remove_role"):
                 continue  # resolved below, once the references they depend on are set
             else:
                 setattr(obj, key, value)
-        if kind == "socket" and "task" in values:
-            obj.task = self._task_for(obj.processor, values["task"])
-        if kind == "socket" and values.get("interval"):
-            obj.schedule_type, obj.scheduled = "INTERVAL", True
-        if kind == "socket" and values.get("cron"):
-            obj.schedule_type, obj.scheduled = "CRON", True
+        if kind == "socket" and ("task" in values or "processor" in values):
+            # The task is a function of the processor's module: follow either change.
+            function = values.get("task") or obj.task.function
+            self._retask(obj, self._task_for(obj.processor, function))
+        if kind == "processor" and "module" in values:
+            for socket in obj.sockets:
+                self._retask(socket, self._task_for(obj, socket.task.function))
+        if kind == "socket":
+            self._schedule(obj, values)
         if kind == "plug":
             self._wire_plug(obj, values)
         if kind == "user":
-            for role in values.get("add_role", ()):
-                if (found := self.get("role", role)) not in obj.roles:
-                    obj.roles.append(found)
-            for role in values.get("remove_role", ()):
-                found = self.get("role", role)
-                if found in obj.roles:
-                    obj.roles.remove(found)
+            self._change_roles(obj, values.get("add_role", ()), values.get("remove_role", ()))
+
+    def _schedule(self, socket: Socket, values: Mapping[str, Any]) -> None:
+        """A socket runs on an interval or on a cron line, never both: the newer one wins."""
+        if values.get("interval") and values.get("cron"):
+            raise UsageError("give either --interval or --cron, not both")
+        if values.get("interval"):
+            socket.cron = None
+            socket.schedule_type, socket.scheduled = "INTERVAL", True
+        if values.get("cron"):
+            check_cron(values["cron"])
+            socket.interval = None
+            socket.schedule_type, socket.scheduled = "CRON", True
+
+    def _change_roles(self, user: User, give: Iterable[str], take: Iterable[str]) -> None:
+        """Like privileges: giving a held role conflicts, taking one not held is not found."""
+        for name in give:
+            role = self.get("role", name)
+            if role in user.roles:
+                raise Conflict(f"user {user.name!r} already has role {name!r}")
+            user.roles.append(role)
+        for name in take:
+            role = self.get("role", name)
+            if role not in user.roles:
+                raise NotFound(f"role of user {user.name!r}", name, [r.name for r in user.roles])
+            user.roles.remove(role)
+
+    def _check_unique_values(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
+        """Refuse, with a message naming the value, what a unique column would reject."""
+        email = values.get("email")
+        if kind == "user" and email is not None:
+            holder = self.session.scalar(select(User).where(User.email == email))
+            if holder is not None and holder is not obj:
+                raise Conflict(f"a user with email {email!r} already exists ({holder.name!r})")
+
+    def _check_one_to_one(self, kind: str, obj: Any, key: str, target: Any) -> None:
+        """A node runs one agent: re-pointing the ORM's one-to-one would orphan the other."""
+        if kind == "agent" and key == "node" and target.agent not in (None, obj):
+            raise Conflict(f"node {target.name!r} already has agent {target.agent.name!r}")
 
     def _set_password(self, kind: str, obj: Any, password: str) -> None:
         if kind == "user":
@@ -181,7 +223,10 @@ class Store:
         if not function.isidentifier():
             raise UsageError(f"task {function!r} is not a Python function name")
         name = f"{processor.module}.{function}"
-        task = self.session.scalar(select(Task).where(Task.name == name))
+        check_lengths("task", Task, {"name": name})
+        # Look among unflushed tasks too: one command may ask for the same task twice.
+        pending = (o for o in self.session.new if isinstance(o, Task) and o.name == name)
+        task = next(pending, None) or self.session.scalar(select(Task).where(Task.name == name))
         if task is None:
             task = Task(
                 name=name, module=processor.module, function=function,
@@ -190,19 +235,31 @@ class Store:
             self.session.add(task)
         return task
 
+    def _retask(self, socket: Socket, task: Task) -> None:
+        """Point a socket at another task; plugs feeding it follow to the same-named argument."""
+        old = socket.task
+        socket.task = task
+        if old is None or old is task:
+            return
+        for plug in socket.targetplugs:
+            if plug.argument is not None:
+                plug.argument = self._argument_of(task, plug.argument.name)
+
+    def _argument_of(self, task: Task, name: str) -> Argument:
+        """The task's argument ``name``, added after the others when it is new."""
+        argument = next((a for a in task.arguments if a.name == name), None)
+        if argument is None:
+            argument = Argument(name=name, position=len(task.arguments), owner=self.owner)
+            task.arguments.append(argument)
+        return argument
+
     def _wire_plug(self, plug: Plug, values: Mapping[str, Any]) -> None:
         if plug.source is plug.target and plug.source is not None:
             raise UsageError("a plug cannot connect a socket to itself")
         plug.processor = plug.source.processor
-        if "argument" in values:
-            task = plug.target.task
-            argument = next((a for a in task.arguments if a.name == values["argument"]), None)
-            if argument is None:
-                argument = Argument(
-                    name=values["argument"], position=len(task.arguments), owner=self.owner
-                )
-                task.arguments.append(argument)
-            plug.argument = argument
+        name = values.get("argument") or (plug.argument.name if plug.argument else None)
+        if name is not None:  # a new target keeps feeding the argument of the same name
+            plug.argument = self._argument_of(plug.target.task, name)
 
     # -- privileges ----------------------------------------------------------------------
     def _privilege(self, right: str) -> Privilege:
@@ -241,6 +298,7 @@ class Store:
         if kind == "processor":
             found += [("socket", s) for s in obj.sockets]
             found += [("plug", p) for p in obj.plugs]
+            found += [("deployment", d) for d in obj.deployments]
         elif kind == "queue":
             found += [
                 ("socket", s)
@@ -286,6 +344,11 @@ class Store:
             )
         for dep_kind, dep in dependents:
             self._delete(dep_kind, dep, cascade, deleted, seen)
+        if dependents:  # reload collections that still hold the dependents just deleted
+            self.session.expire(obj)
+        name = obj.name
+        if kind == "processor" and obj.password is not None:
+            self.session.delete(obj.password)  # a hash nobody could use any more
         self.session.delete(obj)
         self.session.flush()
-        deleted.append(f"{kind} {obj.name}")
+        deleted.append(f"{kind} {name}")

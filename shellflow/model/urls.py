@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+SUPPORTED = ("sqlite", "postgresql")
+
 
 def dialect_of(url: str) -> str:
-    """``sqlite`` or ``postgresql`` (the two databases shellflow supports)."""
+    """``sqlite`` or ``postgresql`` (the two databases shellflow supports), else the scheme."""
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme in ("postgres", "postgresql"):
         return "postgresql"
     return scheme
+
+
+def require_supported(url: str) -> str:
+    """The URL's dialect; a usage error (exit 2) for anything shellflow cannot store in."""
+    dialect = dialect_of(url)
+    if dialect not in SUPPORTED:
+        from shellflow.config import mask_url
+        from shellflow.errors import UsageError
+
+        raise UsageError(
+            f"unsupported database URL {mask_url(url)!r}: use sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:PORT/NAME"
+        )
+    return dialect
 
 
 def sqlalchemy_url(url: str) -> str:

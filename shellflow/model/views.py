@@ -254,7 +254,8 @@ VIEWS: dict[str, View] = {
             ("user", "o.grantee_user", "str"),
             ("role", "o.grantee_role", "str"),
         ),
-        order="o.name, o.grantee_user, o.grantee_role",
+        # COALESCE: SQLite sorts NULLs first and PostgreSQL last; grants to roles lead on both.
+        order="o.name, COALESCE(o.grantee_user, ''), COALESCE(o.grantee_role, '')",
         unique=False,
     ),
 }

@@ -1,0 +1,80 @@
+"""The one authorisation gate: the local owner may act, anybody else is refused (exit 5)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import pytest
+
+from shellflow.config import default_ini_path
+from shellflow.errors import ExitCode, PermissionDenied
+from shellflow.model import access
+from shellflow.model.access import Principal, authorize, current_principal
+from shellflow.model.rights import RIGHTS
+
+STRANGER = Principal(name="mallory", local_owner=False)
+
+
+def test_the_local_owner_may_do_everything() -> None:
+    me = current_principal()
+    assert me.local_owner
+    assert me.name == getpass.getuser()
+    for right in RIGHTS:
+        authorize(me, right)
+
+
+@pytest.mark.parametrize("right", ["READ", "DB_DROP", "ADD_QUEUE", "LS_QUEUES"])
+def test_anybody_else_is_refused(right: str) -> None:
+    with pytest.raises(PermissionDenied) as caught:
+        authorize(STRANGER, right, "queue q1")
+    assert caught.value.exit_code == ExitCode.PERMISSION_DENIED == 5
+    assert caught.value.message == f"mallory lacks the {right} right on queue q1"
+
+
+def test_an_unknown_right_is_a_programming_error() -> None:
+    # A misspelt right must fail loudly now, not lock everyone out once roles are enforced.
+    with pytest.raises(ValueError, match="LS_QUEUE"):
+        authorize(current_principal(), "LS_QUEUE")
+
+
+def _as_stranger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access, "current_principal", lambda: STRANGER)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("config", "show"),
+        ("--config",),
+        ("db", "init"),
+        ("db", "migrate"),
+        ("db", "drop", "-y"),
+        ("db", "rebuild", "-y"),
+        ("db", "json"),
+        ("ls", "queues"),
+        ("add", "queue", "-n", "q2"),
+        ("update", "queue", "-n", "q1", "-t", "fanout"),
+        ("delete", "queue", "-n", "q1"),
+    ],
+)
+def test_every_command_passes_the_gate(
+    args: tuple[str, ...], cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Commands ask ``shellflow.model.access.current_principal`` who acts, and are refused."""
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    monkeypatch.setenv("SHELLFLOW_DB", url)
+    cli.ok("db", "init")
+    cli.ok("add", "queue", "-n", "q1")
+    before = cli.ok("db", "json").stdout
+
+    _as_stranger(monkeypatch)
+    result = cli(*args)
+    assert result.code == ExitCode.PERMISSION_DENIED, (result.code, result.stderr)
+    assert result.stdout == ""
+    assert "mallory lacks the" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+    monkeypatch.setattr(access, "current_principal", current_principal)
+    assert cli.ok("db", "json").stdout == before  # refused means nothing changed
+    assert not default_ini_path().exists()
