@@ -30,11 +30,14 @@ class Lazy(NamedTuple):
 # short help against the loaded command's, so they cannot drift apart.
 SUBCOMMANDS: dict[str, Lazy] = {
     "add": Lazy("shellflow.commands.objects", "add", "Add an object to the database."),
+    "broker": Lazy("shellflow.commands.broker", "broker", "Start, stop or check the broker."),
     "config": Lazy("shellflow.commands.config_cmd", "config", "Show or change the configuration."),
     "db": Lazy("shellflow.commands.db", "db", "Database operations."),
     "delete": Lazy("shellflow.commands.objects", "delete", "Delete an object from the database."),
     "ls": Lazy("shellflow.commands.objects", "ls", "List database objects and their relations."),
+    "task": Lazy("shellflow.commands.task", "task", "Run and manage calls of sockets."),
     "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
+    "worker": Lazy("shellflow.commands.worker", "worker", "Run workers."),
 }
 
 

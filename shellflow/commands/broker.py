@@ -1,0 +1,56 @@
+"""``flow broker``: the embedded broker's life (only for ``redis+socket://`` URLs)."""
+
+from __future__ import annotations
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.output import info
+from shellflow.errors import UsageError
+
+
+def _socket(app: AppContext) -> object:
+    from shellflow.engine.embedded import socket_path_of
+
+    path = socket_path_of(app.settings.broker)
+    if path is None:
+        raise UsageError(f"the broker {app.settings.broker} is not the embedded one")
+    return path
+
+
+@click.group()
+def broker() -> None:
+    """Start, stop or check the broker."""
+
+
+@broker.command("start")
+@pass_app
+def broker_start(app: AppContext) -> None:
+    """Start the embedded broker unless it runs already."""
+    from shellflow.engine.embedded import ensure_running
+
+    path = ensure_running(_socket(app))  # type: ignore[arg-type]
+    info(f"Embedded broker running on {path}")
+
+
+@broker.command("stop")
+@pass_app
+def broker_stop(app: AppContext) -> None:
+    """Stop the embedded broker (queued calls are kept on disk)."""
+    from shellflow.engine.embedded import stop
+
+    stopped = stop(_socket(app))  # type: ignore[arg-type]
+    info("Embedded broker stopped" if stopped else "Embedded broker was not running")
+
+
+@broker.command("status")
+@pass_app
+def broker_status(app: AppContext) -> None:
+    """Exit 0 when the embedded broker answers, 6 when it does not."""
+    from shellflow.engine.embedded import answers
+    from shellflow.errors import ServiceUnavailable
+
+    path = _socket(app)
+    if not answers(path):  # type: ignore[arg-type]
+        raise ServiceUnavailable("embedded broker", app.settings.broker, "not running")
+    info(f"Embedded broker running on {path}")
