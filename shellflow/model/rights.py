@@ -2,7 +2,9 @@
 
 Pure Python so the CLI can offer them as choices without importing SQLAlchemy. The spec's
 list glued ``EDIT_PROCESSOR_CODE`` and ``LS_PROCESSORS`` together through a missing comma;
-here they are two rights.
+here they are two rights. The spec lists rights twice (CLI chapter and ORM) and the lists
+differ: this is their union (UPDATE_PRIVILEGE and UPDATE_QUEUE from one, READ_LOG from the
+other).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _OBJECTS = ["PROCESSOR", "AGENT", "NODE", "PLUG", "PRIVILEGE", "QUEUE", "ROLE", 
             "SOCKET", "USER"]  # fmt: skip
 _VERBS = {
     "ADD": _OBJECTS,
-    "UPDATE": [o for o in _OBJECTS if o not in ("PRIVILEGE", "QUEUE")],
+    "UPDATE": _OBJECTS,
     "DELETE": _OBJECTS,
     "READ": [*_OBJECTS[:3], "LOG", *_OBJECTS[3:]],
 }
