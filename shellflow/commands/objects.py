@@ -238,6 +238,15 @@ def ls_rights() -> None:
         click.echo(right)
 
 
+def _add_history_commands() -> None:
+    from shellflow.commands.calls import ls_call, ls_calls
+
+    ls.add_command(ls_calls)
+    ls.add_command(ls_call)
+
+
+_add_history_commands()
+
 for _kind in KIND_OPTIONS:
     add.add_command(make_add(_kind))
     ls.add_command(make_ls(_kind))

@@ -1,0 +1,127 @@
+"""``flow ls calls`` and ``flow ls call``: call history, one call's story, call graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.output import info, print_object, print_rows, to_json, write_lines
+
+CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
+
+
+@click.command("calls")
+@click.option("-p", "--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("-r", "--rows", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("-u", "--unfinished", is_flag=True, help="Only calls still pending or running")
+@click.option("-a", "--ascend", is_flag=True, help="Oldest first")
+@click.option("--socket", help="Only calls of this socket")
+@click.option("--state", help="Only calls in this state (finished, failed, running, ...)")
+@click.option("--since", help="Only calls started at or after this ISO time")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
+@pass_app
+def ls_calls(
+    app: AppContext, page: int, rows: int, unfinished: bool, ascend: bool, socket: str | None,
+    state: str | None, since: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """List calls, newest first, a page at a time."""
+    from shellflow.model.history import list_calls
+
+    app.authorize("READ")
+    with app.reader() as conn:
+        result = list_calls(
+            conn, page=page, rows=rows, unfinished=unfinished, ascending=ascend, socket=socket,
+            state=state, since=_since(since),
+        )  # fmt: skip
+    print_rows(CALL_LIST_COLUMNS, result.rows, as_json)
+    info(f"Page {result.page} of {result.pages} of {result.total} total records")
+
+
+def _since(text: str | None) -> datetime | None:
+    """An ISO date or time; without a zone it is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date or time", param_hint="--since"
+        ) from exc
+
+
+def _tree_lines(nodes: list[dict[str, Any]], prefix: str = "") -> Iterator[str]:
+    for index, node in enumerate(nodes):
+        last = index == len(nodes) - 1
+        branch = (
+            "" if not prefix and index == 0 and len(nodes) == 1 else ("└── " if last else "├── ")
+        )
+        yield f"{prefix}{branch}{node['name']}  {node['id']}  {node['state']}"
+        extension = "    " if last else "│   "
+        yield from _tree_lines(node["children"], prefix + (extension if branch else ""))
+
+
+def _graph_text(nodes: list[dict[str, Any]], fmt: str) -> list[str]:
+    edges: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    flat: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        flat.append(node)
+        for child in node["children"]:
+            edges.append((node, child))
+            walk(child)
+
+    for node in nodes:
+        walk(node)
+    if fmt == "dot":
+        lines = ["digraph flow {"]
+        lines += [f'  "{n["id"]}" [label="{n["name"]}\\n{n["state"]}"];' for n in flat]
+        lines += [f'  "{a["id"]}" -> "{b["id"]}";' for a, b in edges]
+        return [*lines, "}"]
+    lines = ["graph TD"]
+    lines += [f'  {n["id"].replace("-", "")}["{n["name"]}<br/>{n["state"]}"]' for n in flat]
+    lines += [f"  {a['id'].replace('-', '')} --> {b['id'].replace('-', '')}" for a, b in edges]
+    return lines
+
+
+def _strip(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**n, "children": _strip(n["children"])} for n in nodes]
+
+
+@click.command("call")
+@click.option("--id", "call_id", required=True, help="ID of the call")
+@click.option("-r", "--result", is_flag=True, help="Include the call's result")
+@click.option("-t", "--tree", "show_tree", is_flag=True, help="Show the forward call tree")
+@click.option("-g", "--graph", is_flag=True, help="Show the whole flow run's call graph")
+@click.option("-f", "--flow", "show_flow", is_flag=True, help="List every call of its flow run")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text",
+              help="Graph format for --tree and --graph")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+@pass_app
+def ls_call(
+    app: AppContext, call_id: str, result: bool, show_tree: bool, graph: bool, show_flow: bool,
+    fmt: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Show one call: its provenance, events, and optionally its result, tree or graph."""
+    from shellflow.model.history import flow_calls, get_call, tree
+
+    app.authorize("READ")
+    with app.reader() as conn:
+        call = get_call(conn, call_id, result=result)
+        related = flow_calls(conn, call["flow"]) if call["flow"] else [call]
+    if show_flow:
+        print_rows(["name", "id", "state", "started", "finished", "parent"], related, as_json)
+        return
+    if show_tree or graph:
+        nodes = tree(related, None if graph else call_id)
+        if as_json:
+            write_lines(to_json(n) for n in _strip(nodes))
+        elif fmt != "text":
+            write_lines(_graph_text(nodes, fmt))
+        else:
+            write_lines(_tree_lines(nodes))
+        return
+    print_object(call, as_json)
