@@ -38,6 +38,8 @@ def check_values(kind: str, model: Any, values: Mapping[str, Any]) -> None:
 
 
 def check_cron(line: str) -> None:
-    """A cron line has five fields (six with seconds); the scheduler parses the rest."""
-    if len(line.split()) not in (5, 6):
-        raise UsageError(f"cron line {line!r} needs 5 fields, e.g. '*/5 * * * *'")
+    """A cron line croniter can run: five fields (six with seconds)."""
+    from croniter import croniter
+
+    if len(line.split()) not in (5, 6) or not croniter.is_valid(line):
+        raise UsageError(f"cron line {line!r} is not valid; e.g. '*/5 * * * *'")

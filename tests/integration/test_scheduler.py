@@ -1,0 +1,175 @@
+"""Scheduled sockets fire exactly once per due time; placement by free CPUs."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from shellflow.config import load_settings
+
+
+@pytest.fixture
+def scheduled(cli, initialised_db: str) -> str:
+    cli.ok("add", "queue", "-n", "q")
+    cli.ok("add", "processor", "-n", "p", "-g", "/repo", "-m", "m")
+    cli.ok("add", "socket", "-n", "every5", "-q", "q", "-pn", "p", "-t", "f", "--interval", "5")
+    cli.ok(
+        "add", "socket", "-n", "minutely", "-q", "q", "-pn", "p", "-t", "g", "--cron", "* * * * *"
+    )
+    cli.ok("add", "socket", "-n", "plain", "-q", "q", "-pn", "p", "-t", "h")
+    return initialised_db
+
+
+def _scheduler(fired: list[str], name: str = "s1"):  # type: ignore[no-untyped-def]
+    from shellflow.engine.scheduler import Scheduler
+
+    return Scheduler(load_settings(), fire=lambda s: fired.append(s.socket), name=name)
+
+
+def test_interval_and_cron_fire_on_time(scheduled: str) -> None:
+    fired: list[str] = []
+    scheduler = _scheduler(fired)
+    t0 = 1_800_000_000.0  # a whole minute
+    assert scheduler.tick(t0) == []  # first sight: due times are counted from now
+    assert scheduler.tick(t0 + 4.9) == []
+    assert scheduler.tick(t0 + 5.0) == ["every5"]
+    assert scheduler.tick(t0 + 5.1) == []
+    assert sorted(scheduler.tick(t0 + 60.0)) == ["every5", "minutely"]  # missed ones: once
+    assert scheduler.tick(t0 + 64.0) == []
+    assert scheduler.tick(t0 + 65.0) == ["every5"]
+    assert "plain" not in fired
+
+
+def test_two_schedulers_never_double_fire(scheduled: str) -> None:
+    fired: list[str] = []
+    lock = threading.Lock()
+
+    def record(name: str) -> None:
+        with lock:
+            fired.append(name)
+
+    from shellflow.engine.scheduler import Scheduler
+
+    schedulers = [
+        Scheduler(load_settings(), fire=lambda s: record(s.socket), name=f"s{i}") for i in range(2)
+    ]
+    t0 = 1_800_000_000.0
+    schedulers[0].tick(t0)
+    errors: list[BaseException] = []
+
+    def run(scheduler: Scheduler) -> None:
+        try:
+            for step in range(1, 13):
+                scheduler.tick(t0 + 5.0 * step)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    # 12 due times of every5 and one of minutely (t0 + 60), each fired once in all.
+    assert sorted(fired) == sorted(["every5"] * 12 + ["minutely"])
+
+
+def test_unscheduled_or_deleted_sockets_stop_firing(cli, scheduled: str) -> None:
+    fired: list[str] = []
+    scheduler = _scheduler(fired)
+    t0 = 1_800_000_000.0
+    scheduler.tick(t0)
+    cli.ok("delete", "socket", "-n", "every5")
+    cli.ok("update", "socket", "-n", "minutely", "--interval", "2")
+    assert scheduler.tick(t0 + 1) == []  # minutely's schedule changed: counted from now
+    assert scheduler.tick(t0 + 3) == ["minutely"]
+    assert scheduler.tick(t0 + 10) == ["minutely"]
+    assert "every5" not in fired
+
+
+def test_lease_has_one_holder(scheduled: str) -> None:
+    a, b = _scheduler([], "a"), _scheduler([], "b")
+    assert a.hold_lease(100.0)
+    assert not b.hold_lease(101.0)
+    assert a.hold_lease(102.0)  # renewed
+    assert b.hold_lease(108.0)  # a's lease ran out at 107
+    assert not a.hold_lease(109.0)
+
+
+def test_bad_cron_line_is_refused(cli, initialised_db: str) -> None:
+    cli.ok("add", "queue", "-n", "q")
+    cli.ok("add", "processor", "-n", "p", "-g", "/repo", "-m", "m")
+    result = cli(
+        "add", "socket", "-n", "s", "-q", "q", "-pn", "p", "-t", "f", "--cron", "99 * * * *"
+    )
+    assert result.code == 2 and "cron" in result.stderr
+
+
+def _nodes(url: str, spec: dict[str, tuple[int, bool]]) -> None:
+    from shellflow.model.base import utcnow
+    from shellflow.model.db import session_scope
+    from shellflow.model.infra import Node
+
+    with session_scope(url) as session:
+        for name, (cpus, alive) in spec.items():
+            beat = utcnow() - (timedelta(0) if alive else timedelta(minutes=5))
+            session.add(Node(name=name, hostname=f"{name}.host", cpus=cpus, heartbeat=beat))
+
+
+def _placements(url: str) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from shellflow.model.db import session_scope
+    from shellflow.model.infra import Deployment
+
+    with session_scope(url) as session:
+        return {d.processor.name: d.hostname for d in session.scalars(select(Deployment))}
+
+
+def _place(url: str, strategy: str) -> list[str]:
+    from shellflow.engine.placement import place
+    from shellflow.model.db import session_scope
+
+    with session_scope(url) as session:
+        return place(session, strategy)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expect"),
+    [
+        ("BALANCED", {"p1": "big.host", "p2": "big.host", "p3": "small.host"}),
+        ("EFFICIENT", {"p1": "small.host", "p2": "small.host", "p3": "big.host"}),
+    ],
+)
+def test_placement_strategies(
+    cli, initialised_db: str, strategy: str, expect: dict[str, str]
+) -> None:
+    _nodes(initialised_db, {"big": (6, True), "small": (4, True), "dead": (64, False)})
+    for name, cpus in (("p1", 2), ("p2", 2), ("p3", 4)):
+        cli.ok("add", "processor", "-n", name, "-g", "/r", "-m", "m", "-c", str(cpus))
+    cli.ok("add", "processor", "-n", "pinned", "-g", "/r", "-m", "m", "-h", "elsewhere")
+    cli.ok("add", "processor", "-n", "huge", "-g", "/r", "-m", "m", "-c", "9")
+    _place(initialised_db, strategy)
+    placed = _placements(initialised_db)
+    assert placed == expect  # never the dead node, never the pinned one, never beyond CPUs
+    reason = cli.ok("ls", "processor", "-n", "huge", "--json").stdout
+    assert "no live node has 9 free CPUs" in reason
+
+
+def test_placements_move_off_dead_nodes(cli, initialised_db: str) -> None:
+    _nodes(initialised_db, {"a": (4, True), "b": (2, True)})
+    cli.ok("add", "processor", "-n", "p1", "-g", "/r", "-m", "m", "-c", "2")
+    _place(initialised_db, "BALANCED")
+    assert _placements(initialised_db) == {"p1": "a.host"}
+    from shellflow.model.base import utcnow
+    from shellflow.model.db import session_scope
+    from shellflow.model.infra import Node
+
+    with session_scope(initialised_db) as session:
+        for node in session.query(Node):
+            node.heartbeat = utcnow() - timedelta(minutes=5) if node.name == "a" else utcnow()
+    changes = _place(initialised_db, "BALANCED")
+    assert changes == ["moved p1 off a.host", "placed p1 on b"]
+    assert _placements(initialised_db) == {"p1": "b.host"}
