@@ -9,6 +9,7 @@ are, anything else as compact JSON, so one socket's output is the next one's inp
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -66,11 +67,20 @@ def task_run(
     app: AppContext, socket: str, data: str | None, is_async: bool, timeout: float | None,
     flow_id: str | None, keywords: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Call SOCKET with input from --data or stdin, and print its result."""
+    """Call SOCKET with input from --data or stdin, and print its result.
+
+    \b
+    The calls of one shell pipeline share one flow run (see 'flow ls call --id ID -g'):
+    flow follows the pipes between the commands; --flow ID or SHELLFLOW_FLOW override it.
+    """
     from shellflow.engine.client import send, wait
 
     app.authorize("RUN_TASK", socket)
     kwargs = parse_keywords(keywords)
+    flow_id = flow_id or os.environ.get("SHELLFLOW_FLOW") or None
+    place, registry = _pipeline(app) if flow_id is None else (None, None)
+    if place is not None and registry is not None and place.key:
+        flow_id = registry.flow_for(place.key)
     args: list[Any] = []
     if data is not None:
         args.append(parse_value(data))
@@ -80,8 +90,22 @@ def task_run(
             text = text[:-1]
         if text or not kwargs:
             args.append(parse_value(text))
-    sent = send(app.settings, socket, args, kwargs, flow=flow_id)
+    # Upstream commands have recorded their calls by the time our input ended.
+    parent = registry.call_writing(place.upstream) if place and registry else None
+    sent = send(app.settings, socket, args, kwargs, flow=flow_id, parent=parent)
+    if place is not None and registry is not None and place.stdout:
+        registry.record_call(place.stdout, sent.call_id)
     if is_async:
         click.echo(sent.call_id)
         return
     click.echo(format_result(wait(sent, timeout)))
+
+
+def _pipeline(app: AppContext) -> tuple[Any, Any]:
+    """Where this command sits in its shell pipeline, and the registry of pipelines."""
+    from shellflow.client.pipes import Registry, locate
+
+    try:
+        return locate(), Registry(app.settings.home)
+    except OSError:  # an unreadable /proc or home: calls still run, in their own flows
+        return None, None
