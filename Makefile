@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ demo: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check shellflow tests bench
-	$(BIN)/ruff format --check shellflow tests bench
+	$(BIN)/ruff check shellflow tests bench tools
+	$(BIN)/ruff format --check shellflow tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shellflow
@@ -29,6 +29,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# Regenerate completions/ (bash, zsh, fish) and man/ (flow.1 and one page per command) from
+# the click commands; tests/unit/test_completion.py and test_man.py fail while they are stale.
+docs: $(STAMP)
+	$(BIN)/python tools/gendocs.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/cli_startup.py

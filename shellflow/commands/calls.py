@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from shellflow.commands.complete import call_ids, call_states, names_of
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, print_object, print_rows, to_json, write_lines
 
@@ -19,8 +20,9 @@ CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 @click.option("-r", "--rows", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @click.option("-u", "--unfinished", is_flag=True, help="Only calls still pending or running")
 @click.option("-a", "--ascend", is_flag=True, help="Oldest first")
-@click.option("--socket", help="Only calls of this socket")
-@click.option("--state", help="Only calls in this state (finished, failed, running, ...)")
+@click.option("--socket", help="Only calls of this socket", shell_complete=names_of("socket"))
+@click.option("--state", help="Only calls in this state (finished, failed, running, ...)",
+              shell_complete=call_states)  # fmt: skip
 @click.option("--since", help="Only calls started at or after this ISO time")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
 @pass_app
@@ -92,7 +94,7 @@ def _strip(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @click.command("call")
-@click.option("--id", "call_id", required=True, help="ID of the call")
+@click.option("--id", "call_id", required=True, help="ID of the call", shell_complete=call_ids)
 @click.option("-r", "--result", is_flag=True, help="Include the call's result")
 @click.option("-t", "--tree", "show_tree", is_flag=True, help="Show the forward call tree")
 @click.option("-g", "--graph", is_flag=True, help="Show the whole flow run's call graph")

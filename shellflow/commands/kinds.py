@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from shellflow.commands.complete import names_of
 from shellflow.model.rights import RIGHTS
 
 QUEUE_TYPES = ("topic", "direct", "fanout")
@@ -38,7 +39,9 @@ def opt(*decls: str, key: str, required: bool = False, help: str = "", **kw: Any
 
 NAME = opt("-n", "--name", key="name", required=True, help="Unique name")
 DESCRIPTION = opt("--description", key="description", help="Free text")
-NETWORK = opt("--network", key="network", help="Network it belongs to")
+NETWORK = opt(
+    "--network", key="network", help="Network it belongs to", shell_complete=names_of("network")
+)
 
 KIND_OPTIONS: dict[str, list[Opt]] = {
     "queue": [
@@ -142,7 +145,14 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
     ],
     "socket": [
         NAME,
-        opt("-q", "--queue", key="queue", required=True, help="Queue it takes calls from"),
+        opt(
+            "-q",
+            "--queue",
+            key="queue",
+            required=True,
+            help="Queue it takes calls from",
+            shell_complete=names_of("queue"),
+        ),
         opt(
             "-pn",
             "--processor",
@@ -150,6 +160,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             key="processor",
             required=True,
             help="Processor hosting it",
+            shell_complete=names_of("processor"),
         ),
         opt("-t", "--task", key="task", required=True, help="Function of the processor's module"),
         opt(
@@ -171,10 +182,37 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
     ],
     "plug": [
         NAME,
-        opt("-q", "--queue", key="queue", required=True, help="Queue carrying its messages"),
-        opt("-s", "--source", key="source", required=True, help="Socket whose output it carries"),
-        opt("-t", "--target", key="target", required=True, help="Socket it feeds"),
-        opt("-a", "--argument", key="argument", help="Named argument of the target it feeds"),
+        opt(
+            "-q",
+            "--queue",
+            key="queue",
+            required=True,
+            help="Queue carrying its messages",
+            shell_complete=names_of("queue"),
+        ),
+        opt(
+            "-s",
+            "--source",
+            key="source",
+            required=True,
+            help="Socket whose output it carries",
+            shell_complete=names_of("socket"),
+        ),
+        opt(
+            "-t",
+            "--target",
+            key="target",
+            required=True,
+            help="Socket it feeds",
+            shell_complete=names_of("socket"),
+        ),
+        opt(
+            "-a",
+            "--argument",
+            key="argument",
+            help="Named argument of the target it feeds",
+            shell_complete=names_of("argument"),
+        ),
         opt(
             "--type",
             key="type",
@@ -186,7 +224,14 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
     ],
     "argument": [
         NAME,
-        opt("-s", "--socket", key="socket", required=True, help="Socket whose task takes it"),
+        opt(
+            "-s",
+            "--socket",
+            key="socket",
+            required=True,
+            help="Socket whose task takes it",
+            shell_complete=names_of("socket"),
+        ),
         opt(
             "-p",
             "--position",
@@ -200,12 +245,23 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
         NAME,
         opt("-h", "--hostname", key="hostname", help="Host name"),
         opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it offers"),
-        opt("--scheduler", key="scheduler", help="Scheduler placing work on it"),
+        opt(
+            "--scheduler",
+            key="scheduler",
+            help="Scheduler placing work on it",
+            shell_complete=names_of("scheduler"),
+        ),
         NETWORK,
     ],
     "agent": [
         NAME,
-        opt("--node", key="node", required=True, help="Node it runs on"),
+        opt(
+            "--node",
+            key="node",
+            required=True,
+            help="Node it runs on",
+            shell_complete=names_of("node"),
+        ),
         opt("-h", "--hostname", key="hostname", help="Host name"),
         opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it manages"),
         opt("-p", "--port", key="port", type=click.IntRange(0, 65535), help="Health-check port"),
@@ -230,7 +286,14 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
     ],
     "deployment": [
         NAME,
-        opt("-pn", "--processor", key="processor", required=True, help="Processor to deploy"),
+        opt(
+            "-pn",
+            "--processor",
+            key="processor",
+            required=True,
+            help="Processor to deploy",
+            shell_complete=names_of("processor"),
+        ),
         opt("-h", "--hostname", key="hostname", required=True, help="Host to deploy on"),
         opt(
             "-c",
@@ -266,6 +329,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             default=None,
             update_only=True,
             help="Give a role",
+            shell_complete=names_of("role"),
         ),
         opt(
             "--remove-role",
@@ -274,6 +338,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             default=None,
             update_only=True,
             help="Take a role away",
+            shell_complete=names_of("role"),
         ),
     ],
     "role": [NAME],
@@ -287,8 +352,8 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             metavar="RIGHT",
             help="Right to grant (see 'flow ls rights')",
         ),
-        opt("-u", "--user", key="user", help="User receiving it"),
-        opt("-r", "--role", key="role", help="Role receiving it"),
+        opt("-u", "--user", key="user", help="User receiving it", shell_complete=names_of("user")),
+        opt("-r", "--role", key="role", help="Role receiving it", shell_complete=names_of("role")),
     ],
 }
 

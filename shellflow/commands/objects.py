@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from shellflow.commands.complete import names_of
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.kinds import KIND_OPTIONS, PLURALS, Opt
 from shellflow.commands.output import info, print_object, print_rows, stdin_is_tty
@@ -29,13 +30,15 @@ def right_for(verb: str, kind: str) -> str:
 
 
 def _apply_options(
-    command: Callable[..., Any], options: list[Opt], for_update: bool
+    command: Callable[..., Any], options: list[Opt], for_update: bool, kind: str = ""
 ) -> Callable[..., Any]:
     for option in reversed(options):
         kwargs = dict(option.kwargs)
         if for_update:
             kwargs.pop("default", None)
             kwargs.setdefault("default", None)
+        if kind and option.key == "name" and "type" not in kwargs:
+            kwargs["shell_complete"] = names_of(kind)  # an existing object's name
         help_text = option.help + (" [required]" if option.required and not for_update else "")
         command = click.option(*option.decls, option.key, help=help_text, **kwargs)(command)
     return command
@@ -139,7 +142,7 @@ def make_update(kind: str) -> click.Command:
             store.update(kind, name, values)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
 
-    command = _apply_options(command, options, for_update=True)
+    command = _apply_options(command, options, for_update=True, kind=kind)
     command = click.option("--rename", help="New name")(command)
     # -n identifies the object to change, so it stays required.
     return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
@@ -176,6 +179,7 @@ def make_delete(kind: str) -> click.Command:
         "name",
         required=True,
         help=name_opt.help,
+        shell_complete=None if "type" in name_opt.kwargs else names_of(kind),
         **{k: v for k, v in name_opt.kwargs.items() if k in ("type", "metavar")},
     )(command)
     return click.command(kind, help=f"Delete a {kind} from the database.")(command)
@@ -205,7 +209,9 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
     command = click.option(
         "--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)"
     )(command)
-    command = click.option("-n", "--name", help=f"Show one {kind} with its relations")(command)
+    command = click.option(
+        "-n", "--name", help=f"Show one {kind} with its relations", shell_complete=names_of(kind)
+    )(command)
     return click.command(
         PLURALS[kind] if hidden else kind, help=f"List {PLURALS[kind]}.", hidden=hidden
     )(command)
