@@ -1,0 +1,123 @@
+"""``flow agent start|stop|status``: the agent that deploys and serves a node's processors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.output import info, print_object
+
+LOGLEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+NODE_HELP = "Node name [default: this machine's hostname]"
+
+
+def _node(node: str | None) -> str:
+    import socket
+
+    return node or socket.gethostname()
+
+
+@click.group()
+def agent() -> None:
+    """Run the agent that deploys and serves processors."""
+
+
+@agent.command("start")
+@click.option("--node", help=NODE_HELP)
+@click.option("--cpus", type=click.IntRange(min=1), help="CPUs this node offers [default: all]")
+@click.option("--detach", is_flag=True, help="Run in the background (pidfile and log in the home)")
+@click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
+@pass_app
+def agent_start(
+    app: AppContext, node: str | None, cpus: int | None, detach: bool, loglevel: str
+) -> None:
+    """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C)."""
+    app.authorize("START_AGENT", node)
+    node = _node(node)
+    if detach:
+        from shellflow.engine.daemon import detach as start_detached
+
+        pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper())
+        info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
+        return
+    import logging
+
+    from shellflow.engine.agent import Agent
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("shellflow")
+    logger.addHandler(handler)
+    logger.setLevel(loglevel.upper())
+    Agent(app.settings, node=node, cpus=cpus).run()
+
+
+@agent.command("stop")
+@click.option("--node", help=NODE_HELP)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for its workers to finish their calls",
+)
+@pass_app
+def agent_stop(app: AppContext, node: str | None, timeout: float) -> None:
+    """Stop this node's agent; its workers finish their running calls first."""
+    from shellflow.engine.daemon import stop
+
+    app.authorize("START_AGENT", node)
+    node = _node(node)
+    pid = stop(app.settings.home, node, timeout)
+    info(f"Agent of node {node!r} stopped (pid {pid})" if pid else f"No agent runs for {node!r}")
+
+
+_WORKERS = (
+    "SELECT w.name, p.name, w.process, w.hostname, w.concurrency, w.status, w.heartbeat"
+    " FROM worker w JOIN processor p ON p.id = w.processor_id JOIN agent a ON a.id = w.agent_id"
+    " JOIN node n ON n.id = a.node_id WHERE n.name = ? ORDER BY w.name"
+)
+_WORKER_KEYS = ("name", "processor", "pid", "hostname", "concurrency", "status", "heartbeat")
+
+
+def _moment(value: Any) -> str | None:
+    """A stored time as ISO 8601 UTC (SQLite hands back text, PostgreSQL a datetime)."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return str(moment.astimezone(UTC).isoformat())
+
+
+@agent.command("status")
+@click.option("--node", help=NODE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print it as one JSON object")
+@pass_app
+def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:
+    """Show this node's agent and its workers; exit 6 when it is not running."""
+    from shellflow.engine.daemon import pidfile_path, running_pid
+    from shellflow.errors import ServiceUnavailable
+    from shellflow.model.listing import list_objects
+
+    app.authorize("LS_AGENTS", node)
+    node = _node(node)
+    pid = running_pid(pidfile_path(app.settings.home, node))
+    status: dict[str, Any] = {"node": node, "running": pid is not None, "pid": pid or None}
+    with app.reader() as conn:
+        rows = [r for r in list_objects(conn, "agent") if r.get("node") == node]
+        if rows:
+            row = rows[0]
+            status |= {"agent": row["name"], "hostname": row["hostname"], "cpus": row["cpus"],
+                       "status": row["status"], "heartbeat": row["heartbeat"]}  # fmt: skip
+        status["workers"] = [
+            {k: _moment(v) if k == "heartbeat" else v for k, v in zip(_WORKER_KEYS, r, strict=True)}
+            for r in conn.query(_WORKERS, [node])
+        ]
+    print_object(status, as_json)
+    if pid is None:
+        raise ServiceUnavailable("agent", f"node {node}", "not running")

@@ -1,0 +1,435 @@
+"""Deploying a processor's code: a pinned git checkout and a virtualenv of its own.
+
+Everything lives under the shellflow home::
+
+    git/<repo>/mirror.git        one mirror clone per repository URL (fetched, never edited)
+    git/<repo>/<commit>          one detached worktree per commit; it never moves once made
+    venvs/<repo>-<commit>[-<h>]  one virtualenv per (repo, commit), reused when it exists
+
+``<repo>`` is a readable name plus a hash of the normalised URL (a local path and its
+``file://`` URL are the same repository). A processor pins a commit, a tag or a branch (in
+that order of precedence; none means the remote's default branch). Two processors on the
+same commit share a worktree and a virtualenv; when they name different ``modulepath`` or
+``requirements`` the virtualenv key also carries a hash ``<h>`` of those, since the two
+would otherwise install different things into one environment.
+
+The repository is installed into its virtualenv with pip (its ``pyproject.toml`` or
+``setup.py``: in ``modulepath`` when that folder has one, otherwise at the repository root;
+plus the processor's requirements file). When that fails (old repositories have a setup.py
+that modern setuptools rejects) the processor is not lost: the worker gets the checkout's
+``modulepath`` (or root) on its path instead, and the deployment carries a warning that the
+agent shows as the processor's ``status_reason``.
+
+Why a ``.pth`` file: the worker runs with the virtualenv's interpreter, but it is shellflow
+(and Celery, kombu, SQLAlchemy...) that serves the processor's sockets. Installing those
+into every virtualenv would take a minute and the network each time; instead a ``.pth`` file
+in the virtualenv's site-packages appends the agent's own site-packages (and, for an
+editable install, shellflow's source root). ``site`` processes ``.pth`` lines after it has
+put the virtualenv's own site-packages on ``sys.path``, so they come *after* it: whatever the
+processor pins in its virtualenv wins over the agent's copy, and what it does not install
+falls through to the shared one. pip runs with the same path, so a requirement the agent's
+environment already satisfies is not installed again, while a different pinned version is
+installed into the virtualenv, where it wins. The processor's own code comes only from its
+virtualenv (or, in the fallback, from its checkout); the worker is started with ``-P`` and a
+neutral working directory so nothing else lands on its path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import site
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shellflow.errors import ShellflowError
+
+log = logging.getLogger(__name__)
+
+MARKER = ".shellflow-venv.json"  # written last: a virtualenv without it is rebuilt
+PTH_NAME = "zz-shellflow-agent.pth"  # sorts after the processor's own .pth files
+INSTALL_TIMEOUT = 30 * 60.0
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GCM_INTERACTIVE": "never"}
+# Variables that would put code other than the processor's own on the worker's path.
+FOREIGN_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV")
+
+
+class DeployError(ShellflowError):
+    """The processor's code cannot be checked out or its environment cannot be made."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a processor asks to run: where its code is and how it is pinned."""
+
+    gitrepo: str
+    branch: str | None = None
+    commit: str | None = None
+    gittag: str | None = None
+    modulepath: str | None = None
+    requirements: str | None = None
+
+    @property
+    def pin(self) -> str:
+        if self.commit:
+            return f"commit {self.commit}"
+        if self.gittag:
+            return f"tag {self.gittag}"
+        if self.branch:
+            return f"branch {self.branch}"
+        return "the default branch"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A processor's code, ready to serve: the interpreter to run and what to put on its path."""
+
+    commit: str
+    checkout: Path
+    venv: Path
+    python: Path
+    installed: bool
+    paths: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def warning(self) -> str | None:
+        return "; ".join(self.warnings) or None
+
+
+# -- repositories --------------------------------------------------------------------------
+
+
+def normalise(url: str) -> str:
+    """One spelling per repository: local paths and ``file://`` URLs become absolute paths."""
+    url = url.strip()
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):  # a URL, or scp-like user@host:path
+        return url.rstrip("/")
+    return str(Path(url).expanduser().resolve())
+
+
+def repo_key(url: str) -> str:
+    """A short, readable folder name for a repository: its last path part plus a hash."""
+    canonical = normalise(url)
+    tail = re.split(r"[/:]", canonical.rstrip("/"))[-1]
+    tail = tail.removesuffix(".git")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", tail)[:24] or "repo"
+    digest = hashlib.sha1(canonical.encode()).hexdigest()[:10]
+    return f"{name}-{digest}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock across threads and processes (two agents may share one home)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _git_reason(exc: Exception) -> str:
+    """The telling line of a git failure (its last ``fatal:`` or ``error:`` line)."""
+    text = str(getattr(exc, "stderr", "") or exc)
+    lines = [
+        re.sub(r"^\s*stderr:", "", ln).strip().strip("'\"").strip() for ln in text.splitlines()
+    ]
+    lines = [ln for ln in lines if ln]
+    telling = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    return (telling or lines or [type(exc).__name__])[-1]
+
+
+def _clone_url(url: str) -> str:
+    """What git is given: a local path as an absolute path, anything else unchanged."""
+    canonical = normalise(url)
+    return canonical if canonical.startswith("/") else url.strip()
+
+
+def _resolve(repo: Any, source: Source) -> str | None:
+    """The commit the source pins, as found in the mirror (None when it is not there)."""
+    if source.commit:
+        ref = f"{source.commit}^{{commit}}"
+    elif source.gittag:
+        ref = f"refs/tags/{source.gittag}^{{commit}}"
+    elif source.branch:
+        ref = f"refs/heads/{source.branch}^{{commit}}"
+    else:
+        ref = "HEAD^{commit}"
+    try:
+        return str(repo.git.rev_parse("--verify", "--quiet", ref)).strip() or None
+    except Exception:
+        return None
+
+
+def checkout(home: Path, source: Source) -> tuple[str, Path, list[str]]:
+    """Clone or fetch the repository and make the pinned commit's worktree.
+
+    Returns (commit sha, worktree, warnings). A fetch that fails is only a warning when the
+    pinned commit is already in the cache (an agent can restart without the network).
+    """
+    import git
+
+    key = repo_key(source.gitrepo)
+    base = home / "git" / key
+    mirror = base / "mirror.git"
+    warnings: list[str] = []
+    with _locked(home / "git" / f"{key}.lock"):
+        if not (mirror / "HEAD").exists():
+            shutil.rmtree(mirror, ignore_errors=True)
+            base.mkdir(parents=True, exist_ok=True)
+            try:
+                repo = git.Repo.clone_from(
+                    _clone_url(source.gitrepo), mirror, mirror=True, env=GIT_ENV
+                )
+            except git.GitCommandError as exc:
+                shutil.rmtree(mirror, ignore_errors=True)
+                raise DeployError(f"cannot clone {source.gitrepo}: {_git_reason(exc)}") from None
+            sha = _resolve(repo, source)
+        else:
+            repo = git.Repo(mirror)
+            repo.git.update_environment(**GIT_ENV)
+            sha = _resolve(repo, source) if source.commit else None
+            if sha is None:  # a branch or tag may have moved; a commit may be new
+                try:
+                    repo.git.fetch("--prune", "origin")
+                except git.GitCommandError as exc:
+                    warnings.append(f"fetch failed, using the cached copy: {_git_reason(exc)}")
+                sha = _resolve(repo, source)
+        if sha is None:
+            raise DeployError(f"{source.gitrepo} has no {source.pin}")
+        worktree = base / sha[:12]
+        if not (worktree / ".git").exists():
+            shutil.rmtree(worktree, ignore_errors=True)
+            try:
+                repo.git.worktree("prune")
+                repo.git.worktree("add", "--detach", "--force", str(worktree), sha)
+            except git.GitCommandError as exc:
+                shutil.rmtree(worktree, ignore_errors=True)
+                raise DeployError(
+                    f"cannot check out {sha[:12]} of {source.gitrepo}: {_git_reason(exc)}"
+                ) from None
+    return sha, worktree, warnings
+
+
+# -- virtualenvs ---------------------------------------------------------------------------
+
+
+def shared_paths() -> list[str]:
+    """What a processor's virtualenv borrows from the agent: its site-packages and, for an
+    editable install, shellflow's source root."""
+    candidates = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:  # ``pip install --user`` puts shellflow there
+        candidates.insert(0, site.getusersitepackages())
+    paths = [p for p in dict.fromkeys(candidates) if os.path.isdir(p)]
+    import shellflow
+
+    root = str(Path(shellflow.__file__).resolve().parent.parent)
+    if root not in paths:
+        paths.append(root)
+    return paths
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _site_packages(venv: Path) -> Path:
+    python = venv_python(venv)
+    out = subprocess.run(
+        [str(python), "-P", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return Path(out.stdout.strip())
+
+
+def create_venv(venv: Path) -> None:
+    """A fresh virtualenv without pip (pip comes from the agent through the .pth file)."""
+    import venv as venv_module
+
+    shutil.rmtree(venv, ignore_errors=True)
+    venv_module.EnvBuilder(with_pip=False, symlinks=True, clear=True).create(venv)
+    purelib = _site_packages(venv)
+    purelib.mkdir(parents=True, exist_ok=True)
+    (purelib / PTH_NAME).write_text("\n".join(shared_paths()) + "\n")
+
+
+def worker_env(base: dict[str, str] | None = None, venv: Path | None = None) -> dict[str, str]:
+    """The environment of a process running in a processor's virtualenv."""
+    env = dict(os.environ if base is None else base)
+    for name in FOREIGN_ENV:
+        env.pop(name, None)
+    if venv is not None:
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _backend_available(project: Path) -> bool:
+    """True when the agent's environment satisfies the project's build requirements, so pip
+    can build without an isolated environment (no index needed, seconds faster)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    requires: list[str] = ["setuptools>=40.8.0"]  # what pip assumes without pyproject.toml
+    pyproject = project / "pyproject.toml"
+    if pyproject.exists():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return False
+        build = data.get("build-system")
+        if isinstance(build, dict) and "requires" in build:
+            requires = list(build.get("requires") or [])
+    for text in requires:
+        try:
+            requirement = Requirement(str(text))
+        except InvalidRequirement:
+            return False
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            version = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            return False
+        if not requirement.specifier.contains(version, prereleases=True):
+            return False
+    return True
+
+
+def _pip_reason(output: str) -> str:
+    """The telling line of pip's output: a Python exception raised by the build, else pip's
+    own last ERROR line, else its last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for pattern in (r"^\w*(Error|Exception|Exit)\b:?", r"^ERROR:", r"^error:"):
+        telling = [ln for ln in lines if re.match(pattern, ln)]
+        if telling:
+            return " ".join(telling[-1].split())[:300]
+    return " ".join((lines or ["pip failed"])[-1].split())[:300]
+
+
+def _project_folder(checkout: Path, modulepath: str | None) -> tuple[Path | None, Path]:
+    """(folder to pip install or None, folder to put on the path in the fallback)."""
+    base = checkout
+    if modulepath:
+        candidate = (checkout / modulepath).resolve()
+        if not candidate.is_relative_to(checkout.resolve()):
+            raise DeployError(f"modulepath {modulepath!r} leaves the repository")
+        base = candidate if candidate.is_dir() else candidate.parent
+    for folder in dict.fromkeys([base, checkout]):
+        if (folder / "pyproject.toml").exists() or (folder / "setup.py").exists():
+            return folder, base
+    return None, base
+
+
+def install(venv: Path, checkout: Path, source: Source, logfile: Path) -> tuple[bool, list[str]]:
+    """pip install the repository (and its requirements file) into the virtualenv.
+
+    Returns (installed, warnings); never raises for a failed install (the caller falls back).
+    """
+    project, _ = _project_folder(checkout, source.modulepath)
+    warnings: list[str] = []
+    args: list[str] = []
+    if source.requirements:
+        requirements = (checkout / source.requirements).resolve()
+        if requirements.is_relative_to(checkout.resolve()) and requirements.is_file():
+            args += ["-r", str(requirements)]
+        else:
+            warnings.append(f"requirements file {source.requirements!r} not found in the repo")
+    if project is None:
+        warnings.append("no pyproject.toml or setup.py: serving the code from its checkout")
+    else:
+        args.append(str(project))
+    if not args:
+        return False, warnings
+    if importlib.util.find_spec("pip") is None:
+        return False, [*warnings, "pip is not installed in shellflow's environment"]
+    command = [str(venv_python(venv)), "-P", "-m", "pip", "install", "--no-input",
+               "--disable-pip-version-check"]  # fmt: skip
+    if project is None or _backend_available(project):
+        command.append("--no-build-isolation")
+    env = worker_env(venv=venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    log.info("installing %s into %s", project or source.requirements, venv)
+    with open(logfile, "w") as out:
+        try:
+            done = subprocess.run(
+                [*command, *args], cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, timeout=INSTALL_TIMEOUT, check=False,
+            )  # fmt: skip
+            code: int | None = done.returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    if code == 0:
+        return project is not None, warnings
+    reason = (
+        _pip_reason(logfile.read_text(errors="replace"))
+        if code is not None
+        else f"timed out after {INSTALL_TIMEOUT:g} s"
+    )
+    return False, [*warnings, f"pip install failed ({reason}); serving the code from its checkout"]
+
+
+def venv_name(source: Source, sha: str) -> str:
+    name = f"{repo_key(source.gitrepo)}-{sha[:12]}"
+    spec = f"{source.modulepath or ''}\0{source.requirements or ''}"
+    if spec != "\0":
+        name += "-" + hashlib.sha1(spec.encode()).hexdigest()[:6]
+    return name
+
+
+def deploy(home: Path, source: Source) -> Deployed:
+    """Check out the processor's pinned commit and make (or reuse) its virtualenv."""
+    sha, worktree, warnings = checkout(home, source)
+    venvs = home / "venvs"
+    name = venv_name(source, sha)
+    venv = venvs / name
+    with _locked(venvs / f"{name}.lock"):
+        marker = venv / MARKER
+        saved = _read_marker(marker)
+        if saved is None or not venv_python(venv).exists():
+            try:
+                create_venv(venv)
+            except (OSError, subprocess.SubprocessError) as exc:
+                shutil.rmtree(venv, ignore_errors=True)
+                raise DeployError(f"cannot create a virtualenv in {venv}: {exc}") from None
+            installed, notes = install(venv, worktree, source, venv / "install.log")
+            _, fallback = _project_folder(worktree, source.modulepath)
+            saved = {
+                "commit": sha, "installed": installed, "warnings": notes,
+                "paths": [] if installed else [str(fallback)],
+            }  # fmt: skip
+            marker.write_text(json.dumps(saved, indent=2))
+    return Deployed(
+        commit=sha, checkout=worktree, venv=venv, python=venv_python(venv),
+        installed=bool(saved["installed"]), paths=tuple(saved["paths"]),
+        warnings=tuple([*warnings, *saved["warnings"]]),
+    )  # fmt: skip
+
+
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not {"installed", "paths", "warnings"} <= set(data):
+        return None
+    return data
+
+
+def describe(deployed: Deployed) -> dict[str, Any]:
+    """A JSON-able summary (for logs and tests)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(deployed).items()}

@@ -1,0 +1,104 @@
+"""Running ``flow agent start`` from tests, and never leaving a process behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import _flow_executable
+from tests.engine.conftest import Deployment
+
+# pip inside the agent never reaches for an index: tests install from local folders only.
+AGENT_ENV = {"PIP_NO_INDEX": "1"}
+STATUS = "SELECT status, status_reason FROM processor WHERE name = ?"
+
+
+def agent_env(d: Deployment) -> dict[str, str]:
+    return {**os.environ, **d.env, **AGENT_ENV}
+
+
+def poll(check: Any, timeout: float = 90, what: str = "condition") -> Any:
+    """Call ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
+        time.sleep(0.1)
+
+
+def processor(d: Deployment, name: str) -> dict[str, Any]:
+    """The processor as ``flow ls processor -n NAME --json`` shows it."""
+    return dict(json.loads(d.ok("ls", "processor", "-n", name, "--json").stdout))
+
+
+def wait_status(d: Deployment, name: str, status: str, timeout: float = 90) -> dict[str, Any]:
+    poll(
+        lambda: d.query(STATUS, (name,))[0][0] == status,
+        timeout,
+        f"{name} to be {status}: {d.query(STATUS, (name,))}",
+    )
+    return processor(d, name)
+
+
+def worker_pids(d: Deployment) -> list[int]:
+    return [int(r[0]) for r in d.query("SELECT process FROM worker WHERE process IS NOT NULL")]
+
+
+def agent_log(d: Deployment) -> str:
+    home = Path(d.env["SHELLFLOW_HOME"])
+    return "\n".join(p.read_text(errors="replace") for p in sorted(home.glob("**/*.log")))
+
+
+@contextmanager
+def running_agent(d: Deployment, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``flow agent start`` in the foreground of a subprocess, ready to serve."""
+    home = Path(d.env["SHELLFLOW_HOME"])
+    with open(home / "agent-test.log", "w") as log:
+        proc = subprocess.Popen(
+            [*_flow_executable(), "agent", "start", *args], env=agent_env(d), stdout=log,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        poll(
+            lambda: (
+                proc.poll() is not None
+                or d.query("SELECT status FROM agent WHERE pid = ?", (proc.pid,)) == [("running",)]
+            ),
+            60,
+            "the agent to register",
+        )
+        assert proc.poll() is None, agent_log(d)
+        yield proc
+    finally:
+        stop_everything(d, proc)
+
+
+def stop_everything(d: Deployment, proc: subprocess.Popen[str] | None = None) -> None:
+    """Stop the agent (cleanly if it can) and any worker it left behind."""
+    pids: list[int] = []
+    with contextlib.suppress(Exception):
+        pids = worker_pids(d)
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    elif proc is None:
+        d.run("agent", "stop", "--timeout", "90")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.killpg(pid, signal.SIGKILL)
