@@ -14,12 +14,13 @@ from shellflow.model.infra import (
     Setting,
     Worker,
 )
+from shellflow.model.joins import JoinState
 from shellflow.model.network import Argument, Gate, Plug, Processor, Queue, Socket, Task
 from shellflow.model.security import Login, Password, Privilege, Role, User
 
 __all__ = [
     "Action", "Agent", "Argument", "Base", "Call", "Container", "Deployment", "Event", "File",
-    "Flow", "Gate", "Job", "Log", "Login", "Network", "Node", "Password", "Plug", "Privilege",
-    "Processor", "Queue", "Role", "Scheduler", "Setting", "Socket", "Task", "User", "Version",
-    "Work", "Worker",
+    "Flow", "Gate", "Job", "JoinState", "Log", "Login", "Network", "Node", "Password", "Plug",
+    "Privilege", "Processor", "Queue", "Role", "Scheduler", "Setting", "Socket", "Task", "User",
+    "Version", "Work", "Worker",
 ]  # fmt: skip

@@ -1,0 +1,221 @@
+"""Plugs: a finished call's result, or a failed call's error, flows on to other sockets.
+
+After a socket's function returns, the worker sends the result along each of the socket's
+enabled RESULT plugs; after it raises, the error (a JSON object, see ``error_value``) goes
+along its ERROR plugs. A plug with an argument passes the value as that keyword argument of
+the target; one without passes it as the target's first positional argument. Values travel
+as JSON values inside the message, never as JSON text.
+
+Each call sent along a plug belongs to the same flow run as its source and names the source
+as its parent (headers ``shellflow_flow`` and ``shellflow_parent``), so the call graph can
+be rebuilt from the call records; it goes to the target socket's own durable queue, which
+may be served by another processor's workers. Its id is derived from the source call and
+the plug, so a source call delivered twice sends the same call twice, which its records
+then count once.
+
+A target fed by plugs into two or more different arguments (or marked ``wait``, in which
+case a plug without an argument counts as one more input) is a join: it runs once every one
+of those inputs has arrived for the same flow run (see ``shellflow.engine.joins``).
+
+Plugs are read from the model database when a call ends, and each socket's list is reused
+for ``PLUG_SECONDS`` at most, so a change of the network's topology is followed within that
+time ("execution will follow the path of the current dataflow").
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, text
+
+from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER
+from shellflow.engine.joins import Arrival, arrive
+from shellflow.engine.routing import kombu_queue
+from shellflow.model.db import get_engine
+from shellflow.model.routes import SocketRoute
+
+PLUG_SECONDS = 1.0
+POSITIONAL = "*"  # the slot of a plug without an argument: the target's first argument
+# Every call that a join's target was fed from (the parent is the one that completed it).
+SOURCES_HEADER = "shellflow_sources"
+_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "https://shellflow/plugs")
+SEND_ATTEMPTS = 3
+
+_OUTLETS = text(
+    "SELECT pl.id, pl.name, pl.type, a.name, s.name, p.name, t.module, t.function, q.name,"
+    " q.qtype, q.durable, p.status, p.requested_status, s.id, t.id, s.wait"
+    " FROM plug pl JOIN socket s ON s.id = pl.target_id"
+    " JOIN processor p ON p.id = s.processor_id JOIN task t ON t.id = s.task_id"
+    " JOIN queue q ON q.id = s.queue_id LEFT JOIN argument a ON a.id = pl.argument_id"
+    " WHERE pl.source_id = :source AND pl.enabled = :yes ORDER BY pl.name"
+)
+_INPUTS = text(
+    "SELECT pl.target_id, a.name FROM plug pl LEFT JOIN argument a ON a.id = pl.argument_id"
+    " WHERE pl.target_id IN :targets AND pl.enabled = :yes"
+).bindparams(bindparam("targets", expanding=True))
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """One enabled plug leaving a socket, with where its target's calls go."""
+
+    plug_id: str
+    name: str
+    type: str  # RESULT or ERROR
+    argument: str | None
+    target: SocketRoute
+    slots: frozenset[str] = field(default_factory=frozenset)  # the join's inputs, if any
+
+    @property
+    def slot(self) -> str:
+        return self.argument or POSITIONAL
+
+    @property
+    def joins(self) -> bool:
+        return self.slot in self.slots
+
+
+def join_slots(wait: bool, arguments: Iterable[str | None]) -> frozenset[str]:
+    """The inputs a target joins on, given its plugs' arguments; empty when it does not."""
+    arguments = list(arguments)
+    slots = {name for name in arguments if name}
+    if wait and any(name is None for name in arguments):
+        slots.add(POSITIONAL)
+    return frozenset(slots) if len(slots) > 1 else frozenset()
+
+
+def read_outlets(engine: Engine, socket_id: str) -> list[Outlet]:
+    """The enabled plugs leaving a socket (two indexed queries)."""
+    with engine.connect() as conn:
+        rows = conn.execute(_OUTLETS, {"source": socket_id, "yes": True}).all()
+        if not rows:
+            return []
+        targets = sorted({str(row[13]) for row in rows})
+        inputs: dict[str, list[str | None]] = {target: [] for target in targets}
+        for target, argument in conn.execute(_INPUTS, {"targets": targets, "yes": True}):
+            inputs[str(target)].append(argument)
+    outlets = []
+    for row in rows:
+        plug_id, name, kind, argument, *route, wait = row
+        target = SocketRoute(
+            name=str(route[0]), processor=str(route[1]), module=str(route[2]),
+            function=str(route[3]), queue=str(route[4]), qtype=str(route[5]),
+            durable=bool(route[6]), processor_status=str(route[7]),
+            requested_status=str(route[8]), socket_id=str(route[9]), task_id=str(route[10]),
+        )  # fmt: skip
+        slots = join_slots(bool(wait), inputs[target.socket_id])
+        outlets.append(Outlet(str(plug_id), str(name), str(kind), argument, target, slots))
+    return outlets
+
+
+def error_value(exc: BaseException, call_id: str, socket: str) -> dict[str, Any]:
+    """What an ERROR plug carries: the error's type and message, and the failed call."""
+    return {"type": type(exc).__name__, "message": str(exc), "call": call_id, "socket": socket}
+
+
+def plugged_call_id(*parts: str) -> str:
+    """A call id fixed by what caused the call, so a repeated cause repeats the same id."""
+    return str(uuid.uuid5(_IDS, "/".join(parts)))
+
+
+class Plugs:
+    """Reads and fires one process's plugs (a prefork child opens its own connections)."""
+
+    def __init__(self, url: str, ttl: float = PLUG_SECONDS) -> None:
+        self.url = url
+        self.ttl = ttl
+        self._pid = os.getpid()
+        self._engine: Engine | None = None
+        self._cache: dict[str, tuple[float, list[Outlet]]] = {}
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._cache.clear()
+            self._engine = get_engine(self.url)
+            self._engine.dispose(close=False)  # never reuse a parent's connections after fork
+        return self._engine
+
+    def outlets(self, socket_id: str) -> list[Outlet]:
+        now = time.monotonic()
+        cached = self._cache.get(socket_id)
+        if cached is not None and cached[0] > now and self._pid == os.getpid():
+            return cached[1]
+        found = read_outlets(self.engine, socket_id)
+        self._cache[socket_id] = (now + self.ttl, found)
+        return found
+
+    def fire(
+        self, app: Any, source: SocketRoute, call_id: str, flow: str, kind: str, value: Any
+    ) -> list[str]:
+        """Send ``value`` along the socket's plugs of ``kind`` (RESULT or ERROR).
+
+        Returns one line per plug that could not fire after a few attempts; the others
+        fire regardless. Raises only when the plugs themselves cannot be read.
+        """
+        problems = []
+        for outlet in self.outlets(source.socket_id):
+            if outlet.type != kind:
+                continue
+            for attempt in range(SEND_ATTEMPTS):
+                try:
+                    self._fire_one(app, outlet, call_id, flow, value)
+                    break
+                except Exception as exc:
+                    if attempt + 1 == SEND_ATTEMPTS:
+                        problems.append(f"plug {outlet.name}: {type(exc).__name__}: {exc}")
+                    else:
+                        time.sleep(0.2 * (attempt + 1))
+        return problems
+
+    def _fire_one(self, app: Any, outlet: Outlet, call_id: str, flow: str, value: Any) -> None:
+        key = f"{call_id}/{outlet.plug_id}"
+        if not outlet.joins:
+            args, kwargs = ([], {outlet.argument: value}) if outlet.argument else ([value], {})
+            headers = {ARGUMENT_HEADER: outlet.argument} if outlet.argument else {}
+            send_call(app, outlet.target, plugged_call_id(key), args, kwargs, flow, call_id,
+                      headers)  # fmt: skip
+            return
+
+        def fire(inputs: dict[str, Arrival]) -> None:
+            args = [inputs[POSITIONAL].value] if POSITIONAL in inputs else []
+            kwargs = {name: got.value for name, got in inputs.items() if name != POSITIONAL}
+            keys = sorted(got.key for got in inputs.values())
+            target_call = plugged_call_id(flow, outlet.target.socket_id, *keys)
+            sources = sorted({got.call for got in inputs.values()})
+            send_call(app, outlet.target, target_call, args, kwargs, flow, call_id,
+                      {SOURCES_HEADER: sources})  # fmt: skip
+
+        arrival = Arrival(key=key, call=call_id, value=value)
+        arrive(self.engine, flow, outlet.target.socket_id, outlet.slot, arrival, outlet.slots,
+               fire)  # fmt: skip
+
+
+def send_call(
+    app: Any, target: SocketRoute, call_id: str, args: list[Any], kwargs: dict[str, Any],
+    flow: str, parent: str, headers: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """Publish one call to the target socket's durable queue (persistent, confirmed)."""
+    queue = kombu_queue(target)
+    app.send_task(
+        target.name, args=args, kwargs=kwargs, task_id=call_id, queue=queue,
+        exchange=queue.exchange, routing_key=target.name, declare=[queue],
+        headers={FLOW_HEADER: flow, PARENT_HEADER: parent, **(headers or {})},
+    )  # fmt: skip
+
+
+_plugs: dict[str, Plugs] = {}
+
+
+def plugs_for(url: str) -> Plugs:
+    """The process's plugs reader for a model database (shared by its sockets)."""
+    found = _plugs.get(url)
+    if found is None:
+        found = _plugs[url] = Plugs(url)
+    return found

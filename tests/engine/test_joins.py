@@ -1,0 +1,139 @@
+"""Join state under row locks, straight on SQLite and PostgreSQL (no broker, no worker)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+from typing import Any
+
+import pytest
+
+from shellflow.engine.joins import Arrival, arrive
+from shellflow.engine.plugs import POSITIONAL, Plugs, join_slots
+from shellflow.model.db import get_engine
+
+SLOTS = frozenset({"one", "two", POSITIONAL})
+
+
+@pytest.fixture
+def target(cli: Any, initialised_db: str) -> str:
+    """A socket to join at (the join state refers to it)."""
+    cli.ok("add", "queue", "-n", "q")
+    cli.ok("add", "processor", "-n", "p", "-g", "/nowhere", "-m", "m")
+    cli.ok("add", "socket", "-n", "s", "-q", "q", "-pn", "p", "-t", "f")
+    with get_engine(initialised_db).connect() as conn:
+        return str(conn.exec_driver_sql("SELECT id FROM socket WHERE name = 's'").scalar_one())
+
+
+def rows(url: str) -> int:
+    with get_engine(url).connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM join_state").scalar_one())
+
+
+def test_which_targets_join() -> None:
+    assert join_slots(False, ["one", "two"]) == {"one", "two"}
+    assert join_slots(False, ["one", "one"]) == frozenset()  # two sources of one argument
+    assert join_slots(False, ["one", None]) == frozenset()  # positional plugs fire at once
+    assert join_slots(True, ["one", None]) == {"one", POSITIONAL}  # unless the target waits
+    assert join_slots(True, [None, None]) == frozenset()
+
+
+def test_plugs_are_read_as_they_are_now(cli: Any, initialised_db: str, target: str) -> None:
+    """What leaves a socket, and whether its targets join, follows every change."""
+    cli.ok("add", "socket", "-n", "a", "-q", "q", "-pn", "p", "-t", "g")
+    cli.ok("add", "socket", "-n", "b", "-q", "q", "-pn", "p", "-t", "h")
+    with get_engine(initialised_db).connect() as conn:
+        source = str(conn.exec_driver_sql("SELECT id FROM socket WHERE name = 'a'").scalar_one())
+    plugs = Plugs(initialised_db, ttl=0)
+    assert plugs.outlets(source) == []
+    cli.ok("add", "plug", "-n", "a1", "-q", "q", "-s", "a", "-t", "s", "-a", "one")
+    (outlet,) = plugs.outlets(source)
+    assert (outlet.name, outlet.type, outlet.argument, outlet.target.name) == (
+        "a1",
+        "RESULT",
+        "one",
+        "s",
+    )
+    assert outlet.target.queue == "q" and outlet.target.function == "f"
+    assert not outlet.joins  # the only input of its target
+    cli.ok("add", "plug", "-n", "b1", "-q", "q", "-s", "b", "-t", "s", "-a", "two")
+    cli.ok("add", "plug", "-n", "b2", "-q", "q", "-s", "b", "-t", "s", "--type", "error")
+    (outlet,) = plugs.outlets(source)
+    assert outlet.joins and outlet.slots == {"one", "two"}
+    cli.ok("update", "socket", "-n", "s", "--wait")
+    assert plugs.outlets(source)[0].slots == {"one", "two", POSITIONAL}
+    cli.ok("add", "plug", "-n", "a2", "-q", "q", "-s", "a", "-t", "b", "--type", "error")
+    assert [(o.name, o.type, o.joins) for o in plugs.outlets(source)] == [
+        ("a1", "RESULT", True), ("a2", "ERROR", False)
+    ]  # fmt: skip
+    cli.ok("delete", "plug", "-n", "a1")
+    assert [o.name for o in plugs.outlets(source)] == ["a2"]
+
+
+def test_a_join_fires_once_with_its_values_and_cleans_up(initialised_db: str, target: str) -> None:
+    engine = get_engine(initialised_db)
+    fired: list[dict[str, Arrival]] = []
+    assert not arrive(engine, "f1", target, "one", Arrival("a/p1", "a", 1), SLOTS, fired.append)
+    # a redelivered source call does not arrive twice
+    assert not arrive(engine, "f1", target, "one", Arrival("a/p1", "a", 1), SLOTS, fired.append)
+    assert not arrive(engine, "f1", target, "two", Arrival("b/p2", "b", [2]), SLOTS, fired.append)
+    # another flow run does not mix in
+    assert not arrive(engine, "f2", target, "*", Arrival("x/p3", "x", 9), SLOTS, fired.append)
+    assert rows(initialised_db) == 2
+
+    def broken(_: dict[str, Arrival]) -> None:
+        raise OSError("broker down")
+
+    with pytest.raises(OSError):  # sending failed: nothing changes, the arrival can retry
+        arrive(engine, "f1", target, "*", Arrival("c/p3", "c", {"v": 3}), SLOTS, broken)
+    assert fired == [] and rows(initialised_db) == 2
+    assert arrive(engine, "f1", target, "*", Arrival("c/p3", "c", {"v": 3}), SLOTS, fired.append)
+    assert [{k: v.value for k, v in got.items()} for got in fired] == [
+        {"one": 1, "two": [2], "*": {"v": 3}}
+    ]
+    assert rows(initialised_db) == 1  # f1 is gone, f2 still waits
+
+
+MANY = frozenset(f"a{i}" for i in range(12))
+
+
+def _arrive_all(url: str, target: str, items: list[tuple[str, str, int]], go: Any,
+                out: Any) -> None:  # fmt: skip
+    engine = get_engine(url)
+    engine.dispose(close=False)  # forked: leave the parent's connections to the parent
+    go.wait()
+    for flow, slot, value in items:
+
+        def fire(got: dict[str, Arrival], flow: str = flow) -> None:
+            out.put((flow, {name: arrival.value for name, arrival in got.items()}))
+
+        arrive(engine, flow, target, slot, Arrival(f"{flow}/{slot}", flow, value), MANY, fire)
+
+
+def test_many_processes_fire_each_join_exactly_once(initialised_db: str, target: str) -> None:
+    """Six processes take turns on the same few flow runs at the same moments."""
+    flows = [f"run{n}" for n in range(10)]
+    items = []
+    for n, flow in enumerate(flows):
+        slots = sorted(MANY)
+        random.shuffle(slots)
+        items += [(flow, slot, n * 100 + int(slot[1:])) for slot in slots]
+    context = multiprocessing.get_context("fork")
+    go, out = context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_arrive_all, args=(initialised_db, target, items[k::6], go, out))
+        for k in range(6)
+    ]
+    for worker in workers:
+        worker.start()
+    go.set()
+    fired = [out.get(timeout=60) for _ in flows]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert out.empty()  # no join fired twice
+    assert sorted(flow for flow, _ in fired) == sorted(flows)
+    for flow, values in fired:
+        n = int(flow[3:])
+        assert values == {name: n * 100 + int(name[1:]) for name in MANY}
+    assert rows(initialised_db) == 0
