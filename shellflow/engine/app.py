@@ -2,7 +2,20 @@
 
 JSON is the only content type accepted anywhere, so a pickled message is rejected before it
 can run; late acknowledgement with reject-on-worker-lost means a call whose worker dies goes
-back to its queue instead of vanishing.
+back to its queue instead of vanishing (``shellflow.engine.delivery`` caps how often).
+
+On RabbitMQ every socket queue and its exchange are durable (``shellflow.engine.routing``),
+every message is persistent, and every publish waits for the broker's confirm
+(``confirm_publish``, which kombu hands to py-amqp's connection); a publish that meets a
+broker restart is retried for about ten seconds before the caller is told the broker is
+unavailable, so a restart is bridged rather than reported.
+
+On Redis (the embedded default's broker) a message taken by a worker waits, unacknowledged,
+in the transport's ``unacked`` set. A lost pool process or a warm shutdown hands it back at
+once; a worker whose *main* process vanished without a word (``kill -9``, a machine crash)
+has its messages handed back only after :data:`VISIBILITY_TIMEOUT` (an hour), which is also
+the longest a call may run before a second worker would be given it. The embedded server
+keeps queued messages in its append-only file (``shellflow.engine.embedded``).
 """
 
 from __future__ import annotations
@@ -20,6 +33,10 @@ FLOW_HEADER = "shellflow_flow"
 PARENT_HEADER = "shellflow_parent"
 ARGUMENT_HEADER = "shellflow_argument"
 
+VISIBILITY_TIMEOUT = 3600  # seconds (Redis transports only)
+# About 10 s of retries before a publish fails with "broker unavailable".
+PUBLISH_RETRY = {"max_retries": 8, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
+
 
 def _transport_url(url: str) -> str:
     """kombu and Celery name the unix-socket Redis scheme ``redis+socket``; accept ``unix://``."""
@@ -36,11 +53,15 @@ def make_app(settings: Settings, name: str = "shellflow") -> Celery:
     app = Celery(
         name, broker=_transport_url(settings.broker), backend=_transport_url(settings.backend)
     )
-    app.conf.update(_conf(settings))
+    app.conf.update(celery_conf(settings))
     return app
 
 
-def _conf(settings: Settings) -> dict[str, Any]:
+def celery_conf(settings: Settings) -> dict[str, Any]:
+    """Celery settings for durability (the benchmark gives raw Celery the same ones)."""
+    transport: dict[str, Any] = {"confirm_publish": True}  # py-amqp: wait for the broker's ack
+    if settings.broker.startswith(("redis", "unix")):
+        transport["visibility_timeout"] = VISIBILITY_TIMEOUT  # see the module's docstring
     conf: dict[str, Any] = {
         "task_serializer": "json",
         "result_serializer": "json",
@@ -50,16 +71,16 @@ def _conf(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
-        "task_track_started": True,
+        "task_track_started": False,  # the call record says "running"; saves a write per call
         "result_extended": True,
         "result_expires": 24 * 3600,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "task_default_delivery_mode": "persistent",
-        "broker_transport_options": {"confirm_publish": True},
+        "broker_transport_options": transport,
+        # A short broker outage (a restart) is bridged by retrying the publish, not reported.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY,
     }
-    if settings.broker.startswith(("redis", "unix")):
-        # A call is redelivered if its worker has not acknowledged it within this window.
-        conf["broker_transport_options"] = {"visibility_timeout": 3600}
     return conf

@@ -1,17 +1,35 @@
-"""Sending calls to sockets and waiting for their results."""
+"""Sending calls to sockets and waiting for their results.
+
+A process that sends many calls (the Python API, a streaming ``flow task run``, a plug's
+worker) must not pay for set-up on each one: the Celery app is built once per (broker,
+backend) and kept for the life of the process (its connection and producer pools with it),
+and a socket's route is kept for :data:`ROUTE_TTL` seconds, so a renamed or moved socket is
+seen again within that time while a burst of calls reads the database once.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
 from shellflow.engine.routing import kombu_queue
 from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
-from shellflow.model.routes import socket_route
+from shellflow.model.routes import SocketRoute, socket_route
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+ROUTE_TTL = 2.0  # seconds a socket's route is trusted before it is read again
+
+_lock = threading.Lock()
+_apps: dict[tuple[str, str], Celery] = {}
+_routes: dict[tuple[str, str], tuple[float, SocketRoute, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -19,6 +37,37 @@ class Sent:
     call_id: str
     flow: str
     handle: Any  # celery.result.AsyncResult
+
+
+def app_for(settings: Settings) -> Celery:
+    """The process's Celery app for these broker and backend URLs (built on first use)."""
+    key = (settings.broker, settings.backend)
+    app = _apps.get(key)
+    if app is None:
+        with _lock:
+            app = _apps.get(key)
+            if app is None:
+                app = _apps[key] = make_app(settings)
+    return app
+
+
+def route_for(settings: Settings, socket: str) -> tuple[SocketRoute, Any]:
+    """The socket's route and kombu queue, read again once :data:`ROUTE_TTL` has passed."""
+    key = (settings.db, socket)
+    now = time.monotonic()
+    cached = _routes.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
+    with reader(settings.db) as conn:
+        route = socket_route(conn, socket)
+    queue = kombu_queue(route)
+    _routes[key] = (now + ROUTE_TTL, route, queue)
+    return route, queue
+
+
+def forget_routes() -> None:
+    """Drop every cached route (after changing the network from this process)."""
+    _routes.clear()
 
 
 def send(
@@ -30,23 +79,29 @@ def send(
     flow: str | None = None,
     parent: str | None = None,
 ) -> Sent:
-    """Publish one call (persistent, to the socket's durable queue) and return at once."""
-    with reader(settings.db) as conn:
-        route = socket_route(conn, socket)
-    app = make_app(settings)
-    queue = kombu_queue(route)
+    """Publish one call (persistent, confirmed, to the socket's durable queue); return at once."""
+    route, queue = route_for(settings, socket)
+    app = app_for(settings)
     call_id = str(uuid.uuid4())
     flow = flow or call_id
     headers = {FLOW_HEADER: flow}
     if parent:
         headers[PARENT_HEADER] = parent
+    # A direct exchange binds each socket's queue by the socket's name, so the broker's
+    # default exchange (routing by queue name) reaches the same queue and saves a binding
+    # lookup per message on the Redis transport; topic and fanout go through their exchange.
+    via = {} if route.qtype == "direct" else {"exchange": queue.exchange, "routing_key": route.name}
     try:
         handle = app.send_task(
             route.name, args=args, kwargs=kwargs, task_id=call_id, queue=queue,
-            exchange=queue.exchange, routing_key=route.name, declare=[queue], headers=headers,
+            declare=[queue], headers=headers, **via,
         )  # fmt: skip
-    except OSError as exc:
-        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+    except Exception as exc:
+        from kombu.exceptions import OperationalError
+
+        if isinstance(exc, (OSError, OperationalError)):
+            raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+        raise
     return Sent(call_id=call_id, flow=flow, handle=handle)
 
 
