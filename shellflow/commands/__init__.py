@@ -30,11 +30,24 @@ class Lazy(NamedTuple):
 # short help against the loaded command's, so they cannot drift apart.
 SUBCOMMANDS: dict[str, Lazy] = {
     "add": Lazy("shellflow.commands.objects", "add", "Add an object to the database."),
+    "agent": Lazy(
+        "shellflow.commands.agent", "agent", "Run the agent that deploys and serves processors."
+    ),
     "broker": Lazy("shellflow.commands.broker", "broker", "Start, stop or check the broker."),
+    "completion": Lazy(
+        "shellflow.commands.completion", "completion", "Show or install shell completion scripts."
+    ),
     "config": Lazy("shellflow.commands.config_cmd", "config", "Show or change the configuration."),
     "db": Lazy("shellflow.commands.db", "db", "Database operations."),
     "delete": Lazy("shellflow.commands.objects", "delete", "Delete an object from the database."),
+    "listen": Lazy("shellflow.commands.listen", "listen", "Print a processor's live events."),
     "ls": Lazy("shellflow.commands.objects", "ls", "List database objects and their relations."),
+    "proc": Lazy(
+        "shellflow.commands.proc",
+        "proc",
+        "Start, stop, pause, resume, restart or remove processors.",
+    ),
+    "shell": Lazy("shellflow.commands.shell", "shell", "Sockets as shell commands."),
     "task": Lazy("shellflow.commands.task", "task", "Run and manage calls of sockets."),
     "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
     "worker": Lazy("shellflow.commands.worker", "worker", "Run workers."),

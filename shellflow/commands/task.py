@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from shellflow.commands.complete import flow_ids, names_of
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty, to_json
 
@@ -56,11 +57,13 @@ def task() -> None:
 
 
 @task.command("run")
-@click.option("-s", "--socket", required=True, help="Socket to call")
+@click.option(
+    "-s", "--socket", required=True, help="Socket to call", shell_complete=names_of("socket")
+)
 @click.option("--data", help="Input: a JSON value, or text passed as a string")
 @click.option("--async", "is_async", is_flag=True, help="Print the call id and return")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait for the result")
-@click.option("--flow", "flow_id", help="Join this flow run")
+@click.option("--flow", "flow_id", help="Join this flow run", shell_complete=flow_ids)
 @click.argument("keywords", nargs=-1)
 @pass_app
 def task_run(

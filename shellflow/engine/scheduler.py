@@ -165,12 +165,35 @@ class Scheduler:
             return bool(taken == 1)
 
 
+def strategy_of(conn: Connection) -> str:
+    """The placement strategy: the first scheduler row's, else BALANCED."""
+    table = Base.metadata.tables["scheduler"]
+    row = conn.execute(select(table.c.strategy).order_by(table.c.name).limit(1)).first()
+    return str(row[0]) if row and row[0] else "BALANCED"
+
+
+def place_if_leader(scheduler: Scheduler, now: float | None = None) -> list[str]:
+    """Place processors without a host, if this scheduler holds the lease."""
+    if not scheduler.hold_lease(now):
+        return []
+    from sqlalchemy.orm import Session
+
+    from shellflow.engine.placement import place
+
+    with Session(scheduler.engine) as session, session.begin():
+        changes = place(session, strategy_of(session.connection()))
+    for change in changes:
+        log.info("placement: %s", change)
+    return changes
+
+
 def run(settings: Settings, stop: Callable[[], bool], period: float = 0.5, **kw: Any) -> None:
-    """Tick until ``stop()`` says so (the agent runs this in a thread)."""
+    """Tick until ``stop()`` says so (every agent runs this in a thread)."""
     scheduler = Scheduler(settings, **kw)
     while not stop():
         try:
             scheduler.tick()
+            place_if_leader(scheduler)
         except Exception as exc:
             log.warning("scheduler tick failed: %s", exc)
         time.sleep(period)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import socket as pysocket
 import sys
 import traceback
@@ -19,6 +20,7 @@ from typing import Any
 
 from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
+from shellflow.engine.events import Publisher, message
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.routing import kombu_queue
 from shellflow.errors import UsageError
@@ -50,23 +52,59 @@ def load_function(route: SocketRoute) -> Callable[..., Any]:
 
 
 def _register(
-    app: Any, route: SocketRoute, function: Callable[..., Any], recorder: Recorder
+    app: Any,
+    route: SocketRoute,
+    function: Callable[..., Any],
+    recorder: Recorder,
+    publisher: Publisher | None = None,
 ) -> None:
+    """Serve ``route`` as a Celery task that records its call and then fires its plugs.
+
+    The result goes along the socket's RESULT plugs once the call's record is written (an
+    error along its ERROR plugs); a plug that cannot fire leaves an event on the source call
+    and never changes the source call's own record or outcome. Each event, once handed to
+    the recorder, is published on the live channels (``shellflow.engine.events``).
+    """
+    import logging
+
+    from shellflow.engine.plugs import error_value, plugs_for
+
+    log = logging.getLogger(__name__)
     worker_name = f"{route.processor}@{pysocket.gethostname()}"
+    plugs = plugs_for(recorder.url)
+
+    def publish(channel: str, state: str, call_id: str, flow: str, data: Any = None) -> None:
+        if publisher is not None:
+            publisher.publish(
+                message(channel, state, route.processor, route.name, call_id, flow, data)
+            )
+
+    def fire(task: Any, call_id: str, flow: str, kind: str, value: Any) -> None:
+        try:
+            problems = plugs.fire(task.app, route, call_id, flow, kind, value)
+        except Exception as exc:  # the plugs could not even be read
+            problems = [f"plugs of {route.name}: {type(exc).__name__}: {exc}"]
+        for problem in problems:
+            log.error("call %s of %s: %s did not fire", call_id, route.name, problem)
+            with contextlib.suppress(Exception):
+                recorder.event(call_id, "plug", f"Plug did not fire: {problem}"[:2000])
 
     @app.task(name=route.name, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         call_id = request.id
+        flow = request.get(FLOW_HEADER) or call_id
         recorder.started(
             CallStart(
                 call_id=call_id, socket_id=route.socket_id, task_id=route.task_id,
                 name=route.name, args={"args": list(args), "kwargs": kwargs},
-                flow=request.get(FLOW_HEADER), parent=request.get(PARENT_HEADER),
+                flow=flow, parent=request.get(PARENT_HEADER),
                 hostname=pysocket.gethostname(), worker=worker_name,
             ),
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip
+        publish("task", "received", call_id, flow)
+        publish("task", "prerun", call_id, flow)
         captured = io.StringIO()
         try:
             with contextlib.redirect_stdout(captured):
@@ -75,27 +113,66 @@ def _register(
             output = captured.getvalue().splitlines()
             message = f"{type(exc).__name__}: {exc}"
             recorder.failed(call_id, route.name, message, traceback.format_exc(), output)
+            for line in output:
+                publish("log", "log", call_id, flow, line)
+            publish("task", "failure", call_id, flow, message)
+            publish("error", "failure", call_id, flow, message)
+            fire(self, call_id, flow, "ERROR", error_value(exc, call_id, route.name))
             raise SocketError(message) from None
-        recorder.finished(call_id, route.name, result, captured.getvalue().splitlines())
+        output = captured.getvalue().splitlines()
+        recorder.finished(call_id, route.name, result, output)
+        for line in output:
+            publish("log", "log", call_id, flow, line)
+        publish("task", "postrun", call_id, flow)
+        publish("result", "postrun", call_id, flow, result)
+        fire(self, call_id, flow, "RESULT", result)
         return result
 
 
 def build(
     settings: Settings, processor: str, path: Sequence[str] = ()
 ) -> tuple[Any, list[SocketRoute]]:
-    """The Celery app serving ``processor``'s sockets, and their routes."""
+    """The Celery app serving ``processor``'s sockets, and their routes.
+
+    Each function runs inside ``shellflow.engine.delivery.guard`` (the processor's retries,
+    the redelivery cap with its dead-letter queue). A call's records are handed to the
+    database before its result is stored and awaited after (``Recorder.settle`` in Celery's
+    postrun, before the message is acknowledged); anything still buffered in a worker
+    process is written when that process shuts down.
+    """
+    from celery import signals
+
+    from shellflow.engine.delivery import guard, policy_of
+
     for entry in reversed(path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     with reader(settings.db) as conn:
         routes = processor_routes(conn, processor)
+        policy = policy_of(conn, processor)
     if not routes:
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")
     app.conf.task_queues = [kombu_queue(route) for route in routes]
     recorder = Recorder(settings.db)
+    publisher = Publisher(settings.pubsub)  # connects on first use, in each pool process
     for route in routes:
-        _register(app, route, load_function(route), recorder)
+        function = guard(load_function(route), route, policy, recorder)
+        _register(app, route, function, recorder, publisher)
+
+    names = {route.name for route in routes}
+
+    def settle_records(sender: Any = None, **_: Any) -> None:
+        # After Celery stored the result, before the call is reported done (and acked).
+        if getattr(sender, "name", None) in names:
+            recorder.settle()
+
+    def close_records(**_: Any) -> None:
+        recorder.close()
+
+    signals.task_postrun.connect(settle_records, weak=False)
+    signals.worker_process_shutdown.connect(close_records, weak=False)
+    signals.worker_shutdown.connect(close_records, weak=False)
     return app, routes
 
 
@@ -110,7 +187,8 @@ def serve(
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown)."""
     app, routes = build(settings, processor, path)
     worker = app.Worker(
-        hostname=f"{processor}@{pysocket.gethostname()}",
+        # Unique per process: RabbitMQ refuses a second worker with the same node name.
+        hostname=f"{processor}.{os.getpid()}@{pysocket.gethostname()}",
         queues=[route.name for route in routes],
         concurrency=concurrency,
         pool="prefork",

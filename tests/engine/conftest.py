@@ -151,6 +151,15 @@ def _delete_broker_objects(queues: list[str], exchanges: list[str]) -> None:
 
 
 @pytest.fixture
+def live(flow: FlowRunner) -> Iterator[tuple[Deployment, dict[str, str]]]:
+    """The embedded default with the quick start's network and a worker serving it."""
+    with deploy("embedded", flow) as deployment:
+        network = build_network(deployment)
+        deployment.start_worker(network["processor"], concurrency=2)
+        yield deployment, network
+
+
+@pytest.fixture
 def network(deployment: Deployment) -> dict[str, str]:
     return build_network(deployment)
 

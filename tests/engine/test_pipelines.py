@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FlowRunner, _flow_executable
-from tests.engine.conftest import Deployment, build_network, deploy
+from tests.conftest import _flow_executable
+from tests.engine.conftest import Deployment
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
-
-
-@pytest.fixture
-def live(flow: FlowRunner) -> Iterator[tuple[Deployment, dict[str, str]]]:
-    with deploy("embedded", flow) as deployment:
-        network = build_network(deployment)
-        deployment.start_worker(network["processor"], concurrency=2)
-        yield deployment, network
 
 
 def _bash(d: Deployment, script: str) -> subprocess.CompletedProcess[str]:

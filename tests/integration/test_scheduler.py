@@ -173,3 +173,17 @@ def test_placements_move_off_dead_nodes(cli, initialised_db: str) -> None:
     changes = _place(initialised_db, "BALANCED")
     assert changes == ["moved p1 off a.host", "placed p1 on b"]
     assert _placements(initialised_db) == {"p1": "b.host"}
+
+
+def test_only_the_lease_holder_places(cli, initialised_db: str) -> None:
+    from shellflow.engine.scheduler import place_if_leader
+
+    _nodes(initialised_db, {"a": (4, True), "b": (4, True)})
+    cli.ok("add", "scheduler", "-n", "main", "-s", "EFFICIENT")
+    cli.ok("add", "processor", "-n", "p1", "-g", "/r", "-m", "m", "-c", "1")
+    cli.ok("add", "processor", "-n", "p2", "-g", "/r", "-m", "m", "-c", "1")
+    first, second = _scheduler([], "first"), _scheduler([], "second")
+    now = 1_800_000_000.0
+    assert place_if_leader(first, now) == ["placed p1 on a", "placed p2 on a"]  # packed
+    assert place_if_leader(second, now + 1) == []  # not the holder: places nothing
+    assert _placements(initialised_db) == {"p1": "a.host", "p2": "a.host"}
