@@ -70,11 +70,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shellflow.engine.record_connections import (
+    PostgreSQLConnection,
+    SQLiteBatch,
+    SQLiteConnection,
+)
 from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
 
 RUNNING_AFTER = 0.25  # seconds before a running call's row is written ahead of its end
 FLUSH_PATIENCE = 30.0  # seconds of failed writes before a call goes back to its queue
-SQLITE_LOCK_WAIT = 30.0  # seconds to wait for SQLite's write lock before one write fails
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +463,7 @@ class Recorder:
             return b";".join(parts)
         batches = (("upsert", rows), ("state", list(self._updates)),
                    ("event", list(self._events)), ("log", list(self._logs)))  # fmt: skip
-        return _SQLiteBatch(self, batches)
+        return SQLiteBatch(self._sql, batches)
 
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:
         """Make sure the row exists, read what it knew, and add a ``redelivered`` event."""
@@ -555,135 +559,8 @@ class Recorder:
     def _connection(self) -> Any:
         if self._conn is None:
             if self.dialect == "postgresql":
-                self._conn = _PostgreSQL(libpq_url(self.url))
+                self._conn = PostgreSQLConnection(libpq_url(self.url))
             else:
                 path = sqlite_path(self.url)
-                self._conn = _SQLite(str(path) if path else ":memory:")
+                self._conn = SQLiteConnection(str(path) if path else ":memory:")
         return self._conn
-
-
-class _SQLite:
-    """A sqlite3 connection in autocommit mode; transactions are begun by hand."""
-
-    def __init__(self, path: str) -> None:
-        import sqlite3
-
-        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                    check_same_thread=False)  # fmt: skip
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=0")  # the write lock is waited for in begin()
-        self.cursor = self.conn.cursor()
-
-    def execute(self, statement: Any, params: Any = ()) -> None:
-        if isinstance(statement, _SQLiteBatch):
-            statement.run(self)
-        else:
-            self.cursor.execute(statement, params)
-
-    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        self.cursor.executemany(statement, rows)
-
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-    def begin(self) -> None:
-        """Take SQLite's write lock, polling every 0.1 ms or so while another process holds it.
-
-        SQLite's own busy handler sleeps a whole millisecond or more at the first conflict,
-        many times a record write; worker processes writing side by side would queue on it.
-        """
-        import sqlite3
-
-        delay, waited = 0.0001, 0.0
-        while True:
-            try:
-                self.cursor.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or waited > SQLITE_LOCK_WAIT:
-                    raise
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 1.5, 0.005)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class _SQLiteBatch:
-    """Buffered records to write to SQLite in one transaction."""
-
-    def __init__(self, recorder: Recorder, batches: Any) -> None:
-        self.sql = recorder._sql
-        self.batches = batches
-
-    def run(self, conn: _SQLite) -> None:
-        conn.begin()
-        try:
-            for statement, values in self.batches:
-                if values:
-                    conn.executemany(self.sql[statement], values)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-
-class _PostgreSQL:
-    """A psycopg2 connection in asynchronous mode, used as a blocking one, plus ``send``:
-    hand a statement to the server now and await its answer later (``wait``)."""
-
-    TIMEOUT = 60.0  # seconds without any answer before the connection counts as lost
-
-    def __init__(self, dsn: str) -> None:
-        import psycopg2
-
-        self.conn = psycopg2.connect(dsn, connect_timeout=5, async_=True)
-        self.wait()
-        self.cursor = self.conn.cursor()
-        self.execute("SET synchronous_commit = off")
-
-    def _io(self, state: int) -> None:
-        import select
-
-        import psycopg2
-        import psycopg2.extensions as ext
-
-        fd = self.conn.fileno()
-        readable, writable = ([fd], []) if state == ext.POLL_READ else ([], [fd])
-        if not any(select.select(readable, writable, [], self.TIMEOUT)[:2]):
-            raise psycopg2.OperationalError("no answer from the database")
-
-    def wait(self) -> None:
-        import psycopg2.extensions as ext
-
-        while True:
-            state = self.conn.poll()
-            if state == ext.POLL_OK:
-                return
-            self._io(state)
-
-    def send(self, statement: bytes) -> None:
-        import psycopg2.extensions as ext
-
-        self.cursor.execute(statement)
-        while True:  # until the whole statement is in the socket
-            state = self.conn.poll()
-            if state != ext.POLL_WRITE:
-                return
-            self._io(state)
-
-    def execute(self, statement: Any, params: Any = None) -> None:
-        self.cursor.execute(statement, params)
-        self.wait()
-
-    def mogrify(self, statement: str, params: Any) -> bytes:
-        return bytes(self.cursor.mogrify(statement, params))
-
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-    def close(self) -> None:
-        self.conn.close()
