@@ -40,7 +40,8 @@ def ls_calls(
             state=state, since=_since(since),
         )  # fmt: skip
     print_rows(CALL_LIST_COLUMNS, result.rows, as_json)
-    info(f"Page {result.page} of {result.pages} of {result.total} total records")
+    about = "" if result.exact else "~"  # PostgreSQL's estimate for a large total
+    info(f"Page {result.page} of {about}{result.pages} of {about}{result.total} total records")
 
 
 def _since(text: str | None) -> datetime | None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text
+from sqlalchemy import Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shellflow.model.base import Base, IdMixin, utcnow
 
 CALL_STATES = ("pending", "received", "running", "finished", "failed", "retry", "revoked")
+UNFINISHED_WHERE = "state IN ('pending', 'received', 'running', 'retry')"
 
 
 class Call(IdMixin, Base):
@@ -24,6 +25,16 @@ class Call(IdMixin, Base):
         Index("ix_call_started", "started"),
         Index("ix_call_socket_started", "socket_id", "started"),
         Index("ix_call_state_started", "state", "started"),
+        # ``flow ls calls --socket NAME`` filters on the name, newest first.
+        Index("ix_call_name_started", "name", "started"),
+        # ``flow ls calls --unfinished``: a few rows among millions; the predicate is
+        # shellflow.model.history.UNFINISHED_SQL without its table alias.
+        Index(
+            "ix_call_unfinished",
+            "started",
+            postgresql_where=text(UNFINISHED_WHERE),
+            sqlite_where=text(UNFINISHED_WHERE),
+        ),
     )
     name: Mapped[str] = mapped_column(String(200))
     owner: Mapped[str | None] = mapped_column(String(80))

@@ -2,6 +2,13 @@
 
 Pages are cut by the database (LIMIT/OFFSET over the ``started`` index), never by loading
 every call; the graph of a flow run is one query on the ``tracking`` index.
+
+The footer's total is the costly part of a page: ``count(*)`` reads every matching row, and
+with a million calls that alone takes longer than the page. So the matches are counted up
+to :data:`COUNT_BOUND` (a few milliseconds on the indexes, whatever the table's size) and,
+on PostgreSQL, a larger total is the planner's estimate (``EXPLAIN``, from the statistics
+autovacuum keeps), shown as approximate. SQLite has no such estimate and counts exactly.
+A page that ends before it is full tells the exact total, so the last page is always exact.
 """
 
 from __future__ import annotations
@@ -29,6 +36,11 @@ CALL_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 DETAIL_COLUMNS = (*CALL_COLUMNS, ("error", "c.error", "str"), ("traceback", "c.traceback", "str"))
 UNFINISHED = ("pending", "received", "running", "retry")
+# Written as literals, not parameters: SQLite uses the partial index ``ix_call_unfinished``
+# only when the query repeats its WHERE term (shellflow.model.calls keeps the two equal).
+UNFINISHED_SQL = "c.state IN (" + ", ".join(f"'{state}'" for state in UNFINISHED) + ")"
+# Matches counted exactly up to here; beyond, PostgreSQL's planner estimates the total.
+COUNT_BOUND = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class Page:
     page: int
     pages: int
     total: int
+    exact: bool = True  # False: ``total`` and ``pages`` are PostgreSQL's estimate
 
 
 def _select(columns: tuple[tuple[str, str, str], ...]) -> str:
@@ -70,8 +83,7 @@ def list_calls(
     where: list[str] = []
     params: list[Any] = []
     if unfinished:
-        where.append("c.state IN (" + ", ".join("?" for _ in UNFINISHED) + ")")
-        params += UNFINISHED
+        where.append(UNFINISHED_SQL)
     if socket:
         where.append("c.name = ?")
         params.append(socket)
@@ -82,14 +94,44 @@ def list_calls(
         where.append("c.started >= ?")
         params.append(_moment(conn, since))
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total = int(conn.query("SELECT count(*) FROM call c" + clause, params)[0][0])
-    pages = max(1, -(-total // rows))
+    total, exact = count_calls(conn, clause, params)
     order = "ASC" if ascending else "DESC"
     sql = (
         f"{_select(CALL_COLUMNS)}{clause} ORDER BY c.started {order}, c.id {order} LIMIT ? OFFSET ?"
     )
-    records = conn.query(sql, [*params, rows, (page - 1) * rows])
-    return Page([_row(CALL_COLUMNS, r) for r in records], page, pages, total)
+    offset = (page - 1) * rows
+    records = conn.query(sql, [*params, rows, offset])
+    if not exact and 0 < len(records) < rows:
+        total, exact = offset + len(records), True  # the last page: now the total is known
+    elif not exact and records:  # at least this many: the estimate may fall short
+        total = max(total, offset + len(records))
+    pages = max(1, -(-total // rows))
+    return Page([_row(CALL_COLUMNS, r) for r in records], page, pages, total, exact)
+
+
+def count_calls(conn: Reader, clause: str, params: list[Any]) -> tuple[int, bool]:
+    """How many calls match ``clause``, and whether that is exact (see the module's note)."""
+    if conn.dialect != "postgresql":
+        return int(conn.query("SELECT count(*) FROM call c" + clause, params)[0][0]), True
+    matches = "SELECT 1 FROM call c" + clause
+    bounded = f"SELECT count(*) FROM ({matches} LIMIT {COUNT_BOUND + 1}) bounded"
+    counted = int(conn.query(bounded, params)[0][0])
+    if counted <= COUNT_BOUND:
+        return counted, True
+    return max(_rounded(_estimate(conn, matches, params)), counted), False
+
+
+def _rounded(estimate: int) -> int:
+    """Three significant digits: an estimate shown to the last row would claim too much."""
+    return int(float(f"{estimate:.3g}"))
+
+
+def _estimate(conn: Reader, sql: str, params: list[Any]) -> int:
+    """The rows PostgreSQL's planner expects ``sql`` to return (no row is read)."""
+    (plan,) = conn.query("EXPLAIN (FORMAT JSON) " + sql, params)[0]
+    if isinstance(plan, str):  # json arrives parsed from psycopg2, but be lenient
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, Any]:

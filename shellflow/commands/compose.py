@@ -1,0 +1,186 @@
+"""``flow compose up|down|diff|export``: a network declared in a YAML file.
+
+Thin: read the file, let :mod:`shellflow.model.compose` check it and work out the changes,
+ask for each change's right (the same rights as ``flow add|update|delete``), apply them in
+one transaction, print. The file format is described in ``flow compose --help`` and the
+README's "Compose files" section.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.output import info, write_lines
+
+if TYPE_CHECKING:
+    from shellflow.model.compose import Change, Spec
+
+_VERBS = {"add": "ADD", "change": "UPDATE", "remove": "DELETE"}
+FILE = click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+
+
+def _read(file: str) -> Spec:
+    """The checked file ('-' reads stdin); an unreadable or invalid file is exit 2.
+
+    Every problem of an invalid file is shown, one line each, the last as the error.
+    """
+    from shellflow.model.compose import ComposeError, load
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise click.BadParameter(f"cannot read {file!r}: {reason}", param_hint="FILE") from None
+    try:
+        if file == "-":
+            return load(text, "<stdin>")
+        return load(text, file, Path(file).resolve().parent)
+    except ComposeError as exc:
+        for problem in exc.problems[:-1]:
+            info(f"flow: {problem}")
+        raise ComposeError(exc.problems[-1:]) from None
+
+
+def _authorizer(app: AppContext) -> Callable[[str, str, str], None]:
+    from shellflow.commands.objects import right_for
+
+    def authorize(action: str, kind: str, name: str) -> None:
+        app.authorize(right_for(_VERBS[action], kind), name)
+
+    return authorize
+
+
+def _report(changes: list[Change], deleted: list[str]) -> None:
+    from shellflow.model.compose import summary
+
+    for change in changes:
+        info(change.describe())
+    for item in deleted:
+        if not any(f"{c.kind} {c.name}" == item for c in changes):
+            info(f"- {item} (cascade)")
+    info(summary(changes))
+
+
+@click.group()
+def compose() -> None:
+    """Apply, compare or export network files (YAML).
+
+    \b
+    A compose file declares queues, processors, sockets and plugs by name,
+    with the fields of the matching 'flow add' options:
+      version: 1
+      queues:
+        pyfi.queue1: {type: direct}
+      processors:
+        proc1: {gitrepo: URL, module: pyfi.processors.sample, concurrency: 2}
+      sockets:
+        pyfi.processors.sample.do_this:
+          {queue: pyfi.queue1, processor: proc1, task: do_this, interval: 60}
+      plugs:
+        p1: {source: SOCKET, target: SOCKET, queue: pyfi.queue1, argument: one}
+
+    A declared object is described whole: a field left out takes its default.
+    An invalid file is exit 2, with FILE:LINE; nothing is written unless all of
+    it applies (one transaction).
+    """
+
+
+@compose.command("up")
+@FILE
+@click.option("--prune", is_flag=True, help="Also remove queues, processors, sockets and "
+              "plugs the file does not declare")  # fmt: skip
+@pass_app
+def up(app: AppContext, file: str, prune: bool) -> None:
+    """Make the network match FILE.
+
+    Adds and changes what FILE declares; a second run changes nothing and says so.
+    """
+    from shellflow.model.compose import apply, plan
+
+    spec = _read(file)
+    with app.store() as store:
+        changes = plan(store, spec, prune=prune)
+        deleted = apply(store, changes, _authorizer(app))
+    _report(changes, deleted)
+
+
+@compose.command("down")
+@FILE
+@click.option("--cascade", is_flag=True, help="Also delete objects the file does not declare "
+              "that depend on declared ones")  # fmt: skip
+@pass_app
+def down(app: AppContext, file: str, cascade: bool) -> None:
+    """Remove the objects FILE declares, and nothing else.
+
+    An object that others not in FILE depend on is refused (exit 4) unless --cascade.
+    """
+    from shellflow.model.compose import apply, plan_down
+
+    spec = _read(file)
+    with app.store() as store:
+        changes = plan_down(store, spec)
+        deleted = apply(store, changes, _authorizer(app), cascade=cascade)
+    _report(changes, deleted)
+
+
+@compose.command("diff")
+@FILE
+@click.option("--prune", is_flag=True, help="Include what 'up --prune' would remove")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes (like git diff)")
+@pass_app
+def diff(app: AppContext, file: str, prune: bool, exit_code: bool) -> None:
+    """Show what 'up' would change.
+
+    One line per object: + added (with its fields), ~ changed (field: old -> new),
+    - removed. Exits 0 whether or not there are changes; with --exit-code, 1 when there
+    are (like git diff --exit-code).
+    """
+    from shellflow.commands.objects import right_for
+    from shellflow.model.compose import KINDS, plan, summary
+
+    spec = _read(file)
+    for kind in KINDS:
+        app.authorize(right_for("LS", kind))
+    with app.store() as store:
+        changes = plan(store, spec, prune=prune)
+        store.session.rollback()  # a look, never a write
+    write_lines(change.describe() for change in changes)
+    info(summary(changes))
+    if exit_code and changes:
+        raise click.exceptions.Exit(1)
+
+
+@compose.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of stdout")  # fmt: skip
+@pass_app
+def export(app: AppContext, output: str | None) -> None:
+    """Write the stored network as a compose file.
+
+    Queues, processors, sockets and plugs, by name, fields at their default left out:
+    'up' of the result on an empty database makes the same network. Passwords are not
+    exported.
+    """
+    from shellflow.commands.objects import right_for
+    from shellflow.model.compose import KINDS
+    from shellflow.model.compose import export as export_network
+
+    for kind in KINDS:
+        app.authorize(right_for("LS", kind))
+    with app.store() as store:
+        text = export_network(store)
+    if output is None or output == "-":
+        write_lines(text.splitlines())
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.BadParameter(f"cannot write {output!r}: {reason}", param_hint="-o") from None
+    info(f"Wrote the network to {output}")
