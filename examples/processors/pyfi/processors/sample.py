@@ -30,3 +30,14 @@ def square(number):
 def invert(number):
     """One over a number; raises ZeroDivisionError for 0 (to show ERROR plugs)."""
     return 1 / number
+
+
+def gather(*parts):
+    """Its arguments as a list: shows what a step of a Python workflow receives (the previous
+    step's result first, then the step's own arguments), so the spec's listings can run."""
+    return list(parts)
+
+
+def fail(message):
+    """Always raises ValueError: shows how a failed step ends a Python workflow."""
+    raise ValueError(f"failed on {message!r}")
