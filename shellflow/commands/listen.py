@@ -1,9 +1,29 @@
-"""``flow listen``: print a processor's live events as they happen (spec 10.1.6)."""
+"""``flow listen``: print a processor's live events as they happen (spec 10.1.6).
+
+**``--since TIME``: stored events, then live ones, with no gap and no duplicate.** Workers
+publish an event only after its row is committed (``shellflow.engine.events``), and every
+message carries its stored event's ``id``. So ``listen --since``
+
+1. subscribes first, and waits for the server's confirmation: from then on every event
+   published reaches it;
+2. then reads the events stored at or after TIME from the call records (``event`` and
+   ``log`` rows, with each call's result and error) and prints them, oldest first. Any
+   event published before step 1 was committed before it, so it is among these rows: no
+   gap;
+3. then prints the live messages, skipping each one whose ``(channel, id)`` was replayed
+   in step 2 (an event committed and published between steps 1 and 2 is both stored and
+   received live): no duplicate.
+
+TIME is an ISO date or time (UTC when it names no zone) or a duration back from now:
+``90s``, ``15m``, ``2h``, ``1d``.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -41,44 +61,90 @@ def _readable(event: dict[str, Any]) -> str:
     return " ".join(str(f) for f in (*fields, text)).rstrip()
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO time (UTC unless it says otherwise) or a duration back from now (``15m``)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if match:
+        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO time nor a duration like 15m", param_hint="--since"
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 @click.command()
 @click.option("-n", "--name", required=True, help="Processor to listen to ('global': every one)")
 @click.option("-c", "--channel", help="Channel: task, log, result or error [default: all]")
 @click.option("-a", "--adaptor", help="module.Class whose put(event) receives each event")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many events")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="First replay the events stored since TIME (ISO time, or 90s, 15m, 2h, 1d ago)",
+)
 @pass_app
 def listen(
-    app: AppContext, name: str, channel: str | None, adaptor: str | None, count: int | None
-) -> None:
+    app: AppContext, name: str, channel: str | None, adaptor: str | None, count: int | None,
+    since: str | None,
+) -> None:  # fmt: skip
     """Print a processor's live events.
 
-    NAME's events as they happen: NDJSON when piped, readable lines on a terminal.
+    NAME's events as they happen: NDJSON when piped, readable lines on a terminal. With
+    --since, the events stored since then come first, with no gap and no duplicate.
     """
-    from shellflow.engine.events import GLOBAL, redis_client
+    from shellflow.engine.events import GLOBAL, message_key, redis_client, replay_since
     from shellflow.errors import ServiceUnavailable
 
+    start = parse_since(since) if since is not None else None
     app.authorize("READ_PROCESSOR", name)
     sink = _adaptor(adaptor) if adaptor else None
     pattern = GLOBAL if name == GLOBAL else (f"{name}.{channel}" if channel else f"{name}.*")
-    pubsub = redis_client(app.settings.pubsub).pubsub(ignore_subscribe_messages=True)
+    pubsub = redis_client(app.settings.pubsub).pubsub()
     try:
         pubsub.psubscribe(pattern)
+        confirmed = pubsub.get_message(timeout=10)  # subscribed from here on
     except Exception as exc:
         raise ServiceUnavailable("pub/sub", app.settings.pubsub, str(exc)) from exc
+    if not confirmed or confirmed.get("type") != "psubscribe":
+        raise ServiceUnavailable("pub/sub", app.settings.pubsub, "subscription not confirmed")
     info(f"Listening to {pattern}")
     tty = stdout_is_tty()
-    seen = 0
-    for raw in pubsub.listen():
-        if raw.get("type") != "pmessage":
-            continue
-        event = json.loads(raw["data"])
-        if name == GLOBAL and channel and event.get("channel") != channel:
-            continue
+    printed = 0
+
+    def show(event: dict[str, Any]) -> bool:
+        """Print one event; True once --count events were printed."""
+        nonlocal printed
+        if channel and event.get("channel") != channel:
+            return False
         if sink is not None:
             sink.put(event)
         else:
             write_lines([_readable(event) if tty else json.dumps(event, separators=(",", ":"))])
-        seen += 1
-        if count and seen >= count:
+        printed += 1
+        return bool(count and printed >= count)
+
+    replayed: set[tuple[str, str]] = set()
+    if start is not None:
+        for event in replay_since(app.settings.db, start, None if name == GLOBAL else name):
+            replayed.add(message_key(event))
+            if show(event):
+                pubsub.close()
+                return
+    for raw in pubsub.listen():
+        if raw.get("type") != "pmessage":
+            continue
+        event = json.loads(raw["data"])
+        if replayed:
+            key = message_key(event)
+            if key in replayed:
+                replayed.discard(key)  # stored and published: already printed
+                continue
+        if show(event):
             break
     pubsub.close()

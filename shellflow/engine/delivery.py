@@ -82,12 +82,17 @@ def dead_letter_queue(socket: str) -> Any:
 def _dead_letter(app: Any, route: SocketRoute, request: Any, args: Any, kwargs: Any,
                  reason: str) -> None:  # fmt: skip
     """Copy the call to ``<socket>.dead`` (persistent, confirmed) with why it is there."""
-    queue = dead_letter_queue(route.name)
     body = {
         "id": request.id, "socket": route.name, "args": list(args), "kwargs": kwargs,
         "headers": {k: v for k, v in (request.headers or {}).items() if k.startswith("shellflow")},
         "reason": reason, "dead_at": time.time(),
     }  # fmt: skip
+    dead_letter(app, route.name, body)
+
+
+def dead_letter(app: Any, socket: str, body: dict[str, Any]) -> None:
+    """Publish ``body`` to ``<socket>.dead`` (persistent, confirmed); raises if it cannot."""
+    queue = dead_letter_queue(socket)
     with app.producer_or_acquire() as producer:
         producer.publish(
             body, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue],

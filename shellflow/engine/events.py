@@ -1,14 +1,15 @@
-"""Live events: every stored event is then published on pub/sub for ``flow listen``.
+"""Live events: every event is stored first and then published on pub/sub.
 
 Channels are ``<processor>.<channel>`` and ``global`` (which carries everything), with
-channel names ``task`` (lifecycle: received, prerun, postrun, failure, retry, revoked),
-``log`` (lines the function printed), ``result`` and ``error``. Each message is one JSON
-object with these fields:
+channel names ``task`` (lifecycle: received, prerun, postrun, failure, retry, revoked, and
+shellflow's own redelivered, plug, deadletter), ``log`` (lines the function printed),
+``result`` and ``error``. Each message is one JSON object with these fields:
 
 =========  ==============================================================
+id         the stored event's id (the ``event`` row; the ``log`` row for a log line)
 channel    task, log, result or error
 state      the event's name (received, prerun, postrun, failure, log, ...)
-date       when it happened, ISO 8601 in UTC
+date       when it happened (the stored row's time), ISO 8601 in UTC
 room       the processor's name
 socket     the socket's name
 call       the call's id
@@ -16,17 +17,36 @@ flow       the flow run's id
 data       the result, the error message or the log line, when there is one
 =========  ==============================================================
 
+A ``postrun`` event is published twice, on ``task`` and (with the result) on ``result``; a
+``failure`` on ``task`` and (with the message) on ``error``: the same ``id`` on two
+channels, so ``(channel, id)`` identifies a message.
+
+**Stored, then published.** The worker publishes an event only once its row is committed
+(``shellflow.engine.records`` hands each committed batch to :class:`Publisher`), so every
+message a listener receives can also be read back from the call records: that is what lets
+``flow listen --since`` replay stored events and then continue live with no gap (see
+``shellflow.commands.listen`` and :func:`replay`). A short call's events are therefore
+published together when it ends; a call running longer than the records' ``RUNNING_AFTER``
+has its start events stored and published while it runs.
+
+**Cheap to publish.** The publisher's connection turns server replies off (``CLIENT REPLY
+OFF``) and writes each committed batch as one pipelined write: publishing costs a worker
+one ``send`` per call and never waits for Redis. Publishing never fails a call: a pub/sub
+outage only costs live viewers their messages (and ``--since`` still finds them stored).
+
 The same code serves both deployments: in the embedded default the pub/sub URL is the
-embedded Redis's unix socket, so no extra server is needed. Publishing never fails a call:
-events are stored first, and a pub/sub outage only costs live viewers their messages.
+embedded Redis's unix socket, so no extra server is needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 GLOBAL = "global"
 CHANNELS = ("task", "log", "result", "error")
@@ -45,42 +65,164 @@ def redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=5)
 
 
-def message(channel: str, state: str, room: str, socket: str, call: str, flow: str | None,
-            data: Any = None) -> dict[str, Any]:  # fmt: skip
-    out = {
-        "channel": channel, "state": state, "date": datetime.now(UTC).isoformat(),
-        "room": room, "socket": socket, "call": call, "flow": flow,
+def carries_live_events(url: str) -> bool:
+    """Only Redis carries live channels today."""
+    return url.startswith(("redis", "rediss", "unix", "socket"))
+
+
+class Stored(NamedTuple):
+    """One committed event (or log line) of a call, as the records wrote it."""
+
+    id: str
+    call: str
+    socket: str
+    flow: str | None
+    state: str  # the event's name; "log" for a printed line
+    date: datetime
+    data: Any = None  # the result (postrun), the error message (failure) or the line (log)
+
+
+def iso(value: datetime) -> str:
+    """A stored time as ISO 8601 in UTC (SQLite hands naive UTC times back)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def messages(room: str, event: Stored) -> list[dict[str, Any]]:
+    """The messages one stored event makes, one per channel it goes to."""
+    base = {
+        "id": event.id, "state": event.state, "date": iso(event.date), "room": room,
+        "socket": event.socket, "call": event.call, "flow": event.flow,
     }  # fmt: skip
-    if data is not None:
-        out["data"] = data
+    if event.state == "log":
+        return [{"channel": "log", **base, "data": event.data}]
+    out = [{"channel": "task", **base}]
+    if event.state == "postrun":
+        out.append({"channel": "result", **base, "data": event.data})
+    elif event.state == "failure":
+        out.append({"channel": "error", **base, "data": event.data})
     return out
 
 
-class Publisher:
-    """Publishes to ``<room>.<channel>`` and ``global``; silently idle without pub/sub."""
+def message_key(event: dict[str, Any]) -> tuple[str, str]:
+    """What identifies a message across replay and live delivery."""
+    return (str(event.get("channel")), str(event.get("id")))
 
-    def __init__(self, url: str) -> None:
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+def dumps(event: dict[str, Any]) -> str:
+    return _ENCODER.encode(event)
+
+
+GLOBAL_BYTES = GLOBAL.encode()
+
+
+def _publish(channel: bytes, payload: bytes) -> bytes:
+    """``PUBLISH channel payload`` in Redis's wire format (packed by hand: redis-py's
+    general packer costs more than the rest of a publish)."""
+    return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+        len(channel), channel, len(payload), payload,
+    )  # fmt: skip
+
+
+class Publisher:
+    """Publishes committed events to ``<room>.<channel>`` and ``global``, fire and forget.
+
+    One connection per process (made again after a fork), with replies turned off, so a
+    batch of events is one socket write. Idle when the pub/sub URL is not Redis.
+    """
+
+    def __init__(self, url: str, room: str) -> None:
         self.url = url
-        self._client: Any = None
+        self.room = room
+        self._enabled = carries_live_events(url)
+        self._conn: Any = None
+        self._pid = -1
         self._broken = False
 
-    def _redis(self) -> Any:
-        if self._client is None:
-            self._client = redis_client(self.url)
-        return self._client
+    def _connection(self) -> Any:
+        if self._conn is None or self._pid != os.getpid():
+            conn = redis_client(self.url).connection_pool.make_connection()
+            conn.connect()
+            conn.send_command("CLIENT", "REPLY", "OFF")  # no reply to this nor to any later
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
 
-    def publish(self, event: dict[str, Any]) -> None:
-        if not self.url.startswith(("redis", "rediss", "unix", "socket")):
-            return  # only Redis carries live channels today
-        payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=repr)
+    def publish(self, events: Iterable[Stored]) -> None:
+        if not self._enabled:
+            return
+        packed = b"".join(
+            _publish(channel, payload)
+            for event in events
+            for body in messages(self.room, event)
+            for payload in (dumps(body).encode(),)
+            for channel in (f"{self.room}.{body['channel']}".encode(), GLOBAL_BYTES)
+        )
+        if not packed:
+            return
         try:
-            pipe = self._redis().pipeline(transaction=False)
-            pipe.publish(f"{event['room']}.{event['channel']}", payload)
-            pipe.publish(GLOBAL, payload)
-            pipe.execute()
+            conn = self._connection()
+            conn.send_packed_command([packed], check_health=False)
             self._broken = False
         except Exception as exc:  # a live viewer missing a message must never fail a call
             if not self._broken:
                 log.warning("live events unavailable at %s: %s", self.url, exc)
             self._broken = True
-            self._client = None
+            self.close()
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):  # closing a broken connection
+                self._conn.disconnect()
+        self._conn = None
+
+
+def replay_since(url: str, since: datetime, room: str | None) -> list[dict[str, Any]]:
+    """The messages of events stored at or after ``since`` (every processor's when
+    ``room`` is None), oldest first, as the worker published them."""
+    from shellflow.model.listing import reader
+
+    cutoff: Any = since.astimezone(UTC)
+    with reader(url) as conn:
+        if conn.dialect == "sqlite":
+            cutoff = cutoff.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        room_filter = "" if room is None else " AND p.name = ?"
+        params: list[Any] = [cutoff] + ([] if room is None else [room])
+        events = conn.query(
+            "SELECT e.id, e.name, e.created, c.id, c.name, c.tracking, p.name, c.result,"
+            " c.error FROM event e JOIN call c ON c.id = e.call_id"
+            " JOIN socket s ON s.id = c.socket_id JOIN processor p ON p.id = s.processor_id"
+            f" WHERE e.created >= ?{room_filter}",
+            params,
+        )
+        logs = conn.query(
+            "SELECT l.id, l.created, l.text, c.id, c.name, c.tracking, p.name FROM log l"
+            " JOIN call c ON c.id = l.oid JOIN socket s ON s.id = c.socket_id"
+            " JOIN processor p ON p.id = s.processor_id"
+            f" WHERE l.discriminator = 'call' AND l.created >= ?{room_filter}",
+            params,
+        )
+    out: list[tuple[datetime, int, dict[str, Any]]] = []
+    for event_id, name, created, call, socket, flow, processor, result, error in events:
+        data: Any = None
+        if name == "postrun" and result is not None:
+            data = json.loads(result)
+        elif name == "failure":
+            data = error
+        stored = Stored(str(event_id), str(call), str(socket), flow, str(name),
+                        _as_time(created), data)  # fmt: skip
+        out += [(stored.date, 0, m) for m in messages(str(processor), stored)]
+    for log_id, created, text, call, socket, flow, processor in logs:
+        stored = Stored(str(log_id), str(call), str(socket), flow, "log", _as_time(created), text)
+        out += [(stored.date, 1, m) for m in messages(str(processor), stored)]
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [m for _, _, m in out]
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
 
 import shellflow.model.tables  # noqa: F401  (registers every table on Base.metadata)
 from shellflow.engine.deploy import Source
@@ -110,6 +110,19 @@ def _is_agent(pid: int | None) -> bool:
     return b"agent" in cmdline
 
 
+def _upsert_by_name(
+    conn: Connection, table: Table, name: str, values: dict[str, Any], now: datetime
+) -> str:
+    """The id of ``table``'s row named ``name``, made with ``values`` or updated to them."""
+    row = conn.execute(select(table.c.id).where(table.c.name == name)).first()
+    if row is None:
+        row_id = new_id()
+        conn.execute(insert(table).values(id=row_id, name=name, created=now, **values))
+        return row_id
+    conn.execute(update(table).where(table.c.id == row.id).values(**values))
+    return str(row.id)
+
+
 def register(
     engine: Engine, node: str, hostname: str, facts: dict[str, Any], pid: int
 ) -> tuple[str, str, str]:
@@ -119,14 +132,8 @@ def register(
     """
     now = utcnow()
     with engine.begin() as conn:
-        row = conn.execute(select(NODE.c.id).where(NODE.c.name == node)).first()
         values = {"hostname": hostname, "heartbeat": now, "status": "running", **facts}
-        if row is None:
-            node_id = new_id()
-            conn.execute(insert(NODE).values(id=node_id, name=node, created=now, **values))
-        else:
-            node_id = row.id
-            conn.execute(update(NODE).where(NODE.c.id == node_id).values(**values))
+        node_id = _upsert_by_name(conn, NODE, node, values, now)
         agent = conn.execute(
             select(AGENT.c.id, AGENT.c.name, AGENT.c.hostname, AGENT.c.pid, AGENT.c.status,
                    AGENT.c.heartbeat)
@@ -263,14 +270,7 @@ def worker_started(
         "requested_status": "running",
     }  # fmt: skip
     with engine.begin() as conn:
-        row = conn.execute(select(WORKER.c.id).where(WORKER.c.name == name)).first()
-        if row is None:
-            worker_id = new_id()
-            conn.execute(insert(WORKER).values(id=worker_id, name=name, created=now, **values))
-        else:
-            worker_id = row.id
-            conn.execute(update(WORKER).where(WORKER.c.id == worker_id).values(**values))
-    return str(worker_id)
+        return _upsert_by_name(conn, WORKER, name, values, now)
 
 
 def worker_ended(engine: Engine, worker_id: str, status: str = "stopped") -> None:

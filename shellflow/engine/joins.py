@@ -12,6 +12,10 @@ the order of arrival and however many workers receive them.
 If sending fails the transaction rolls back and the state is as it was; a source call that
 is delivered twice (its worker died before acknowledging it) adds its value once, because
 each arrival carries a key made of the source call and the plug.
+
+The rows of flow runs that never complete (an argument that never comes) are removed by
+:func:`sweep` once unchanged for :func:`join_ttl` seconds; the agents' scheduler runs it
+(``shellflow.engine.scheduler``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
@@ -103,3 +108,40 @@ def arrive(
             conn.commit()
             return fired
     raise RuntimeError(f"join state of flow {flow} kept vanishing; gave up")
+
+
+JOIN_TTL_ENV = "SHELLFLOW_JOIN_TTL"
+JOIN_TTL = 7 * 24 * 3600.0  # seconds a join may wait for its missing arguments
+
+
+def join_ttl() -> float:
+    """How long a join waits (``SHELLFLOW_JOIN_TTL`` seconds, default a week)."""
+    import os
+
+    text = os.environ.get(JOIN_TTL_ENV, "").strip()
+    try:
+        return max(1.0, float(text)) if text else JOIN_TTL
+    except ValueError:
+        return JOIN_TTL
+
+
+def sweep(engine: Engine, max_age: float, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Forget the joins of flow runs that never completed: every ``join_state`` row not
+    changed for ``max_age`` seconds. Returns the (flow run, target socket id) removed.
+
+    A row is changed by every arrival, so an old row is a join some argument never reached
+    (its source failed without an ERROR plug, a plug was removed, a run was abandoned);
+    without this sweep such rows, and the values they hold, would stay for ever. Each row is
+    deleted under the same condition it was selected by, so an arrival racing the sweep
+    (which refreshes ``lastupdated``) keeps its row.
+    """
+    cutoff = (now or utcnow()) - timedelta(seconds=max_age)
+    old = (JOIN.c.lastupdated < cutoff) | (JOIN.c.lastupdated.is_(None) & (JOIN.c.created < cutoff))
+    removed = []
+    with engine.begin() as conn:
+        rows = conn.execute(select(JOIN.c.id, JOIN.c.flow, JOIN.c.target_id).where(old)).all()
+        for row in rows:
+            gone = conn.execute(delete(JOIN).where((JOIN.c.id == row.id) & old)).rowcount
+            if gone:
+                removed.append((str(row.flow), str(row.target_id)))
+    return removed

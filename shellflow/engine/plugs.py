@@ -17,6 +17,15 @@ A target fed by plugs into two or more different arguments (or marked ``wait``, 
 case a plug without an argument counts as one more input) is a join: it runs once every one
 of those inputs has arrived for the same flow run (see ``shellflow.engine.joins``).
 
+**A plug that cannot deliver.** Sending along a plug is retried with a growing delay
+(:data:`BACKOFF`, about eight seconds in all, while the source call's message stays
+unacknowledged). If it still fails, the call it would have made is copied, with the
+reason, to the target's dead-letter queue ``<target>.dead`` (as the redelivery cap does,
+``shellflow.engine.delivery``), and recorded: the planned call gets a ``failed`` row with a
+``deadletter`` event (its id is the one the plug would have given it, so a later successful
+delivery completes that same row), and the source call a ``plug`` event. The source call's
+own outcome is never changed.
+
 Plugs are read from the model database when a call ends, and each socket's list is reused
 for ``PLUG_SECONDS`` at most, so a change of the network's topology is followed within that
 time ("execution will follow the path of the current dataflow").
@@ -35,7 +44,7 @@ from sqlalchemy import Engine, bindparam, text
 
 from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER
 from shellflow.engine.joins import Arrival, arrive
-from shellflow.engine.routing import kombu_queue
+from shellflow.engine.routing import kombu_queue, publish_via
 from shellflow.model.db import get_engine
 from shellflow.model.routes import SocketRoute
 
@@ -44,7 +53,7 @@ POSITIONAL = "*"  # the slot of a plug without an argument: the target's first a
 # Every call that a join's target was fed from (the parent is the one that completed it).
 SOURCES_HEADER = "shellflow_sources"
 _IDS = uuid.uuid5(uuid.NAMESPACE_URL, "https://shellflow/plugs")
-SEND_ATTEMPTS = 3
+BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed plug delivery
 
 _OUTLETS = text(
     "SELECT pl.id, pl.name, pl.type, a.name, s.name, p.name, t.module, t.function, q.name,"
@@ -58,6 +67,24 @@ _INPUTS = text(
     "SELECT pl.target_id, a.name FROM plug pl LEFT JOIN argument a ON a.id = pl.argument_id"
     " WHERE pl.target_id IN :targets AND pl.enabled = :yes"
 ).bindparams(bindparam("targets", expanding=True))
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A plug that could not deliver after its retries, and what it would have sent."""
+
+    plug: str
+    target: SocketRoute
+    call_id: str | None  # the call it would have made (None: a join's arrival)
+    args: list[Any]
+    kwargs: dict[str, Any]
+    reason: str
+    dead_lettered: bool
+
+    @property
+    def problem(self) -> str:
+        where = f"moved to {self.target.name}.dead" if self.dead_lettered else "not dead-lettered"
+        return f"plug {self.plug}: {self.reason} ({where})"
 
 
 @dataclass(frozen=True)
@@ -152,27 +179,59 @@ class Plugs:
         return found
 
     def fire(
-        self, app: Any, source: SocketRoute, call_id: str, flow: str, kind: str, value: Any
-    ) -> list[str]:
+        self, app: Any, source: SocketRoute, call_id: str, flow: str, kind: str, value: Any,
+        backoff: tuple[float, ...] = BACKOFF,
+    ) -> list[Undelivered]:  # fmt: skip
         """Send ``value`` along the socket's plugs of ``kind`` (RESULT or ERROR).
 
-        Returns one line per plug that could not fire after a few attempts; the others
-        fire regardless. Raises only when the plugs themselves cannot be read.
+        Returns the plugs that could not deliver after their retries (already copied to
+        their dead-letter queues when the broker took it); the others fire regardless.
+        Raises only when the plugs themselves cannot be read.
         """
-        problems = []
+        failed = []
         for outlet in self.outlets(source.socket_id):
             if outlet.type != kind:
                 continue
-            for attempt in range(SEND_ATTEMPTS):
+            for delay in (*backoff, None):
                 try:
                     self._fire_one(app, outlet, call_id, flow, value)
                     break
                 except Exception as exc:
-                    if attempt + 1 == SEND_ATTEMPTS:
-                        problems.append(f"plug {outlet.name}: {type(exc).__name__}: {exc}")
+                    if delay is None:
+                        failed.append(self._dead_letter(app, outlet, call_id, flow, value, exc))
                     else:
-                        time.sleep(0.2 * (attempt + 1))
-        return problems
+                        time.sleep(delay)
+        return failed
+
+    def _dead_letter(
+        self, app: Any, outlet: Outlet, call_id: str, flow: str, value: Any, exc: Exception
+    ) -> Undelivered:
+        """Copy what the plug would have sent to ``<target>.dead``, with the reason."""
+        from shellflow.engine.delivery import dead_letter
+
+        reason = f"{type(exc).__name__}: {exc}"
+        key = f"{call_id}/{outlet.plug_id}"
+        target_call: str | None
+        args: list[Any]
+        kwargs: dict[str, Any]
+        if outlet.joins:
+            target_call, args, kwargs = None, [], {outlet.slot: value}
+        else:
+            target_call = plugged_call_id(key)
+            args, kwargs = ([], {outlet.argument: value}) if outlet.argument else ([value], {})
+        body = {
+            "id": target_call, "socket": outlet.target.name, "args": args, "kwargs": kwargs,
+            "headers": {FLOW_HEADER: flow, PARENT_HEADER: call_id}, "plug": outlet.name,
+            "join": outlet.joins, "reason": f"plug {outlet.name} could not deliver: {reason}",
+            "dead_at": time.time(),
+        }  # fmt: skip
+        try:
+            dead_letter(app, outlet.target.name, body)
+            moved = True
+        except Exception as dead:  # the broker itself is away: the records still say so
+            reason += f"; dead-letter queue unreachable too: {type(dead).__name__}: {dead}"
+            moved = False
+        return Undelivered(outlet.name, outlet.target, target_call, args, kwargs, reason, moved)
 
     def _fire_one(self, app: Any, outlet: Outlet, call_id: str, flow: str, value: Any) -> None:
         key = f"{call_id}/{outlet.plug_id}"
@@ -202,10 +261,10 @@ def send_call(
     flow: str, parent: str, headers: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Publish one call to the target socket's durable queue (persistent, confirmed)."""
-    queue = kombu_queue(target)
+    queue = kombu_queue(target, app.conf.broker_url)
     app.send_task(
         target.name, args=args, kwargs=kwargs, task_id=call_id, queue=queue,
-        exchange=queue.exchange, routing_key=target.name, declare=[queue],
+        declare=[queue], **publish_via(target, queue),
         headers={FLOW_HEADER: flow, PARENT_HEADER: parent, **(headers or {})},
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ before a call's result is stored and its answer awaited afterwards.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 SQLITE_LOCK_WAIT = 30.0  # seconds to wait for SQLite's write lock before one write fails
@@ -89,13 +90,15 @@ class PostgreSQLConnection:
 
     TIMEOUT = 60.0  # seconds without any answer before the connection counts as lost
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, prepare: Sequence[str] = ()) -> None:
         import psycopg2
 
         self.conn = psycopg2.connect(dsn, connect_timeout=5, async_=True)
         self.wait()
         self.cursor = self.conn.cursor()
         self.execute("SET synchronous_commit = off")
+        for statement in prepare:  # the session's prepared statements, made again on reconnect
+            self.execute(statement)
 
     def _io(self, state: int) -> None:
         import select

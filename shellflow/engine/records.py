@@ -50,7 +50,13 @@ cost from about 170 to 110 us of CPU per call: small next to a Celery round trip
 records stay per call, in one round trip, off the call's critical path.
 
 Writes go straight through the database driver (sqlite3, psycopg2) with fixed statements:
-SQLAlchemy's per-statement overhead would cost more CPU than the call itself.
+SQLAlchemy's per-statement overhead would cost more CPU than the call itself. On
+PostgreSQL they are prepared once per connection (:func:`prepared_statements`), which cut
+the server's CPU per call from about 600 to 165 us here.
+
+**Live events follow commits.** Each batch of events and log lines is handed to
+``on_stored`` (the worker's ``shellflow.engine.events.Publisher``) only once it is
+committed, so whatever a live listener sees can be read back from the records.
 
 **Redeliveries are counted here.** A message that arrives flagged ``redelivered`` first
 writes, synchronously and before its function runs, a ``redelivered`` event; the number of
@@ -66,10 +72,13 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shellflow.engine.events import Stored
 from shellflow.engine.record_connections import (
     PostgreSQLConnection,
     SQLiteBatch,
@@ -79,6 +88,7 @@ from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
 
 RUNNING_AFTER = 0.25  # seconds before a running call's row is written ahead of its end
 FLUSH_PATIENCE = 30.0  # seconds of failed writes before a call goes back to its queue
+KNOWN_CALLS = 256  # calls whose socket and flow run are remembered for their late events
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +129,26 @@ def _sql(dialect: str) -> dict[str, str]:
     }
 
 
+# PostgreSQL: the record writes, prepared once per connection (parsed and planned once).
+PREPARED = ("upsert", "state", "event", "log")
+
+
+def prepared_statements() -> list[str]:
+    """``PREPARE`` statements for :data:`PREPARED`, run when a record connection opens."""
+    out = []
+    for name, statement in _sql("postgresql").items():
+        if name in PREPARED:
+            parts = statement.split("%s")
+            numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+            out.append(f"PREPARE sf_{name} AS {numbered}")
+    return out
+
+
+def _execute(name: str, width: int) -> str:
+    """``EXECUTE sf_NAME (%s, ...)``, to be filled by mogrify."""
+    return f"EXECUTE sf_{name} (" + ",".join(["%s"] * width) + ")"
+
+
 @dataclass(frozen=True)
 class CallStart:
     call_id: str
@@ -148,14 +178,30 @@ class RecordsUnavailable(Exception):
     """The model database refused record writes for longer than FLUSH_PATIENCE."""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
+_json = _ENCODER.encode  # one encoder, not one per value as json.dumps(..., options) makes
 
 
-def _new_id() -> str:
-    import uuid
+class _Ids:
+    """Unique ids for event and log rows, cheaply: a random 80-bit prefix per process and a
+    counter, in the shape of a UUID (a uuid4 per row cost more than the row's insert)."""
 
-    return str(uuid.uuid4())
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = 0
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # a forked pool process draws its own prefix
+            self._pid = os.getpid()
+            raw = os.urandom(10).hex()
+            self._prefix = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-"
+            self._count = 0
+        self._count += 1
+        return f"{self._prefix}{self._count:012x}"
+
+
+_new_id = _Ids()
 
 
 class Recorder:
@@ -165,8 +211,9 @@ class Recorder:
     its own connection, buffers and background writer after the fork.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, on_stored: Callable[[list[Stored]], None] | None = None) -> None:
         self.url = url
+        self.on_stored = on_stored  # given each committed batch of events (live channels)
         self.dialect = dialect_of(url)
         self._sql = _sql(self.dialect)
         self._pid = -1
@@ -188,6 +235,9 @@ class Recorder:
         self._updates: list[tuple[str, str, Any]] = []  # (state, when, id) of ended calls
         self._events: list[tuple[Any, ...]] = []
         self._logs: list[tuple[Any, ...]] = []
+        self._stored: list[Stored] = []  # the buffered events and log lines, to publish
+        self._inflight_stored: list[Stored] = []  # those of the statement in flight
+        self._known: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._since: float | None = None  # when the oldest unwritten record was buffered
         self._inflight: bytes | None = None  # a statement sent to PostgreSQL, not yet answered
         self._last = datetime.min.replace(tzinfo=UTC)
@@ -221,6 +271,9 @@ class Recorder:
                 "finished": None, "result": None, "error": None, "traceback": None,
             }  # fmt: skip
             self._calls[start.call_id] = row
+            self._known[start.call_id] = (start.name, start.flow)
+            while len(self._known) > KNOWN_CALLS:
+                self._known.popitem(last=False)
             if redelivered:
                 delivery = self._count_redelivery(row)
             else:
@@ -239,13 +292,13 @@ class Recorder:
 
     def finished(self, call_id: str, name: str, result: Any, output: list[str]) -> None:
         self._end(call_id, {"state": "finished", "result": _json(result)}, "postrun",
-                  f"Postrun for {name}", output)  # fmt: skip
+                  f"Postrun for {name}", output, result)  # fmt: skip
 
     def failed(
         self, call_id: str, name: str, error: str, traceback: str, output: list[str]
     ) -> None:
         self._end(call_id, {"state": "failed", "error": error, "traceback": traceback},
-                  "failure", f"Failure of {name}: {error}"[:2000], output)  # fmt: skip
+                  "failure", f"Failure of {name}: {error}"[:2000], output, error)  # fmt: skip
 
     def event(self, call_id: str, name: str, note: str, state: str | None = None) -> None:
         """An event of a call; written with the call's end, or now if the call has ended."""
@@ -263,6 +316,25 @@ class Recorder:
             if state:
                 self._updates.append((state, self._time(now), call_id))
             self._event(call_id, name, note, now)
+            self._flush_or_reject()
+
+    def undelivered(self, start: CallStart, reason: str) -> None:
+        """A call that could not even be sent (a plug's target): its row, ``failed`` with
+        the reason, and a ``deadletter`` event, written now."""
+        self._ensure_process()
+        with self._lock:
+            now = self._now()
+            self._known[start.call_id] = (start.name, start.flow)
+            self._rows[start.call_id] = {
+                "id": start.call_id, "created": now, "lastupdated": now, "name": start.name,
+                "owner": start.owner, "state": "failed", "socket_id": start.socket_id,
+                "task_id": start.task_id, "parent": start.parent, "tracking": start.flow,
+                "celeryid": start.call_id, "args": _json(start.args),
+                "hostname": start.hostname, "worker": start.worker, "started": None,
+                "finished": now, "result": None, "error": f"Undeliverable: {reason}"[:2000],
+                "traceback": None,
+            }  # fmt: skip
+            self._event(start.call_id, "deadletter", reason[:2000], now)
             self._flush_or_reject()
 
     def flush(self) -> None:
@@ -283,12 +355,32 @@ class Recorder:
 
     # -- buffering -------------------------------------------------------------------------
 
-    def _event(self, call_id: str, name: str, note: str, when: datetime) -> None:
-        self._events.append((_new_id(), self._time(when), name, note, call_id))
+    def _event(
+        self, call_id: str, name: str, note: str, when: datetime, data: Any = None
+    ) -> tuple[Any, ...]:
+        row = (_new_id(), self._time(when), name, note, call_id)
+        self._events.append(row)
+        self._stored.append(self._stored_of(row[0], call_id, name, when, data))
+        return row
+
+    def _stored_of(
+        self, event_id: str, call_id: str, name: str, when: datetime, data: Any
+    ) -> Stored:
+        socket, flow = self._known.get(call_id, ("", None))
+        return Stored(event_id, call_id, socket, flow, name, when, data)
+
+    def _published(self, events: list[Stored]) -> None:
+        """Hand committed events to the live channels; never fails a call."""
+        if events and self.on_stored is not None:
+            try:
+                self.on_stored(events)
+            except Exception as exc:  # live viewers only
+                log.warning("live events not published: %s", exc)
 
     def _end(
-        self, call_id: str, values: dict[str, Any], event: str, note: str, output: list[str]
-    ) -> None:
+        self, call_id: str, values: dict[str, Any], event: str, note: str, output: list[str],
+        data: Any = None,
+    ) -> None:  # fmt: skip
         self._ensure_process()
         with self._lock:
             now = self._now()
@@ -299,11 +391,11 @@ class Recorder:
             else:
                 row.update(values, finished=now, lastupdated=now)
                 self._rows[call_id] = row
-            self._event(call_id, event, note, now)
+            self._event(call_id, event, note, now, data)
             for line in output:
-                self._logs.append(
-                    (_new_id(), self._time(now), call_id, "call", line, "stdout", False)
-                )
+                log_id = _new_id()
+                self._logs.append((log_id, self._time(now), call_id, "call", line, "stdout", False))
+                self._stored.append(self._stored_of(log_id, call_id, "log", now, line))
             self._flush_or_reject(wait=False)
 
     def _buffered(self) -> None:
@@ -377,7 +469,9 @@ class Recorder:
             log.exception("call records refused by the database; dropped")
             self._clear()
             raise
+        stored = self._stored
         self._clear()
+        self._published(stored)
 
     def _send(self) -> bool:
         """Hand the buffered records to PostgreSQL without awaiting the commit.
@@ -396,6 +490,7 @@ class Recorder:
             self._disconnect()
             return False
         self._inflight = statement
+        self._inflight_stored = self._stored
         self._clear()
         return True
 
@@ -408,10 +503,13 @@ class Recorder:
             try:
                 self._conn.wait()
                 self._inflight = None
+                self._published(self._inflight_stored)
+                self._inflight_stored = []
                 return
             except Exception as exc:
                 if not self._is_connection_error(exc):
                     self._inflight = None
+                    self._inflight_stored = []
                     log.exception("call records refused by the database; dropped")
                     raise
                 self._disconnect()
@@ -423,6 +521,8 @@ class Recorder:
                         lambda cursor: cursor.execute(statement),
                         3600.0 if patience is None else patience,
                     )
+                    self._published(self._inflight_stored)
+                    self._inflight_stored = []
                     return
                 except RecordsUnavailable:
                     if patience is not None:
@@ -436,6 +536,7 @@ class Recorder:
         self._updates.clear()
         self._events.clear()
         self._logs.clear()
+        self._stored = []
         self._since = None
 
     def _times_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -446,20 +547,18 @@ class Recorder:
     def _statement(self, cursor: Any) -> Any:
         """PostgreSQL: the buffered records as one simple query (one implicit transaction,
         one round trip). SQLite: a function writing them in one transaction."""
-        sql = self._sql
         rows = [self._times_of(tuple(r[c] for c in CALL_COLUMNS)) for r in self._rows.values()]
         if self.dialect == "postgresql":
-            parts = [cursor.mogrify(sql["upsert"], r) for r in rows]
-            parts += [cursor.mogrify(sql["state"], u) for u in self._updates]
-            for table, columns, values in (("event", EVENT_COLUMNS, self._events),
-                                           ("log", LOG_COLUMNS, self._logs)):  # fmt: skip
-                if values:  # one multi-row INSERT per table
-                    row = "(" + ",".join(["%s"] * len(columns)) + ")"
-                    parts.append(
-                        f"INSERT INTO {table} ({','.join(columns)}) VALUES ".encode()
-                        + b",".join(cursor.mogrify(row, v) for v in values)
-                        + b" ON CONFLICT DO NOTHING"
-                    )
+            # Prepared statements (``prepared_statements``): parsed and planned once per
+            # connection, which halves the database's CPU per call.
+            parts = []
+            for name, width, values in (
+                ("upsert", len(CALL_COLUMNS), rows), ("state", 3, self._updates),
+                ("event", len(EVENT_COLUMNS), self._events), ("log", len(LOG_COLUMNS), self._logs),
+            ):  # fmt: skip
+                if values:
+                    execute = _execute(name, width)
+                    parts += [cursor.mogrify(execute, v) for v in values]
             return b";".join(parts)
         batches = (("upsert", rows), ("state", list(self._updates)),
                    ("event", list(self._events)), ("log", list(self._logs)))  # fmt: skip
@@ -468,7 +567,8 @@ class Recorder:
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:
         """Make sure the row exists, read what it knew, and add a ``redelivered`` event."""
         call_id = row["id"]
-        marker = (_new_id(), self._time(self._now()), "redelivered",
+        when = self._now()
+        marker = (_new_id(), self._time(when), "redelivered",
                   f"Redelivered call of {row['name']}", call_id)  # fmt: skip
         values = self._times_of(tuple(row[c] for c in CALL_COLUMNS))
         found: dict[str, Any] = {}
@@ -498,6 +598,7 @@ class Recorder:
             from celery.exceptions import Reject
 
             raise Reject(str(exc), requeue=True) from exc
+        self._published([self._stored_of(marker[0], call_id, "redelivered", when, None)])
         previous = found["previous"]
         return Delivery(
             call_id, True, redeliveries=found["before"] + 1,
@@ -559,7 +660,7 @@ class Recorder:
     def _connection(self) -> Any:
         if self._conn is None:
             if self.dialect == "postgresql":
-                self._conn = PostgreSQLConnection(libpq_url(self.url))
+                self._conn = PostgreSQLConnection(libpq_url(self.url), prepared_statements())
             else:
                 path = sqlite_path(self.url)
                 self._conn = SQLiteConnection(str(path) if path else ":memory:")

@@ -3,6 +3,21 @@
 An exchange per user-defined queue (of its type: direct, topic or fanout) with one durable
 queue per socket bound by the socket's name means messages for different processors never
 land in a worker that cannot run them, and a call waits in its queue while no worker runs.
+
+**How a call is addressed.** A call names one socket and runs once, whatever the type of
+its socket's queue:
+
+- direct and fanout: it is published to the socket's own queue (the broker's default
+  exchange, routing by queue name), so a fanout exchange does not copy it into the other
+  sockets' queues (each of which would run it again under the same call id). What is
+  published to a fanout exchange by other software still reaches every socket bound to it;
+- topic: it is published to the topic exchange with the socket's name as routing key.
+
+**Fanout on Redis.** kombu's Redis transport carries a fanout exchange over pub/sub: a
+queue bound to one is consumed by subscribing, not from its list, and a message published
+while no consumer listens is gone. That breaks at-least-once delivery, so on a Redis broker
+(the embedded default) a fanout queue's socket queues are bound to an exchange of the same
+name as direct ones; the type is kept in the model and honoured on RabbitMQ.
 """
 
 from __future__ import annotations
@@ -12,11 +27,24 @@ from typing import Any
 from shellflow.model.routes import SocketRoute
 
 
-def kombu_queue(route: SocketRoute) -> Any:
+def is_redis(broker_url: str) -> bool:
+    return str(broker_url).startswith(("redis", "rediss", "unix", "socket"))
+
+
+def kombu_queue(route: SocketRoute, broker_url: str = "") -> Any:
     from kombu import Exchange, Queue
 
-    exchange = Exchange(route.queue, type=route.qtype, durable=route.durable)
+    qtype = "direct" if route.qtype == "fanout" and is_redis(broker_url) else route.qtype
+    exchange = Exchange(route.queue, type=qtype, durable=route.durable)
     return Queue(
         route.name, exchange=exchange, routing_key=route.name, durable=route.durable,
         auto_delete=False,
     )  # fmt: skip
+
+
+def publish_via(route: SocketRoute, queue: Any) -> dict[str, Any]:
+    """The exchange and routing key a call to ``route`` is published with (docstring)."""
+    if route.qtype == "topic":
+        return {"exchange": queue.exchange, "routing_key": route.name}
+    # Celery sends to the default exchange, by queue name, when the exchange type is direct.
+    return {} if route.qtype == "direct" else {"exchange_type": "direct"}

@@ -30,6 +30,7 @@ JOBS = Base.metadata.tables["jobs"]
 SOCKETS = Base.metadata.tables["socket"]
 LEASE_ID = "shellflow.scheduler.lease"
 LEASE_SECONDS = 5.0
+SWEEP_EVERY = 60.0  # seconds between two sweeps of abandoned joins
 log = logging.getLogger(__name__)
 
 
@@ -80,6 +81,7 @@ class Scheduler:
         self.engine = get_engine(settings.db)
         self.fire = fire or self._send
         self.name = name or f"{pysocket.gethostname()}:{id(self)}"
+        self.next_sweep = 0.0
 
     def _send(self, schedule: Schedule) -> None:
         from shellflow.engine.client import send
@@ -187,6 +189,22 @@ def place_if_leader(scheduler: Scheduler, now: float | None = None) -> list[str]
     return changes
 
 
+def sweep_joins_if_leader(scheduler: Scheduler, now: float | None = None) -> int:
+    """Every SWEEP_EVERY seconds, the lease holder forgets abandoned joins (``joins.sweep``)."""
+    now = time.time() if now is None else now
+    if now < scheduler.next_sweep or not scheduler.hold_lease(now):
+        return 0
+    from shellflow.engine.joins import join_ttl, sweep
+
+    scheduler.next_sweep = now + SWEEP_EVERY
+    ttl = join_ttl()
+    removed = sweep(scheduler.engine, ttl)
+    for flow, target in removed:
+        log.warning("join of socket %s in flow run %s waited over %g s: forgotten",
+                    target, flow, ttl)  # fmt: skip
+    return len(removed)
+
+
 def run(settings: Settings, stop: Callable[[], bool], period: float = 0.5, **kw: Any) -> None:
     """Tick until ``stop()`` says so (every agent runs this in a thread)."""
     scheduler = Scheduler(settings, **kw)
@@ -194,6 +212,7 @@ def run(settings: Settings, stop: Callable[[], bool], period: float = 0.5, **kw:
         try:
             scheduler.tick()
             place_if_leader(scheduler)
+            sweep_joins_if_leader(scheduler)
         except Exception as exc:
             log.warning("scheduler tick failed: %s", exc)
         time.sleep(period)

@@ -8,7 +8,7 @@ driver would otherwise commit each ``CREATE``/``DROP`` on its own).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,29 +92,30 @@ def _refuse_foreign(url: str, before: SchemaState) -> None:
         )
 
 
+def _upgrade_unless(
+    url: str, done: Callable[[SchemaState], bool]
+) -> tuple[SchemaState, SchemaState]:
+    """Under the schema lock: upgrade to head unless ``done(state)``; (before, after)."""
+    with _locked(url) as conn:
+        before = _state(conn)
+        if done(before):
+            return before, before
+        _refuse_foreign(url, before)
+        command.upgrade(alembic_config(conn), "head")
+        return before, _state(conn)
+
+
 def initialise(url: str) -> tuple[SchemaState, SchemaState]:
     """Create the schema on an empty database; (state before, state after).
 
     An initialised database is left untouched (before == after), whatever its revision.
     """
-    with _locked(url) as conn:
-        before = _state(conn)
-        if before.initialised:
-            return before, before
-        _refuse_foreign(url, before)
-        command.upgrade(alembic_config(conn), "head")
-        return before, _state(conn)
+    return _upgrade_unless(url, lambda state: state.initialised)
 
 
 def migrate(url: str) -> tuple[SchemaState, SchemaState]:
     """Upgrade to the newest revision (an empty database is created from scratch)."""
-    with _locked(url) as conn:
-        before = _state(conn)
-        if before.up_to_date:
-            return before, before
-        _refuse_foreign(url, before)
-        command.upgrade(alembic_config(conn), "head")
-        return before, _state(conn)
+    return _upgrade_unless(url, lambda state: state.up_to_date)
 
 
 def upgrade(url: str) -> None:

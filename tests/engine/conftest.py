@@ -160,6 +160,22 @@ def live(flow: FlowRunner) -> Iterator[tuple[Deployment, dict[str, str]]]:
 
 
 @pytest.fixture
+def chaos(deployment: Deployment) -> dict[str, str]:
+    """The chaos processor's network (``tests.engine.chaos``) on the deployment."""
+    from tests.engine.chaos import chaos_network
+
+    return chaos_network(deployment)
+
+
+@pytest.fixture
+def client(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Python client on the deployment's settings (``tests.engine.chaos.Client``)."""
+    from tests.engine.chaos import Client
+
+    return Client(deployment, monkeypatch)
+
+
+@pytest.fixture
 def network(deployment: Deployment) -> dict[str, str]:
     return build_network(deployment)
 

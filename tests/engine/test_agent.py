@@ -210,3 +210,27 @@ def test_waiting_without_an_agent_times_out(proc_db: CliRunnerFlow) -> None:
     result = proc_db("proc", "start", "-n", "p1", "--wait", "--timeout", "0.3")
     assert result.code == 7
     assert "is ready, not running" in result.stderr
+
+
+def test_calls_queued_while_the_agent_is_stopped_all_finish_when_it_starts_again(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Stop the agent with calls queued (some sent before, some while it is down): once
+    it starts again, every one of them finishes, once."""
+    d = deployment
+    names = build_network(d)
+    d.ok("update", "processor", "-n", names["processor"], "-g",
+         str(examples_repo(tmp_path / "repo")))  # fmt: skip
+    with running_agent(d) as agent:
+        wait_status(d, names["processor"], "running", timeout=180)
+        ids = [send(d, names["do_something"], f'"{i}"') for i in range(20)]
+        d.ok("agent", "stop", "--timeout", "90")
+        assert agent.wait(timeout=90) == 0
+    ids += [send(d, names["do_something"], f'"{i}"') for i in range(20, 30)]
+    with running_agent(d):
+        for i, call_id in enumerate(ids):
+            expect = [("finished", json.dumps(f"TEXT:{i}"))]
+            assert d.wait_for(CALL, (call_id,), expect, timeout=180) == expect, agent_log(d)
+    name = names["do_something"]
+    rows = d.query("SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?", (name,))
+    assert rows == [(30, 30)]

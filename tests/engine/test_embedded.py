@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shellflow.engine.events import redis_client
 from tests.conftest import FlowRunner
+from tests.engine.chaos import Client, assert_exactly_once, chaos_network, children_of, poll
 from tests.engine.conftest import Deployment, build_network, deploy
+
+RUNNING = "SELECT id FROM call WHERE name = ? AND state = 'running'"
+REDELIVERED = (
+    "SELECT count(*) FROM event e JOIN call c ON c.id = e.call_id"
+    " WHERE c.name = ? AND e.name = 'redelivered'"
+)
 
 
 @pytest.fixture
@@ -45,3 +56,30 @@ def test_broker_status_and_long_socket_path(embedded: Deployment, tmp_path: Path
     result = d.run("broker", "start", env={"SHELLFLOW_HOME": str(deep)})
     assert result.code == 6
     assert "shorter folder" in result.stderr
+
+
+def test_calls_held_by_a_killed_worker_come_back_when_a_worker_starts(
+    embedded: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of a worker's main process (and its pool): its unacknowledged messages are
+    requeued when the next worker starts, not an hour later (``shellflow.engine.unacked``)."""
+    d = embedded
+    chaos = chaos_network(d)
+    client = Client(d, monkeypatch)
+    worker = d.start_worker(chaos["processor"], concurrency=2)
+    sent = [client.send(chaos["slow"], i, seconds=3) for i in range(4)]
+    # Both pool processes are running a call, so the main process holds two messages.
+    assert poll(lambda: len(d.query(RUNNING, (chaos["slow"],))) == 2, timeout=120)
+    pool = children_of(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    for pid in pool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.wait()
+    held = redis_client(client.settings.broker).hlen("unacked")
+    assert held == 2  # without a worker to give them back, they stay taken
+    d.start_worker(chaos["processor"], concurrency=2)
+    assert [client.wait(s, timeout=300) for s in sent] == [0, 1, 2, 3]
+    assert_exactly_once(d, chaos["slow"], sent)
+    events = d.query(REDELIVERED, (chaos["slow"],))
+    assert events == [(2,)]  # the two killed calls ran again, the same rows

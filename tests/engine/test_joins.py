@@ -137,3 +137,36 @@ def test_many_processes_fire_each_join_exactly_once(initialised_db: str, target:
         n = int(flow[3:])
         assert values == {name: n * 100 + int(name[1:]) for name in MANY}
     assert rows(initialised_db) == 0
+
+
+def test_joins_of_runs_that_never_complete_are_swept(
+    initialised_db: str, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join still missing an argument after the age limit is forgotten; a younger one,
+    or one that keeps receiving arguments, stays and still fires."""
+    from datetime import timedelta
+
+    from shellflow.config import load_settings
+    from shellflow.engine.joins import JOIN, sweep
+    from shellflow.engine.scheduler import Scheduler, sweep_joins_if_leader
+    from shellflow.model.base import utcnow
+
+    engine = get_engine(initialised_db)
+    fired: list[dict[str, Arrival]] = []
+    for flow in ("abandoned", "recent", "older"):
+        arrive(engine, flow, target, "one", Arrival(f"{flow}/1", "c1", 1), SLOTS, fired.append)
+    with engine.begin() as conn:  # an hour and two days without a change
+        for flow, age in (("older", timedelta(hours=1)), ("abandoned", timedelta(days=2))):
+            conn.execute(
+                JOIN.update().where(JOIN.c.flow == flow).values(lastupdated=utcnow() - age)
+            )
+    assert sweep(engine, max_age=24 * 3600) == [("abandoned", target)]
+    assert rows(initialised_db) == 2
+    # The agents' scheduler sweeps with the configured age limit (seconds).
+    monkeypatch.setenv("SHELLFLOW_JOIN_TTL", "600")
+    scheduler = Scheduler(load_settings(), fire=lambda s: None, name="sweeper")
+    assert sweep_joins_if_leader(scheduler) == 1  # "older": an hour > ten minutes
+    assert sweep_joins_if_leader(scheduler) == 0  # not again before SWEEP_EVERY
+    for slot, key in (("two", "recent/2"), (POSITIONAL, "recent/3")):
+        arrive(engine, "recent", target, slot, Arrival(key, "c2", 2), SLOTS, fired.append)
+    assert len(fired) == 1 and rows(initialised_db) == 0

@@ -9,7 +9,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.engine.conftest import ROOT, Deployment
+from tests.conftest import FlowRunner
+from tests.engine.conftest import AMQP_URL, ROOT, Deployment, build_network, deploy
 
 CALL = "SELECT id, state, result, tracking, parent, args FROM call WHERE name = ? ORDER BY started"
 
@@ -140,3 +141,47 @@ def test_fifty_joins_at_once_each_sum_its_own_flow(
     assert d.query("SELECT count(*) FROM call WHERE name = ?", (total,)) == [(50,)]
     assert d.query("SELECT count(*) FROM call WHERE state <> 'finished'") == [(0,)]
     assert d.query("SELECT count(*) FROM event WHERE name = 'plug'") == [(0,)]  # none failed
+
+
+def test_a_plug_that_cannot_deliver_retries_then_dead_letters_with_a_record(
+    flow: FlowRunner,
+) -> None:
+    """The target's exchange exists on RabbitMQ with another type, so every send along the
+    plug is refused: after its retries the planned call is in ``<target>.dead`` and recorded
+    failed, and the source call's own result stands. (The embedded Redis transport has no
+    such refusal to provoke.)"""
+    from kombu import Connection, Exchange
+
+    with deploy("distributed", flow) as d:
+        network = build_network(d)
+        other = {"queue": d.name("clash.q"), "processor": d.name("clash.p")}
+        d.ok("add", "queue", "-n", other["queue"], "-t", "direct")
+        d.ok("add", "processor", "-n", other["processor"], "-g", str(ROOT), "-mp",
+             "examples/processors", "-m", "pyfi.processors.sample", "-h", "localhost")  # fmt: skip
+        target = add_socket(d, other, "clash.do_this", "do_this")
+        d.broker_queues.append(target + ".dead")
+        d.broker_exchanges.append(other["queue"])
+        with Connection(AMQP_URL) as conn:  # same name, another type: declaring it fails
+            Exchange(other["queue"], type="fanout", durable=True)(conn.default_channel).declare()
+        plug(d, network, network["do_something"], target)
+        d.start_worker(network["processor"])
+        source = d.ok("task", "run", "-s", network["do_something"], "--data", '"x"', "--async")
+        source_id = source.stdout.strip()
+        (planned,) = calls(d, target, 1, timeout=120)
+        call_id, state, _, run, parent, args = planned
+        assert state == "failed" and parent == source_id
+        assert d.query("SELECT tracking FROM call WHERE id = ?", (source_id,)) == [(run,)]
+        assert json.loads(args) == {"args": ["TEXT:x"], "kwargs": {}}
+        error = d.query("SELECT error FROM call WHERE id = ?", (call_id,))[0][0]
+        assert "Undeliverable" in error and f"{target}.dead" in error
+        assert d.query("SELECT state FROM call WHERE id = ?", (source_id,)) == [("finished",)]
+        plug_events = d.query(
+            "SELECT note FROM event WHERE call_id = ? AND name = 'plug'", (source_id,)
+        )
+        assert len(plug_events) == 1 and "did not fire" in plug_events[0][0]
+        with Connection(AMQP_URL) as conn:
+            message = conn.default_channel.basic_get(target + ".dead", no_ack=True)
+        assert message is not None
+        body = json.loads(message.body)
+        assert (body["id"], body["socket"], body["args"]) == (call_id, target, ["TEXT:x"])
+        assert "PRECONDITION" in body["reason"] or "equivalent" in body["reason"]

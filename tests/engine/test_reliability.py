@@ -13,102 +13,23 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import FlowRunner
-from tests.engine.conftest import ROOT, Deployment, deploy
-
-FUNCTIONS = ("flaky", "slow", "crash", "echo")
-ROWS = "SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?"
-FINISHED = "SELECT count(*) FROM call WHERE name = ? AND state = 'finished'"
-EVENTS = "SELECT e.name FROM event e WHERE e.call_id = ? ORDER BY e.created"
-EVENTS_NAMED = (
-    "SELECT count(*) FROM event e JOIN call c ON c.id = e.call_id WHERE c.name = ? AND e.name = ?"
+from tests.engine.chaos import (
+    EVENTS,
+    EVENTS_NAMED,
+    Client,
+    assert_exactly_once,
+    chaos_network,
+    children_of,
+    finished,
+    poll,
 )
-
-
-def chaos_network(d: Deployment, retries: int = 2) -> dict[str, str]:
-    """A processor serving ``pyfi.processors.chaos`` with ``retries`` and no retry delay."""
-    names = {"queue": d.name("chaos.q"), "processor": d.name("chaos")}
-    names |= {f: d.name(f"pyfi.processors.chaos.{f}") for f in FUNCTIONS}
-    d.ok("add", "queue", "-n", names["queue"], "-t", "direct")
-    d.ok("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
-         "examples/processors", "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "2",
-         "--retries", str(retries), "--retry-delay", "0")  # fmt: skip
-    for function in FUNCTIONS:
-        d.ok("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
-             names["processor"], "-t", function)  # fmt: skip
-    d.broker_queues += [names[f] for f in FUNCTIONS] + [names[f] + ".dead" for f in FUNCTIONS]
-    d.broker_exchanges.append(names["queue"])
-    return names
-
-
-class Client:
-    """The Python client (``shellflow.engine.client``) on a deployment's settings."""
-
-    def __init__(self, d: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
-        from shellflow.config import load_settings
-
-        for key, value in d.env.items():
-            monkeypatch.setenv(key, value)
-        self.settings = load_settings()
-
-    def send(self, socket: str, *args: Any, **kwargs: Any) -> Any:
-        from shellflow.engine.client import send
-
-        return send(self.settings, socket, list(args), kwargs)
-
-    def wait(self, sent: Any, timeout: float = 120) -> Any:
-        from shellflow.engine.client import wait
-
-        return wait(sent, timeout)
-
-
-@pytest.fixture
-def chaos(deployment: Deployment) -> dict[str, str]:
-    return chaos_network(deployment)
-
-
-@pytest.fixture
-def client(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Client:
-    return Client(deployment, monkeypatch)
-
-
-def poll(check: Callable[[], bool], timeout: float = 60, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
-
-
-def finished(d: Deployment, socket: str) -> int:
-    return int(d.query(FINISHED, (socket,))[0][0])
-
-
-def children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def assert_exactly_once(d: Deployment, socket: str, sent: list[Any]) -> None:
-    """One call row per call id sent, each finished, and no other row.
-
-    A result can reach its caller a moment before its record is committed (the commit is
-    awaited before the message is acknowledged), hence the short poll.
-    """
-    ids = {s.call_id for s in sent}
-    poll(lambda: finished(d, socket) >= len(ids), timeout=30)
-    rows = d.query("SELECT id, state FROM call WHERE name = ?", (socket,))
-    assert len(rows) == len(ids), f"{len(rows)} call rows for {len(ids)} calls"
-    assert {r[0] for r in rows} == ids
-    assert {r[1] for r in rows} == {"finished"}
-
+from tests.engine.conftest import ROOT, Deployment, deploy
 
 # -- settings ------------------------------------------------------------------------------
 
