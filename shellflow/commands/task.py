@@ -1,9 +1,10 @@
-"""``flow task run``: call a socket from the shell.
+"""``flow task run|result|cancel``: call a socket from the shell, and follow its calls.
 
 Input is a JSON value (text that is not JSON is passed as a string, never evaluated) from
 ``--data`` or from stdin, given to the function as its first argument; ``key=value`` and
 ``key:=json`` words become keyword arguments. The result goes to stdout: strings as they
 are, anything else as compact JSON, so one socket's output is the next one's input.
+``--stream`` makes each input record one call (``shellflow.client.stream``).
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from typing import Any
 
 import click
 
+from shellflow.client.values import format_result, parse_value
 from shellflow.commands.complete import flow_ids, names_of
 from shellflow.commands.context import AppContext, pass_app
-from shellflow.commands.output import stdin_is_tty, to_json
+from shellflow.commands.output import stdin_is_tty
 
-
-def parse_value(text: str) -> Any:
-    """A JSON value, or the text itself when it is not JSON."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+__all__ = ["format_result", "parse_keywords", "parse_value", "task"]
 
 
 def parse_keywords(words: tuple[str, ...]) -> dict[str, Any]:
@@ -47,10 +43,6 @@ def parse_keywords(words: tuple[str, ...]) -> dict[str, Any]:
     return kwargs
 
 
-def format_result(value: Any) -> str:
-    return value if isinstance(value, str) else to_json(value)
-
-
 @click.group()
 def task() -> None:
     """Run and manage calls of sockets."""
@@ -62,28 +54,56 @@ def task() -> None:
 )
 @click.option("--data", help="Input: a JSON value, or text passed as a string")
 @click.option("--async", "is_async", is_flag=True, help="Print the call id and return")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait for the result")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait for a result")
 @click.option("--flow", "flow_id", help="Join this flow run", shell_complete=flow_ids)
+@click.option("--stream", is_flag=True, help="Each input line is one call")
+@click.option("-0", "--null", "nul", is_flag=True, help="--stream: records end with NUL")
+@click.option("--json", "json_lines", is_flag=True, help="--stream: records are NDJSON")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="--stream: calls at once")
+@click.option("--unordered", is_flag=True, help="--stream: write results as they come")
+@click.option("--halt", default="never", metavar="WHEN",
+              help="--stream: never, soon,fail=N or now,fail=N")  # fmt: skip
 @click.argument("keywords", nargs=-1)
 @pass_app
 def task_run(
     app: AppContext, socket: str, data: str | None, is_async: bool, timeout: float | None,
-    flow_id: str | None, keywords: tuple[str, ...],
+    flow_id: str | None, stream: bool, nul: bool, json_lines: bool, jobs: int | None,
+    unordered: bool, halt: str, keywords: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Call SOCKET with input from --data or stdin, and print its result.
 
     \b
     The calls of one shell pipeline share one flow run (see 'flow ls call --id ID -g'):
     flow follows the pipes between the commands; --flow ID or SHELLFLOW_FLOW override it.
+
+    \b
+    --stream: each input line is one call's input (read as --data is; -0 for NUL-ended
+    records, --json for NDJSON), up to -j calls at once (default: 4 per CPU of the
+    socket's workers), results in input order (--unordered: as they come), a summary line on
+    stderr. --halt soon,fail=N starts no call after N failures; now,fail=N also cancels
+    those not started. --timeout applies to each call. A reader that goes away
+    ('| head -1') ends the stream with exit 0 and cancels the calls not yet started.
     """
-    from shellflow.engine.client import send, wait
+    from shellflow.engine.client import call_once, send
 
     app.authorize("RUN_TASK", socket)
     kwargs = parse_keywords(keywords)
+    stream_only = [name for name, given in (("-0", nul), ("--json", json_lines),
+                   ("-j", jobs), ("--unordered", unordered), ("--halt", halt != "never"))
+                   if given]  # fmt: skip
+    if stream_only and not stream:
+        raise click.UsageError(f"{', '.join(stream_only)} only go with --stream")
+    if stream and (is_async or data is not None):
+        raise click.UsageError("--stream reads its input from stdin; no --data or --async")
     flow_id = flow_id or os.environ.get("SHELLFLOW_FLOW") or None
     place, registry = _pipeline(app) if flow_id is None else (None, None)
     if place is not None and registry is not None and place.key:
         flow_id = registry.flow_for(place.key)
+    if stream:
+        parent = registry.call_writing(place.upstream) if place and registry else None
+        _run_stream(app, socket, kwargs, flow_id, parent, nul=nul, json_lines=json_lines,
+                    jobs=jobs, unordered=unordered, halt=halt, timeout=timeout)  # fmt: skip
+        return
     args: list[Any] = []
     if data is not None:
         args.append(parse_value(data))
@@ -95,13 +115,126 @@ def task_run(
             args.append(parse_value(text))
     # Upstream commands have recorded their calls by the time our input ended.
     parent = registry.call_writing(place.upstream) if place and registry else None
-    sent = send(app.settings, socket, args, kwargs, flow=flow_id, parent=parent)
-    if place is not None and registry is not None and place.stdout:
-        registry.record_call(place.stdout, sent.call_id)
+
+    def sent(call_id: str) -> None:
+        if place is not None and registry is not None and place.stdout:
+            registry.record_call(place.stdout, call_id)
+
     if is_async:
-        click.echo(sent.call_id)
+        call = send(app.settings, socket, args, kwargs, flow=flow_id, parent=parent)
+        sent(call.call_id)
+        click.echo(call.call_id)
         return
-    click.echo(format_result(wait(sent, timeout)))
+    result = call_once(app.settings, socket, args, kwargs, flow=flow_id, parent=parent,
+                       timeout=timeout, on_sent=sent)  # fmt: skip
+    click.echo(format_result(result))
+
+
+def _run_stream(
+    app: AppContext, socket: str, kwargs: dict[str, Any], flow_id: str | None,
+    parent: str | None, *, nul: bool, json_lines: bool, jobs: int | None, unordered: bool,
+    halt: str, timeout: float | None,
+) -> None:  # fmt: skip
+    from shellflow.client.stream import Halt, Options, run_stream
+    from shellflow.errors import ExitCode
+
+    options = Options(
+        socket=socket, kwargs=kwargs, jobs=jobs, nul=nul, json_lines=json_lines,
+        ordered=not unordered, halt=Halt.parse(halt), timeout=timeout, flow=flow_id,
+        parent=parent, progress=_stderr_is_tty(),
+    )  # fmt: skip
+    summary = run_stream(app.settings, options)
+    if summary.reader_gone:
+        raise SystemExit(0)
+    if summary.calls or summary.bad_record is None:
+        click.echo(summary.line(), err=True)
+    if summary.bad_record is not None:
+        raise summary.bad_record
+    if summary.exit_code != ExitCode.OK:
+        raise SystemExit(int(summary.exit_code))
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@task.command("result")
+@click.argument("call_id", metavar="ID")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for an unfinished call to end")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait with --wait")
+@pass_app
+def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | None) -> None:
+    """Print the result of call ID, as 'flow task run' prints it.
+
+    \b
+    Exit codes: 0 the result is printed; 1 the call failed (its error on stderr) or was
+    cancelled; 3 no call with that id is known (a call still queued has no record until
+    a worker takes it: --wait waits for it); 7 the call has not finished yet (without
+    --wait), or did not within --timeout.
+    """
+    from shellflow.engine.client import outcome, wait_for
+    from shellflow.errors import NotFound, TimedOut
+
+    app.authorize("RUN_TASK")
+    found = outcome(app.settings, call_id)
+    if not found.done and wait_:
+        found = wait_for(app.settings, call_id, timeout)
+    if found.state == "unknown":
+        missing = NotFound("call", call_id)
+        missing.message = (
+            f"no call {call_id} is known (a queued call is known once a worker takes it;"
+            " --wait waits for it)"
+        )
+        raise missing
+    if not found.done:
+        raise TimedOut(f"call {call_id} has not finished yet ({found.state}); use --wait")
+    _print_outcome(found)
+
+
+def _print_outcome(found: Any) -> None:
+    from shellflow.errors import CallFailed
+
+    if found.state == "finished":
+        click.echo(format_result(found.result))
+    elif found.state == "revoked":
+        raise CallFailed(f"call {found.call_id} was cancelled")
+    else:
+        raise CallFailed(found.error or f"call {found.call_id} failed")
+
+
+@task.command("cancel")
+@click.argument("call_id", metavar="ID")
+@pass_app
+def task_cancel(app: AppContext, call_id: str) -> None:
+    """Cancel call ID if it has not started yet.
+
+    \b
+    Workers discard it when its message reaches them, now or after a restart of its
+    processor; its record says 'revoked'. Exit codes: 0 cancelled (or it already was);
+    4 the call has already started or finished, and runs to its end.
+    """
+    import uuid
+
+    from shellflow.engine.client import cancel
+    from shellflow.errors import Conflict, UsageError
+
+    app.authorize("CANCEL_TASK")
+    try:
+        uuid.UUID(call_id)
+    except ValueError:
+        raise UsageError(f"{call_id!r} is not a call id") from None
+    found = cancel(app.settings, call_id)
+    if found.state == "queued":
+        click.echo(f"cancelled call {call_id}", err=True)
+    elif found.state == "revoked":
+        click.echo(f"call {call_id} was already cancelled", err=True)
+    elif found.done:
+        raise Conflict(f"call {call_id} has already {found.state}; it cannot be cancelled")
+    else:
+        raise Conflict(f"call {call_id} has already started ({found.state}); it runs to its end")
 
 
 def _pipeline(app: AppContext) -> tuple[Any, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
-from shellflow.engine.events import Publisher, message
+from shellflow.engine.events import Publisher
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.routing import kombu_queue
 from shellflow.errors import UsageError
@@ -56,14 +56,13 @@ def _register(
     route: SocketRoute,
     function: Callable[..., Any],
     recorder: Recorder,
-    publisher: Publisher | None = None,
 ) -> None:
     """Serve ``route`` as a Celery task that records its call and then fires its plugs.
 
     The result goes along the socket's RESULT plugs once the call's record is written (an
     error along its ERROR plugs); a plug that cannot fire leaves an event on the source call
-    and never changes the source call's own record or outcome. Each event, once handed to
-    the recorder, is published on the live channels (``shellflow.engine.events``).
+    and never changes the source call's own record or outcome. The recorder publishes each
+    event on the live channels once it is stored (``shellflow.engine.events``).
     """
     import logging
 
@@ -73,17 +72,24 @@ def _register(
     worker_name = f"{route.processor}@{pysocket.gethostname()}"
     plugs = plugs_for(recorder.url)
 
-    def publish(channel: str, state: str, call_id: str, flow: str, data: Any = None) -> None:
-        if publisher is not None:
-            publisher.publish(
-                message(channel, state, route.processor, route.name, call_id, flow, data)
-            )
-
     def fire(task: Any, call_id: str, flow: str, kind: str, value: Any) -> None:
         try:
-            problems = plugs.fire(task.app, route, call_id, flow, kind, value)
+            failed = plugs.fire(task.app, route, call_id, flow, kind, value)
+            problems = [failure.problem for failure in failed]
         except Exception as exc:  # the plugs could not even be read
-            problems = [f"plugs of {route.name}: {type(exc).__name__}: {exc}"]
+            failed, problems = [], [f"plugs of {route.name}: {type(exc).__name__}: {exc}"]
+        for failure in failed:
+            if failure.call_id is not None:  # the call the plug would have made: failed
+                with contextlib.suppress(Exception):
+                    recorder.undelivered(
+                        CallStart(
+                            call_id=failure.call_id, socket_id=failure.target.socket_id,
+                            task_id=failure.target.task_id, name=failure.target.name,
+                            args={"args": failure.args, "kwargs": failure.kwargs}, flow=flow,
+                            parent=call_id, hostname=pysocket.gethostname(), worker=worker_name,
+                        ),
+                        failure.problem,
+                    )  # fmt: skip
         for problem in problems:
             log.error("call %s of %s: %s did not fire", call_id, route.name, problem)
             with contextlib.suppress(Exception):
@@ -103,8 +109,6 @@ def _register(
             ),
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip
-        publish("task", "received", call_id, flow)
-        publish("task", "prerun", call_id, flow)
         captured = io.StringIO()
         try:
             with contextlib.redirect_stdout(captured):
@@ -113,18 +117,10 @@ def _register(
             output = captured.getvalue().splitlines()
             message = f"{type(exc).__name__}: {exc}"
             recorder.failed(call_id, route.name, message, traceback.format_exc(), output)
-            for line in output:
-                publish("log", "log", call_id, flow, line)
-            publish("task", "failure", call_id, flow, message)
-            publish("error", "failure", call_id, flow, message)
             fire(self, call_id, flow, "ERROR", error_value(exc, call_id, route.name))
             raise SocketError(message) from None
         output = captured.getvalue().splitlines()
         recorder.finished(call_id, route.name, result, output)
-        for line in output:
-            publish("log", "log", call_id, flow, line)
-        publish("task", "postrun", call_id, flow)
-        publish("result", "postrun", call_id, flow, result)
         fire(self, call_id, flow, "RESULT", result)
         return result
 
@@ -153,12 +149,12 @@ def build(
     if not routes:
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")
-    app.conf.task_queues = [kombu_queue(route) for route in routes]
-    recorder = Recorder(settings.db)
-    publisher = Publisher(settings.pubsub)  # connects on first use, in each pool process
+    app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
+    publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
+    recorder = Recorder(settings.db, on_stored=publisher.publish)
     for route in routes:
         function = guard(load_function(route), route, policy, recorder)
-        _register(app, route, function, recorder, publisher)
+        _register(app, route, function, recorder)
 
     names = {route.name for route in routes}
 
@@ -173,7 +169,79 @@ def build(
     signals.task_postrun.connect(settle_records, weak=False)
     signals.worker_process_shutdown.connect(close_records, weak=False)
     signals.worker_shutdown.connect(close_records, weak=False)
+    _track_holdings(settings)
+    honour_cancelled_calls(settings, recorder, names)
     return app, routes
+
+
+CANCELLED_REMEMBERED = 10_000  # cancelled calls a starting worker loads from the records
+
+
+def honour_cancelled_calls(settings: Settings, recorder: Recorder, names: set[str]) -> None:
+    """Cancelled calls stay cancelled, whether this worker was running or not at the time.
+
+    ``flow task cancel`` records the call as ``revoked`` and broadcasts the revoke to the
+    workers running then; a worker starting later loads the cancelled calls that never
+    started from the records into Celery's revoked set, so a call queued for a processor
+    that was down is discarded when it comes back. A discarded call gets a ``revoked``
+    event naming the worker that discarded it.
+    """
+    import logging
+
+    from celery import signals
+    from celery.worker import state
+
+    log = logging.getLogger(__name__)
+    where = f"{pysocket.gethostname()} (pid {os.getpid()})"
+
+    def load(**_: Any) -> None:
+        try:
+            with reader(settings.db) as conn:
+                rows = conn.query(
+                    "SELECT id FROM call WHERE state = 'revoked' AND started IS NULL"
+                    " ORDER BY lastupdated DESC LIMIT ?", [CANCELLED_REMEMBERED],
+                )  # fmt: skip
+        except Exception as exc:  # the worker still serves; broadcasts still reach it
+            log.warning("cancelled calls not loaded: %s", exc)
+            return
+        for (call_id,) in rows:
+            state.revoked.add(str(call_id))
+
+    def discarded(sender: Any = None, request: Any = None, **_: Any) -> None:
+        if getattr(sender, "name", None) in names and request is not None:
+            recorder.event(request.id, "revoked", f"Discarded by the worker on {where}",
+                           state="revoked")  # fmt: skip
+
+    signals.worker_init.connect(load, weak=False)
+    signals.task_revoked.connect(discarded, weak=False)
+
+
+def _track_holdings(settings: Settings) -> None:
+    """On a Redis broker, record the messages this worker holds (``engine.unacked``)."""
+    from celery import signals
+
+    from shellflow.engine.events import redis_client
+    from shellflow.engine.unacked import Holdings, uses_redis
+
+    if not uses_redis(settings.broker):
+        return
+    holdings: list[Holdings] = []  # made in the main process on its first message
+
+    def received(request: Any = None, **_: Any) -> None:
+        tag = getattr(getattr(request, "message", None), "delivery_tag", None)
+        if tag is None:
+            return
+        if not holdings:
+            holdings.append(Holdings(redis_client(settings.broker)))
+        holdings[0].received(str(tag))
+
+    def forget(**_: Any) -> None:
+        if holdings:
+            with contextlib.suppress(Exception):  # kombu restores its unacked messages itself
+                holdings[0].forget()
+
+    signals.task_received.connect(received, weak=False)
+    signals.worker_shutdown.connect(forget, weak=False)
 
 
 def serve(
@@ -185,7 +253,10 @@ def serve(
     loglevel: str = "WARNING",
 ) -> None:
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown)."""
+    from shellflow.engine.unacked import restore_dead
+
     app, routes = build(settings, processor, path)
+    restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
     worker = app.Worker(
         # Unique per process: RabbitMQ refuses a second worker with the same node name.
         hostname=f"{processor}.{os.getpid()}@{pysocket.gethostname()}",

@@ -1,0 +1,97 @@
+"""`flow task result` and `flow task cancel`, on both deployments.
+
+A cancelled call must stay cancelled whether its processor's worker is running (the revoke
+broadcast reaches it) or down (the worker that starts later loads it from the records).
+"""
+
+from __future__ import annotations
+
+from tests.engine.conftest import ROOT, Deployment
+
+
+def _async(d: Deployment, socket: str, *args: str) -> str:
+    call_id = d.ok("task", "run", "-s", socket, "--async", *args).stdout.strip()
+    assert len(call_id) == 36
+    return call_id
+
+
+def test_result_of_finished_failed_and_unknown_calls(
+    deployment: Deployment, network: dict[str, str]
+) -> None:
+    d, n = deployment, network
+    d.start_worker(n["processor"], concurrency=1)
+    call = _async(d, n["add_two"], "one:=1", "two:=2")
+    assert d.ok("task", "result", call, "--wait", "--timeout", "60").stdout == "3\n"
+    d.wait_for("SELECT state FROM call WHERE id = ?", (call,), [("finished",)])
+    assert d.ok("task", "result", call).stdout == "3\n"  # from the call's record
+    text = _async(d, n["do_this"], "--data", '"hi"')
+    assert d.ok("task", "result", text, "--wait").stdout == "Do this: hi\n"  # strings raw
+
+    failing = _async(d, n["add_two"], "one:=1", "two=x")
+    done = d.run("task", "result", failing, "--wait", "--timeout", "60")
+    assert done.code == 1
+    assert done.stdout == "" and "TypeError" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+    unknown = d.run("task", "result", "00000000-0000-4000-8000-000000000000")
+    assert unknown.code == 3 and len(unknown.stderr.splitlines()) == 1, unknown.stderr
+
+
+def test_cancel_a_call_queued_while_its_processor_is_down(
+    deployment: Deployment, network: dict[str, str]
+) -> None:
+    d, n = deployment, network
+    call = _async(d, n["do_this"], "--data", '"never"')
+    waiting = d.run("task", "result", call, "--wait", "--timeout", "1")
+    assert waiting.code == 7, waiting.stderr  # timed out: nothing serves it yet
+    done = d.run("task", "cancel", call)
+    assert done.code == 0, done.stderr
+    assert "cancelled" in done.stderr
+    assert d.run("task", "cancel", call).code == 0  # already cancelled: still fine
+    result = d.run("task", "result", call)
+    assert result.code == 1 and "cancelled" in result.stderr
+
+    d.start_worker(n["processor"], concurrency=1)
+    later = _async(d, n["do_this"], "--data", '"later"')
+    # The queue is first in, first out: once the later call ran, the cancelled one was seen.
+    assert d.ok("task", "result", later, "--wait", "--timeout", "60").stdout == "Do this: later\n"
+    events = d.wait_for(
+        "SELECT count(*) FROM event WHERE call_id = ? AND name = 'revoked'", (call,), [(2,)]
+    )
+    assert events == [(2,)]  # cancelled by the user, then discarded by the worker
+    assert d.query("SELECT state FROM call WHERE id = ?", (call,)) == [("revoked",)]
+    assert d.run("task", "result", call).code == 1
+
+    finished = d.run("task", "cancel", later)
+    assert finished.code == 4 and "already" in finished.stderr
+    assert d.run("task", "cancel", "not-an-id").code == 2
+
+
+def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
+    """A call queued behind a slow one is discarded by the live worker it was queued for."""
+    d = deployment
+    queue, proc = d.name("chaosq"), d.name("chaos")
+    slow = d.name("chaos.slow")
+    d.ok("add", "queue", "-n", queue, "-t", "direct")
+    d.ok("add", "processor", "-n", proc, "-g", str(ROOT), "-mp", "examples/processors",
+         "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "1")  # fmt: skip
+    d.ok("add", "socket", "-n", slow, "-q", queue, "-pn", proc, "-t", "slow")
+    d.broker_queues.append(slow)
+    d.broker_exchanges.append(queue)
+    d.start_worker(proc, concurrency=1)
+    assert d.ok("task", "run", "-s", slow, "--data", "0", "--timeout", "60").stdout == "0\n"
+
+    first = _async(d, slow, "--data", "1", "seconds:=3")
+    d.wait_for("SELECT state FROM call WHERE id = ?", (first,), [("running",)])
+    queued = _async(d, slow, "--data", "2")
+    assert d.run("task", "cancel", queued).code == 0
+    busy = d.run("task", "cancel", first)
+    assert busy.code == 4 and "started" in busy.stderr
+
+    assert d.ok("task", "result", first, "--wait", "--timeout", "60").stdout == "1\n"
+    after = _async(d, slow, "--data", "3")
+    assert d.ok("task", "result", after, "--wait", "--timeout", "60").stdout == "3\n"
+    assert d.wait_for(
+        "SELECT count(*) FROM event WHERE call_id = ? AND name = 'revoked'", (queued,), [(2,)]
+    ) == [(2,)]
+    assert d.query("SELECT state FROM call WHERE id = ?", (queued,)) == [("revoked",)]
