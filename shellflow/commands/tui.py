@@ -1,0 +1,53 @@
+"""``flow tui``: open the terminal dashboard.
+
+The dashboard runs as ``python -m shellflow.tui`` in place of this process (``exec``): the
+command layer never imports Textual or ``shellflow.tui`` (DESIGN.md's arrows), and the
+effective settings, whatever flags, environment or ini file chose them, travel as
+SHELLFLOW_* variables, which take precedence over the ini file on the other side.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+
+
+def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> list[str]:
+    argv = [sys.executable, "-m", "shellflow.tui"]
+    argv += ["--read-only"] if read_only else []
+    argv += [word for channel in channels for word in ("--channel", channel)]
+    return argv + (["--debug"] if debug else [])
+
+
+@click.command()
+@click.option("--read-only", is_flag=True, help="Hide actions (pause, resume, re-run, cancel)")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="NAME",
+    help="Live channel: global, PROCESSOR or PROCESSOR.CHANNEL (repeatable)",
+)
+@pass_app
+def tui(app: AppContext, read_only: bool, channels: tuple[str, ...]) -> None:
+    """Open the terminal dashboard.
+
+    Calls (live, filtered, sorted), a call's detail and flow graph, live channels and the
+    network, with pause, resume, restart, re-run and cancel. Keys: arrows and Enter open a
+    call, Escape goes back, / filters, : jumps to a screen, ? shows every key, q quits.
+    Works with stdin piped (it reopens the terminal).
+    """
+    from shellflow.config import ENV, ENV_INI, KEYS
+
+    app.authorize("READ")
+    env = dict(os.environ)
+    for key in KEYS:
+        env[ENV[key]] = app.settings[key]
+    env[ENV_INI] = str(app.settings.ini_path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, dashboard_argv(read_only, channels, app.settings.debug), env)

@@ -1,0 +1,74 @@
+"""A subscription to live channels (what ``flow listen`` prints), polled from a worker thread."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shellflow.errors import ServiceUnavailable
+
+
+def pattern_of(channel: str) -> str:
+    """``global``, ``PROCESSOR`` (every channel of it) or ``PROCESSOR.CHANNEL``.
+
+    Processor names may hold dots, so only a known channel name ends a ``PROCESSOR.CHANNEL``.
+    """
+    from shellflow.engine.events import CHANNELS, GLOBAL
+
+    channel = channel.strip()
+    if channel in ("", GLOBAL):
+        return GLOBAL
+    if channel.rpartition(".")[2] in (*CHANNELS, "*"):
+        return channel
+    return f"{channel}.*"
+
+
+class Subscription:
+    """A pattern subscription; :meth:`poll` waits at most ``timeout`` seconds for one event."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        from shellflow.engine.events import redis_client
+
+        self.url = url
+        self.pattern = pattern_of(channel)
+        self._client = redis_client(url)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            self._pubsub.psubscribe(self.pattern)
+        except Exception as exc:
+            self.close()
+            raise ServiceUnavailable("pub/sub", url, str(exc)) from exc
+
+    def poll(self, timeout: float = 0.5) -> dict[str, Any] | None:
+        try:
+            raw = self._pubsub.get_message(timeout=timeout)
+        except Exception as exc:
+            raise ServiceUnavailable("pub/sub", self.url, str(exc)) from exc
+        if not raw or raw.get("type") != "pmessage":
+            return None
+        try:
+            event = json.loads(raw["data"])
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+            self._client.close()
+        except Exception:
+            pass
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One readable line per event, like ``flow listen`` on a terminal."""
+    data = event.get("data")
+    text = data if isinstance(data, str) else ("" if data is None else json.dumps(data))
+    fields = (
+        str(event.get("date", ""))[11:19],
+        event.get("room"),
+        event.get("channel"),
+        event.get("state"),
+        event.get("socket"),
+    )
+    return " ".join(str(f) for f in (*fields, text) if f is not None).rstrip()

@@ -1,0 +1,33 @@
+"""Ask before acting, showing the ``flow`` command that does the same thing."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """``y``/Enter confirms, ``n``/Escape declines."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str, command: str) -> None:
+        super().__init__()
+        self.question = question
+        self.command = command
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Static(Text(self.question, style="bold"))
+            yield Static(Text.assemble(("$ ", "dim"), (self.command, "cyan")), id="confirm-command")
+            yield Static(Text("y / Enter: yes    n / Escape: no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
