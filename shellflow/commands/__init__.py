@@ -37,6 +37,9 @@ SUBCOMMANDS: dict[str, Lazy] = {
     "completion": Lazy(
         "shellflow.commands.completion", "completion", "Show or install shell completion scripts."
     ),
+    "compose": Lazy(
+        "shellflow.commands.compose", "compose", "Apply, compare or export network files (YAML)."
+    ),
     "config": Lazy("shellflow.commands.config_cmd", "config", "Show or change the configuration."),
     "db": Lazy("shellflow.commands.db", "db", "Database operations."),
     "delete": Lazy("shellflow.commands.objects", "delete", "Delete an object from the database."),
@@ -49,6 +52,7 @@ SUBCOMMANDS: dict[str, Lazy] = {
     ),
     "shell": Lazy("shellflow.commands.shell", "shell", "Sockets as shell commands."),
     "task": Lazy("shellflow.commands.task", "task", "Run and manage calls of sockets."),
+    "tui": Lazy("shellflow.commands.tui", "tui", "Open the terminal dashboard."),
     "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
     "worker": Lazy("shellflow.commands.worker", "worker", "Run workers."),
 }
