@@ -207,14 +207,18 @@ def _print_outcome(found: Any) -> None:
 
 @task.command("cancel")
 @click.argument("call_id", metavar="ID")
+@click.option("--terminate", is_flag=True, help="Also stop the call if it is running")
 @pass_app
-def task_cancel(app: AppContext, call_id: str) -> None:
-    """Cancel call ID if it has not started yet.
+def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:
+    """Cancel call ID, or stop it running (--terminate).
 
     \b
     Workers discard it when its message reaches them, now or after a restart of its
-    processor; its record says 'revoked'. Exit codes: 0 cancelled (or it already was);
-    4 the call has already started or finished, and runs to its end.
+    processor; its record says 'revoked'. --terminate also stops a running call: its
+    worker sends SIGTERM to the process running it (the function gets no chance to clean
+    up), does not run it again, and records it 'revoked'. Exit codes: 0 cancelled,
+    stopped (or it already was cancelled); 4 the call has already finished, or has
+    started and --terminate was not given.
     """
     import uuid
 
@@ -226,15 +230,19 @@ def task_cancel(app: AppContext, call_id: str) -> None:
         uuid.UUID(call_id)
     except ValueError:
         raise UsageError(f"{call_id!r} is not a call id") from None
-    found = cancel(app.settings, call_id)
+    found = cancel(app.settings, call_id, terminate=terminate)
     if found.state == "queued":
         click.echo(f"cancelled call {call_id}", err=True)
     elif found.state == "revoked":
         click.echo(f"call {call_id} was already cancelled", err=True)
     elif found.done:
         raise Conflict(f"call {call_id} has already {found.state}; it cannot be cancelled")
+    elif terminate and found.state != "unknown":
+        click.echo(f"stopping call {call_id} ({found.state}); its record will say 'revoked'",
+                   err=True)  # fmt: skip
     else:
-        raise Conflict(f"call {call_id} has already started ({found.state}); it runs to its end")
+        raise Conflict(f"call {call_id} has already started ({found.state}); "
+                       "use --terminate to stop it")  # fmt: skip
 
 
 def _pipeline(app: AppContext) -> tuple[Any, Any]:

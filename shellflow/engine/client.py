@@ -234,17 +234,20 @@ def wait_for(settings: Settings, call_id: str, timeout: float | None = None) -> 
     return Outcome(call_id, "finished", value)
 
 
-def revoke(settings: Settings, call_ids: list[str]) -> None:
+def revoke(settings: Settings, call_ids: list[str], *, terminate: bool = False) -> None:
     """Tell every worker to discard these calls when their messages arrive (one broadcast).
 
-    A call already running is not stopped. Workers started later learn of cancelled calls
-    from their records (``shellflow.engine.worker``), so a call queued for a processor that
-    is down stays cancelled when the processor comes back.
+    A call already running is not stopped unless ``terminate``: then the worker running it
+    sends SIGTERM to the pool process doing it, acknowledges its message (so it is not run
+    again) and records it ``revoked``; the pool starts a fresh process for later calls.
+    Workers started later learn of cancelled calls from their records
+    (``shellflow.engine.worker``), so a call queued for a processor that is down stays
+    cancelled when the processor comes back.
     """
     if not call_ids:
         return
     try:
-        app_for(settings).control.revoke(call_ids)
+        app_for(settings).control.revoke(call_ids, terminate=terminate, signal="SIGTERM")
     except Exception as exc:
         from kombu.exceptions import OperationalError
 
@@ -287,22 +290,24 @@ def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list
     return fresh
 
 
-def cancel(settings: Settings, call_id: str) -> Outcome:
+def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Outcome:
     """Cancel a call that has not started: record it, mark its result, tell the workers.
 
     Returns the call's outcome as it was when this was asked: a call that had already
-    started or ended (``Outcome.state`` other than ``queued``) is left alone.
+    started or ended (``Outcome.state`` other than ``queued``) is left alone, except that
+    with ``terminate`` a started call not yet ended is stopped (see :func:`revoke`).
     """
-    record = recorded(settings, call_id)
-    if record is not None:
-        return record
-    found = stored(settings, call_id)
-    if found.state != "unknown":
-        return found
-    if not record_cancelled(settings, [call_id], "Cancelled before it started"):
-        return recorded(settings, call_id) or found  # a worker took it meanwhile
-    revoke(settings, [call_id])
-    return Outcome(call_id, "queued")
+    found = recorded(settings, call_id)
+    if found is None:
+        found = stored(settings, call_id)
+        if found.state == "unknown":
+            if record_cancelled(settings, [call_id], "Cancelled before it started"):
+                revoke(settings, [call_id])
+                return Outcome(call_id, "queued")
+            found = recorded(settings, call_id) or found  # a worker took it meanwhile
+    if terminate and not found.done and found.state != "unknown":
+        revoke(settings, [call_id], terminate=True)
+    return found
 
 
 def socket_concurrency(settings: Settings, socket: str) -> int:

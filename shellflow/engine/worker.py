@@ -184,7 +184,11 @@ def honour_cancelled_calls(settings: Settings, recorder: Recorder, names: set[st
     workers running then; a worker starting later loads the cancelled calls that never
     started from the records into Celery's revoked set, so a call queued for a processor
     that was down is discarded when it comes back. A discarded call gets a ``revoked``
-    event naming the worker that discarded it.
+    event naming the worker that discarded it. ``flow task cancel --terminate`` stops a
+    running call: Celery kills the pool process running it, acknowledges its message (a
+    terminated request is not requeued, even with ``reject_on_worker_lost``) and sends
+    ``task_revoked`` with ``terminated=True``; the call is then recorded ``revoked`` here,
+    in the worker's main process, since the process that ran it is gone.
     """
     import logging
 
@@ -207,9 +211,12 @@ def honour_cancelled_calls(settings: Settings, recorder: Recorder, names: set[st
         for (call_id,) in rows:
             state.revoked.add(str(call_id))
 
-    def discarded(sender: Any = None, request: Any = None, **_: Any) -> None:
+    def discarded(
+        sender: Any = None, request: Any = None, terminated: bool = False, **_: Any
+    ) -> None:
         if getattr(sender, "name", None) in names and request is not None:
-            recorder.event(request.id, "revoked", f"Discarded by the worker on {where}",
+            doing = "Stopped while running" if terminated else "Discarded"
+            recorder.event(request.id, "revoked", f"{doing} by the worker on {where}",
                            state="revoked")  # fmt: skip
 
     signals.worker_init.connect(load, weak=False)

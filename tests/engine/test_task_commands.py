@@ -95,3 +95,36 @@ def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
         "SELECT count(*) FROM event WHERE call_id = ? AND name = 'revoked'", (queued,), [(2,)]
     ) == [(2,)]
     assert d.query("SELECT state FROM call WHERE id = ?", (queued,)) == [("revoked",)]
+
+
+def test_terminate_stops_a_running_call(deployment: Deployment) -> None:
+    """--terminate stops a call mid-run: recorded 'revoked', not run again, worker serves on."""
+    d = deployment
+    queue, proc = d.name("chaosq"), d.name("chaos")
+    slow = d.name("chaos.slow")
+    d.ok("add", "queue", "-n", queue, "-t", "direct")
+    d.ok("add", "processor", "-n", proc, "-g", str(ROOT), "-mp", "examples/processors",
+         "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "1")  # fmt: skip
+    d.ok("add", "socket", "-n", slow, "-q", queue, "-pn", proc, "-t", "slow")
+    d.broker_queues.append(slow)
+    d.broker_exchanges.append(queue)
+    d.start_worker(proc, concurrency=1)
+
+    long = _async(d, slow, "--data", "1", "seconds:=600")
+    d.wait_for("SELECT state FROM call WHERE id = ?", (long,), [("running",)])
+    refused = d.run("task", "cancel", long)  # without --terminate: today's refusal
+    assert refused.code == 4 and "--terminate" in refused.stderr, refused.stderr
+    stopped = d.run("task", "cancel", long, "--terminate")
+    assert stopped.code == 0, stopped.stderr
+    d.wait_for("SELECT state FROM call WHERE id = ?", (long,), [("revoked",)])
+    notes = d.query("SELECT note FROM event WHERE call_id = ? AND name = 'revoked'", (long,))
+    assert len(notes) == 1 and notes[0][0].startswith("Stopped while running"), notes
+    result = d.run("task", "result", long, "--wait", "--timeout", "60")
+    assert result.code == 1 and "cancelled" in result.stderr, result.stderr
+
+    # The worker goes on serving (a fresh pool process), and the stopped call is not redone.
+    after = _async(d, slow, "--data", "2")
+    assert d.ok("task", "result", after, "--wait", "--timeout", "120").stdout == "2\n"
+    assert d.query("SELECT state FROM call WHERE id = ?", (long,)) == [("revoked",)]
+    done = d.run("task", "cancel", after, "--terminate")
+    assert done.code == 4 and "already finished" in done.stderr, done.stderr

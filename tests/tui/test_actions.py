@@ -123,7 +123,7 @@ async def test_rerun_sends_the_same_arguments(filled_db, make_dashboard) -> None
             await pilot.press("r")
             await pilot.pause()
             command = app.screen.command
-            assert command == "flow task run -n pyfi.processors.sample.do_something --data 3"
+            assert command == "flow task run -s pyfi.processors.sample.do_something --data 3"
             await pilot.press("y")
             await wait_for_log(pilot, 1)
             entry = app.command_log[0]
@@ -140,26 +140,44 @@ async def test_rerun_sends_the_same_arguments(filled_db, make_dashboard) -> None
 
 
 @pytest.mark.asyncio
-async def test_cancel_of_a_running_call_says_it_runs_to_its_end(filled_db, make_dashboard):
+async def test_cancel_of_a_running_call_stops_it(filled_db, make_dashboard):
     require_service("redis")
     url, ids = filled_db
     app = make_dashboard(url, redis=REDIS)
     async with app.run_test() as pilot:
         await settle(pilot)
-        app.open_call(ids["x7"])  # a running call: it has started, so it cannot be cancelled
+        app.open_call(ids["x7"])  # a running call: cancelling it means stopping it
         await settle(pilot)
         await pilot.press("x")
         await pilot.pause()
-        assert app.screen.command == f"flow task cancel {ids['x7']}"
+        assert app.screen.command == f"flow task cancel {ids['x7']} --terminate"
         await pilot.press("y")
         await wait_for_log(pilot, 1)
         entry = app.command_log[0]
-        assert entry.failed and "runs to its end" in entry.outcome, entry.outcome
+        assert entry.command == f"flow task cancel {ids['x7']} --terminate"
+        assert not entry.failed and "stopping call" in entry.outcome, entry.outcome
         app.open_call(ids["root"])  # finished: the cancel key is disabled
         await settle(pilot)
         await pilot.press("x")
         await pilot.pause()
         assert type(app.screen).__name__ == "CallDetailScreen"
+
+
+def test_cancel_without_terminate_leaves_a_running_call(filled_db) -> None:
+    """The plain cancel (``flow task cancel`` without --terminate) refuses a started call."""
+    require_service("redis")
+    from shellflow.config import load_settings
+    from shellflow.errors import Conflict
+    from shellflow.tui.data.actions import cancel
+
+    url, ids = filled_db
+    settings = load_settings({"db": url, "broker": REDIS, "backend": REDIS, "pubsub": REDIS})
+    action = cancel(settings, ids["x7"])
+    assert action.command == f"flow task cancel {ids['x7']}"
+    with pytest.raises(Conflict, match="--terminate"):
+        action.run()
+    with pytest.raises(Conflict, match="already finished"):
+        cancel(settings, ids["root"], terminate=True).run()
 
 
 def test_cancel_of_a_queued_call_records_it_revoked(filled_db) -> None:

@@ -84,9 +84,11 @@ def test_call_states_match_the_model() -> None:
 def test_rerun_command_quotes_arguments() -> None:
     from shellflow.tui.data.actions import rerun_command
 
-    assert rerun_command("s", ["a b"], {"n": 2}) == "flow task run -n s --data 'a b' n:=2"
-    assert rerun_command("s", [{"x": [1]}], {}) == """flow task run -n s --data '{"x":[1]}'"""
-    assert rerun_command("s", [], {}) == "flow task run -n s"
+    assert rerun_command("s", ["a b"], {"n": 2}) == "flow task run -s s --data 'a b' n:=2"
+    assert rerun_command("s", [{"x": [1]}], {}) == """flow task run -s s --data '{"x":[1]}'"""
+    assert rerun_command("s", [], {}) == "flow task run -s s"
+    # A string that --data would read as another JSON value is quoted as JSON.
+    assert rerun_command("s", ["1"], {}) == """flow task run -s s --data '"1"'"""
     assert rerun_command("s", [1, 2], {}).endswith("# + more positional arguments")
 
 

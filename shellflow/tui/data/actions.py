@@ -91,9 +91,14 @@ def processor_action(settings: Settings, name: str, verb: str, timeout: float = 
 
 def rerun_command(socket: str, args: list[Any], kwargs: dict[str, Any]) -> str:
     """The ``flow task run`` line sending the same arguments (its input is the first one)."""
-    words = ["flow", "task", "run", "-n", socket]
+    from shellflow.client.values import parse_value
+
+    words = ["flow", "task", "run", "-s", socket]
     if args:
-        words += ["--data", to_json(args[0]) if not isinstance(args[0], str) else args[0]]
+        first = args[0]
+        # A string goes raw unless --data would read it back as another JSON value ("1").
+        raw = isinstance(first, str) and parse_value(first) == first
+        words += ["--data", first if raw else to_json(first)]
     words += [f"{key}:={to_json(value)}" for key, value in kwargs.items()]
     more = "  # + more positional arguments" if len(args) > 1 else ""
     return " ".join(shlex.quote(w) for w in words) + more
@@ -114,21 +119,31 @@ def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
     return Action(question, rerun_command(socket, args, kwargs), send_again)
 
 
-def cancel(settings: Settings, call_id: str) -> Action:
-    """Cancel a call that has not started, as ``flow task cancel`` does (same engine call);
-    a call already running or done is left alone, and the outcome says so."""
+def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Action:
+    """Cancel a call, as ``flow task cancel [--terminate]`` does (same engine call).
+
+    Without ``terminate`` a call already running is left alone; with it (the dashboard asks
+    so for a running or received call) the worker stops it. A call already done is left
+    alone, and the outcome says so.
+    """
 
     def cancel_call() -> str:
         from shellflow.engine.client import cancel as engine_cancel
 
         authorize(current_principal(), "CANCEL_TASK", call_id)
-        found = engine_cancel(settings, call_id)
+        found = engine_cancel(settings, call_id, terminate=terminate)
         if found.state == "queued":
             return f"cancelled call {call_id}"
         if found.state == "revoked":
             return f"call {call_id} was already cancelled"
         if found.done:
             raise Conflict(f"call {call_id} has already {found.state}; it cannot be cancelled")
-        raise Conflict(f"call {call_id} has already started ({found.state}); it runs to its end")
+        if terminate and found.state != "unknown":
+            return f"stopping call {call_id} ({found.state}); its record will say 'revoked'"
+        raise Conflict(
+            f"call {call_id} has already started ({found.state}); use --terminate to stop it"
+        )
 
-    return Action(f"Cancel call {call_id}?", f"flow task cancel {call_id}", cancel_call)
+    command = f"flow task cancel {call_id}" + (" --terminate" if terminate else "")
+    question = f"Stop running call {call_id}?" if terminate else f"Cancel call {call_id}?"
+    return Action(question, command, cancel_call)

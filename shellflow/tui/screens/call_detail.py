@@ -157,4 +157,8 @@ class CallDetailScreen(Screen[None]):
     def action_cancel(self) -> None:
         from shellflow.tui.data.actions import cancel
 
-        self.dashboard.confirm_and_run(cancel(self.dashboard.settings, self.call_id))
+        # A call that has started (or is held by a worker) can only be cancelled by stopping it.
+        started = self.call is not None and self.call["state"] in ("running", "received")
+        self.dashboard.confirm_and_run(
+            cancel(self.dashboard.settings, self.call_id, terminate=started)
+        )
