@@ -227,14 +227,15 @@ class Stream:
         self.next_out = 1  # the record number written next (ordered)
         self.ready: list[_Call] = []  # ended since the last look, fed by the consumer
         self.native = False
-        self.burst: Any = None  # an engine.client.Burst when the backend is Redis
+        self.burst: Any = None  # an engine.bursts.Burst when the backend is Redis
         self.by_id: dict[str, _Call] = {}
         self.early: dict[str, Any] = {}  # outcomes of calls not handed over yet
         self._last_result = 0.0
         self._last_progress = 0.0
 
     def run(self, source: IO[bytes]) -> Summary:
-        from shellflow.engine.client import Burst, app_for, route_for, socket_concurrency
+        from shellflow.engine.bursts import Burst, socket_concurrency
+        from shellflow.engine.client import app_for, route_for
 
         options = self.options
         route_for(self.settings, options.socket)  # NotFound before reading any input
@@ -423,7 +424,8 @@ class Stream:
         late = [c for c in self.unfinished.values() if now - c.sent >= self.options.timeout]
         if not late:
             return
-        from shellflow.engine.client import release, revoke
+        from shellflow.engine.client import release
+        from shellflow.engine.outcomes import revoke
 
         for call in late:
             del self.unfinished[call.number]
@@ -438,7 +440,8 @@ class Stream:
 
     def _cancel_unfinished(self, note: str) -> None:
         """Cancel the calls not yet started (one broadcast); best effort on the way out."""
-        from shellflow.engine.client import record_cancelled, release, revoke
+        from shellflow.engine.client import release
+        from shellflow.engine.outcomes import record_cancelled, revoke
 
         ids = [c.call_id for c in self.unfinished.values()]
         for call in self.unfinished.values():

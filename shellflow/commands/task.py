@@ -84,7 +84,8 @@ def task_run(
     those not started. --timeout applies to each call. A reader that goes away
     ('| head -1') ends the stream with exit 0 and cancels the calls not yet started.
     """
-    from shellflow.engine.client import call_once, send
+    from shellflow.engine.bursts import call_once
+    from shellflow.engine.client import send
 
     app.authorize("RUN_TASK", socket)
     kwargs = parse_keywords(keywords)
@@ -175,7 +176,7 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
     a worker takes it: --wait waits for it); 7 the call has not finished yet (without
     --wait), or did not within --timeout.
     """
-    from shellflow.engine.client import outcome, wait_for
+    from shellflow.engine.outcomes import outcome, wait_for
     from shellflow.errors import NotFound, TimedOut
 
     app.authorize("RUN_TASK")
@@ -222,7 +223,7 @@ def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:
     """
     import uuid
 
-    from shellflow.engine.client import cancel
+    from shellflow.engine.outcomes import cancel
     from shellflow.errors import Conflict, UsageError
 
     app.authorize("CANCEL_TASK")

@@ -2,7 +2,7 @@
 
 Every action is authorised like the command it mirrors, and writes through the same model
 functions (the store for a processor's requested status, ``engine.client.send`` for a
-re-run, ``engine.client.cancel`` for a cancel), so the dashboard is never a second code path with
+re-run, ``engine.outcomes.cancel`` for a cancel), so the dashboard is never a second code path with
 rules of its own. The command text feeds the dashboard's command log, as lazygit shows
 the git commands it runs.
 """
@@ -128,7 +128,7 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Acti
     """
 
     def cancel_call() -> str:
-        from shellflow.engine.client import cancel as engine_cancel
+        from shellflow.engine.outcomes import cancel as engine_cancel
 
         authorize(current_principal(), "CANCEL_TASK", call_id)
         found = engine_cancel(settings, call_id, terminate=terminate)

@@ -1,0 +1,189 @@
+"""Where one call stands, by its id: its outcome, waiting for it, cancelling it.
+
+``flow task result`` and ``flow task cancel`` (and the dashboard) start from nothing but a
+call id, so they read the call's record first and the result backend second; sending and
+waiting on a handle live in :mod:`shellflow.engine.client`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from shellflow.config import Settings
+from shellflow.engine.client import app_for, release
+from shellflow.errors import ServiceUnavailable, TimedOut
+from shellflow.model.listing import reader
+
+FINISHED_STATES = ("finished", "failed", "revoked")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What is known of a call: its state (a call record's), and its result or error."""
+
+    call_id: str
+    state: str  # finished | failed | revoked | running | received | retry | queued | unknown
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+def recorded(settings: Settings, call_id: str) -> Outcome | None:
+    """The call's record in the model database, or None when no worker has recorded it."""
+    import json
+
+    with reader(settings.db) as conn:
+        rows = conn.query("SELECT state, result, error FROM call WHERE id = ?", [call_id])
+    if not rows:
+        return None
+    state, result, error = rows[0]
+    value = json.loads(result) if state == "finished" and result is not None else None
+    return Outcome(call_id, str(state), value, error)
+
+
+def handle_for(settings: Settings, call_id: str) -> Any:
+    """An AsyncResult for a call sent earlier (by this process or any other)."""
+    return app_for(settings).AsyncResult(call_id)
+
+
+def stored(settings: Settings, call_id: str) -> Outcome:
+    """The call as the result backend knows it: done, or ``unknown`` (queued or never sent).
+
+    The result backend is written before the call's record is committed (see
+    ``shellflow.engine.records``), so it answers for a call that has just ended.
+    """
+    from celery import states
+
+    handle = handle_for(settings, call_id)
+    try:
+        meta = handle.backend.get_task_meta(call_id)
+    except Exception as exc:
+        raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
+    status = meta.get("status")
+    if status == states.SUCCESS:
+        return Outcome(call_id, "finished", meta.get("result"))
+    if status == states.REVOKED:
+        return Outcome(call_id, "revoked", error="cancelled")
+    if status in states.PROPAGATE_STATES:
+        return Outcome(call_id, "failed", error=error_text(meta.get("result")))
+    if status in (states.STARTED, states.RETRY):
+        return Outcome(call_id, "running")
+    return Outcome(call_id, "unknown")
+
+
+def error_text(value: Any) -> str:
+    if isinstance(value, BaseException):
+        return str(value) or type(value).__name__
+    if isinstance(value, dict):  # an exception the client could not rebuild
+        return str(value.get("exc_message") or value.get("exc_type") or value)
+    return str(value)
+
+
+def outcome(settings: Settings, call_id: str) -> Outcome:
+    """The call's record when it is complete, else what the result backend knows."""
+    record = recorded(settings, call_id)
+    if record is not None and record.done:
+        return record
+    found = stored(settings, call_id)
+    if found.done or record is None:
+        return found
+    return record
+
+
+def wait_for(settings: Settings, call_id: str, timeout: float | None = None) -> Outcome:
+    """Wait until the call ends (TimedOut after ``timeout`` seconds)."""
+    from celery.exceptions import TaskRevokedError
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    handle = handle_for(settings, call_id)
+    try:
+        value = handle.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout as exc:
+        release(handle)
+        raise TimedOut(f"call {call_id} did not finish within {timeout:g} s") from exc
+    except TaskRevokedError:
+        return Outcome(call_id, "revoked", error="cancelled")
+    except Exception as exc:
+        return Outcome(call_id, "failed", error=str(exc) or type(exc).__name__)
+    return Outcome(call_id, "finished", value)
+
+
+def revoke(settings: Settings, call_ids: list[str], *, terminate: bool = False) -> None:
+    """Tell every worker to discard these calls when their messages arrive (one broadcast).
+
+    A call already running is not stopped unless ``terminate``: then the worker running it
+    sends SIGTERM to the pool process doing it, acknowledges its message (so it is not run
+    again) and records it ``revoked``; the pool starts a fresh process for later calls.
+    Workers started later learn of cancelled calls from their records
+    (``shellflow.engine.worker``), so a call queued for a processor that is down stays
+    cancelled when the processor comes back.
+    """
+    if not call_ids:
+        return
+    try:
+        app_for(settings).control.revoke(call_ids, terminate=terminate, signal="SIGTERM")
+    except Exception as exc:
+        from kombu.exceptions import OperationalError
+
+        if isinstance(exc, (OSError, OperationalError)):
+            raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+        raise
+
+
+def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list[str]:
+    """Record calls as cancelled before they started; returns those now recorded so.
+
+    A call with a record already (it started, or ended) keeps it: the returned list leaves
+    it out. The rows also mark the results as revoked in the result backend, so whoever
+    waits for them learns at once instead of waiting for a worker.
+    """
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from shellflow.model.db import session_scope
+    from shellflow.model.tables import Call, Event  # every table: the foreign keys resolve
+
+    now = datetime.now(UTC)
+    with session_scope(settings.db) as session:
+        known = set(session.scalars(select(Call.id).where(Call.id.in_(call_ids))))
+        fresh = [c for c in call_ids if c not in known]
+        if fresh:
+            session.execute(insert(Call), [
+                {"id": c, "name": "(cancelled before it started)", "state": "revoked",
+                 "celeryid": c, "tracking": c, "created": now, "lastupdated": now,
+                 "finished": now} for c in fresh
+            ])  # fmt: skip
+            session.execute(insert(Event), [
+                {"id": str(uuid.uuid4()), "name": "revoked", "note": note, "call_id": c,
+                 "created": now} for c in fresh
+            ])  # fmt: skip
+    backend = app_for(settings).backend
+    for call_id in fresh:
+        backend.mark_as_revoked(call_id, note)
+    return fresh
+
+
+def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Outcome:
+    """Cancel a call that has not started: record it, mark its result, tell the workers.
+
+    Returns the call's outcome as it was when this was asked: a call that had already
+    started or ended (``Outcome.state`` other than ``queued``) is left alone, except that
+    with ``terminate`` a started call not yet ended is stopped (see :func:`revoke`).
+    """
+    found = recorded(settings, call_id)
+    if found is None:
+        found = stored(settings, call_id)
+        if found.state == "unknown":
+            if record_cancelled(settings, [call_id], "Cancelled before it started"):
+                revoke(settings, [call_id])
+                return Outcome(call_id, "queued")
+            found = recorded(settings, call_id) or found  # a worker took it meanwhile
+    if terminate and not found.done and found.state != "unknown":
+        revoke(settings, [call_id], terminate=True)
+    return found
