@@ -182,44 +182,73 @@ class Publisher:
 
 def replay_since(url: str, since: datetime, room: str | None) -> list[dict[str, Any]]:
     """The messages of events stored at or after ``since`` (every processor's when
-    ``room`` is None), oldest first, as the worker published them."""
+    ``room`` is None), oldest first, as the worker published them: the stored events, the
+    lifecycle events the call rows tell (``shellflow.model.lifecycle``) and printed lines."""
+    from shellflow.model.lifecycle import ORDER, lifecycle
     from shellflow.model.listing import reader
 
-    cutoff: Any = since.astimezone(UTC)
+    since = since.astimezone(UTC)
+    cutoff: Any = since
     with reader(url) as conn:
         if conn.dialect == "sqlite":
             cutoff = cutoff.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
         room_filter = "" if room is None else " AND p.name = ?"
         params: list[Any] = [cutoff] + ([] if room is None else [room])
+        owners = " JOIN socket s ON s.id = c.socket_id JOIN processor p ON p.id = s.processor_id"
         events = conn.query(
             "SELECT e.id, e.name, e.created, c.id, c.name, c.tracking, p.name, c.result,"
-            " c.error FROM event e JOIN call c ON c.id = e.call_id"
-            " JOIN socket s ON s.id = c.socket_id JOIN processor p ON p.id = s.processor_id"
+            f" c.error FROM event e JOIN call c ON c.id = e.call_id{owners}"
             f" WHERE e.created >= ?{room_filter}",
+            params,
+        )
+        calls = conn.query(
+            "SELECT c.id, c.name, c.tracking, p.name, c.state, c.started, c.finished,"
+            f" c.result, c.error FROM call c{owners} WHERE c.lastupdated >= ?{room_filter}",
             params,
         )
         logs = conn.query(
             "SELECT l.id, l.created, l.text, c.id, c.name, c.tracking, p.name FROM log l"
-            " JOIN call c ON c.id = l.oid JOIN socket s ON s.id = c.socket_id"
-            " JOIN processor p ON p.id = s.processor_id"
+            f" JOIN call c ON c.id = l.oid{owners}"
             f" WHERE l.discriminator = 'call' AND l.created >= ?{room_filter}",
             params,
         )
-    out: list[tuple[datetime, int, dict[str, Any]]] = []
+    out: list[tuple[datetime, int, int, dict[str, Any]]] = []
+    stored: dict[str, list[str]] = {}  # call -> names of its stored events
+
+    def add(processor: str, event: Stored, kind: int) -> None:
+        order = ORDER.get(event.state, len(ORDER))  # one instant: the lifecycle's order
+        out.extend((event.date, kind, order, m) for m in messages(processor, event))
+
     for event_id, name, created, call, socket, flow, processor, result, error in events:
-        data: Any = None
-        if name == "postrun" and result is not None:
-            data = json.loads(result)
-        elif name == "failure":
-            data = error
-        stored = Stored(str(event_id), str(call), str(socket), flow, str(name),
-                        _as_time(created), data)  # fmt: skip
-        out += [(stored.date, 0, m) for m in messages(str(processor), stored)]
+        stored.setdefault(str(call), []).append(str(name))
+        data = _data(str(name), result, error)
+        add(str(processor), Stored(str(event_id), str(call), str(socket), flow, str(name),
+                                   _as_time(created), data), 0)  # fmt: skip
+    for call, socket, flow, processor, state, started, finished, result, error in calls:
+        told = lifecycle(
+            str(call), str(socket), state, _as_time(started) if started else None,
+            _as_time(finished) if finished else None, error,
+            stored=stored.get(str(call), ()),
+        )  # fmt: skip
+        for event in told:
+            if event.created >= since:
+                data = _data(event.name, result, error)
+                add(str(processor), Stored(event.id, str(call), str(socket), flow, event.name,
+                                           event.created, data), 0)  # fmt: skip
     for log_id, created, text, call, socket, flow, processor in logs:
-        stored = Stored(str(log_id), str(call), str(socket), flow, "log", _as_time(created), text)
-        out += [(stored.date, 1, m) for m in messages(str(processor), stored)]
-    out.sort(key=lambda item: (item[0], item[1]))
-    return [m for _, _, m in out]
+        stored_line = Stored(str(log_id), str(call), str(socket), flow, "log", _as_time(created),
+                             text)  # fmt: skip
+        add(str(processor), stored_line, 1)
+    out.sort(key=lambda item: (item[0], item[1], item[2]))
+    return [m for _, _, _, m in out]
+
+
+def _data(name: str, result: Any, error: Any) -> Any:
+    if name == "postrun" and result is not None:
+        return json.loads(result)
+    if name == "failure":
+        return error
+    return None
 
 
 def _as_time(value: Any) -> datetime:

@@ -62,7 +62,9 @@ class Call(IdMixin, Base):
 
 
 class Event(IdMixin, Base):
-    """A step in a call's life: received, prerun, postrun, failure, retry, revoked."""
+    """A step in a call's life that its row does not tell: retry, redelivered, revoked,
+    plug, deadletter. The lifecycle (received, prerun, postrun, failure) is read from the
+    call row itself (``shellflow.model.lifecycle``)."""
 
     __tablename__ = "event"
     name: Mapped[str] = mapped_column(String(40))

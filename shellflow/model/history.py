@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shellflow.errors import NotFound
+from shellflow.model.lifecycle import Event, lifecycle, merged
 from shellflow.model.listing import Reader, _value
 
 CALL_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -148,14 +149,30 @@ def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, A
         call[key] = json.loads(call[key]) if call[key] is not None else None
     if not result:
         call.pop("result")
-    events = conn.query(
-        "SELECT name, note, created FROM event WHERE call_id = ? ORDER BY created, id", [call_id]
-    )
+    stored = [
+        Event(str(event_id), str(name), note, _time(created))
+        for event_id, name, note, created in conn.query(
+            "SELECT id, name, note, created FROM event WHERE call_id = ?", [call_id]
+        )
+    ]
+    derived = lifecycle(
+        call_id, call["name"], call["state"], _time(call["started"]), _time(call["finished"]),
+        call["error"], stored=[event.name for event in stored],
+    )  # fmt: skip
     call["events"] = [
-        {"name": name, "note": note, "date": _value(created, "time")}
-        for name, note, created in events
+        {"name": event.name, "note": event.note, "date": event.created.isoformat()}
+        for event in merged(stored + derived)
     ]
     return call
+
+
+def _time(raw: Any) -> Any:
+    """A stored time as an aware UTC datetime (SQLite hands back naive text)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = datetime.fromisoformat(raw)
+    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
 
 
 def flow_calls(conn: Reader, flow: str) -> list[dict[str, Any]]:

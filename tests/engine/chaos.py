@@ -15,7 +15,6 @@ from tests.engine.conftest import ROOT, Deployment
 FUNCTIONS = ("flaky", "slow", "crash", "echo")
 ROWS = "SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?"
 FINISHED = "SELECT count(*) FROM call WHERE name = ? AND state = 'finished'"
-EVENTS = "SELECT e.name FROM event e WHERE e.call_id = ? ORDER BY e.created"
 EVENTS_NAMED = (
     "SELECT count(*) FROM event e JOIN call c ON c.id = e.call_id WHERE c.name = ? AND e.name = ?"
 )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 
 from tests.engine.conftest import Deployment
+from tests.engine.records import events_of
 
 CALLS = "SELECT state, result, error, traceback FROM call WHERE name = ? ORDER BY started"
-EVENTS = (
-    "SELECT e.name FROM event e JOIN call c ON c.id = e.call_id WHERE c.id = ? ORDER BY e.created"
-)
 
 
 def test_spec_quickstart_call_and_pipes(deployment: Deployment, network: dict[str, str]) -> None:
@@ -39,7 +37,7 @@ def test_records_of_a_finished_call(deployment: Deployment, network: dict[str, s
         "SELECT state, result FROM call WHERE id = ?", (call_id,), [("finished", '"TEXT:x"')]
     )
     assert rows == [("finished", '"TEXT:x"')]
-    assert [r[0] for r in d.query(EVENTS, (call_id,))] == ["received", "prerun", "postrun"]
+    assert events_of(d, call_id) == ["received", "prerun", "postrun"]
     # What the function printed is in the call's log, not in its result.
     logs = d.query("SELECT text FROM log WHERE oid = ?", (call_id,))
     assert logs == [("Do something: x",)]
@@ -61,7 +59,7 @@ def test_a_raising_function_fails_the_call(deployment: Deployment, network: dict
     assert state == "failed"
     assert error.startswith("TypeError:")
     assert "Traceback" in traceback and "TypeError" in traceback
-    assert [r[0] for r in d.query(EVENTS, (call_id,))] == ["received", "prerun", "failure"]
+    assert events_of(d, call_id) == ["received", "prerun", "failure"]
 
 
 def test_calls_wait_in_their_queue_until_a_worker_runs(

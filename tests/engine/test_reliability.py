@@ -20,7 +20,6 @@ import pytest
 
 from tests.conftest import FlowRunner
 from tests.engine.chaos import (
-    EVENTS,
     EVENTS_NAMED,
     Client,
     assert_exactly_once,
@@ -30,6 +29,7 @@ from tests.engine.chaos import (
     poll,
 )
 from tests.engine.conftest import ROOT, Deployment, deploy
+from tests.engine.records import count_events, events_of
 
 # -- settings ------------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ def test_retries_follow_the_processor(
     assert sent.handle.retries == 2
     row = "SELECT state, result FROM call WHERE id = ?"
     assert d.wait_for(row, (sent.call_id,), [("finished", "3")]) == [("finished", "3")]
-    events = [r[0] for r in d.query(EVENTS, (sent.call_id,))]
+    events = events_of(d, sent.call_id)
     assert events == ["received", "prerun", "retry", "retry", "postrun"]
     # More failures than retries: the call fails after 1 + retries attempts.
     counter2 = Path(d.env["SHELLFLOW_HOME"]) / "flaky2.count"
@@ -105,7 +105,7 @@ def test_retries_follow_the_processor(
     assert counter2.read_text() == "3"
     state = "SELECT state FROM call WHERE id = ?"
     assert d.wait_for(state, (sent2.call_id,), [("failed",)]) == [("failed",)]
-    events = [r[0] for r in d.query(EVENTS, (sent2.call_id,))]
+    events = events_of(d, sent2.call_id)
     assert events == ["received", "prerun", "retry", "retry", "failure"]
 
 
@@ -186,8 +186,8 @@ def test_records_are_complete_when_a_worker_stops_right_after(
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
     assert_exactly_once(d, chaos["echo"], sent)
-    assert d.query(EVENTS_NAMED, (chaos["echo"], "postrun")) == [(100,)]
-    assert d.query(EVENTS_NAMED, (chaos["echo"], "received")) == [(100,)]
+    assert count_events(d, chaos["echo"], "postrun") == 100
+    assert count_events(d, chaos["echo"], "received") == 100
 
 
 def test_a_long_call_is_recorded_running_while_it_runs(
@@ -201,7 +201,7 @@ def test_a_long_call_is_recorded_running_while_it_runs(
     assert poll(lambda: d.query(query, (sent.call_id,)) == [("running",)], timeout=30)
     assert client.wait(sent) == "long"
     assert d.wait_for(query, (sent.call_id,), [("finished",)]) == [("finished",)]
-    assert [r[0] for r in d.query(EVENTS, (sent.call_id,))] == ["received", "prerun", "postrun"]
+    assert events_of(d, sent.call_id) == ["received", "prerun", "postrun"]
 
 
 # -- the broker restarted (distributed only, last: it touches the shared RabbitMQ) -----------

@@ -1,0 +1,92 @@
+"""A call's lifecycle events, read from its call row instead of stored one row each.
+
+Every call that runs has the same four-step life: ``received`` and ``prerun`` when a worker
+takes it, then ``postrun`` or ``failure`` when it ends. The call row already holds each of
+those moments (``started``, ``finished``, ``state`` and ``error``), so the worker writes no
+event row for them: an ordinary call costs the database one row instead of four, which is
+most of what its record costs (``shellflow.engine.records``). Everything that is not the
+same for every call (``retry``, ``redelivered``, ``revoked``, ``plug``, ``deadletter``) is
+stored as an ``event`` row, as are the lifecycle events of rows written before this scheme
+(the readers then take the stored one and derive nothing for that name).
+
+Readers (``flow ls call``, ``flow listen --since``, the dashboard) merge both through
+:func:`lifecycle` and :func:`merged`; the worker publishes the live messages of these events
+under the same ids (:func:`event_id`), so a replayed event and its live message are one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple
+
+RECEIVED, PRERUN, POSTRUN, FAILURE = "received", "prerun", "postrun", "failure"
+LIFECYCLE = (RECEIVED, PRERUN, POSTRUN, FAILURE)
+ORDER = {name: rank for rank, name in enumerate(LIFECYCLE)}  # ties at one instant
+_NAMESPACE = uuid.UUID("5b0c1f9e-1d1e-4a52-9a0f-6c2f3f3b9d41")
+
+
+class Event(NamedTuple):
+    id: str
+    name: str
+    note: str
+    created: datetime
+
+
+def event_id(call_id: str, name: str) -> str:
+    """The id of a call's lifecycle event: the same wherever it is computed."""
+    return str(uuid.uuid5(_NAMESPACE, f"{call_id}/{name}"))
+
+
+def note(name: str, socket: str, error: str | None = None) -> str:
+    """The event's text, as the original system wrote it."""
+    if name == RECEIVED:
+        return f"Received call of {socket}"
+    if name == PRERUN:
+        return f"Prerun for {socket}"
+    if name == POSTRUN:
+        return f"Postrun for {socket}"
+    return f"Failure of {socket}: {error}"[:2000]
+
+
+def lifecycle(
+    call_id: str,
+    socket: str,
+    state: str | None,
+    started: datetime | None,
+    finished: datetime | None,
+    error: str | None,
+    stored: Iterable[str] = (),
+) -> list[Event]:
+    """The lifecycle events a call row tells, minus the names in ``stored``.
+
+    A call that never started (queued, cancelled before it ran, undeliverable) has none;
+    one that started has ``received`` and ``prerun`` at its start, and ``postrun`` or
+    ``failure`` at its end once it has finished or failed.
+    """
+    skip = set(stored)
+    out: list[Event] = []
+    if started is None:
+        return out
+    steps: list[tuple[str, datetime]] = [(RECEIVED, started), (PRERUN, started)]
+    if finished is not None and state == "finished":
+        steps.append((POSTRUN, finished))
+    elif finished is not None and state == "failed":
+        steps.append((FAILURE, finished))
+    for name, when in steps:
+        if name not in skip:
+            out.append(Event(event_id(call_id, name), name, note(name, socket, error), when))
+    return out
+
+
+def merged(events: Iterable[Any], key: Any = None) -> list[Any]:
+    """Events (stored and derived) in the order they happened; one instant keeps the
+    lifecycle's order (received before prerun)."""
+    pick = key or (lambda event: (event.created, event.name))
+
+    def rank(event: Any) -> tuple[Any, int]:
+        created, name = pick(event)
+        return created, ORDER.get(name, len(ORDER))
+
+    return sorted(events, key=rank)
