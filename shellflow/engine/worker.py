@@ -22,6 +22,7 @@ from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
 from shellflow.engine.events import Publisher
 from shellflow.engine.records import CallStart, Recorder
+from shellflow.engine.results import store_without_reading
 from shellflow.engine.routing import kombu_queue
 from shellflow.errors import UsageError
 from shellflow.model.listing import reader
@@ -149,6 +150,7 @@ def build(
     if not routes:
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")
+    store_without_reading(app)  # see shellflow.engine.results
     app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
     recorder = Recorder(settings.db, on_stored=publisher.publish)
