@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import BenchError, Sides, deployment
+from _deploy import BenchError, Sides, deployment
 
 RAW_ONESHOT = """
 import os, sys

@@ -1,6 +1,6 @@
 """``seq N | flow task run --stream -s SOCKET`` against a raw Celery burst of N trivial tasks.
 
-Uses the set-up of ``bench/engine.py`` (same broker, backend, Celery settings and worker
+Uses the set-up of ``bench/_deploy.py`` (same broker, backend, Celery settings and worker
 flags for both sides; a shellflow worker and a plain ``celery worker`` side by side, each
 with ``--concurrency`` processes) and, for each deployment, alternates over a few rounds:
 
@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import BenchError, Setup, Sides, burst, deployment, latency, records_complete
+from _deploy import BenchError, Setup, Sides, deployment
+from engine import burst, latency, records_complete
 
 SUMMARY = re.compile(r"(\d+) calls, (\d+) ok, (\d+) failed in ([\d.]+) s")
 

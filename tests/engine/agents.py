@@ -15,10 +15,32 @@ from typing import Any
 
 from tests.conftest import _flow_executable
 from tests.engine.conftest import Deployment
+from tests.engine.repos import local_package, new_repo, pyproject, version_module
 
 # pip inside the agent never reaches for an index: tests install from local folders only.
 AGENT_ENV = {"PIP_NO_INDEX": "1"}
 STATUS = "SELECT status, status_reason FROM processor WHERE name = ?"
+
+
+def pinned_version_repos(root: Path) -> tuple[Path, Path]:
+    """Two processor repositories that pin different versions of one local package ``sfdep``.
+
+    The first pins 1.0 in ``requirements.txt``, the second 2.0 in its pyproject's
+    dependencies; each module's ``version()`` says which one it imports. The deployer's and
+    the agent's tests both need the pair to show that processors do not see each other's pins.
+    """
+    old = local_package(root / "pkgs" / "sfdep-1", "sfdep", "1.0")
+    new = local_package(root / "pkgs" / "sfdep-2", "sfdep", "2.0")
+    first = new_repo(root / "first", {
+        "pyproject.toml": pyproject("first-proc", "0.1"),
+        "first_proc.py": version_module("sfdep"),
+        "requirements.txt": f"sfdep @ file://{old}\n",
+    })  # fmt: skip
+    second = new_repo(root / "second", {
+        "pyproject.toml": pyproject("second-proc", "0.1", (f"sfdep @ file://{new}",)),
+        "second_proc.py": version_module("sfdep"),
+    })  # fmt: skip
+    return first, second
 
 
 def agent_env(d: Deployment) -> dict[str, str]:

@@ -18,6 +18,7 @@ from tests.conftest import CliRunnerFlow
 from tests.engine.agents import (
     STATUS,
     agent_log,
+    pinned_version_repos,
     poll,
     processor,
     running_agent,
@@ -26,7 +27,7 @@ from tests.engine.agents import (
     worker_pids,
 )
 from tests.engine.conftest import Deployment, build_network
-from tests.engine.repos import examples_repo, local_package, new_repo, pyproject, version_module
+from tests.engine.repos import examples_repo
 
 CALL = "SELECT state, result FROM call WHERE id = ?"
 
@@ -116,17 +117,7 @@ def test_processors_pinning_different_versions_run_side_by_side(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     d = deployment
-    old = local_package(tmp_path / "pkgs" / "sfdep-1", "sfdep", "1.0")
-    new = local_package(tmp_path / "pkgs" / "sfdep-2", "sfdep", "2.0")
-    first = new_repo(tmp_path / "first", {
-        "pyproject.toml": pyproject("first-proc", "0.1"),
-        "first_proc.py": version_module("sfdep"),
-        "requirements.txt": f"sfdep @ file://{old}\n",
-    })  # fmt: skip
-    second = new_repo(tmp_path / "second", {
-        "pyproject.toml": pyproject("second-proc", "0.1", (f"sfdep @ file://{new}",)),
-        "second_proc.py": version_module("sfdep"),
-    })  # fmt: skip
+    first, second = pinned_version_repos(tmp_path)
     queue = d.name("versions")
     d.ok("add", "queue", "-n", queue, "-t", "direct")
     d.broker_exchanges.append(queue)

@@ -22,15 +22,8 @@ from shellflow.engine.deploy import (
     repo_key,
     worker_env,
 )
-from tests.engine.repos import (
-    commit,
-    examples_repo,
-    git,
-    local_package,
-    new_repo,
-    pyproject,
-    version_module,
-)
+from tests.engine.agents import pinned_version_repos
+from tests.engine.repos import commit, examples_repo, git, new_repo
 
 
 @pytest.fixture
@@ -154,17 +147,7 @@ def test_an_unpackaged_modulepath_is_served_from_the_checkout(tmp_path: Path, ho
 
 def test_two_processors_pin_different_versions_side_by_side(tmp_path: Path, home: Path) -> None:
     """One by a requirements file, one by its pyproject's dependencies; neither sees the other."""
-    old = local_package(tmp_path / "pkgs" / "sfdep-1", "sfdep", "1.0")
-    new = local_package(tmp_path / "pkgs" / "sfdep-2", "sfdep", "2.0")
-    first = new_repo(tmp_path / "first", {
-        "pyproject.toml": pyproject("first-proc", "0.1"),
-        "first_proc.py": version_module("sfdep"),
-        "requirements.txt": f"sfdep @ file://{old}\n",
-    })  # fmt: skip
-    second = new_repo(tmp_path / "second", {
-        "pyproject.toml": pyproject("second-proc", "0.1", (f"sfdep @ file://{new}",)),
-        "second_proc.py": version_module("sfdep"),
-    })  # fmt: skip
+    first, second = pinned_version_repos(tmp_path)
     one = deploy(home, Source(str(first), requirements="requirements.txt"))
     two = deploy(home, Source(str(second)))
     assert one.installed and two.installed, (one.warning, two.warning)
