@@ -16,7 +16,6 @@ under the same ids (:func:`event_id`), so a replayed event and its live message 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,7 +23,6 @@ from typing import Any, NamedTuple
 RECEIVED, PRERUN, POSTRUN, FAILURE = "received", "prerun", "postrun", "failure"
 LIFECYCLE = (RECEIVED, PRERUN, POSTRUN, FAILURE)
 ORDER = {name: rank for rank, name in enumerate(LIFECYCLE)}  # ties at one instant
-_NAMESPACE = uuid.UUID("5b0c1f9e-1d1e-4a52-9a0f-6c2f3f3b9d41")
 
 
 class Event(NamedTuple):
@@ -35,8 +33,9 @@ class Event(NamedTuple):
 
 
 def event_id(call_id: str, name: str) -> str:
-    """The id of a call's lifecycle event: the same wherever it is computed."""
-    return str(uuid.uuid5(_NAMESPACE, f"{call_id}/{name}"))
+    """The id of a call's lifecycle event, the same wherever it is computed: its call and
+    its step (``CALL/prerun``), which no stored event's id can be."""
+    return f"{call_id}/{name}"
 
 
 def note(name: str, socket: str, error: str | None = None) -> str:
