@@ -6,7 +6,8 @@ shellflow's own redelivered, plug, deadletter), ``log`` (lines the function prin
 ``result`` and ``error``. Each message is one JSON object with these fields:
 
 =========  ==============================================================
-id         the stored event's id (the ``event`` row; the ``log`` row for a log line)
+id         the event's id: ``CALL/STEP`` for a lifecycle step (received, prerun,
+           postrun, failure), else the ``event`` row's (the ``log`` row's for a line)
 channel    task, log, result or error
 state      the event's name (received, prerun, postrun, failure, log, ...)
 date       when it happened (the stored row's time), ISO 8601 in UTC
