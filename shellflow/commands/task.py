@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from shellflow.client.values import format_result, parse_value
-from shellflow.commands.complete import flow_ids, names_of
+from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
 
@@ -50,12 +50,17 @@ def task() -> None:
 
 @task.command("run")
 @click.option(
-    "-s", "--socket", required=True, help="Socket to call", shell_complete=names_of("socket")
+    "-s",
+    "--socket",
+    required=True,
+    help="Socket to call",
+    shell_complete=later_completer("names_of", "socket"),
 )
 @click.option("--data", help="Input: a JSON value, or text passed as a string")
 @click.option("--async", "is_async", is_flag=True, help="Print the call id and return")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait for a result")
-@click.option("--flow", "flow_id", help="Join this flow run", shell_complete=flow_ids)
+@click.option("--flow", "flow_id", help="Join this flow run",
+              shell_complete=later_completer("flow_ids"))  # fmt: skip
 @click.option("--stream", is_flag=True, help="Each input line is one call")
 @click.option("-0", "--null", "nul", is_flag=True, help="--stream: records end with NUL")
 @click.option("--json", "json_lines", is_flag=True, help="--stream: records are NDJSON")
@@ -84,8 +89,7 @@ def task_run(
     those not started. --timeout applies to each call. A reader that goes away
     ('| head -1') ends the stream with exit 0 and cancels the calls not yet started.
     """
-    from shellflow.engine.bursts import call_once
-    from shellflow.engine.client import send
+    from shellflow.client.oneshot import call_once, send_async
 
     app.authorize("RUN_TASK", socket)
     kwargs = parse_keywords(keywords)
@@ -122,9 +126,14 @@ def task_run(
             registry.record_call(place.stdout, call_id)
 
     if is_async:
-        call = send(app.settings, socket, args, kwargs, flow=flow_id, parent=parent)
-        sent(call.call_id)
-        click.echo(call.call_id)
+        call_id, unrecorded = send_async(app.settings, socket, args, kwargs, flow=flow_id,
+                                         parent=parent)  # fmt: skip
+        sent(call_id)
+        click.echo(call_id)
+        if unrecorded:
+            click.echo(f"flow: call {call_id} is sent, but its pending record was not"
+                       f" written ({unrecorded}); it is known once a worker takes it",
+                       err=True)  # fmt: skip
         return
     result = call_once(app.settings, socket, args, kwargs, flow=flow_id, parent=parent,
                        timeout=timeout, on_sent=sent)  # fmt: skip
@@ -172,9 +181,10 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
 
     \b
     Exit codes: 0 the result is printed; 1 the call failed (its error on stderr) or was
-    cancelled; 3 no call with that id is known (a call still queued has no record until
-    a worker takes it: --wait waits for it); 7 the call has not finished yet (without
-    --wait), or did not within --timeout.
+    cancelled; 3 no call with that id is known; 7 the call has not finished yet (without
+    --wait: pending in its queue, or running), or did not within --timeout. A call sent
+    with 'task run --async' is known as pending from the start; one sent otherwise is
+    known once a worker takes it (--wait waits for it either way).
     """
     from shellflow.engine.outcomes import outcome, wait_for
     from shellflow.errors import NotFound, TimedOut
@@ -186,10 +196,13 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
     if found.state == "unknown":
         missing = NotFound("call", call_id)
         missing.message = (
-            f"no call {call_id} is known (a queued call is known once a worker takes it;"
-            " --wait waits for it)"
+            f"no call {call_id} is known (a call not sent with --async is known once a worker"
+            " takes it; --wait waits for it)"
         )
         raise missing
+    if found.state == "pending":
+        raise TimedOut(f"call {call_id} is pending: it waits in its queue for a worker; "
+                       "use --wait")  # fmt: skip
     if not found.done:
         raise TimedOut(f"call {call_id} has not finished yet ({found.state}); use --wait")
     _print_outcome(found)

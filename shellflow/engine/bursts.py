@@ -1,9 +1,9 @@
-"""Fast paths for sending calls: many calls through one result subscription (a stream), and
-one call from a cold process without building a Celery app (a single ``flow task run``).
+"""The fast path for sending many calls: one result subscription for a whole stream.
 
-Both speak the same message protocol as :func:`shellflow.engine.client.send`; they exist
-because Celery's own client pays per call (a subscription each) or per process (building
-an app) what a shell command cannot afford.
+It speaks the same message protocol as :func:`shellflow.engine.client.send`; it exists
+because Celery's own client pays per call (a subscription each) what a stream cannot
+afford. One call from a cold process (a single ``flow task run``) has its own path,
+:mod:`shellflow.client.oneshot`, which builds no Celery app at all.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import uuid
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine import embedded
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER
-from shellflow.engine.client import app_for, route_for, send, wait
+from shellflow.engine.client import app_for, route_for, send
 from shellflow.engine.outcomes import Outcome, error_text
 from shellflow.engine.routing import publish_via
-from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
+from shellflow.errors import ServiceUnavailable
 from shellflow.model.listing import reader
-from shellflow.model.routes import SocketRoute
 
 
 def socket_concurrency(settings: Settings, socket: str) -> int:
@@ -173,158 +171,3 @@ class Burst:
             with contextlib.suppress(Exception):
                 self.pubsub.close()
             self.pubsub = None
-
-
-# -- one call from a cold process, without building a Celery app -------------------------
-
-
-def call_once(
-    settings: Settings,
-    socket: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    *,
-    flow: str | None = None,
-    parent: str | None = None,
-    timeout: float | None = None,
-    on_sent: Any = None,
-) -> Any:
-    """Send one call and return its result, as :func:`send` then :func:`wait` would.
-
-    For ``flow task run`` (a process that makes one call and exits) importing Celery and
-    building its app costs more than the call itself, so with a Redis result backend this
-    speaks Celery's message protocol (version 2) through kombu and reads the result from
-    Redis directly: the message, its headers, queue, exchange, persistence, confirms and
-    publish retries are those ``send`` gives; the worker cannot tell the difference. Other
-    result backends go through :func:`send` and :func:`wait`. ``on_sent(call_id)`` is
-    called once the call is published.
-    """
-    from shellflow.engine.app import _transport_url
-
-    backend = _transport_url(settings.backend)
-    if not backend.startswith(("redis://", "rediss://", "redis+socket://")):
-        sent = send(settings, socket, args, kwargs, flow=flow, parent=parent)
-        if on_sent is not None:
-            on_sent(sent.call_id)
-        return wait(sent, timeout)
-    route, queue = route_for(settings, socket)
-    embedded.ensure_for_urls(settings.broker, settings.backend)
-    call_id = str(uuid.uuid4())
-    results = _ResultWatch(settings, backend, call_id)
-    try:
-        _publish(settings, route, queue, call_id, args, kwargs, flow or call_id, parent)
-        if on_sent is not None:
-            on_sent(call_id)
-        return results.wait(timeout)
-    finally:
-        results.close()
-
-
-def _publish(
-    settings: Settings, route: SocketRoute, queue: Any, call_id: str, args: list[Any],
-    kwargs: dict[str, Any], flow: str, parent: str | None,
-) -> None:  # fmt: skip
-    """Publish one task message exactly as Celery's ``send_task`` builds it (protocol 2)."""
-    import os
-    import socket as pysocket
-
-    from kombu import Connection
-    from kombu.exceptions import OperationalError
-
-    from shellflow.engine.app import PUBLISH_RETRY, _transport_url, celery_conf
-
-    headers: dict[str, Any] = {
-        "lang": "py", "task": route.name, "id": call_id, "shadow": None, "eta": None,
-        "expires": None, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [None, None], "root_id": call_id, "parent_id": None,
-        "argsrepr": repr(args), "kwargsrepr": repr(kwargs),
-        "origin": f"gen{os.getpid()}@{pysocket.gethostname()}", "ignore_result": False,
-        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}, FLOW_HEADER: flow,
-    }  # fmt: skip
-    if parent:
-        headers[PARENT_HEADER] = parent
-    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
-    if route.qtype == "topic":
-        exchange, routing_key = queue.exchange, route.name
-    else:  # the default exchange, by queue name (as Celery sends to a direct queue)
-        exchange, routing_key = "", queue.name
-    options = celery_conf(settings)["broker_transport_options"]
-    try:
-        with Connection(_transport_url(settings.broker), transport_options=options) as conn:
-            conn.Producer(serializer="json").publish(
-                body, exchange=exchange, routing_key=routing_key, declare=[queue],
-                headers=headers, delivery_mode=2, retry=True, retry_policy=PUBLISH_RETRY,
-                correlation_id=call_id, reply_to=str(uuid.uuid4()),
-            )  # fmt: skip
-    except (OSError, OperationalError) as exc:
-        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
-
-
-class _ResultWatch:
-    """Waits for one call's result in the Redis result backend, subscribed before it is sent."""
-
-    LOOK_EVERY = 1.0  # seconds between reads of the stored result, should a message be lost
-
-    def __init__(self, settings: Settings, url: str, call_id: str) -> None:
-        import redis
-
-        self.settings = settings
-        self.call_id = call_id
-        self.key = f"celery-task-meta-{call_id}"
-        if url.startswith("redis+socket://"):
-            url = "unix://" + url[len("redis+socket://") :]
-        try:
-            self.client = redis.Redis.from_url(url)
-            self.pubsub = self.client.pubsub()
-            self.pubsub.subscribe(self.key)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                message = self.pubsub.get_message(timeout=1.0)
-                if message and message["type"] == "subscribe":
-                    return
-            raise OSError("no answer to SUBSCRIBE")
-        except (OSError, redis.RedisError) as exc:
-            raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
-
-    def wait(self, timeout: float | None) -> Any:
-        import json
-
-        import redis
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                left = self.LOOK_EVERY
-                if deadline is not None:
-                    left = min(left, deadline - time.monotonic())
-                    if left <= 0:
-                        raise TimedOut(f"call {self.call_id} did not finish within {timeout:g} s")
-                message = self.pubsub.get_message(timeout=left)
-                data = message["data"] if message and message["type"] == "message" else None
-                if data is None:
-                    data = self.client.get(self.key)
-                if data is not None:
-                    meta = json.loads(data)
-                    if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):
-                        return self._value(meta)
-        except (OSError, redis.RedisError) as exc:
-            raise ServiceUnavailable("result backend", self.settings.backend, str(exc)) from exc
-
-    def _value(self, meta: dict[str, Any]) -> Any:
-        status, value = meta["status"], meta.get("result")
-        if status == "SUCCESS":
-            return value
-        if status == "REVOKED":
-            raise CallFailed(f"call {self.call_id} was cancelled")
-        if isinstance(value, dict) and "exc_type" in value:
-            words = value.get("exc_message")
-            text = " ".join(str(w) for w in words) if isinstance(words, list) else str(words)
-            raise CallFailed(text or str(value["exc_type"]))
-        raise CallFailed(str(value))
-
-    def close(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self.pubsub.close()
-            self.client.close()

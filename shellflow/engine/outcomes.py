@@ -24,7 +24,9 @@ class Outcome:
     """What is known of a call: its state (a call record's), and its result or error."""
 
     call_id: str
-    state: str  # finished | failed | revoked | running | received | retry | queued | unknown
+    state: str  # finished | failed | revoked | running | received | retry | pending | queued
+    # | unknown (``pending``: recorded as sent, not taken yet; ``queued``: as ``cancel``
+    # found a call it could cancel)
     result: Any = None
     error: str | None = None
 
@@ -138,35 +140,49 @@ def revoke(settings: Settings, call_ids: list[str], *, terminate: bool = False) 
 def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list[str]:
     """Record calls as cancelled before they started; returns those now recorded so.
 
-    A call with a record already (it started, or ended) keeps it: the returned list leaves
-    it out. The rows also mark the results as revoked in the result backend, so whoever
-    waits for them learns at once instead of waiting for a worker.
+    A call with no record gets a ``revoked`` row; one recorded ``pending`` (sent with
+    ``--async``, not yet taken) becomes ``revoked``, with no start time (so workers that
+    start later discard it, see ``shellflow.engine.worker``). A call whose record says it
+    started, or ended, keeps it: the returned list leaves it out. The rows also mark the
+    results as revoked in the result backend, so whoever waits for them learns at once
+    instead of waiting for a worker.
     """
     from datetime import UTC, datetime
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import insert, select, update
 
     from shellflow.model.db import session_scope
     from shellflow.model.tables import Call, Event  # every table: the foreign keys resolve
 
     now = datetime.now(UTC)
     with session_scope(settings.db) as session:
-        known = set(session.scalars(select(Call.id).where(Call.id.in_(call_ids))))
+        rows = session.execute(select(Call.id, Call.state).where(Call.id.in_(call_ids)))
+        known = dict(rows.tuples().all())
         fresh = [c for c in call_ids if c not in known]
+        pending = [c for c in call_ids if known.get(c) == "pending"]
+        if pending:  # only those still pending: a worker may have taken one meanwhile
+            taken = session.execute(
+                update(Call).where(Call.id.in_(pending), Call.state == "pending")
+                .values(state="revoked", started=None, finished=now, lastupdated=now)
+                .returning(Call.id)
+            ).scalars()  # fmt: skip
+            pending = list(taken)
         if fresh:
             session.execute(insert(Call), [
                 {"id": c, "name": "(cancelled before it started)", "state": "revoked",
                  "celeryid": c, "tracking": c, "created": now, "lastupdated": now,
                  "finished": now} for c in fresh
             ])  # fmt: skip
+        cancelled = [c for c in call_ids if c in fresh or c in pending]
+        if cancelled:
             session.execute(insert(Event), [
                 {"id": str(uuid.uuid4()), "name": "revoked", "note": note, "call_id": c,
-                 "created": now} for c in fresh
+                 "created": now} for c in cancelled
             ])  # fmt: skip
     backend = app_for(settings).backend
-    for call_id in fresh:
+    for call_id in cancelled:
         backend.mark_as_revoked(call_id, note)
-    return fresh
+    return cancelled
 
 
 def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Outcome:
@@ -177,7 +193,7 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Outc
     with ``terminate`` a started call not yet ended is stopped (see :func:`revoke`).
     """
     found = recorded(settings, call_id)
-    if found is None:
+    if found is None or found.state == "pending":  # not taken by a worker yet
         found = stored(settings, call_id)
         if found.state == "unknown":
             if record_cancelled(settings, [call_id], "Cancelled before it started"):

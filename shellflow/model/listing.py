@@ -2,31 +2,40 @@
 
 This is the path of ``flow ls`` and of shell completion: it never imports SQLAlchemy, so a
 listing starts in a fraction of the time an ORM query would need. Writes always go through
-the ORM (``shellflow.model.store``).
+the ORM (``shellflow.model.store``), except the few rows a cold command writes on its own
+hot path (a ``pending`` call row from ``flow task run --async``) through :func:`writer`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shellflow.errors import NotFound, ServiceUnavailable
 from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
-from shellflow.model.views import VIEWS, View
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from shellflow.model.views import View
+
+# Each driver, and the views of the network's objects, is imported where it is used: a
+# command on PostgreSQL never loads sqlite3, and ``flow ls calls`` needs no view.
 
 NOT_INITIALISED = "not initialised; run 'flow db init'"
 Row = dict[str, Any]
 
 
 class Reader:
-    """A read-only connection that speaks ``?`` placeholders on both databases."""
+    """A read-only connection that speaks ``?`` placeholders on both databases
+    (``writable``: one that also writes, each statement committed on its own)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, writable: bool = False) -> None:
         self.url = url
         self.dialect = dialect_of(url)
+        self.writable = writable
         self._conn: Any = self._connect()
 
     def _connect(self) -> Any:
@@ -34,8 +43,13 @@ class Reader:
             path = sqlite_path(self.url)
             if path is None or not path.exists():
                 raise ServiceUnavailable("database", self.url, NOT_INITIALISED)
+            import sqlite3
+
+            mode = "rw" if self.writable else "ro"
             try:
-                return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                return sqlite3.connect(
+                    f"file:{path}?mode={mode}", uri=True, timeout=30, isolation_level=None
+                )
             except sqlite3.Error as exc:
                 raise ServiceUnavailable("database", self.url, str(exc)) from exc
         if self.dialect == "postgresql":
@@ -46,17 +60,24 @@ class Reader:
             except psycopg2.Error as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot connect"
                 raise ServiceUnavailable("database", self.url, reason) from exc
-            conn.set_session(readonly=True, autocommit=True)
+            conn.set_session(readonly=not self.writable, autocommit=True)
             return conn
         raise ServiceUnavailable("database", self.url, f"unsupported database {self.dialect!r}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(sql, params, lambda cursor: list(cursor.fetchall()))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one writing statement (committed at once); the number of rows it changed."""
+        return self._run(sql, params, lambda cursor: int(cursor.rowcount))
+
+    def _run(self, sql: str, params: Sequence[Any], result: Callable[[Any], T]) -> T:
         if self.dialect == "postgresql":
             sql = sql.replace("?", "%s")
         cursor = self._conn.cursor()
         try:
             cursor.execute(sql, tuple(params))
-            return list(cursor.fetchall())
+            return result(cursor)
         except Exception as exc:
             if _missing_table(exc):
                 raise ServiceUnavailable("database", self.url, NOT_INITIALISED) from exc
@@ -76,6 +97,16 @@ def _missing_table(exc: Exception) -> bool:
 @contextmanager
 def reader(url: str) -> Iterator[Reader]:
     conn = Reader(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def writer(url: str) -> Iterator[Reader]:
+    """A connection that reads and writes, each statement in its own transaction."""
+    conn = Reader(url, writable=True)
     try:
         yield conn
     finally:
@@ -109,6 +140,8 @@ def _rows(view: View, records: list[tuple[Any, ...]]) -> list[tuple[str, Row]]:
 
 def list_objects(conn: Reader, kind: str, name: str | None = None) -> list[Row]:
     """Every object of a kind, by name (or the rows named ``name`` for non-unique views)."""
+    from shellflow.model.views import VIEWS
+
     view = VIEWS[kind]
     if name is None:
         return [row for _, row in _rows(view, conn.query(view.select()))]
@@ -117,6 +150,8 @@ def list_objects(conn: Reader, kind: str, name: str | None = None) -> list[Row]:
 
 def names(conn: Reader, kind: str, prefix: str = "") -> list[str]:
     """Names of a kind starting with ``prefix``: for suggestions and shell completion."""
+    from shellflow.model.views import VIEWS
+
     view = VIEWS[kind]
     sql = (
         f"SELECT DISTINCT o.name FROM {view.table} o WHERE o.name LIKE ? ESCAPE '!' ORDER BY o.name"
@@ -127,6 +162,8 @@ def names(conn: Reader, kind: str, prefix: str = "") -> list[str]:
 
 def get_object(conn: Reader, kind: str, name: str) -> Row:
     """One object with its related lists; NotFound (with close names) when it is missing."""
+    from shellflow.model.views import VIEWS
+
     view = VIEWS[kind]
     found = _rows(view, conn.query(view.select("o.name = ?"), [name]))
     if not found:

@@ -37,8 +37,10 @@ def send(d: Deployment, socket: str, data: str) -> str:
 
 
 def calls_recorded(d: Deployment, ids: list[str]) -> int:
+    """How many of the calls ``ids`` a worker has taken (a sent call is ``pending`` until)."""
     marks = ", ".join("?" for _ in ids)
-    return int(d.query(f"SELECT count(*) FROM call WHERE id IN ({marks})", tuple(ids))[0][0])
+    sql = f"SELECT count(*) FROM call WHERE id IN ({marks}) AND state <> 'pending'"
+    return int(d.query(sql, tuple(ids))[0][0])
 
 
 def test_agent_serves_pauses_resumes_restarts_and_stops(

@@ -2,9 +2,12 @@
 
 A cancelled call must stay cancelled whether its processor's worker is running (the revoke
 broadcast reaches it) or down (the worker that starts later loads it from the records).
+A call sent with ``--async`` is recorded ``pending`` until a worker takes it.
 """
 
 from __future__ import annotations
+
+import json
 
 from tests.engine.conftest import ROOT, Deployment
 
@@ -37,11 +40,40 @@ def test_result_of_finished_failed_and_unknown_calls(
     assert unknown.code == 3 and len(unknown.stderr.splitlines()) == 1, unknown.stderr
 
 
+def test_an_async_call_is_pending_until_a_worker_takes_it(
+    deployment: Deployment, network: dict[str, str]
+) -> None:
+    d, n = deployment, network  # no worker serves the processor yet
+    call = _async(d, n["do_this"], "--data", '"later"', "--flow", "f" * 8)
+    row = "SELECT state, name, started, tracking, args, created FROM call WHERE id = ?"
+    ((state, name, started, flow, args, created),) = d.query(row, (call,))
+    assert (state, name, started, flow) == ("pending", n["do_this"], None, "f" * 8)
+    assert json.loads(args) == {"args": ["later"], "kwargs": {}}
+
+    waiting = d.run("task", "result", call)
+    assert waiting.code == 7 and waiting.stdout == "", waiting.stderr
+    assert len(waiting.stderr.splitlines()) == 1 and "pending" in waiting.stderr
+    listed = [json.loads(line) for line in d.ok("ls", "calls", "-u", "--json").stdout.splitlines()]
+    assert [(c["id"], c["state"]) for c in listed] == [(call, "pending")]
+    shown = json.loads(d.ok("ls", "call", "--id", call, "--json").stdout)
+    assert shown["state"] == "pending" and shown["events"] == []  # nothing has happened yet
+
+    d.start_worker(n["processor"], concurrency=1)
+    assert d.ok("task", "result", call, "--wait", "--timeout", "60").stdout == "Do this: later\n"
+    d.wait_for("SELECT state FROM call WHERE id = ?", (call,), [("finished",)])
+    # The worker's record completed the same row: one row, sent time kept, now started.
+    ((state, name, started, flow, _, kept),) = d.query(row, (call,))
+    assert (state, name, flow, kept) == ("finished", n["do_this"], "f" * 8, created)
+    assert started is not None
+    assert d.ok("task", "result", call).stdout == "Do this: later\n"
+
+
 def test_cancel_a_call_queued_while_its_processor_is_down(
     deployment: Deployment, network: dict[str, str]
 ) -> None:
     d, n = deployment, network
     call = _async(d, n["do_this"], "--data", '"never"')
+    assert d.query("SELECT state FROM call WHERE id = ?", (call,)) == [("pending",)]
     waiting = d.run("task", "result", call, "--wait", "--timeout", "1")
     assert waiting.code == 7, waiting.stderr  # timed out: nothing serves it yet
     done = d.run("task", "cancel", call)
@@ -59,7 +91,9 @@ def test_cancel_a_call_queued_while_its_processor_is_down(
         "SELECT count(*) FROM event WHERE call_id = ? AND name = 'revoked'", (call,), [(2,)]
     )
     assert events == [(2,)]  # cancelled by the user, then discarded by the worker
-    assert d.query("SELECT state FROM call WHERE id = ?", (call,)) == [("revoked",)]
+    assert d.query("SELECT state, name, started FROM call WHERE id = ?", (call,)) == [
+        ("revoked", n["do_this"], None)  # the pending row, now cancelled
+    ]
     assert d.run("task", "result", call).code == 1
 
     finished = d.run("task", "cancel", later)

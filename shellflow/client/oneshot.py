@@ -1,0 +1,277 @@
+"""One call from a cold process: ``flow task run`` (send and wait) and ``--async`` (send).
+
+A process that makes one call and exits pays for its imports more than for the call, so
+this path builds no Celery app and, on the usual servers, imports neither kombu nor
+redis-py: it reads the socket's route through the light database path, publishes the task
+message as Celery's ``send_task`` builds it (protocol 2: same headers, body, properties,
+queue, exchange, persistence, confirm and publish retries), and reads the result from
+Celery's Redis result backend, subscribed before the call is sent. The worker cannot tell
+the difference.
+
+- the broker: plain ``amqp://`` is spoken by :mod:`shellflow.client.amqpwire`; anything
+  else (a Redis broker, TLS, URL options) goes through kombu, as before;
+- the result backend: plain Redis (TCP or a unix socket) is read by
+  :mod:`shellflow.client.resultwire`; any other goes through Celery
+  (:func:`shellflow.engine.client.send` and ``wait``).
+
+The route is read from the database on every call (one indexed query): it is not cached
+between processes, so a socket moved to another queue is called there at once.
+
+``--async`` also records the call as ``pending`` (:func:`record_pending`), so ``flow task
+result ID`` and ``flow ls calls -u`` know it while it waits in its queue; the worker's
+record later completes the same row (``shellflow.engine.records`` upserts by id and keeps
+``created``, the time it was sent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY, _transport_url
+from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
+
+if TYPE_CHECKING:
+    from shellflow.config import Settings
+    from shellflow.model.listing import Reader
+    from shellflow.model.routes import SocketRoute
+
+LOOK_EVERY = 1.0  # seconds between reads of the stored result, should a message be lost
+
+
+def call_once(
+    settings: Settings,
+    socket: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    flow: str | None = None,
+    parent: str | None = None,
+    timeout: float | None = None,
+    on_sent: Any = None,
+) -> Any:
+    """Send one call and return its result, as ``send`` then ``wait`` would.
+
+    ``on_sent(call_id)`` is called once the call is published.
+    """
+    from shellflow.client import resultwire
+
+    backend = _transport_url(settings.backend)
+    if not resultwire.handles(backend):
+        from shellflow.engine.client import send, wait
+
+        sent = send(settings, socket, args, kwargs, flow=flow, parent=parent)
+        if on_sent is not None:
+            on_sent(sent.call_id)
+        return wait(sent, timeout)
+    route = _route(settings, socket)
+    _ensure_embedded(settings)
+    call_id = str(uuid.uuid4())
+    try:
+        results = resultwire.ResultChannel(backend, call_id)
+    except resultwire.RedisError as exc:
+        raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
+    try:
+        publish(settings, route, call_id, args, kwargs, flow or call_id, parent)
+        if on_sent is not None:
+            on_sent(call_id)
+        return _wait(settings, results, call_id, timeout)
+    finally:
+        results.close()
+
+
+def send_async(
+    settings: Settings,
+    socket: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    flow: str | None = None,
+    parent: str | None = None,
+) -> tuple[str, str | None]:
+    """Publish one call and record it ``pending``; its id, and why the record was not
+    written (None when it was: the call is sent either way)."""
+    from shellflow.model.listing import writer
+    from shellflow.model.routes import socket_route
+
+    call_id = str(uuid.uuid4())
+    with writer(settings.db) as conn:
+        route = socket_route(conn, socket)
+        _ensure_embedded(settings)
+        sent = time.time()
+        publish(settings, route, call_id, args, kwargs, flow or call_id, parent)
+        try:
+            record_pending(conn, route, call_id, args, kwargs, flow or call_id, parent, sent)
+        except Exception as exc:  # the call is on its way: say so rather than fail
+            return call_id, " ".join(str(exc).split()) or type(exc).__name__
+    return call_id, None
+
+
+def record_pending(
+    conn: Reader, route: SocketRoute, call_id: str, args: list[Any], kwargs: dict[str, Any],
+    flow: str, parent: str | None, sent: float,
+) -> bool:  # fmt: skip
+    """Write the ``pending`` row of a call just sent; False if a worker's record came first.
+
+    ``started`` stays empty (no worker has started it: see ``shellflow.model.lifecycle``)
+    and ``created`` is the send time, which the worker's upsert keeps. Written after the
+    publish, so a call that could not be sent leaves no row; ``ON CONFLICT DO NOTHING``
+    keeps a worker's record should the call have run in between.
+    """
+    from datetime import UTC, datetime
+
+    when: Any = datetime.fromtimestamp(sent, UTC)
+    if conn.dialect == "sqlite":  # naive UTC text, as SQLAlchemy and the worker write it
+        when = when.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    values = {
+        "id": call_id, "created": when, "lastupdated": when, "name": route.name,
+        "state": "pending", "socket_id": route.socket_id, "task_id": route.task_id,
+        "parent": parent, "tracking": flow, "celeryid": call_id,
+        "args": json.dumps({"args": args, "kwargs": kwargs}, default=str),
+    }  # fmt: skip
+    sql = (
+        f"INSERT INTO call ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
+        " ON CONFLICT (id) DO NOTHING"
+    )
+    return conn.execute(sql, list(values.values())) == 1
+
+
+def _route(settings: Settings, socket: str) -> SocketRoute:
+    from shellflow.model.listing import reader
+    from shellflow.model.routes import socket_route
+
+    with reader(settings.db) as conn:
+        return socket_route(conn, socket)
+
+
+def _ensure_embedded(settings: Settings) -> None:
+    if "+socket://" in settings.broker + settings.backend or "unix://" in (
+        settings.broker + settings.backend
+    ):
+        from shellflow.engine import embedded
+
+        embedded.ensure_for_urls(settings.broker, settings.backend)
+
+
+# -- publishing ----------------------------------------------------------------------------
+
+
+def message(
+    route: SocketRoute, call_id: str, args: list[Any], kwargs: dict[str, Any], flow: str,
+    parent: str | None,
+) -> tuple[dict[str, Any], tuple[Any, ...]]:  # fmt: skip
+    """The headers and body Celery's ``send_task`` gives this call (protocol 2)."""
+    import socket as pysocket
+
+    headers: dict[str, Any] = {
+        "lang": "py", "task": route.name, "id": call_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": call_id, "parent_id": None,
+        "argsrepr": repr(args), "kwargsrepr": repr(kwargs),
+        "origin": f"gen{os.getpid()}@{pysocket.gethostname()}", "ignore_result": False,
+        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}, FLOW_HEADER: flow,
+    }  # fmt: skip
+    if parent:
+        headers[PARENT_HEADER] = parent
+    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    return headers, body
+
+
+def publish(
+    settings: Settings, route: SocketRoute, call_id: str, args: list[Any],
+    kwargs: dict[str, Any], flow: str, parent: str | None,
+) -> None:  # fmt: skip
+    """Publish one task message to the socket's queue (persistent, confirmed, retried)."""
+    from shellflow.client import amqpwire
+
+    headers, body = message(route, call_id, args, kwargs, flow, parent)
+    broker = _transport_url(settings.broker)
+    if not amqpwire.handles(broker):
+        _publish_kombu(settings, route, call_id, headers, body)
+        return
+    # As shellflow.engine.routing.kombu_queue declares and publish_via addresses it.
+    declare = amqpwire.Declare(
+        exchange=route.queue, exchange_type=route.qtype, queue=route.name,
+        routing_key=route.name, durable=route.durable,
+    )  # fmt: skip
+    exchange, routing_key = (
+        (route.queue, route.name) if route.qtype == "topic" else ("", route.name)
+    )
+    props = {
+        "content_type": "application/json", "content_encoding": "utf-8",
+        "application_headers": headers, "delivery_mode": 2, "priority": 0,
+        "correlation_id": call_id, "reply_to": str(uuid.uuid4()),
+    }  # fmt: skip
+    data = json.dumps(body).encode("utf-8")
+    try:
+        amqpwire.publish(broker, [declare], exchange, routing_key, data, props, PUBLISH_RETRY)
+    except amqpwire.BrokerError as exc:
+        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+
+
+def _publish_kombu(
+    settings: Settings, route: SocketRoute, call_id: str, headers: dict[str, Any],
+    body: tuple[Any, ...],
+) -> None:  # fmt: skip
+    from kombu import Connection
+    from kombu.exceptions import OperationalError
+
+    from shellflow.engine.app import celery_conf
+    from shellflow.engine.routing import kombu_queue
+
+    queue = kombu_queue(route, settings.broker)
+    if route.qtype == "topic":
+        exchange, routing_key = queue.exchange, route.name
+    else:  # the default exchange, by queue name (as Celery sends to a direct queue)
+        exchange, routing_key = "", queue.name
+    options = celery_conf(settings)["broker_transport_options"]
+    try:
+        with Connection(_transport_url(settings.broker), transport_options=options) as conn:
+            conn.Producer(serializer="json").publish(
+                body, exchange=exchange, routing_key=routing_key, declare=[queue],
+                headers=headers, delivery_mode=2, retry=True, retry_policy=PUBLISH_RETRY,
+                correlation_id=call_id, reply_to=str(uuid.uuid4()),
+            )  # fmt: skip
+    except (OSError, OperationalError) as exc:
+        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+
+
+# -- waiting -------------------------------------------------------------------------------
+
+
+def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None) -> Any:
+    from shellflow.client.resultwire import RedisError
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            left = LOOK_EVERY
+            if deadline is not None:
+                left = min(left, deadline - time.monotonic())
+                if left <= 0:
+                    raise TimedOut(f"call {call_id} did not finish within {timeout:g} s")
+            data = results.next(left)
+            if data is None:
+                data = results.stored()
+            if data is not None:
+                meta = json.loads(data)
+                if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):
+                    return _value(call_id, meta)
+    except RedisError as exc:
+        raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
+
+
+def _value(call_id: str, meta: dict[str, Any]) -> Any:
+    status, value = meta["status"], meta.get("result")
+    if status == "SUCCESS":
+        return value
+    if status == "REVOKED":
+        raise CallFailed(f"call {call_id} was cancelled")
+    if isinstance(value, dict) and "exc_type" in value:
+        words = value.get("exc_message")
+        text = " ".join(str(w) for w in words) if isinstance(words, list) else str(words)
+        raise CallFailed(text or str(value["exc_type"]))
+    raise CallFailed(str(value))
