@@ -58,6 +58,21 @@ SUBCOMMANDS: dict[str, Lazy] = {
 }
 
 
+def later_completer(name: str, *args: str) -> Any:
+    """A ``shell_complete`` callback that imports :mod:`shellflow.commands.complete` only
+    when a completion is asked for: ``name`` is one of its callbacks, or with ``args`` one
+    of its callback factories (``names_of``). Commands on the hot path (``flow task run``,
+    ``flow ls calls``) then never read that module."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+        from shellflow.commands import complete as module
+
+        target = getattr(module, name)
+        return (target(*args) if args else target)(ctx, param, incomplete)
+
+    return complete
+
+
 def _help_width(max_width: int | None) -> int:
     """The width click would choose for help, without importing shutil (and bz2, lzma...)."""
     from click import formatting

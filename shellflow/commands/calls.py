@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from shellflow.commands.complete import call_ids, call_states, names_of
+from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
-from shellflow.commands.output import info, print_object, print_rows, to_json, write_lines
 
 CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 
@@ -20,9 +19,10 @@ CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 @click.option("-r", "--rows", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @click.option("-u", "--unfinished", is_flag=True, help="Only calls still pending or running")
 @click.option("-a", "--ascend", is_flag=True, help="Oldest first")
-@click.option("--socket", help="Only calls of this socket", shell_complete=names_of("socket"))
+@click.option("--socket", help="Only calls of this socket",
+              shell_complete=later_completer("names_of", "socket"))  # fmt: skip
 @click.option("--state", help="Only calls in this state (finished, failed, running, ...)",
-              shell_complete=call_states)  # fmt: skip
+              shell_complete=later_completer("call_states"))  # fmt: skip
 @click.option("--since", help="Only calls started at or after this ISO time")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
 @pass_app
@@ -31,6 +31,7 @@ def ls_calls(
     state: str | None, since: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """List calls, newest first, a page at a time."""
+    from shellflow.commands.output import info, print_rows
     from shellflow.model.history import list_calls
 
     app.authorize("READ")
@@ -95,7 +96,8 @@ def _strip(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @click.command("call")
-@click.option("--id", "call_id", required=True, help="ID of the call", shell_complete=call_ids)
+@click.option("--id", "call_id", required=True, help="ID of the call",
+              shell_complete=later_completer("call_ids"))  # fmt: skip
 @click.option("-r", "--result", is_flag=True, help="Include the call's result")
 @click.option("-t", "--tree", "show_tree", is_flag=True, help="Show the forward call tree")
 @click.option("-g", "--graph", is_flag=True, help="Show the whole flow run's call graph")
@@ -109,6 +111,7 @@ def ls_call(
     fmt: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Show one call: its provenance, events, and optionally its result, tree or graph."""
+    from shellflow.commands.output import print_object, print_rows, to_json, write_lines
     from shellflow.model.history import flow_calls, get_call, tree
 
     app.authorize("READ")

@@ -2,237 +2,112 @@
 
 Thin by design: collect the options, ask for authorisation, hand the values to the store
 (writes) or the light listing (reads), print.
+
+Each verb's group builds the command of a kind only when that kind is asked for
+(:class:`KindGroup`, with the builders of :mod:`shellflow.commands.kindcmds`), and ``ls
+calls`` / ``ls call`` live in their own module: reading and building every kind's options
+at start-up cost ``flow ls calls`` more than its query.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
-
-from shellflow.commands.complete import names_of
-from shellflow.commands.context import AppContext, pass_app
-from shellflow.commands.kinds import KIND_OPTIONS, PLURALS, Opt
-from shellflow.commands.output import info, print_object, print_rows, stdin_is_tty
-from shellflow.model.rights import RIGHTS
 
 _GENERIC = {"ADD": "CREATE", "LS": "READ", "UPDATE": "UPDATE", "DELETE": "DELETE"}
 
 
 def right_for(verb: str, kind: str) -> str:
     """The specific right of a verb on a kind (``ADD_QUEUE``), or the generic one (``CREATE``)."""
+    from shellflow.commands.kinds import PLURALS
+    from shellflow.model.rights import RIGHTS
+
     candidates = [f"{verb}_{kind.upper()}"]
     if verb == "LS":
         candidates = [f"LS_{PLURALS[kind].upper()}", f"READ_{kind.upper()}"]
     return next((c for c in candidates if c in RIGHTS), _GENERIC[verb])
 
 
-def _apply_options(
-    command: Callable[..., Any], options: list[Opt], for_update: bool, kind: str = ""
-) -> Callable[..., Any]:
-    for option in reversed(options):
-        kwargs = dict(option.kwargs)
-        if for_update:
-            kwargs.pop("default", None)
-            kwargs.setdefault("default", None)
-        if kind and option.key == "name" and "type" not in kwargs:
-            kwargs["shell_complete"] = names_of(kind)  # an existing object's name
-        help_text = option.help + (" [required]" if option.required and not for_update else "")
-        command = click.option(*option.decls, option.key, help=help_text, **kwargs)(command)
+def _build(maker: str, *args: Any) -> click.Command:
+    from shellflow.commands import kindcmds
+
+    command: click.Command = getattr(kindcmds, maker)(*args)
     return command
 
 
-def _flag_names(option: Opt) -> str:
-    return "/".join(d for d in option.decls if d.startswith("-"))
+class KindGroup(click.Group):
+    """A verb's group whose commands, one per kind, are built when first asked for.
 
-
-def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[str, Any]:
-    """Fill missing required values: prompt on a terminal, otherwise a usage error (exit 2)."""
-    values = dict(values)
-    if values.pop("password_stdin", None):
-        line = sys.stdin.readline().rstrip("\r\n")
-        if not line:
-            raise click.UsageError("--password-stdin: stdin held no password")
-        values["password"] = line
-    if not adding:
-        return values
-    for option in options:
-        if not option.required or values.get(option.key) is not None:
-            continue
-        if not stdin_is_tty():
-            raise click.UsageError(f"Missing option '{_flag_names(option)}'.")
-        label = option.key.replace("_", " ").capitalize()
-        values[option.key] = click.prompt(
-            label, hide_input=option.secret, confirmation_prompt=option.secret, err=True
-        )
-    return values
-
-
-def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Options that pick the object (beyond its name) and are not changes."""
-    keys = {"argument": ("socket",), "privilege": ("user", "role")}.get(kind, ())
-    return {k: values.pop(k, None) for k in keys}
-
-
-def make_add(kind: str) -> click.Command:
-    options = [o for o in KIND_OPTIONS[kind] if not o.update_only]
-
-    @pass_app
-    def command(app: AppContext, as_json: bool, **values: Any) -> None:
-        app.authorize(right_for("ADD", kind))
-        values = collect(options, values, adding=True)
-        with app.store() as store:
-            added = store.add(kind, values)
-            task = added.task.name if kind == "argument" else None
-        if kind == "privilege":
-            holder = values.get("user") or values.get("role")
-            info(f"Privilege {values['name']} granted to {holder!r}")
-        else:
-            info(f"Added {kind} {values['name']!r}")
-        if as_json:
-            print_object(_added_row(app, kind, values, task), as_json=True)
-
-    command = _apply_options(command, options, for_update=False)
-    command = click.option("--json", "as_json", is_flag=True, help="Print the new object as JSON")(
-        command
-    )
-    return click.command(kind, help=f"Add a {kind} to the database.")(command)
-
-
-def _added_row(
-    app: AppContext, kind: str, values: dict[str, Any], task: str | None
-) -> dict[str, Any]:
-    """The object just added, as ``flow ls`` shows it.
-
-    Argument and privilege names repeat (per task, per holder), so their row is picked by
-    the task or the holder rather than by name alone.
+    ``fixed`` names commands that are not kinds, as (module, attribute), imported on use.
+    ``plurals``: ``ls`` also answers to each kind's plural (``flow ls queues``), hidden.
+    ``skip``: kinds this verb does not apply to.
     """
-    from shellflow.model.listing import get_object, list_objects
 
-    with app.reader() as conn:
-        if kind == "argument":
-            rows = list_objects(conn, kind, values["name"])
-            return next(r for r in rows if r["task"] == task)
-        if kind == "privilege":
-            rows = list_objects(conn, kind, values["name"])
-            holder = (values.get("user"), values.get("role"))
-            return next(r for r in rows if (r["user"], r["role"]) == holder)
-        return get_object(conn, kind, values["name"])
+    def __init__(
+        self, *args: Any, build: Callable[[str, bool], click.Command],
+        fixed: dict[str, tuple[str, str]] | None = None, plurals: bool = False,
+        skip: tuple[str, ...] = (), **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.build = build
+        self.fixed = fixed or {}
+        self.plurals = plurals
+        self.skip = skip
 
+    def _kinds(self) -> dict[str, tuple[str, bool]]:
+        """Command name -> (kind, hidden)."""
+        from shellflow.commands.kinds import KIND_OPTIONS, PLURALS
 
-def make_update(kind: str) -> click.Command:
-    options = [o for o in KIND_OPTIONS[kind] if not o.add_only]
+        kinds = [kind for kind in KIND_OPTIONS if kind not in self.skip]
+        names = {kind: (kind, False) for kind in kinds}
+        if self.plurals:
+            names |= {PLURALS[kind]: (kind, True) for kind in kinds}
+        return names
 
-    @pass_app
-    def command(app: AppContext, rename: str | None, **values: Any) -> None:
-        app.authorize(right_for("UPDATE", kind), values.get("name"))
-        name = values.pop("name")
-        values = collect(options, values, adding=False)
-        values = {k: v for k, v in values.items() if v not in (None, ())}
-        if rename:
-            values["rename"] = rename
-        if kind == "argument" and not values.get("socket"):
-            raise click.UsageError("Missing option '-s/--socket'.")
-        changes = [k for k in values if k != "socket"]
-        if not changes:
-            raise click.UsageError("nothing to change: give at least one option to update")
-        with app.store() as store:
-            store.update(kind, name, values)
-        info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.fixed, *self._kinds()})
 
-    command = _apply_options(command, options, for_update=True, kind=kind)
-    command = click.option("--rename", help="New name")(command)
-    # -n identifies the object to change, so it stays required.
-    return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
-
-
-def _require_name(command: Callable[..., Any]) -> Callable[..., Any]:
-    params = getattr(command, "__click_params__", [])
-    for param in params:
-        if param.name == "name":
-            param.required = True
-    return command
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            command: click.Command | None = None
+            if cmd_name in self.fixed:
+                module, attribute = self.fixed[cmd_name]
+                command = getattr(__import__(module, fromlist=[attribute]), attribute)
+            elif cmd_name in (kinds := self._kinds()):
+                command = self.build(*kinds[cmd_name])
+            if command is None:
+                return None
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
 
-def make_delete(kind: str) -> click.Command:
-    identity = [o for o in KIND_OPTIONS[kind] if o.key in ("socket", "user", "role")]
-    name_opt = next(o for o in KIND_OPTIONS[kind] if o.key == "name")
-
-    @pass_app
-    def command(app: AppContext, name: str, cascade: bool, **extra: Any) -> None:
-        app.authorize(right_for("DELETE", kind), name)
-        if kind == "argument" and not extra.get("socket"):
-            raise click.UsageError("Missing option '-s/--socket'.")
-        with app.store() as store:
-            deleted = store.delete(kind, name, cascade=cascade, **extra)
-        for item in deleted:
-            info(f"Deleted {item}")
-
-    command = _apply_options(command, [*identity], for_update=True)
-    command = click.option(
-        "--cascade", is_flag=True, help="Also delete the objects that depend on it"
-    )(command)
-    command = click.option(
-        *name_opt.decls,
-        "name",
-        required=True,
-        help=name_opt.help,
-        shell_complete=None if "type" in name_opt.kwargs else names_of(kind),
-        **{k: v for k, v in name_opt.kwargs.items() if k in ("type", "metavar")},
-    )(command)
-    return click.command(kind, help=f"Delete a {kind} from the database.")(command)
-
-
-def make_ls(kind: str, hidden: bool = False) -> click.Command:
-    @pass_app
-    def command(app: AppContext, name: str | None, as_json: bool) -> None:
-        from shellflow.model.listing import get_object, list_objects
-        from shellflow.model.views import VIEWS
-
-        app.authorize(right_for("LS", kind))
-        view = VIEWS[kind]
-        columns = [key for key, _, _ in view.columns]
-        with app.reader() as conn:
-            if name is not None and view.unique:
-                print_object(get_object(conn, kind, name), as_json)
-                return
-            rows = list_objects(conn, kind, name)
-            if name is not None and not rows:
-                from shellflow.errors import NotFound
-                from shellflow.model.listing import names
-
-                raise NotFound(kind, name, names(conn, kind))
-        print_rows(columns, rows, as_json)
-
-    command = click.option(
-        "--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)"
-    )(command)
-    command = click.option(
-        "-n", "--name", help=f"Show one {kind} with its relations", shell_complete=names_of(kind)
-    )(command)
-    return click.command(
-        PLURALS[kind] if hidden else kind, help=f"List {PLURALS[kind]}.", hidden=hidden
-    )(command)
-
-
-@click.group()
+@click.group(cls=KindGroup, build=lambda kind, _: _build("make_add", kind))
 def add() -> None:
     """Add an object to the database."""
 
 
-@click.group()
+@click.group(cls=KindGroup, build=lambda kind, _: _build("make_update", kind), skip=("privilege",))
 def update() -> None:
     """Update a database object."""
 
 
-@click.group()
+@click.group(cls=KindGroup, build=lambda kind, _: _build("make_delete", kind))
 def delete() -> None:
     """Delete an object from the database."""
 
 
-@click.group()
+_HISTORY = {"calls": ("shellflow.commands.calls", "ls_calls"),
+            "call": ("shellflow.commands.calls", "ls_call")}  # fmt: skip
+
+
+@click.group(
+    cls=KindGroup,
+    build=lambda kind, hidden: _build("make_ls", kind, hidden),
+    fixed=_HISTORY,
+    plurals=True,
+)
 def ls() -> None:
     """List database objects and their relations."""
 
@@ -240,23 +115,7 @@ def ls() -> None:
 @ls.command("rights")
 def ls_rights() -> None:
     """List every right a privilege can grant."""
+    from shellflow.model.rights import RIGHTS
+
     for right in RIGHTS:
         click.echo(right)
-
-
-def _add_history_commands() -> None:
-    from shellflow.commands.calls import ls_call, ls_calls
-
-    ls.add_command(ls_calls)
-    ls.add_command(ls_call)
-
-
-_add_history_commands()
-
-for _kind in KIND_OPTIONS:
-    add.add_command(make_add(_kind))
-    ls.add_command(make_ls(_kind))
-    ls.add_command(make_ls(_kind, hidden=True))
-    delete.add_command(make_delete(_kind))
-    if _kind != "privilege":
-        update.add_command(make_update(_kind))

@@ -1,0 +1,227 @@
+"""The commands of ``flow add | ls | update | delete KIND``, one kind at a time.
+
+Built on demand by the groups of :mod:`shellflow.commands.objects`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.objects import right_for
+
+if TYPE_CHECKING:
+    from shellflow.commands.kinds import Opt
+
+
+def _apply_options(
+    command: Callable[..., Any], options: list[Opt], for_update: bool, kind: str = ""
+) -> Callable[..., Any]:
+    from shellflow.commands.complete import names_of
+
+    for option in reversed(options):
+        kwargs = dict(option.kwargs)
+        if for_update:
+            kwargs.pop("default", None)
+            kwargs.setdefault("default", None)
+        if kind and option.key == "name" and "type" not in kwargs:
+            kwargs["shell_complete"] = names_of(kind)  # an existing object's name
+        help_text = option.help + (" [required]" if option.required and not for_update else "")
+        command = click.option(*option.decls, option.key, help=help_text, **kwargs)(command)
+    return command
+
+
+def _flag_names(option: Opt) -> str:
+    return "/".join(d for d in option.decls if d.startswith("-"))
+
+
+def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[str, Any]:
+    """Fill missing required values: prompt on a terminal, otherwise a usage error (exit 2)."""
+    from shellflow.commands.output import stdin_is_tty
+
+    values = dict(values)
+    if values.pop("password_stdin", None):
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.UsageError("--password-stdin: stdin held no password")
+        values["password"] = line
+    if not adding:
+        return values
+    for option in options:
+        if not option.required or values.get(option.key) is not None:
+            continue
+        if not stdin_is_tty():
+            raise click.UsageError(f"Missing option '{_flag_names(option)}'.")
+        label = option.key.replace("_", " ").capitalize()
+        values[option.key] = click.prompt(
+            label, hide_input=option.secret, confirmation_prompt=option.secret, err=True
+        )
+    return values
+
+
+def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Options that pick the object (beyond its name) and are not changes."""
+    keys = {"argument": ("socket",), "privilege": ("user", "role")}.get(kind, ())
+    return {k: values.pop(k, None) for k in keys}
+
+
+def make_add(kind: str) -> click.Command:
+    from shellflow.commands.kinds import KIND_OPTIONS
+
+    options = [o for o in KIND_OPTIONS[kind] if not o.update_only]
+
+    @pass_app
+    def command(app: AppContext, as_json: bool, **values: Any) -> None:
+        from shellflow.commands.output import info, print_object
+
+        app.authorize(right_for("ADD", kind))
+        values = collect(options, values, adding=True)
+        with app.store() as store:
+            added = store.add(kind, values)
+            task = added.task.name if kind == "argument" else None
+        if kind == "privilege":
+            holder = values.get("user") or values.get("role")
+            info(f"Privilege {values['name']} granted to {holder!r}")
+        else:
+            info(f"Added {kind} {values['name']!r}")
+        if as_json:
+            print_object(_added_row(app, kind, values, task), as_json=True)
+
+    command = _apply_options(command, options, for_update=False)
+    command = click.option("--json", "as_json", is_flag=True, help="Print the new object as JSON")(
+        command
+    )
+    return click.command(kind, help=f"Add a {kind} to the database.")(command)
+
+
+def _added_row(
+    app: AppContext, kind: str, values: dict[str, Any], task: str | None
+) -> dict[str, Any]:
+    """The object just added, as ``flow ls`` shows it.
+
+    Argument and privilege names repeat (per task, per holder), so their row is picked by
+    the task or the holder rather than by name alone.
+    """
+    from shellflow.model.listing import get_object, list_objects
+
+    with app.reader() as conn:
+        if kind == "argument":
+            rows = list_objects(conn, kind, values["name"])
+            return next(r for r in rows if r["task"] == task)
+        if kind == "privilege":
+            rows = list_objects(conn, kind, values["name"])
+            holder = (values.get("user"), values.get("role"))
+            return next(r for r in rows if (r["user"], r["role"]) == holder)
+        return get_object(conn, kind, values["name"])
+
+
+def make_update(kind: str) -> click.Command:
+    from shellflow.commands.kinds import KIND_OPTIONS
+
+    options = [o for o in KIND_OPTIONS[kind] if not o.add_only]
+
+    @pass_app
+    def command(app: AppContext, rename: str | None, **values: Any) -> None:
+        from shellflow.commands.output import info
+
+        app.authorize(right_for("UPDATE", kind), values.get("name"))
+        name = values.pop("name")
+        values = collect(options, values, adding=False)
+        values = {k: v for k, v in values.items() if v not in (None, ())}
+        if rename:
+            values["rename"] = rename
+        if kind == "argument" and not values.get("socket"):
+            raise click.UsageError("Missing option '-s/--socket'.")
+        changes = [k for k in values if k != "socket"]
+        if not changes:
+            raise click.UsageError("nothing to change: give at least one option to update")
+        with app.store() as store:
+            store.update(kind, name, values)
+        info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+
+    command = _apply_options(command, options, for_update=True, kind=kind)
+    command = click.option("--rename", help="New name")(command)
+    # -n identifies the object to change, so it stays required.
+    return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
+
+
+def _require_name(command: Callable[..., Any]) -> Callable[..., Any]:
+    params = getattr(command, "__click_params__", [])
+    for param in params:
+        if param.name == "name":
+            param.required = True
+    return command
+
+
+def make_delete(kind: str) -> click.Command:
+    from shellflow.commands.complete import names_of
+    from shellflow.commands.kinds import KIND_OPTIONS
+
+    identity = [o for o in KIND_OPTIONS[kind] if o.key in ("socket", "user", "role")]
+    name_opt = next(o for o in KIND_OPTIONS[kind] if o.key == "name")
+
+    @pass_app
+    def command(app: AppContext, name: str, cascade: bool, **extra: Any) -> None:
+        from shellflow.commands.output import info
+
+        app.authorize(right_for("DELETE", kind), name)
+        if kind == "argument" and not extra.get("socket"):
+            raise click.UsageError("Missing option '-s/--socket'.")
+        with app.store() as store:
+            deleted = store.delete(kind, name, cascade=cascade, **extra)
+        for item in deleted:
+            info(f"Deleted {item}")
+
+    command = _apply_options(command, [*identity], for_update=True)
+    command = click.option(
+        "--cascade", is_flag=True, help="Also delete the objects that depend on it"
+    )(command)
+    command = click.option(
+        *name_opt.decls,
+        "name",
+        required=True,
+        help=name_opt.help,
+        shell_complete=None if "type" in name_opt.kwargs else names_of(kind),
+        **{k: v for k, v in name_opt.kwargs.items() if k in ("type", "metavar")},
+    )(command)
+    return click.command(kind, help=f"Delete a {kind} from the database.")(command)
+
+
+def make_ls(kind: str, hidden: bool = False) -> click.Command:
+    from shellflow.commands.complete import names_of
+    from shellflow.commands.kinds import PLURALS
+
+    @pass_app
+    def command(app: AppContext, name: str | None, as_json: bool) -> None:
+        from shellflow.commands.output import print_object, print_rows
+        from shellflow.model.listing import get_object, list_objects
+        from shellflow.model.views import VIEWS
+
+        app.authorize(right_for("LS", kind))
+        view = VIEWS[kind]
+        columns = [key for key, _, _ in view.columns]
+        with app.reader() as conn:
+            if name is not None and view.unique:
+                print_object(get_object(conn, kind, name), as_json)
+                return
+            rows = list_objects(conn, kind, name)
+            if name is not None and not rows:
+                from shellflow.errors import NotFound
+                from shellflow.model.listing import names
+
+                raise NotFound(kind, name, names(conn, kind))
+        print_rows(columns, rows, as_json)
+
+    command = click.option(
+        "--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)"
+    )(command)
+    command = click.option(
+        "-n", "--name", help=f"Show one {kind} with its relations", shell_complete=names_of(kind)
+    )(command)
+    return click.command(
+        PLURALS[kind] if hidden else kind, help=f"List {PLURALS[kind]}.", hidden=hidden
+    )(command)
