@@ -10,12 +10,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# An editable install leaves shellflow without bytecode, and where PYTHONDONTWRITEBYTECODE is
+# set every `flow` would compile its modules on each start: compile them here, and again
+# (a no-op when nothing changed) before the demo and the benches.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q shellflow
 	touch $(STAMP)
 
 # The quick start on the embedded default: no server needed; state lives in .demo/.
 demo: $(STAMP)
+	@$(BIN)/python -m compileall -q shellflow
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
 lint: $(STAMP)
@@ -36,6 +41,7 @@ docs: $(STAMP)
 	$(BIN)/python tools/gendocs.py
 
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q shellflow
 	$(BIN)/python bench/cli_startup.py
 
 clean:
