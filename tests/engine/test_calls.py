@@ -72,7 +72,8 @@ def test_calls_wait_in_their_queue_until_a_worker_runs(
         ).stdout.strip()
         for i in range(3)
     ]
-    assert d.query("SELECT count(*) FROM call") == [(0,)]
+    # Sent, recorded as pending (no worker has taken them), and none started.
+    assert d.query("SELECT state, count(*) FROM call GROUP BY state") == [("pending", 3)]
     d.start_worker(network["processor"])
     for i, call_id in enumerate(ids):
         expect = [("finished", json.dumps(f"TEXT:{i}"))]
