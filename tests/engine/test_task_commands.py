@@ -115,7 +115,8 @@ def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
     d.start_worker(proc, concurrency=1)
     assert d.ok("task", "run", "-s", slow, "--data", "0", "--timeout", "60").stdout == "0\n"
 
-    first = _async(d, slow, "--data", "1", "seconds:=3")
+    # Long enough to still be running after the next few commands on a slow, shared machine.
+    first = _async(d, slow, "--data", "1", "seconds:=10")
     d.wait_for("SELECT state FROM call WHERE id = ?", (first,), [("running",)])
     queued = _async(d, slow, "--data", "2")
     assert d.run("task", "cancel", queued).code == 0
