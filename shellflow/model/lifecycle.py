@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 RECEIVED, PRERUN, POSTRUN, FAILURE = "received", "prerun", "postrun", "failure"
 LIFECYCLE = (RECEIVED, PRERUN, POSTRUN, FAILURE)
@@ -79,13 +79,7 @@ def lifecycle(
     return out
 
 
-def merged(events: Iterable[Any], key: Any = None) -> list[Any]:
+def merged(events: Iterable[Event]) -> list[Event]:
     """Events (stored and derived) in the order they happened; one instant keeps the
     lifecycle's order (received before prerun)."""
-    pick = key or (lambda event: (event.created, event.name))
-
-    def rank(event: Any) -> tuple[Any, int]:
-        created, name = pick(event)
-        return created, ORDER.get(name, len(ORDER))
-
-    return sorted(events, key=rank)
+    return sorted(events, key=lambda e: (e.created, ORDER.get(e.name, len(ORDER))))
