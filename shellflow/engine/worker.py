@@ -24,6 +24,8 @@ from shellflow.engine.events import Publisher
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.results import store_without_reading
 from shellflow.engine.routing import kombu_queue
+from shellflow.engine.spool import spool_root
+from shellflow.engine.spool_writer import SpoolWriter
 from shellflow.errors import UsageError
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
@@ -153,24 +155,30 @@ def build(
     store_without_reading(app)  # see shellflow.engine.results
     app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
-    recorder = Recorder(settings.db, on_stored=publisher.publish)
+    writer = SpoolWriter(
+        spool_root(settings.home, settings.db, processor),
+        Recorder(settings.db, on_stored=publisher.publish),
+    )
+    recorder = Recorder(settings.db, on_stored=publisher.publish, spool=writer.spool())
     for route in routes:
         function = guard(load_function(route), route, policy, recorder)
         _register(app, route, function, recorder)
 
     names = {route.name for route in routes}
 
-    def settle_records(sender: Any = None, **_: Any) -> None:
-        # After Celery stored the result, before the call is reported done (and acked).
-        if getattr(sender, "name", None) in names:
-            recorder.settle()
+    def start_writer(**_: Any) -> None:
+        writer.start()  # in the main process, before the pool's processes start
 
     def close_records(**_: Any) -> None:
         recorder.close()
 
-    signals.task_postrun.connect(settle_records, weak=False)
+    def stop_writer(**_: Any) -> None:
+        recorder.close()  # the main process's own records (cancelled calls) first
+        writer.stop()  # the pool's processes have ended: commit all that is left
+
+    signals.worker_init.connect(start_writer, weak=False)
     signals.worker_process_shutdown.connect(close_records, weak=False)
-    signals.worker_shutdown.connect(close_records, weak=False)
+    signals.worker_shutdown.connect(stop_writer, weak=False)
     _track_holdings(settings)
     honour_cancelled_calls(settings, recorder, names)
     return app, routes

@@ -1,0 +1,263 @@
+"""A worker's record spool: the files its processes append call records to.
+
+Why a spool: a prefork pool process may not report a call done before its record is safe,
+and a transaction per call costs the database more than the call itself costs the worker.
+Appending the record to a local file is safe the moment ``write`` returns (the kernel holds
+it even if the process is killed), costs one system call, and lets one writer in the
+worker's main process commit many calls' records in one transaction
+(``shellflow.engine.spool_writer``).
+
+Layout, under the shellflow home::
+
+    spool/<database key>-<processor>/<main pid>/<pid>-<n>.spool
+
+Each process of a worker appends to its own file, one JSON line per write; a file is
+replaced by the next ``<n>`` once it passes :data:`ROTATE_BYTES`, so consumed files can be
+deleted while their process goes on. The main process's pid names the folder, so that a
+worker starting after a crash can tell (and claim) the leftovers of a dead one. After each
+append a process writes one byte to the writer's wake pipe, which never blocks: a full pipe
+already means the writer has something to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
+SUFFIX = ".spool"
+
+
+def spool_root(home: Path, db_url: str, processor: str) -> Path:
+    """The folder of one processor's spools, per model database (never mixed up)."""
+    key = hashlib.sha1(db_url.encode()).hexdigest()[:12]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", processor)[:80]
+    return home / "spool" / f"{key}-{safe}"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Spool:
+    """The appending side, shared by a worker's processes (each opens its own file)."""
+
+    def __init__(self, folder: Path, wake_fd: int | None = None) -> None:
+        self.folder = folder
+        self.wake_fd = wake_fd
+        self._pid = -1
+        self._fd = -1
+        self._n = 0
+        self._size = 0
+
+    def _open(self) -> None:
+        if self._pid != os.getpid():  # a forked process: its own file, not its parent's
+            self._pid = os.getpid()
+            self._n = 0
+            self._fd = -1
+        if self._fd < 0 or self._size >= ROTATE_BYTES:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._n += 1
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{self._pid}-{self._n}{SUFFIX}"
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = 0
+
+    def append(self, line: bytes) -> None:
+        """Add one record line (ending in a newline); safe once this returns."""
+        self._open()
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(line)
+        if self.wake_fd is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self.wake_fd, b"\0")
+
+    def close(self) -> None:
+        if self._pid == os.getpid() and self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+
+
+@dataclass
+class _Tail:
+    """How far one spool file has been read."""
+
+    path: Path
+    pid: int
+    n: int
+    offset: int = 0  # the lines before it are committed
+    read_to: int = 0  # how far the file has been read
+    rest: bytes = field(default=b"", repr=False)  # an incomplete line read at its end
+    fd: int = -1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def _read_from(fd: int, offset: int) -> bytes:
+    chunks = []
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+class SpoolFolder:
+    """The reading side: new complete lines of every file in one worker's folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._tails: dict[Path, _Tail] = {}
+
+    def read(self) -> list[tuple[_Tail, int, bytes]]:
+        """Every complete line not read yet, as (file, offset just after it, line)."""
+        found = []
+        for tail in self._scan():
+            try:
+                if tail.fd < 0:
+                    tail.fd = os.open(tail.path, os.O_RDONLY)
+                data = _read_from(tail.fd, tail.read_to)
+            except FileNotFoundError:
+                continue
+            if not data:
+                continue
+            tail.read_to += len(data)
+            data = tail.rest + data
+            base = tail.read_to - len(data)
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:
+                found.append((tail, base + end + 1, data[start:end]))
+                start = end + 1
+            tail.rest = data[start:]
+        return found
+
+    def _scan(self) -> Iterator[_Tail]:
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return
+        for name in sorted(names, key=_order):
+            if not name.endswith(SUFFIX):
+                continue
+            path = self.folder / name
+            tail = self._tails.get(path)
+            if tail is None:
+                pid, n = _order(name)
+                tail = self._tails[path] = _Tail(path, pid, n)
+            yield tail
+
+    def committed(self, tail: _Tail, offset: int) -> None:
+        """Lines of ``tail`` up to ``offset`` are in the database."""
+        tail.offset = max(tail.offset, offset)
+
+    def has_unread(self) -> bool:
+        """Whether a file holds bytes not read yet (or a file not seen yet)."""
+        try:
+            names = {name for name in os.listdir(self.folder) if name.endswith(SUFFIX)}
+        except FileNotFoundError:
+            return False
+        if names - {path.name for path in self._tails}:
+            return True
+        for tail in self._tails.values():
+            with contextlib.suppress(FileNotFoundError):
+                if tail.path.stat().st_size > tail.read_to:
+                    return True
+        return False
+
+    def close(self) -> None:
+        for tail in self._tails.values():
+            tail.close()
+
+    def forget(self) -> None:
+        """Re-read from the committed offsets (the last batch did not commit)."""
+        for tail in self._tails.values():
+            tail.read_to = tail.offset
+            tail.rest = b""
+
+    def clean(self, final: bool = False) -> list[str]:
+        """Delete files read to their end whose process has moved on or ended.
+
+        With ``final`` (every process of the worker has ended), a file's incomplete last
+        line is a write its process never finished (killed mid-write, so the call was never
+        acknowledged and is delivered again): it is dropped with the file and reported.
+        """
+        newest: dict[int, int] = {}
+        for tail in self._tails.values():
+            newest[tail.pid] = max(newest.get(tail.pid, 0), tail.n)
+        dropped = []
+        for path, tail in list(self._tails.items()):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                self._tails.pop(path).close()
+                continue
+            done = final or tail.n < newest[tail.pid] or not alive(tail.pid)
+            if not done:
+                continue
+            if size > tail.offset:
+                if not final:
+                    continue
+                dropped.append(f"{path.name}: {size - tail.offset} bytes of an unfinished write")
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self._tails.pop(path).close()
+        return dropped
+
+
+def _order(name: str) -> tuple[int, int]:
+    stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+    pid, _, n = stem.partition("-")
+    try:
+        return int(pid), int(n)
+    except ValueError:
+        return 0, 0
+
+
+def leftovers(root: Path, own: Path) -> Iterator[Path]:
+    """Folders of workers that ended without draining them, claimed for this worker.
+
+    Claimed by renaming (atomic), so two workers starting at once never both drain one.
+    """
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if path == own or not entry.is_dir():
+            continue
+        owner = entry.name.split(".", 1)[0]
+        if owner.isdigit() and alive(int(owner)) and ".claimed-" not in entry.name:
+            continue
+        if ".claimed-" in entry.name:
+            claimer = entry.name.rsplit("-", 1)[-1]
+            if claimer.isdigit() and alive(int(claimer)):
+                continue
+        claimed = root / f"{owner}.claimed-{os.getpid()}"
+        try:
+            os.rename(path, claimed)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                continue
+            raise
+        yield claimed

@@ -1,0 +1,167 @@
+"""The writer thread of a worker's main process: commits its spool in batches.
+
+Pool processes append each call's records to the spool (``shellflow.engine.spool``) and
+go on; this thread reads every new line, commits what it read in one transaction through
+a :class:`~shellflow.engine.records.Recorder` of its own, and publishes the batch's events
+on the live channels once they are committed. It is woken by the spool's pipe, so an idle
+worker commits a call's record within a millisecond or two of its end, and a busy one
+commits many calls per transaction (the database's cost per call falls by more than half).
+
+It never loses a line: offsets advance only after a commit; while the database is away,
+lines wait in their files (calls go on meanwhile, their records safe on disk). At start it
+drains what workers that ended without draining left behind, and at shutdown, once the
+pool's processes are gone, it commits what is left and deletes the folder. A line the
+database refuses outright (a schema that does not match, say) is retried alone, so it
+alone is dropped and logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shellflow.engine.records import Recorder, RecordsUnavailable
+from shellflow.engine.spool import Spool, SpoolFolder, leftovers
+
+BATCH_LINES = 2000  # lines committed in one transaction at most
+COMMIT_EVERY = 0.025  # seconds between the starts of two commits, so busy batches grow
+CLEAN_EVERY = 1.0  # seconds between deletions of consumed files
+RETRY_DELAY = 1.0  # seconds between attempts while the database is away
+
+log = logging.getLogger(__name__)
+
+
+class SpoolWriter:
+    """Owns one worker's spool folder and the thread that commits it."""
+
+    def __init__(self, root: Path, recorder: Recorder) -> None:
+        self.root = root
+        self.folder = root / str(os.getpid())
+        self.recorder = recorder  # writes directly (no spool of its own)
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        os.set_blocking(self._wake_read, False)
+        self._files = SpoolFolder(self.folder)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cleaned = 0.0
+
+    def spool(self) -> Spool:
+        """The appending side, for the worker's processes (forked after this)."""
+        return Spool(self.folder, self._wake_write)
+
+    def start(self) -> None:
+        """Drain what dead workers left, then commit this worker's spool as it grows."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for folder in leftovers(self.root, self.folder):
+            log.warning("committing call records a stopped worker left in %s", folder)
+            self._drain(SpoolFolder(folder), final=True)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(folder)
+        self._thread = threading.Thread(target=self._run, name="shellflow-spool", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Commit everything left (the pool's processes have ended) and remove the folder."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"\0")
+        if self._thread is not None:
+            self._thread.join()
+        if self._drain(self._files, final=True):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.folder)
+        else:
+            log.error("call records left in %s; the next worker commits them", self.folder)
+        self.recorder.close()
+
+    def _run(self) -> None:
+        """Commit as lines come, at most one commit per COMMIT_EVERY.
+
+        An idle worker's first record is committed at once; under load, the lines that
+        arrive while one commit runs (and the pause after it) make the next batch.
+        """
+        last = 0.0
+        while not self._stop.is_set():
+            with contextlib.suppress(InterruptedError):
+                select.select([self._wake_read], [], [], CLEAN_EVERY)
+            pause = last + COMMIT_EVERY - time.monotonic()
+            if pause > 0:
+                self._stop.wait(pause)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 65536)
+            if self._stop.is_set():
+                return
+            last = time.monotonic()
+            try:
+                if not self._commit(self._files):
+                    self._stop.wait(RETRY_DELAY)
+            except Exception:  # never let the thread die: lines wait in their files
+                log.exception("call records: spool writer")
+                self._stop.wait(RETRY_DELAY)
+
+    def _drain(self, files: SpoolFolder, final: bool) -> bool:
+        """Commit every complete line there is; False if the database stayed away."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                committed = self._commit(files)
+            except Exception:
+                log.exception("call records: spool writer")
+                committed = False
+            if committed and not files.has_unread():
+                for problem in files.clean(final=final):
+                    log.warning("call records: dropped %s", problem)
+                files.close()
+                return True
+            if not committed:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(RETRY_DELAY)
+
+    def _commit(self, files: SpoolFolder) -> bool:
+        """Commit the new lines of ``files`` (False: the database is away; read again)."""
+        lines = files.read()
+        for start in range(0, len(lines), BATCH_LINES):
+            batch = lines[start : start + BATCH_LINES]
+            try:
+                self._write(batch)
+            except RecordsUnavailable as exc:
+                log.warning("call records wait in the spool: %s", exc)
+                self.recorder.discard()
+                files.forget()
+                return False
+            for tail, offset, _ in batch:
+                files.committed(tail, offset)
+        now = time.monotonic()
+        if now - self._cleaned > CLEAN_EVERY:
+            self._cleaned = now
+            files.clean()
+        return True
+
+    def _write(self, batch: list[tuple[Any, int, bytes]]) -> None:
+        recorder = self.recorder
+        recorder.absorb(*(line for _, _, line in batch))
+        try:
+            recorder.flush(patience=5.0)
+            return
+        except RecordsUnavailable:
+            raise
+        except Exception:  # refused as a whole: find the line(s) to blame
+            recorder.discard()
+        for _, _, line in batch:
+            try:
+                recorder.absorb(line)
+                recorder.flush(patience=5.0)
+            except RecordsUnavailable:
+                raise
+            except Exception as exc:
+                recorder.discard()
+                log.error("call records refused by the database, dropped: %s: %.300r", exc, line)

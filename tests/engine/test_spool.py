@@ -1,0 +1,138 @@
+"""The record spool: what a worker's processes append is committed by its writer, in
+batches, on SQLite and on the real PostgreSQL; leftovers of a dead worker are committed by
+the next one; nothing complete is lost and nothing incomplete is half-written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from shellflow.engine.events import Stored
+from shellflow.engine.records import CallStart, Recorder
+from shellflow.engine.spool import Spool, SpoolFolder, leftovers
+from shellflow.engine.spool_writer import SpoolWriter
+from shellflow.model.listing import reader
+
+
+def _start(call_id: str) -> CallStart:
+    return CallStart(
+        call_id=call_id, socket_id=None, task_id=None, name="spool.echo",
+        args={"args": [call_id], "kwargs": {}}, flow=call_id, parent=None,
+        hostname="here", worker="spool@here",
+    )  # fmt: skip
+
+
+def _rows(url: str) -> dict[str, tuple[Any, ...]]:
+    with reader(url) as conn:
+        rows = conn.query("SELECT id, state, result FROM call WHERE name = ?", ["spool.echo"])
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _spool_calls(recorder: Recorder, ids: list[str], output: list[str] = ()) -> None:  # type: ignore[assignment]
+    for call_id in ids:
+        recorder.started(_start(call_id))
+        recorder.finished(call_id, "spool.echo", {"echo": call_id}, list(output))
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_forked_processes_records_are_committed_and_published(
+    initialised_db: str, tmp_path: Path
+) -> None:
+    published: list[Stored] = []
+    writer = SpoolWriter(tmp_path / "spool", Recorder(initialised_db, on_stored=published.extend))
+    recorder = Recorder(initialised_db, spool=writer.spool())
+    writer.start()
+    children = []
+    for n in range(3):  # as a prefork pool does: each process its own spool file
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _spool_calls(recorder, [f"c{n}-{i}" for i in range(20)], output=["printed"])
+                recorder.close()
+            finally:
+                os._exit(0)
+        children.append(pid)
+    for pid in children:
+        assert os.waitpid(pid, 0)[1] == 0
+    writer.stop()
+    rows = _rows(initialised_db)
+    assert len(rows) == 60
+    assert rows["c2-19"][0] == "finished"
+    assert '"c2-19"' in rows["c2-19"][1]
+    names = [event.state for event in published]
+    assert names.count("postrun") == 60 and names.count("log") == 60
+    assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").iterdir())
+
+
+def test_a_dead_workers_spool_is_committed_by_the_next(initialised_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    dead = root / str(_dead_pid())
+    _spool_calls(Recorder(initialised_db, spool=Spool(dead)), ["left-1", "left-2"])
+    assert _rows(initialised_db) == {}
+    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer.start()
+    try:
+        assert set(_rows(initialised_db)) == {"left-1", "left-2"}
+        assert not dead.exists()
+    finally:
+        writer.stop()
+
+
+def test_a_live_workers_folder_is_not_claimed(tmp_path: Path) -> None:
+    (tmp_path / str(os.getpid())).mkdir()
+    dead = tmp_path / str(_dead_pid())
+    dead.mkdir()
+    assert [path.name.split(".")[0] for path in leftovers(tmp_path, tmp_path / "own")] == [
+        dead.name
+    ]
+    assert (tmp_path / str(os.getpid())).exists()
+
+
+def test_an_unfinished_write_is_dropped_and_the_lines_before_it_kept(
+    initialised_db: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "spool"
+    dead = root / str(_dead_pid())
+    _spool_calls(Recorder(initialised_db, spool=Spool(dead)), ["whole"])
+    (spool_file,) = dead.iterdir()
+    with open(spool_file, "ab") as f:
+        f.write(b'{"r":[["half"')  # a process killed in the middle of its write
+    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer.start()
+    writer.stop()
+    assert set(_rows(initialised_db)) == {"whole"}
+    assert not dead.exists()
+
+
+def test_a_refused_line_is_dropped_alone(initialised_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    dead = root / str(_dead_pid())
+    recorder = Recorder(initialised_db, spool=Spool(dead))
+    _spool_calls(recorder, ["before"])
+    recorder.event("no-such-call", "retry", "an event of a call that has no row")
+    _spool_calls(recorder, ["after"])
+    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer.start()
+    writer.stop()
+    assert set(_rows(initialised_db)) == {"before", "after"}
+
+
+def test_reading_resumes_from_the_last_commit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(b"one\n")
+    spool.append(b"tw")
+    files = SpoolFolder(tmp_path)
+    [(tail, offset, line)] = files.read()
+    assert line == b"one"
+    files.forget()  # that batch did not commit: read again
+    assert [entry[2] for entry in files.read()] == [b"one"]
+    files.committed(tail, offset)
+    spool.append(b"o\nthree\n")
+    assert [entry[2] for entry in files.read()] == [b"two", b"three"]
