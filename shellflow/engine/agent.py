@@ -48,6 +48,7 @@ from shellflow.engine import fleet
 from shellflow.engine.daemon import PidFile, pidfile_path
 from shellflow.engine.deploy import Deployed, Source, deploy, worker_env
 from shellflow.engine.fleet import Placed
+from shellflow.engine.pids import pid_alive
 
 log = logging.getLogger("shellflow.agent")
 
@@ -476,8 +477,8 @@ def _terminate(pid: int, timeout: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while fleet.pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if fleet.pid_alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, upd
 
 import shellflow.model.tables  # noqa: F401  (registers every table on Base.metadata)
 from shellflow.engine.deploy import Source
+from shellflow.engine.pids import pid_alive
 from shellflow.errors import Conflict
 from shellflow.model.base import Base, new_id, utcnow
 
@@ -81,18 +82,6 @@ def machine_facts(home: Path, cpus: int | None = None) -> dict[str, Any]:
     except OSError:
         pass
     return facts
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _aware(moment: datetime) -> datetime:

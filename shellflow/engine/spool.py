@@ -9,12 +9,13 @@ worker's main process commit many calls' records in one transaction
 
 Layout, under the shellflow home::
 
-    spool/<database key>-<processor>/<main pid>/<pid>-<n>.spool
+    spool/<database key>-<processor>/<main pid>-<its start time>/<pid>-<n>.spool
 
 Each process of a worker appends to its own file, one JSON line per write; a file is
 replaced by the next ``<n>`` once it passes :data:`ROTATE_BYTES`, so consumed files can be
-deleted while their process goes on. The main process's pid names the folder, so that a
-worker starting after a crash can tell (and claim) the leftovers of a dead one. After each
+deleted while their process goes on. The main process's pid and start time name the
+folder, so that a worker starting after a crash can tell (and claim) the leftovers of a
+dead one. After each
 append a process writes one byte to the writer's wake pipe, which never blocks: a full pipe
 already means the writer has something to read.
 """
@@ -30,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shellflow.engine.pids import pid_alive, started
+
 ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
 SUFFIX = ".spool"
 
@@ -41,14 +44,21 @@ def spool_root(home: Path, db_url: str, processor: str) -> Path:
     return home / "spool" / f"{key}-{safe}"
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def worker_folder(root: Path, pid: int | None = None) -> Path:
+    """The spool folder of the worker whose main process is ``pid`` (default: this one).
+
+    Named by pid and start time, so a pid used again by another process after a restart
+    does not pass for the worker that left the folder.
+    """
+    pid = os.getpid() if pid is None else pid
+    return root / f"{pid}-{started(pid)}"
+
+
+def _owner_alive(name: str) -> bool:
+    pid, _, since = name.partition("-")
+    if not pid.isdigit() or not pid_alive(int(pid)):
         return False
-    except PermissionError:
-        return True
-    return True
+    return since in ("", "0") or started(int(pid)) in (since, "0")
 
 
 class Spool:
@@ -211,7 +221,7 @@ class SpoolFolder:
             except FileNotFoundError:
                 self._tails.pop(path).close()
                 continue
-            done = final or tail.n < newest[tail.pid] or not alive(tail.pid)
+            done = final or tail.n < newest[tail.pid] or not pid_alive(tail.pid)
             if not done:
                 continue
             if size > tail.offset:
@@ -236,7 +246,8 @@ def _order(name: str) -> tuple[int, int]:
 def leftovers(root: Path, own: Path) -> Iterator[Path]:
     """Folders of workers that ended without draining them, claimed for this worker.
 
-    Claimed by renaming (atomic), so two workers starting at once never both drain one.
+    Claimed by renaming (atomic), so two workers starting at once never both drain one; a
+    claim whose claimer died is claimed again.
     """
     try:
         entries = list(os.scandir(root))
@@ -246,14 +257,10 @@ def leftovers(root: Path, own: Path) -> Iterator[Path]:
         path = Path(entry.path)
         if path == own or not entry.is_dir():
             continue
-        owner = entry.name.split(".", 1)[0]
-        if owner.isdigit() and alive(int(owner)) and ".claimed-" not in entry.name:
+        owner, _, claimer = entry.name.partition(".claimed-")
+        if _owner_alive(claimer or owner):
             continue
-        if ".claimed-" in entry.name:
-            claimer = entry.name.rsplit("-", 1)[-1]
-            if claimer.isdigit() and alive(int(claimer)):
-                continue
-        claimed = root / f"{owner}.claimed-{os.getpid()}"
+        claimed = root / f"{owner}.claimed-{own.name}"
         try:
             os.rename(path, claimed)
         except OSError as exc:

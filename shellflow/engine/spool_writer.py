@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shellflow.engine.records import Recorder, RecordsUnavailable
-from shellflow.engine.spool import Spool, SpoolFolder, leftovers
+from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
 COMMIT_EVERY = 0.025  # seconds between the starts of two commits, so busy batches grow
@@ -43,7 +43,7 @@ class SpoolWriter:
 
     def __init__(self, root: Path, recorder: Recorder) -> None:
         self.root = root
-        self.folder = root / str(os.getpid())
+        self.folder = worker_folder(root)
         self.recorder = recorder  # writes directly (no spool of its own)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)

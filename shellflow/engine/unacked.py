@@ -32,6 +32,8 @@ import socket as pysocket
 from pathlib import Path
 from typing import Any
 
+from shellflow.engine.pids import pid_alive
+
 HOLDERS = "shellflow.holders"
 PREFIX = "shellflow.held."
 TRIM_EVERY = 500
@@ -59,13 +61,7 @@ def _pid_alive(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True  # no /proc: trust that the pid is there
+        return pid_alive(pid)  # no /proc: trust that the pid is there
     return b"worker" in cmdline
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from shellflow.engine.events import Stored
 from shellflow.engine.records import CallStart, Recorder
-from shellflow.engine.spool import Spool, SpoolFolder, leftovers
+from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
 from shellflow.engine.spool_writer import SpoolWriter
 from shellflow.model.listing import reader
 
@@ -86,13 +86,15 @@ def test_a_dead_workers_spool_is_committed_by_the_next(initialised_db: str, tmp_
 
 
 def test_a_live_workers_folder_is_not_claimed(tmp_path: Path) -> None:
-    (tmp_path / str(os.getpid())).mkdir()
-    dead = tmp_path / str(_dead_pid())
+    live = worker_folder(tmp_path)
+    live.mkdir()
+    dead = worker_folder(tmp_path, _dead_pid())
     dead.mkdir()
-    assert [path.name.split(".")[0] for path in leftovers(tmp_path, tmp_path / "own")] == [
-        dead.name
-    ]
-    assert (tmp_path / str(os.getpid())).exists()
+    reused = tmp_path / f"{os.getpid()}-1"  # this pid, but a process started long before
+    reused.mkdir()
+    claimed = sorted(path.name for path in leftovers(tmp_path, tmp_path / "own"))
+    assert claimed == sorted(f"{path.name}.claimed-own" for path in (dead, reused))
+    assert live.exists()
 
 
 def test_an_unfinished_write_is_dropped_and_the_lines_before_it_kept(
