@@ -22,7 +22,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,9 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
             except subprocess.TimeoutExpired:
                 p.kill()
         if kind == "distributed":
-            _cleanup_rabbit([socket, raw_queue], [queue, raw_queue])
+            from shellflow.engine.routing import delete_broker_objects
+
+            delete_broker_objects(AMQP_URL, [socket, raw_queue], [queue, raw_queue])
             from shellflow.model.db import dispose_engines
 
             dispose_engines()
@@ -172,17 +174,6 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
         os.environ.clear()
         os.environ.update(old_env)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _cleanup_rabbit(queues: Sequence[str], exchanges: Sequence[str]) -> None:
-    from kombu import Connection
-
-    with Connection(AMQP_URL) as conn:
-        channel = conn.channel()
-        for name in queues:
-            channel.queue_delete(name)
-        for name in exchanges:
-            channel.exchange_delete(name)
 
 
 class Sides:

@@ -22,6 +22,7 @@ name as direct ones; the type is kept in the model and honoured on RabbitMQ.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shellflow.model.routes import SocketRoute
@@ -48,3 +49,21 @@ def publish_via(route: SocketRoute, queue: Any) -> dict[str, Any]:
         return {"exchange": queue.exchange, "routing_key": route.name}
     # Celery sends to the default exchange, by queue name, when the exchange type is direct.
     return {} if route.qtype == "direct" else {"exchange_type": "direct"}
+
+
+def delete_broker_objects(
+    broker_url: str, queues: Sequence[str], exchanges: Sequence[str] = ()
+) -> None:
+    """Delete queues (and the messages in them) and exchanges on the broker.
+
+    For tests and benchmarks that share one RabbitMQ with others: what they declared must
+    not outlive them.
+    """
+    from kombu import Connection
+
+    with Connection(broker_url) as conn:
+        channel = conn.channel()
+        for name in queues:
+            channel.queue_delete(name)
+        for name in exchanges:
+            channel.exchange_delete(name)

@@ -126,7 +126,9 @@ def deploy(kind: str, flow: FlowRunner) -> Iterator[Deployment]:
         if kind == "embedded":
             deployment.run("broker", "stop")
         else:
-            _delete_broker_objects(deployment.broker_queues, deployment.broker_exchanges)
+            from shellflow.engine.routing import delete_broker_objects
+
+            delete_broker_objects(AMQP_URL, deployment.broker_queues, deployment.broker_exchanges)
             _drop_pg_database(pg_name or "")
         shutil.rmtree(home, ignore_errors=True)
 
@@ -136,18 +138,6 @@ def deployment(request: pytest.FixtureRequest, flow: FlowRunner) -> Iterator[Dep
     """Each test twice: on the embedded default and on RabbitMQ + Redis + PostgreSQL."""
     with deploy(request.param, flow) as deployment:
         yield deployment
-
-
-def _delete_broker_objects(queues: list[str], exchanges: list[str]) -> None:
-    """Remove the test's queues and exchanges from the shared RabbitMQ."""
-    from kombu import Connection
-
-    with Connection(AMQP_URL) as conn:
-        channel = conn.channel()
-        for name in queues:
-            channel.queue_delete(name)
-        for name in exchanges:
-            channel.exchange_delete(name)
 
 
 @pytest.fixture

@@ -101,9 +101,8 @@ def test_cancel_a_call_queued_while_its_processor_is_down(
     assert d.run("task", "cancel", "not-an-id").code == 2
 
 
-def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
-    """A call queued behind a slow one is discarded by the live worker it was queued for."""
-    d = deployment
+def _slow_socket(d: Deployment) -> str:
+    """A socket whose calls sleep as long as they are told, served by one pool process."""
     queue, proc = d.name("chaosq"), d.name("chaos")
     slow = d.name("chaos.slow")
     d.ok("add", "queue", "-n", queue, "-t", "direct")
@@ -113,6 +112,13 @@ def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
     d.broker_queues.append(slow)
     d.broker_exchanges.append(queue)
     d.start_worker(proc, concurrency=1)
+    return slow
+
+
+def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
+    """A call queued behind a slow one is discarded by the live worker it was queued for."""
+    d = deployment
+    slow = _slow_socket(d)
     assert d.ok("task", "run", "-s", slow, "--data", "0", "--timeout", "60").stdout == "0\n"
 
     # Long enough to still be running after the next few commands on a slow, shared machine.
@@ -135,15 +141,7 @@ def test_cancel_reaches_a_running_worker(deployment: Deployment) -> None:
 def test_terminate_stops_a_running_call(deployment: Deployment) -> None:
     """--terminate stops a call mid-run: recorded 'revoked', not run again, worker serves on."""
     d = deployment
-    queue, proc = d.name("chaosq"), d.name("chaos")
-    slow = d.name("chaos.slow")
-    d.ok("add", "queue", "-n", queue, "-t", "direct")
-    d.ok("add", "processor", "-n", proc, "-g", str(ROOT), "-mp", "examples/processors",
-         "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "1")  # fmt: skip
-    d.ok("add", "socket", "-n", slow, "-q", queue, "-pn", proc, "-t", "slow")
-    d.broker_queues.append(slow)
-    d.broker_exchanges.append(queue)
-    d.start_worker(proc, concurrency=1)
+    slow = _slow_socket(d)
 
     long = _async(d, slow, "--data", "1", "seconds:=600")
     d.wait_for("SELECT state FROM call WHERE id = ?", (long,), [("running",)])
