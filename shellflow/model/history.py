@@ -96,18 +96,45 @@ def list_calls(
         params.append(_moment(conn, since))
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total, exact = count_calls(conn, clause, params)
-    order = "ASC" if ascending else "DESC"
-    sql = (
-        f"{_select(CALL_COLUMNS)}{clause} ORDER BY c.started {order}, c.id {order} LIMIT ? OFFSET ?"
-    )
     offset = (page - 1) * rows
-    records = conn.query(sql, [*params, rows, offset])
+    records = _page(conn, clause, params, ascending, offset, rows)
     if not exact and 0 < len(records) < rows:
         total, exact = offset + len(records), True  # the last page: now the total is known
     elif not exact and records:  # at least this many: the estimate may fall short
         total = max(total, offset + len(records))
     pages = max(1, -(-total // rows))
     return Page([_row(CALL_COLUMNS, r) for r in records], page, pages, total, exact)
+
+
+def _page(
+    conn: Reader, clause: str, params: list[Any], ascending: bool, offset: int, rows: int
+) -> list[tuple[Any, ...]]:
+    """The rows of one page, calls not started yet (``pending``) counting as the newest.
+
+    PostgreSQL and SQLite put NULLs at opposite ends of a sort, and asking either for the
+    other order gives up the ``started`` index. So the two parts are read apart, each in
+    index order: the calls not started (by creation) and the started ones (by start).
+    """
+
+    def also(where: str) -> str:
+        return f"{clause}{' AND ' if clause else ' WHERE '}{where}"
+
+    def part(where: str, order: str, skip: int, limit: int) -> list[tuple[Any, ...]]:
+        sql = f"{_select(CALL_COLUMNS)}{also(where)} ORDER BY {order} LIMIT ? OFFSET ?"
+        return conn.query(sql, [*params, limit, skip])
+
+    way = "ASC" if ascending else "DESC"
+    started = ("c.started IS NOT NULL", f"c.started {way}, c.id {way}")
+    waiting = ("c.started IS NULL", f"c.created {way}, c.id {way}")
+    first, second = (started, waiting) if ascending else (waiting, started)
+    found = part(*first, offset, rows)
+    if len(found) == rows:
+        return found
+    if found or offset == 0:
+        ahead = offset + len(found)  # the first part ends on this page
+    else:  # a page past the first part's end: how long was it?
+        ahead = int(conn.query(f"SELECT count(*) FROM call c{also(first[0])}", params)[0][0])
+    return found + part(*second, max(0, offset - ahead), rows - len(found))
 
 
 def count_calls(conn: Reader, clause: str, params: list[Any]) -> tuple[int, bool]:
@@ -137,7 +164,8 @@ def _estimate(conn: Reader, sql: str, params: list[Any]) -> int:
 
 def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, Any]:
     """One call with its events (and its result when asked), like the spec's listing 9."""
-    columns = (*DETAIL_COLUMNS, ("result", "c.result", "str"), ("args", "c.args", "str"))
+    columns = (*DETAIL_COLUMNS, ("result", "c.result", "str"), ("args", "c.args", "str"),
+               ("sources", "c.sources", "str"))  # fmt: skip
     found = conn.query(_select(columns) + " WHERE c.id = ?", [call_id])
     if not found:
         near = [
@@ -147,6 +175,9 @@ def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, A
     call = _row(columns, found[0])
     for key in ("result", "args"):
         call[key] = json.loads(call[key]) if call[key] is not None else None
+    sources = _sources(call.pop("sources"))
+    if sources:  # several calls fed this one (a join's target, a funnel's final step)
+        call["sources"] = sources
     if not result:
         call.pop("result")
     stored = [
@@ -176,21 +207,62 @@ def _time(raw: Any) -> Any:
 
 
 def flow_calls(conn: Reader, flow: str) -> list[dict[str, Any]]:
-    """Every call of a flow run, oldest first."""
-    sql = _select(CALL_COLUMNS) + " WHERE c.tracking = ? ORDER BY c.started, c.id"
-    return [_row(CALL_COLUMNS, r) for r in conn.query(sql, [flow])]
+    """Every call of a flow run, oldest first, each with the calls it received results from."""
+    columns = (*CALL_COLUMNS, ("sources", "c.sources", "str"))
+    sql = _select(columns) + " WHERE c.tracking = ? ORDER BY c.started, c.id"
+    calls = [_row(columns, r) for r in conn.query(sql, [flow])]
+    for call in calls:
+        call["sources"] = _sources(call["sources"])
+    return calls
+
+
+def _sources(raw: str | None) -> list[str]:
+    try:
+        found = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [item for item in found if isinstance(item, str)] if isinstance(found, list) else []
 
 
 def tree(calls: list[dict[str, Any]], root: str | None = None) -> list[dict[str, Any]]:
-    """Nest calls under their parents: the forward tree of ``root``, or every root's tree."""
-    by_id = {c["id"]: {**c, "children": []} for c in calls}
-    roots = []
-    for call in by_id.values():
-        parent = by_id.get(call["parent"]) if call["parent"] else None
-        if parent is not None:
-            parent["children"].append(call)
-        else:
-            roots.append(call)
+    """Nest calls under the calls they received results from: the forward tree of ``root``,
+    or every root's tree.
+
+    A call fed by several (a join's target, a funnel's final step) appears under each of
+    them. Each occurrence is a node of its own, and a call never appears inside itself, so
+    the result is finite whatever the records say.
+    """
+    by_id = {c["id"]: c for c in calls}
+    below: dict[str, list[str]] = {c["id"]: [] for c in calls}
+    fed = set()
+    for call in calls:
+        ups = [call["parent"]] if call.get("parent") else []
+        ups += [up for up in call.get("sources") or () if up not in ups]
+        for up in ups:
+            if up in below and up != call["id"]:
+                below[up].append(call["id"])
+                fed.add(call["id"])
+
+    def node(call_id: str, path: frozenset[str]) -> dict[str, Any]:
+        path = path | {call_id}
+        children = [node(child, path) for child in below[call_id] if child not in path]
+        return {**by_id[call_id], "children": children}
+
     if root is not None:
-        return [by_id[root]] if root in by_id else []
+        return [node(root, frozenset())] if root in by_id else []
+    roots = [node(c["id"], frozenset()) for c in calls if c["id"] not in fed]
+    reached = set()
+
+    def mark(n: dict[str, Any]) -> None:
+        reached.add(n["id"])
+        for child in n["children"]:
+            mark(child)
+
+    for n in roots:
+        mark(n)
+    # Calls only reachable from one another (records that say so): shown, not lost.
+    for call in calls:
+        if call["id"] not in reached:
+            roots.append(node(call["id"], frozenset()))
+            mark(roots[-1])
     return roots

@@ -97,6 +97,31 @@ def test_a_page_that_is_not_full_tells_the_exact_total(
     assert not re.search(r"of ~?4[5-9]\d total", footer(beyond.stderr))  # no rows invented
 
 
+def test_calls_not_started_yet_are_the_newest_on_both_databases(
+    cli: Any, initialised_db: str, newest_first: list[str]
+) -> None:
+    """Calls sent with ``--async`` and not taken yet have no start time: newest first, they
+    come first (PostgreSQL and SQLite alone would put them at opposite ends)."""
+    from shellflow.model.calls import Call
+    from shellflow.model.db import session_scope
+
+    pending = [f"{n:08d}-0000-4000-8000-00000000000p" for n in range(3)]
+    with session_scope(initialised_db) as session:
+        for n, call_id in enumerate(pending):
+            session.add(Call(id=call_id, name="sock.a", state="pending",
+                             created=T0 + timedelta(days=1, seconds=n)))  # fmt: skip
+    everything = [*reversed(pending), *newest_first]
+    pages = [_ids(cli.ok("ls", "calls", "-r", "4", "-p", str(p)).stdout) for p in (1, 2, 13)]
+    assert pages == [everything[0:4], everything[4:8], everything[48:]]
+    assert footer(cli.ok("ls", "calls", "-r", "4").stderr) == "Page 1 of 12 of 48 total records"
+    oldest_first = list(reversed(everything))
+    for page in (1, 11, 12, 13):
+        got = _ids(cli.ok("ls", "calls", "-a", "-r", "4", "-p", str(page)).stdout)
+        assert got == oldest_first[(page - 1) * 4 : page * 4], page
+    unfinished = _ids(cli.ok("ls", "calls", "-u").stdout)
+    assert unfinished[:3] == list(reversed(pending)) and len(unfinished) == 6
+
+
 def test_the_unfinished_filter_repeats_the_partial_index_predicate() -> None:
     """SQLite uses a partial index only when the query's WHERE term repeats its own."""
     import importlib
