@@ -33,9 +33,10 @@ durable, recorded call made with ``shellflow.engine.client.send``; only the sequ
 in the calling process, which must stay up until ``get()`` returns.
 
 Provenance: all calls of one run share one flow run; a call's parent is the call whose
-result it received (for the list of a parallel or funnel: the last member's last call), and
-the first calls of a run have no parent (or the ``parent=`` given to :meth:`Step.start`).
-So ``flow ls call --id ID --graph`` draws the nesting.
+result it received, and the first calls of a run have no parent (or the ``parent=`` given to
+:meth:`Step.start`). A call given the list of a parallel or funnel received the results of
+every member's last call: those are its sources, and the last of them its parent. So
+``flow ls call --id ID --graph`` draws the nesting, with an edge from each member.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from shellflow.engine.client import Sent
 
 NO_INPUT: tuple[Any, ...] = ()
+# Where a step's input came from: one call, the last calls of a parallel's members, or none.
+Parents = str | tuple[str, ...] | None
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Step:
 
     settings: Settings | None = None
 
-    def _run(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> tuple[Any, str]:
+    def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
         """Run with ``given`` (empty, or the one input value); return (result, last call id)."""
         raise NotImplementedError
 
@@ -139,7 +142,7 @@ class Partial(Step):
     def partials(self) -> Iterator[Partial]:
         yield self
 
-    def _send(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> Sent:
+    def _send(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> Sent:
         from shellflow.engine.client import send
 
         args = self.args if self.immutable else [*given, *self.args]
@@ -150,7 +153,7 @@ class Partial(Step):
         run.sent(sent.call_id)
         return sent
 
-    def _run(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> tuple[Any, str]:
+    def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
         from shellflow.engine.client import wait
 
         sent = self._send(run, given, parent)
@@ -160,6 +163,17 @@ class Partial(Step):
         words = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         mark = ".si" if self.immutable else ".p"
         return f"{self.socket}{mark}({', '.join(words)})"
+
+
+def _flat(parents: Iterable[Parents]) -> tuple[str, ...]:
+    """The calls that made a parallel's list (a nested parallel's members included)."""
+    found: list[str] = []
+    for parent in parents:
+        if isinstance(parent, tuple):
+            found += parent
+        elif parent:
+            found.append(parent)
+    return tuple(found)
 
 
 def _steps(steps: Iterable[Any], what: str) -> list[Step]:
@@ -186,7 +200,7 @@ class Pipeline(Step):
         for step in self.steps:
             yield from step.partials()
 
-    def _run(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> tuple[Any, str]:
+    def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
         value: Any = None
         for step in self.steps:
             value, parent = step._run(run, given, parent)
@@ -208,10 +222,10 @@ class Parallel(Step):
         for step in self.steps:
             yield from step.partials()
 
-    def _run(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> tuple[Any, str]:
+    def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
         from shellflow.engine.client import wait
 
-        outcomes: list[tuple[Any, str] | BaseException | None] = [None] * len(self.steps)
+        outcomes: list[tuple[Any, Parents] | BaseException | None] = [None] * len(self.steps)
 
         def member(index: int) -> None:
             try:
@@ -246,7 +260,7 @@ class Parallel(Step):
             if isinstance(outcome, BaseException):
                 raise outcome
         done = [o for o in outcomes if isinstance(o, tuple)]
-        return [value for value, _ in done], done[-1][1]
+        return [value for value, _ in done], _flat(last for _, last in done)
 
     def __repr__(self) -> str:
         return f"parallel({self.steps!r})"
@@ -266,7 +280,7 @@ class Funnel(Step):
         if self.final is not None:
             yield from self.final.partials()
 
-    def _run(self, run: _Run, given: tuple[Any, ...], parent: str | None) -> tuple[Any, str]:
+    def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
         values, last = self.members._run(run, given, parent)
         if self.final is None:
             return values, last

@@ -72,7 +72,12 @@ def _graph_text(nodes: list[dict[str, Any]], fmt: str) -> list[str]:
     edges: list[tuple[dict[str, Any], dict[str, Any]]] = []
     flat: list[dict[str, Any]] = []
 
+    seen: set[str] = set()
+
     def walk(node: dict[str, Any]) -> None:
+        if node["id"] in seen:  # a call fed by several: drawn once, with an edge from each
+            return
+        seen.add(node["id"])
         flat.append(node)
         for child in node["children"]:
             edges.append((node, child))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 FLOW_HEADER = "shellflow_flow"
 PARENT_HEADER = "shellflow_parent"
 ARGUMENT_HEADER = "shellflow_argument"
+SOURCES_HEADER = "shellflow_sources"  # every call whose result the call receives (a list)
 
 VISIBILITY_TIMEOUT = 3600  # seconds (Redis transports only)
 # About 10 s of retries before a publish fails with "broker unavailable".

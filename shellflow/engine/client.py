@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
+from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
 from shellflow.engine.routing import kombu_queue, publish_via
 from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
@@ -77,14 +78,23 @@ def send(
     kwargs: dict[str, Any],
     *,
     flow: str | None = None,
-    parent: str | None = None,
+    parent: str | Sequence[str] | None = None,
 ) -> Sent:
-    """Publish one call (persistent, confirmed, to the socket's durable queue); return at once."""
+    """Publish one call (persistent, confirmed, to the socket's durable queue); return at once.
+
+    ``parent`` may name several calls (the members of a funnel whose results the call
+    receives): the last is recorded as its parent, all of them as its sources.
+    """
     route, queue = route_for(settings, socket)
     app = app_for(settings)
     call_id = str(uuid.uuid4())
     flow = flow or call_id
-    headers = {FLOW_HEADER: flow}
+    headers: dict[str, Any] = {FLOW_HEADER: flow}
+    if parent and not isinstance(parent, str):
+        sources = list(dict.fromkeys(parent))
+        if len(sources) > 1:
+            headers[SOURCES_HEADER] = sources
+        parent = sources[-1] if sources else None
     if parent:
         headers[PARENT_HEADER] = parent
     # Direct and fanout: the default exchange (routing by queue name) reaches the socket's

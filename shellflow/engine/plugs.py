@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 
-from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER
+from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER
 from shellflow.engine.joins import Arrival, arrive
 from shellflow.engine.routing import kombu_queue, publish_via
 from shellflow.model.db import get_engine
@@ -50,8 +50,6 @@ from shellflow.model.routes import SocketRoute
 
 PLUG_SECONDS = 1.0
 POSITIONAL = "*"  # the slot of a plug without an argument: the target's first argument
-# Every call that a join's target was fed from (the parent is the one that completed it).
-SOURCES_HEADER = "shellflow_sources"
 _IDS = uuid.uuid5(uuid.NAMESPACE_URL, "https://shellflow/plugs")
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed plug delivery
 

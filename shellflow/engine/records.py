@@ -96,10 +96,27 @@ KNOWN_CALLS = 256  # calls whose socket and flow run are remembered for their la
 log = logging.getLogger(__name__)
 
 CALL_COLUMNS = (
-    "id", "created", "lastupdated", "name", "owner", "state", "socket_id", "task_id", "parent",
-    "tracking", "celeryid", "args", "result", "error", "traceback", "hostname", "worker",
-    "started", "finished",
-)  # fmt: skip
+    "id",
+    "created",
+    "lastupdated",
+    "name",
+    "owner",
+    "state",
+    "socket_id",
+    "task_id",
+    "parent",
+    "tracking",
+    "celeryid",
+    "args",
+    "result",
+    "error",
+    "traceback",
+    "hostname",
+    "worker",
+    "started",
+    "finished",
+    "sources",
+)  # fmt: skip  New columns go last: spooled rows are lists in this order.
 _KEEP_ON_CONFLICT = ("id", "created")
 EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
 LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
@@ -152,6 +169,7 @@ class CallStart:
     hostname: str
     worker: str
     owner: str | None = None
+    sources: list[str] | None = None  # the calls whose results it receives, if several
 
 
 @dataclass(frozen=True)
@@ -272,6 +290,7 @@ class Recorder:
                 "celeryid": start.call_id, "args": _json(start.args),
                 "hostname": start.hostname, "worker": start.worker, "started": now,
                 "finished": None, "result": None, "error": None, "traceback": None,
+                "sources": _json(start.sources) if start.sources else None,
             }  # fmt: skip
             self._calls[start.call_id] = row
             self._known[start.call_id] = (start.name, start.flow)
@@ -338,7 +357,7 @@ class Recorder:
                 "celeryid": start.call_id, "args": _json(start.args),
                 "hostname": start.hostname, "worker": start.worker, "started": None,
                 "finished": now, "result": None, "error": f"Undeliverable: {reason}"[:2000],
-                "traceback": None,
+                "traceback": None, "sources": _json(start.sources) if start.sources else None,
             }  # fmt: skip
             self._event(start.call_id, "deadletter", reason[:2000], now)
             self._flush_or_reject()
@@ -362,7 +381,8 @@ class Recorder:
 
     def _absorb(self, record: dict[str, Any]) -> None:
         for values in record.get("r", ()):
-            row = dict(zip(CALL_COLUMNS, values, strict=True))
+            row: dict[str, Any] = dict.fromkeys(CALL_COLUMNS)  # lines spooled before a
+            row.update(zip(CALL_COLUMNS, values, strict=False))  # column was added lack it
             old = self._rows.get(row["id"])
             if old is None or old["state"] not in ENDED or row["state"] != "running":
                 self._rows[row["id"]] = row

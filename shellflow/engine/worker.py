@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, make_app
+from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
 from shellflow.engine.events import Publisher
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.results import store_without_reading
@@ -52,6 +52,18 @@ def load_function(route: SocketRoute) -> Callable[..., Any]:
             f"socket {route.name!r}: {route.module} has no function {route.function!r}"
         )
     return function
+
+
+MAX_SOURCES = 1000  # calls named as sources of one call, at most
+
+
+def sources_of(header: Any) -> list[str] | None:
+    """The calls a call received results from, when a message names several (a join's
+    target, a funnel's final step); anything else in the header is ignored."""
+    if not isinstance(header, list) or len(header) < 2:
+        return None
+    found = [item for item in header[:MAX_SOURCES] if isinstance(item, str) and len(item) <= 64]
+    return found if len(found) >= 2 else None
 
 
 def _register(
@@ -109,6 +121,7 @@ def _register(
                 name=route.name, args={"args": list(args), "kwargs": kwargs},
                 flow=flow, parent=request.get(PARENT_HEADER),
                 hostname=pysocket.gethostname(), worker=worker_name,
+                sources=sources_of(request.get(SOURCES_HEADER)),
             ),
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip

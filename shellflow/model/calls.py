@@ -42,6 +42,9 @@ class Call(IdMixin, Base):
     socket_id: Mapped[str | None] = mapped_column(ForeignKey("socket.id", ondelete="SET NULL"))
     task_id: Mapped[str | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
     parent: Mapped[str | None] = mapped_column(String(36), index=True)
+    # JSON list of the calls whose results this call received, when there were several (a
+    # join's target, a funnel's final step); ``parent`` is the last of them to arrive.
+    sources: Mapped[str | None] = mapped_column(Text)
     taskparent: Mapped[str | None] = mapped_column(String(36))
     tracking: Mapped[str | None] = mapped_column(String(36), index=True)
     celeryid: Mapped[str | None] = mapped_column(String(64), unique=True)

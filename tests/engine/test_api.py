@@ -47,11 +47,12 @@ def _calls(d: Deployment, flow: str, count: int) -> list[dict[str, Any]]:
     """The flow run's call records once ``count`` of them are finished (records lag results)."""
     sql = "SELECT count(*) FROM call WHERE tracking = ? AND state IN ('finished', 'failed')"
     d.wait_for(sql, (flow,), [(count,)], timeout=60)
-    rows = d.query("SELECT id, name, parent, args, state FROM call WHERE tracking = ?", (flow,))
+    sql = "SELECT id, name, parent, args, state, sources FROM call WHERE tracking = ?"
     return [
-        {"id": r[0], "name": r[1], "parent": r[2], "args": json.loads(r[3])["args"], "state": r[4]}
-        for r in rows
-    ]
+        {"id": r[0], "name": r[1], "parent": r[2], "args": json.loads(r[3])["args"], "state": r[4],
+         "sources": json.loads(r[5]) if r[5] else None}
+        for r in d.query(sql, (flow,))
+    ]  # fmt: skip
 
 
 def test_socket_call_and_partial(api: tuple[Deployment, dict[str, str]]) -> None:
@@ -115,6 +116,13 @@ def test_spec_listing_nests_and_records_its_graph(api: tuple[Deployment, dict[st
     assert parent["Three"] == ids["Five"]  # a list's parent: the last member's last call
     assert parent["Nine"] == ids["Seven"]
     assert parent["Four-body"] == ids["Nine"]
+    # A list's call received every member's last call: all of them are its sources.
+    sources = {label: call["sources"] for label, call in by.items() if call["sources"]}
+    assert sources.keys() == {"Three", "Nine"}
+    assert sorted(sources["Three"]) == sorted([ids["Four"], ids["Five"]])
+    assert sorted(sources["Nine"]) == sorted(ids[k] for k in ("Eight", "Three", "Six", "Seven"))
+    shown = json.loads(d.ok("ls", "call", "--id", ids["Nine"], "--json").stdout)
+    assert shown["sources"] == sources["Nine"] and shown["parent"] == ids["Seven"]
 
     graph = d.ok("ls", "call", "--id", result.id, "--graph", "--json").stdout.splitlines()
     roots = [json.loads(line) for line in graph]
@@ -124,6 +132,11 @@ def test_spec_listing_nests_and_records_its_graph(api: tuple[Deployment, dict[st
     one = next(r for r in roots if r["id"] == ids["One"])
     [two_node] = one["children"]
     assert sorted(c["id"] for c in two_node["children"]) == sorted([ids["Four"], ids["Five"]])
+    for four_or_five in two_node["children"]:  # Three hangs under both
+        assert [c["id"] for c in four_or_five["children"]] == [ids["Three"]]
+    dot = d.ok("ls", "call", "--id", result.id, "--graph", "--format", "dot").stdout
+    into_nine = [line for line in dot.splitlines() if line.endswith(f'-> "{ids["Nine"]}";')]
+    assert len(into_nine) == 4 and len(set(into_nine)) == 4
 
 
 def test_lambda_listing_with_funnels_of_funnels(api: tuple[Deployment, dict[str, str]]) -> None:

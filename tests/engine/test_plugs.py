@@ -137,6 +137,9 @@ def test_fifty_joins_at_once_each_sum_its_own_flow(
         assert json.loads(result) == 2 * n + (1000 + n) ** 2
         assert json.loads(args) == {"args": [], "kwargs": {"one": 2 * n, "two": (1000 + n) ** 2}}
         assert parent in sources[flow]
+    fed_by = dict(d.query("SELECT tracking, sources FROM call WHERE name = ?", (total,)))
+    for flow in runs:  # both calls whose values it summed, the parent among them
+        assert set(json.loads(fed_by[flow])) == sources[flow]
     assert d.query("SELECT count(*) FROM join_state") == [(0,)]
     assert d.query("SELECT count(*) FROM call WHERE name = ?", (total,)) == [(50,)]
     assert d.query("SELECT count(*) FROM call WHERE state <> 'finished'") == [(0,)]
