@@ -21,9 +21,10 @@ from typing import Any
 from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
 from shellflow.engine.events import Publisher
+from shellflow.engine.kombu_redis import reuse_redis_clients
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.results import store_without_reading
-from shellflow.engine.routing import kombu_queue
+from shellflow.engine.routing import is_redis, kombu_queue
 from shellflow.engine.spool import spool_root
 from shellflow.engine.spool_writer import SpoolWriter
 from shellflow.errors import UsageError
@@ -166,6 +167,8 @@ def build(
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")
     store_without_reading(app)  # see shellflow.engine.results
+    if is_redis(settings.broker):
+        reuse_redis_clients()  # see shellflow.engine.kombu_redis
     app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
     writer = SpoolWriter(
