@@ -7,9 +7,12 @@ Redis for every call, about a sixth of a worker's time per trivial call here.
 
 A shellflow worker does not need it: a redelivered call whose record already says
 ``finished`` is not run again and answers with its recorded result
-(``shellflow.engine.delivery``), and a call's record is handed to the database before its
-result is stored (``shellflow.engine.records``), so a later delivery always finds it. The
-result a redelivery stores is therefore the same one. Only workers use this backend; clients
+(``shellflow.engine.delivery``). A call's record is spooled before its result is stored and
+committed within milliseconds (``shellflow.engine.records``); a worker that died before
+committing it is drained by the next one before that one takes any message. The result a
+redelivery stores is therefore the same one, except for a redelivery that overtakes the
+commit of a killed pool process's record by those milliseconds: it runs the call again, as
+at-least-once delivery allows, and its result and record replace the first. Only workers use this backend; clients
 read results through Celery's own.
 """
 
