@@ -148,10 +148,11 @@ def build(
     """The Celery app serving ``processor``'s sockets, and their routes.
 
     Each function runs inside ``shellflow.engine.delivery.guard`` (the processor's retries,
-    the redelivery cap with its dead-letter queue). A call's records are handed to the
-    database before its result is stored and awaited after (``Recorder.settle`` in Celery's
-    postrun, before the message is acknowledged); anything still buffered in a worker
-    process is written when that process shuts down.
+    the redelivery cap with its dead-letter queue). A call's records are appended to its
+    pool process's spool inside the task, so before its message is acknowledged, and
+    committed in batches by the writer thread of the main process
+    (``shellflow.engine.spool_writer``), which starts with the worker and drains the spool
+    when it stops; anything still buffered in a pool process is spooled when it shuts down.
     """
     from celery import signals
 
