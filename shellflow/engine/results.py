@@ -12,8 +12,8 @@ committed within milliseconds (``shellflow.engine.records``); a worker that died
 committing it is drained by the next one before that one takes any message. The result a
 redelivery stores is therefore the same one, except for a redelivery that overtakes the
 commit of a killed pool process's record by those milliseconds: it runs the call again, as
-at-least-once delivery allows, and its result and record replace the first. Only workers use this backend; clients
-read results through Celery's own.
+at-least-once delivery allows, and its result and record replace the first. Only workers
+use this backend; clients read results through Celery's own.
 """
 
 from __future__ import annotations
