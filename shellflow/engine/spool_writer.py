@@ -148,13 +148,13 @@ class SpoolWriter:
 
     def _write(self, batch: list[tuple[Any, int, bytes]]) -> None:
         recorder = self.recorder
-        recorder.absorb(*(line for _, _, line in batch))
         try:
+            recorder.absorb(*(line for _, _, line in batch))
             recorder.flush(patience=5.0)
             return
         except RecordsUnavailable:
             raise
-        except Exception:  # refused as a whole: find the line(s) to blame
+        except Exception:  # unreadable or refused as a whole: find the line(s) to blame
             recorder.discard()
         for _, _, line in batch:
             try:

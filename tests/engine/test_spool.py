@@ -113,12 +113,14 @@ def test_an_unfinished_write_is_dropped_and_the_lines_before_it_kept(
     assert not dead.exists()
 
 
-def test_a_refused_line_is_dropped_alone(initialised_db: str, tmp_path: Path) -> None:
+def test_a_refused_or_unreadable_line_is_dropped_alone(initialised_db: str, tmp_path: Path) -> None:
     root = tmp_path / "spool"
     dead = root / str(_dead_pid())
     recorder = Recorder(initialised_db, spool=Spool(dead))
     _spool_calls(recorder, ["before"])
     recorder.event("no-such-call", "retry", "an event of a call that has no row")
+    assert recorder.spool is not None
+    recorder.spool.append(b"not a record\n")
     _spool_calls(recorder, ["after"])
     writer = SpoolWriter(root, Recorder(initialised_db))
     writer.start()
