@@ -1,4 +1,4 @@
-"""Call records: one call row per call and its events and log lines, written by the worker.
+"""Call records: one call row per call and its events and log lines, spooled by the worker.
 
 **One row per call.** The call's id is the broker message's task id and every write is an
 upsert on it, so a redelivered message (after a worker was lost, a warm shutdown, a broker
@@ -45,8 +45,7 @@ transaction cost the server about 105 us of CPU per call; one multi-row upsert o
 record is safe, so it cannot wait for other calls' records: the spool makes the record
 safe at once and leaves the batching to the writer.
 
-Writes go straight through the database driver (sqlite3, psycopg2) with fixed statements:
-SQLAlchemy's per-statement overhead would cost more CPU than the call itself.
+The commit itself, and the SQL, are ``shellflow.engine.record_store``'s.
 
 **One row for an ordinary call.** Its lifecycle events (received, prerun, postrun or
 failure) are told by the call row's own times and state (``shellflow.model.lifecycle``), so
@@ -66,7 +65,6 @@ dead-letter queue. First deliveries pay nothing for it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -79,82 +77,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shellflow.engine.events import Stored
-from shellflow.engine.record_connections import (
-    PostgreSQLConnection,
-    SQLiteBatch,
-    SQLiteConnection,
+from shellflow.engine.record_store import (
+    FLUSH_PATIENCE,
+    RecordStore,
+    RecordsUnavailable,
+    call_row,
+    sql_time,
 )
 from shellflow.engine.spool import Spool
 from shellflow.model import lifecycle
 from shellflow.model.lifecycle import FAILURE, POSTRUN, PRERUN, RECEIVED
-from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
+from shellflow.model.urls import dialect_of
 
 RUNNING_AFTER = 0.25  # seconds before a running call's row is written ahead of its end
-FLUSH_PATIENCE = 30.0  # seconds of failed writes before a call goes back to its queue
 KNOWN_CALLS = 256  # calls whose socket and flow run are remembered for their late events
 
 log = logging.getLogger(__name__)
-
-CALL_COLUMNS = (
-    "id",
-    "created",
-    "lastupdated",
-    "name",
-    "owner",
-    "state",
-    "socket_id",
-    "task_id",
-    "parent",
-    "tracking",
-    "celeryid",
-    "args",
-    "result",
-    "error",
-    "traceback",
-    "hostname",
-    "worker",
-    "started",
-    "finished",
-    "sources",
-)  # fmt: skip  New columns go last: spooled rows are lists in this order.
-_KEEP_ON_CONFLICT = ("id", "created")
-EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
-LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
-
-
-def _sql(dialect: str) -> dict[str, str]:
-    mark = "%s" if dialect == "postgresql" else "?"
-
-    def marks(n: int) -> str:
-        return "(" + ",".join([mark] * n) + ")"
-
-    # A socket (or task) deleted while its worker runs leaves its calls unlinked, as ON
-    # DELETE SET NULL does for older calls, instead of failing their records.
-    linked = {"socket_id": f"(SELECT id FROM socket WHERE id={mark})",
-              "task_id": f"(SELECT id FROM task WHERE id={mark})"}  # fmt: skip
-    call_values = "(" + ",".join(linked.get(c, mark) for c in CALL_COLUMNS) + ")"
-    changes = ",".join(f"{c}=excluded.{c}" for c in CALL_COLUMNS if c not in _KEEP_ON_CONFLICT)
-    return {
-        "upsert": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
-        f"{call_values} ON CONFLICT (id) DO UPDATE SET {changes}",
-        # Multi-row forms: head, one values group per row joined by commas, tail.
-        "upsert_head": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES ",
-        "call_values": call_values,
-        "upsert_tail": f" ON CONFLICT (id) DO UPDATE SET {changes}",
-        "event_head": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES ",
-        "event_values": marks(len(EVENT_COLUMNS)),
-        "log_head": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES ",
-        "log_values": marks(len(LOG_COLUMNS)),
-        "insert_new": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
-        f"{call_values} ON CONFLICT (id) DO NOTHING",
-        "event": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES "
-        f"{marks(len(EVENT_COLUMNS))} ON CONFLICT DO NOTHING",
-        "log": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES {marks(len(LOG_COLUMNS))}"
-        " ON CONFLICT DO NOTHING",
-        "state": f"UPDATE call SET state={mark}, lastupdated={mark} WHERE id={mark}",
-        "previous": f"SELECT state, result FROM call WHERE id={mark}",
-        "redeliveries": f"SELECT count(*) FROM event WHERE call_id={mark} AND name='redelivered'",
-    }
 
 
 @dataclass(frozen=True)
@@ -183,10 +121,6 @@ class Delivery:
     result: str | None = None  # its result as JSON text, when it had finished
 
 
-class RecordsUnavailable(Exception):
-    """The model database refused record writes for longer than FLUSH_PATIENCE."""
-
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
 _json = _ENCODER.encode  # one encoder, not one per value as json.dumps(..., options) makes
 
@@ -196,7 +130,6 @@ def _spooled(value: Any) -> Any:
 
 
 _spool_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_spooled).encode
-ENDED = frozenset(("finished", "failed", "revoked"))
 
 
 class _Ids:
@@ -231,14 +164,13 @@ class Recorder:
     def __init__(
         self,
         url: str,
+        spool: Spool,
         on_stored: Callable[[list[Stored]], None] | None = None,
-        spool: Spool | None = None,
     ) -> None:
         self.url = url
-        self.on_stored = on_stored  # given each committed batch of events (live channels)
-        self.spool = spool  # where records go, for the worker's writer to commit (if set)
+        self.spool = spool  # where records go, for the worker's writer to commit
+        self.on_stored = on_stored  # publishes a redelivery's event, written at once
         self.dialect = dialect_of(url)
-        self._sql = _sql(self.dialect)
         self._pid = -1
         self._ensure_process()
 
@@ -248,7 +180,7 @@ class Recorder:
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
-        self._conn: Any = None
+        self._store = RecordStore(self.url, self.on_stored)  # redeliveries are counted now
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -272,9 +204,7 @@ class Recorder:
         return now
 
     def _time(self, value: datetime | None) -> Any:
-        if value is None or self.dialect == "postgresql":
-            return value
-        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's form
+        return sql_time(self.dialect, value)
 
     # -- what the worker reports -----------------------------------------------------------
 
@@ -362,43 +292,6 @@ class Recorder:
             self._event(start.call_id, "deadletter", reason[:2000], now)
             self._flush_or_reject()
 
-    def flush(self, patience: float = FLUSH_PATIENCE) -> None:
-        """Write everything buffered now (RecordsUnavailable if the database stays down)."""
-        self._ensure_process()
-        with self._lock:
-            self._flush(patience)
-
-    def absorb(self, *lines: bytes) -> None:
-        """Buffer spooled record lines, for :meth:`flush` to commit (the writer's side).
-
-        A call met twice keeps its ended row over a later ``running`` one: two deliveries of
-        one call may sit in two processes' spools, read in either order.
-        """
-        self._ensure_process()
-        with self._lock:
-            for line in lines:
-                self._absorb(json.loads(line))
-
-    def _absorb(self, record: dict[str, Any]) -> None:
-        for values in record.get("r", ()):
-            row: dict[str, Any] = dict.fromkeys(CALL_COLUMNS)  # lines spooled before a
-            row.update(zip(CALL_COLUMNS, values, strict=False))  # column was added lack it
-            old = self._rows.get(row["id"])
-            if old is None or old["state"] not in ENDED or row["state"] != "running":
-                self._rows[row["id"]] = row
-        self._updates += [tuple(u) for u in record.get("u", ())]
-        self._events += [tuple(e) for e in record.get("e", ())]
-        self._logs += [tuple(entry) for entry in record.get("l", ())]
-        self._stored += [
-            Stored(i, c, sk, f, n, datetime.fromisoformat(w), d)
-            for i, c, sk, f, n, w, d in record.get("s", ())
-        ]
-
-    def discard(self) -> None:
-        """Drop what :meth:`absorb` buffered (the writer reads it again later)."""
-        with self._lock:
-            self._clear()
-
     def close(self) -> None:
         """Flush what is left (worker shutdown) and close the connection."""
         if self._pid != os.getpid():
@@ -407,9 +300,8 @@ class Recorder:
             try:
                 self._flush()
             finally:
-                self._disconnect()
-                if self.spool is not None:
-                    self.spool.close()
+                self._store.close()
+                self.spool.close()
 
     # -- buffering -------------------------------------------------------------------------
 
@@ -432,14 +324,6 @@ class Recorder:
     ) -> Stored:
         socket, flow = self._known.get(call_id, ("", None))
         return Stored(event_id, call_id, socket, flow, name, when, data)
-
-    def _published(self, events: list[Stored]) -> None:
-        """Hand committed events to the live channels; never fails a call."""
-        if events and self.on_stored is not None:
-            try:
-                self.on_stored(events)
-            except Exception as exc:  # live viewers only
-                log.warning("live events not published: %s", exc)
 
     def _end(
         self, call_id: str, values: dict[str, Any], event: str, note: str, output: list[str],
@@ -484,42 +368,27 @@ class Recorder:
                 if self._since is None or time.monotonic() - self._since < RUNNING_AFTER:
                     continue
                 try:
-                    self._flush(patience=0)
+                    self._flush()
                 except Exception as exc:  # tried again at the call's end
                     log.warning("call records not written yet: %s", exc)
                     self._since = time.monotonic()
 
     def _flush_or_reject(self) -> None:
-        """Flush for a call's end: on failure, send its message back rather than lose it."""
+        """Spool for a call's end: if that fails (a full disk), send the message back rather
+        than have it acknowledged without its record."""
         try:
             self._flush()
-        except RecordsUnavailable as exc:
+        except OSError as exc:
             from celery.exceptions import Reject
 
-            raise Reject(str(exc), requeue=True) from exc
+            raise Reject(f"call records cannot be spooled: {exc}", requeue=True) from exc
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _flush(self, patience: float = FLUSH_PATIENCE) -> None:
-        if not (self._rows or self._updates or self._events or self._logs):
-            self._since = None
-            return
-        if self.spool is not None:
+    def _flush(self) -> None:
+        if self._rows or self._updates or self._events or self._logs:
             self._to_spool()
-            return
-        try:
-            self._attempt(lambda cursor: cursor.execute(self._statement(cursor)), patience)
-        except RecordsUnavailable:
-            raise  # kept for the next attempt; the database may come back
-        except Exception:
-            # The database refused these rows themselves (a schema that does not match, say):
-            # keeping them would fail every later call of this process as well.
-            log.exception("call records refused by the database; dropped")
-            self._clear()
-            raise
-        stored = self._stored
-        self._clear()
-        self._published(stored)
+        self._since = None
 
     def _to_spool(self) -> None:
         """Append the buffered records to this process's spool file, as one line.
@@ -527,9 +396,8 @@ class Recorder:
         Safe once appended: the worker's writer commits it (and publishes its events), now
         or, after a crash, when a worker starts again.
         """
-        assert self.spool is not None
         record = {
-            "r": [self._times_of(tuple(r[c] for c in CALL_COLUMNS)) for r in self._rows.values()],
+            "r": [call_row(self.dialect, r) for r in self._rows.values()],
             "u": self._updates, "e": self._events, "l": self._logs,
             "s": [tuple(event) for event in self._stored],
         }  # fmt: skip
@@ -544,46 +412,17 @@ class Recorder:
         self._stored = []
         self._since = None
 
-    def _times_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if self.dialect == "postgresql":
-            return row
-        return tuple(self._time(v) if isinstance(v, datetime) else v for v in row)
-
-    def _statement(self, cursor: Any) -> Any:
-        """PostgreSQL: the buffered records as one simple query (one implicit transaction,
-        one round trip). SQLite: a function writing them in one transaction."""
-        rows = [self._times_of(tuple(r[c] for c in CALL_COLUMNS)) for r in self._rows.values()]
-        if self.dialect == "postgresql":
-            # One multi-row statement per table: the server's cost per row falls to about a
-            # third of a statement per row (measured: 28 against 105 us of CPU per call row).
-            sql = self._sql
-            parts = []
-            if rows:
-                parts.append(sql["upsert_head"].encode() + b",".join(
-                    cursor.mogrify(sql["call_values"], row) for row in rows
-                ) + sql["upsert_tail"].encode())  # fmt: skip
-            parts += [cursor.mogrify(sql["state"], update) for update in self._updates]
-            for table, values in (("event", self._events), ("log", self._logs)):
-                if values:
-                    parts.append(sql[f"{table}_head"].encode() + b",".join(
-                        cursor.mogrify(sql[f"{table}_values"], value) for value in values
-                    ) + b" ON CONFLICT DO NOTHING")  # fmt: skip
-            return b";".join(parts)
-        batches = (("upsert", rows), ("state", list(self._updates)),
-                   ("event", list(self._events)), ("log", list(self._logs)))  # fmt: skip
-        return SQLiteBatch(self._sql, batches)
-
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:
         """Make sure the row exists, read what it knew, and add a ``redelivered`` event."""
         call_id = row["id"]
         when = self._now()
         marker = (_new_id(), self._time(when), "redelivered",
                   f"Redelivered call of {row['name']}", call_id)  # fmt: skip
-        values = self._times_of(tuple(row[c] for c in CALL_COLUMNS))
+        values = call_row(self.dialect, row)
         found: dict[str, Any] = {}
 
         def count(cursor: Any) -> None:
-            sql = self._sql
+            sql = self._store.sql
             if self.dialect == "postgresql":
                 cursor.execute("BEGIN")
             else:
@@ -602,73 +441,14 @@ class Recorder:
             found.update(previous=previous, before=before)
 
         try:
-            self._attempt(count, FLUSH_PATIENCE)
+            self._store.attempt(count, FLUSH_PATIENCE)
         except RecordsUnavailable as exc:
             from celery.exceptions import Reject
 
             raise Reject(str(exc), requeue=True) from exc
-        self._published([self._stored_of(marker[0], call_id, "redelivered", when, None)])
+        self._store.published([self._stored_of(marker[0], call_id, "redelivered", when, None)])
         previous = found["previous"]
         return Delivery(
             call_id, True, redeliveries=found["before"] + 1,
             state=previous[0] if previous else None, result=previous[1] if previous else None,
         )  # fmt: skip
-
-    def _attempt(self, work: Any, patience: float) -> None:
-        """Run ``work(cursor)``, reconnecting on connection errors for up to ``patience`` s."""
-        deadline = time.monotonic() + patience
-        delay = 0.05
-        unlinked = False
-        while True:
-            try:
-                work(self._connection())
-                return
-            except Exception as exc:
-                if self._is_missing_reference(exc) and not unlinked:
-                    # The socket or task was deleted while the worker ran: keep the call,
-                    # unlinked (as ON DELETE SET NULL would have left it).
-                    self._unlink()
-                    unlinked = True
-                    continue
-                if not self._is_connection_error(exc):
-                    raise
-                self._disconnect()
-                if time.monotonic() + delay > deadline:
-                    raise RecordsUnavailable(f"cannot write call records: {exc}") from exc
-                log.warning("call records: %s; retrying in %.2f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    def _unlink(self) -> None:
-        for key, row in list(self._rows.items()):
-            self._rows[key] = {**row, "socket_id": None, "task_id": None}
-        for row in self._calls.values():
-            row.update(socket_id=None, task_id=None)
-
-    @staticmethod
-    def _is_missing_reference(exc: Exception) -> bool:
-        return "foreign key" in str(exc).lower()
-
-    def _is_connection_error(self, exc: Exception) -> bool:
-        if self.dialect == "postgresql":
-            import psycopg2
-
-            return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
-        import sqlite3
-
-        return isinstance(exc, sqlite3.OperationalError)  # locked for too long, disk trouble
-
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection
-                self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> Any:
-        if self._conn is None:
-            if self.dialect == "postgresql":
-                self._conn = PostgreSQLConnection(libpq_url(self.url))
-            else:
-                path = sqlite_path(self.url)
-                self._conn = SQLiteConnection(str(path) if path else ":memory:")
-        return self._conn

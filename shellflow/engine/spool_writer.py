@@ -2,7 +2,7 @@
 
 Pool processes append each call's records to the spool (``shellflow.engine.spool``) and
 go on; this thread reads every new line, commits what it read in one transaction through
-a :class:`~shellflow.engine.records.Recorder` of its own, and publishes the batch's events
+a :class:`~shellflow.engine.record_store.RecordStore`, and publishes the batch's events
 on the live channels once they are committed. It is woken by the spool's pipe, so an idle
 worker commits a call's record within a millisecond or two of its end, and a busy one
 commits many calls per transaction (the database's cost per call falls by more than half).
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shellflow.engine.records import Recorder, RecordsUnavailable
+from shellflow.engine.record_store import RecordStore, RecordsUnavailable
 from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 class SpoolWriter:
     """Owns one worker's spool folder and the thread that commits it."""
 
-    def __init__(self, root: Path, recorder: Recorder) -> None:
+    def __init__(self, root: Path, store: RecordStore) -> None:
         self.root = root
         self.folder = worker_folder(root)
-        self.recorder = recorder  # writes directly (no spool of its own)
+        self.store = store
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         os.set_blocking(self._wake_read, False)
@@ -80,7 +80,7 @@ class SpoolWriter:
                 shutil.rmtree(self.folder)
         else:
             log.error("call records left in %s; the next worker commits them", self.folder)
-        self.recorder.close()
+        self.store.close()
 
     def _run(self) -> None:
         """Commit as lines come, at most one commit per COMMIT_EVERY.
@@ -135,7 +135,7 @@ class SpoolWriter:
                 self._write(batch)
             except RecordsUnavailable as exc:
                 log.warning("call records wait in the spool: %s", exc)
-                self.recorder.discard()
+                self.store.discard()
                 files.forget()
                 return False
             for tail, offset, _ in batch:
@@ -147,21 +147,21 @@ class SpoolWriter:
         return True
 
     def _write(self, batch: list[tuple[Any, int, bytes]]) -> None:
-        recorder = self.recorder
+        store = self.store
         try:
-            recorder.absorb(*(line for _, _, line in batch))
-            recorder.flush(patience=5.0)
+            store.absorb(*(line for _, _, line in batch))
+            store.flush(patience=5.0)
             return
         except RecordsUnavailable:
             raise
         except Exception:  # unreadable or refused as a whole: find the line(s) to blame
-            recorder.discard()
+            store.discard()
         for _, _, line in batch:
             try:
-                recorder.absorb(line)
-                recorder.flush(patience=5.0)
+                store.absorb(line)
+                store.flush(patience=5.0)
             except RecordsUnavailable:
                 raise
             except Exception as exc:
-                recorder.discard()
+                store.discard()
                 log.error("call records refused by the database, dropped: %s: %.300r", exc, line)

@@ -22,6 +22,7 @@ from shellflow.config import Settings
 from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
 from shellflow.engine.events import Publisher
 from shellflow.engine.kombu_redis import reuse_redis_clients
+from shellflow.engine.record_store import RecordStore
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.results import store_without_reading
 from shellflow.engine.routing import is_redis, kombu_queue
@@ -174,9 +175,9 @@ def build(
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
     writer = SpoolWriter(
         spool_root(settings.home, settings.db, processor),
-        Recorder(settings.db, on_stored=publisher.publish),
+        RecordStore(settings.db, on_stored=publisher.publish),
     )
-    recorder = Recorder(settings.db, on_stored=publisher.publish, spool=writer.spool())
+    recorder = Recorder(settings.db, writer.spool(), on_stored=publisher.publish)
     for route in routes:
         function = guard(load_function(route), route, policy, recorder)
         _register(app, route, function, recorder)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shellflow.engine.events import Stored
+from shellflow.engine.record_store import RecordStore
 from shellflow.engine.records import CallStart, Recorder
 from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
 from shellflow.engine.spool_writer import SpoolWriter
@@ -46,8 +47,10 @@ def test_forked_processes_records_are_committed_and_published(
     initialised_db: str, tmp_path: Path
 ) -> None:
     published: list[Stored] = []
-    writer = SpoolWriter(tmp_path / "spool", Recorder(initialised_db, on_stored=published.extend))
-    recorder = Recorder(initialised_db, spool=writer.spool())
+    writer = SpoolWriter(
+        tmp_path / "spool", RecordStore(initialised_db, on_stored=published.extend)
+    )
+    recorder = Recorder(initialised_db, writer.spool())
     writer.start()
     children = []
     for n in range(3):  # as a prefork pool does: each process its own spool file
@@ -76,7 +79,7 @@ def test_a_dead_workers_spool_is_committed_by_the_next(initialised_db: str, tmp_
     dead = root / str(_dead_pid())
     _spool_calls(Recorder(initialised_db, spool=Spool(dead)), ["left-1", "left-2"])
     assert _rows(initialised_db) == {}
-    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer = SpoolWriter(root, RecordStore(initialised_db))
     writer.start()
     try:
         assert set(_rows(initialised_db)) == {"left-1", "left-2"}
@@ -106,7 +109,7 @@ def test_an_unfinished_write_is_dropped_and_the_lines_before_it_kept(
     (spool_file,) = dead.iterdir()
     with open(spool_file, "ab") as f:
         f.write(b'{"r":[["half"')  # a process killed in the middle of its write
-    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer = SpoolWriter(root, RecordStore(initialised_db))
     writer.start()
     writer.stop()
     assert set(_rows(initialised_db)) == {"whole"}
@@ -122,7 +125,7 @@ def test_a_refused_or_unreadable_line_is_dropped_alone(initialised_db: str, tmp_
     assert recorder.spool is not None
     recorder.spool.append(b"not a record\n")
     _spool_calls(recorder, ["after"])
-    writer = SpoolWriter(root, Recorder(initialised_db))
+    writer = SpoolWriter(root, RecordStore(initialised_db))
     writer.start()
     writer.stop()
     assert set(_rows(initialised_db)) == {"before", "after"}
