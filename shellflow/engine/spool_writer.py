@@ -31,7 +31,7 @@ from shellflow.engine.record_store import RecordStore, RecordsUnavailable
 from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
-COMMIT_EVERY = 0.025  # seconds between the starts of two commits, so busy batches grow
+COMMIT_EVERY = 0.05  # seconds between the starts of two commits, so busy batches grow
 CLEAN_EVERY = 1.0  # seconds between deletions of consumed files
 RETRY_DELAY = 1.0  # seconds between attempts while the database is away
 
