@@ -95,6 +95,12 @@ def _register(
             problems = [failure.problem for failure in failed]
         except Exception as exc:  # the plugs could not even be read
             failed, problems = [], [f"plugs of {route.name}: {type(exc).__name__}: {exc}"]
+        # The source call's events first: each record is spooled as it is made and lines
+        # commit in order, so whoever sees a failed planned call also sees why.
+        for problem in problems:
+            log.error("call %s of %s: %s did not fire", call_id, route.name, problem)
+            with contextlib.suppress(Exception):
+                recorder.event(call_id, "plug", f"Plug did not fire: {problem}"[:2000])
         for failure in failed:
             if failure.call_id is not None:  # the call the plug would have made: failed
                 with contextlib.suppress(Exception):
@@ -107,10 +113,6 @@ def _register(
                         ),
                         failure.problem,
                     )  # fmt: skip
-        for problem in problems:
-            log.error("call %s of %s: %s did not fire", call_id, route.name, problem)
-            with contextlib.suppress(Exception):
-                recorder.event(call_id, "plug", f"Plug did not fire: {problem}"[:2000])
 
     @app.task(name=route.name, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
