@@ -11,13 +11,14 @@ Layout, under the shellflow home::
 
     spool/<database key>-<processor>/<main pid>-<its start time>/<pid>-<n>.spool
 
-Each process of a worker appends to its own file, one JSON line per write; a file is
-replaced by the next ``<n>`` once it passes :data:`ROTATE_BYTES`, so consumed files can be
-deleted while their process goes on. The main process's pid and start time name the
-folder, so that a worker starting after a crash can tell (and claim) the leftovers of a
-dead one. After each
-append a process writes one byte to the writer's wake pipe, which never blocks: a full pipe
-already means the writer has something to read.
+Each process of a worker appends to its own file, one line per write: the time of the
+write (``CLOCK_MONOTONIC`` in nanoseconds, 16 hex digits, one clock for every process of
+the machine), a space, and the JSON of the records. A file is replaced by the next ``<n>``
+once it passes :data:`ROTATE_BYTES`, so consumed files can be deleted while their process
+goes on. The main process's pid and start time name the folder, so that a worker starting
+after a crash can tell (and claim) the leftovers of a dead one. After each append a
+process writes one byte to the writer's wake pipe, which never blocks: a full pipe already
+means the writer has something to read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import errno
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +91,7 @@ class Spool:
     def append(self, line: bytes) -> None:
         """Add one record line (ending in a newline); safe once this returns."""
         self._open()
+        line = b"%016x " % time.monotonic_ns() + line
         view = memoryview(line)
         while view:
             written = os.write(self._fd, view)
@@ -139,9 +142,18 @@ class SpoolFolder:
         self.folder = folder
         self._tails: dict[Path, _Tail] = {}
 
-    def read(self) -> list[tuple[_Tail, int, bytes]]:
-        """Every complete line not read yet, as (file, offset just after it, line)."""
-        found = []
+    def read(self, cut: int | None = None) -> list[tuple[_Tail, int, bytes]]:
+        """Every complete line not read yet, as (file, offset just after it, record), in
+        the order they were written.
+
+        With ``cut`` (a ``time.monotonic_ns()`` taken before this read), only the lines
+        written before it: a consistent cut of all the files. A record caused by another
+        (a plug's call by its source's end) was written after it, so whatever the cut
+        holds, it holds what led to it; without the cut, a file read early in the sweep
+        could miss the cause while a file read later already holds the effect. Later
+        lines wait for the next read.
+        """
+        found: list[tuple[int, _Tail, int, bytes]] = []
         for tail in self._scan():
             try:
                 if tail.fd < 0:
@@ -156,10 +168,17 @@ class SpoolFolder:
             base = tail.read_to - len(data)
             start = 0
             while (end := data.find(b"\n", start)) >= 0:
-                found.append((tail, base + end + 1, data[start:end]))
+                stamp, record = _stamped(data[start:end])
+                if cut is not None and stamp >= cut:
+                    break  # this line and the ones after it: next time
+                found.append((stamp, tail, base + end + 1, record))
                 start = end + 1
-            tail.rest = data[start:]
-        return found
+            else:
+                tail.rest = data[start:]
+                continue
+            tail.read_to, tail.rest = base + start, b""
+        found.sort(key=lambda entry: entry[0])  # stable: a file's lines keep their order
+        return [(tail, offset, record) for _, tail, offset, record in found]
 
     def _scan(self) -> Iterator[_Tail]:
         try:
@@ -232,6 +251,14 @@ class SpoolFolder:
                 path.unlink()
             self._tails.pop(path).close()
         return dropped
+
+
+def _stamped(line: bytes) -> tuple[int, bytes]:
+    """A line's write time and its record (a line spooled without a time counts as 0)."""
+    if len(line) > 17 and line[16:17] == b" " and line[:1] != b"{":
+        with contextlib.suppress(ValueError):
+            return int(line[:16], 16), line[17:]
+    return 0, line
 
 
 def _order(name: str) -> tuple[int, int]:

@@ -101,7 +101,7 @@ class SpoolWriter:
                 return
             last = time.monotonic()
             try:
-                if not self._commit(self._files):
+                if not self._commit(self._files, cut=time.monotonic_ns()):
                     self._stop.wait(RETRY_DELAY)
             except Exception:  # never let the thread die: lines wait in their files
                 log.exception("call records: spool writer")
@@ -126,9 +126,15 @@ class SpoolWriter:
                     return False
                 time.sleep(RETRY_DELAY)
 
-    def _commit(self, files: SpoolFolder) -> bool:
-        """Commit the new lines of ``files`` (False: the database is away; read again)."""
-        lines = files.read()
+    def _commit(self, files: SpoolFolder, cut: int | None = None) -> bool:
+        """Commit the new lines of ``files`` (False: the database is away; read again).
+
+        While the pool runs, only the lines written before ``cut``, oldest first, so that
+        transactions commit records in the order they were made (see ``SpoolFolder.read``);
+        a drain takes all (its processes have ended; a leftover may predate a reboot,
+        whose clock started again).
+        """
+        lines = files.read(cut)
         for start in range(0, len(lines), BATCH_LINES):
             batch = lines[start : start + BATCH_LINES]
             try:

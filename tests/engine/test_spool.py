@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,15 +132,42 @@ def test_a_refused_or_unreadable_line_is_dropped_alone(initialised_db: str, tmp_
     assert set(_rows(initialised_db)) == {"before", "after"}
 
 
+def _stamped(stamp: int, record: bytes) -> bytes:
+    return b"%016x %s\n" % (stamp, record)
+
+
 def test_reading_resumes_from_the_last_commit(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.append(b"one\n")
-    spool.append(b"tw")
+    path = tmp_path / f"{os.getpid()}-1.spool"
+    with path.open("ab") as half:  # a write caught half-way
+        half.write(_stamped(time.monotonic_ns(), b"tw")[:-1])
     files = SpoolFolder(tmp_path)
     [(tail, offset, line)] = files.read()
     assert line == b"one"
     files.forget()  # that batch did not commit: read again
     assert [entry[2] for entry in files.read()] == [b"one"]
     files.committed(tail, offset)
-    spool.append(b"o\nthree\n")
+    with path.open("ab") as rest:
+        rest.write(b"o\n")
+    spool.append(b"three\n")
     assert [entry[2] for entry in files.read()] == [b"two", b"three"]
+
+
+def test_a_read_is_a_consistent_cut_in_the_order_of_writing(tmp_path: Path) -> None:
+    """A line is read only with every line written before it, whichever file holds it."""
+    (tmp_path / "100-1.spool").write_bytes(_stamped(20, b"effect") + _stamped(40, b"later"))
+    (tmp_path / "200-1.spool").write_bytes(_stamped(10, b"cause") + _stamped(30, b"next"))
+    (tmp_path / "300-1.spool").write_bytes(b'{"r": []}\n')  # spooled before lines had times
+    files = SpoolFolder(tmp_path)
+    assert [line for _, _, line in files.read(cut=25)] == [b'{"r": []}', b"cause", b"effect"]
+    assert [line for _, _, line in files.read(cut=25)] == []  # the rest waits for its time
+    assert [line for _, _, line in files.read(cut=35)] == [b"next"]
+    files.forget()  # nothing committed: all of it again, in the order of writing
+    assert [line for _, _, line in files.read()] == [
+        b'{"r": []}',
+        b"cause",
+        b"effect",
+        b"next",
+        b"later",
+    ]
