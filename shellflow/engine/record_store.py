@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +106,29 @@ def call_row(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
     return times_of(dialect, tuple(row[c] for c in CALL_COLUMNS))
 
 
+@dataclass
+class Pending:
+    """Records buffered for one write: by the pool process that makes them (to spool) and by
+    the writer that absorbs spooled lines (to commit)."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # call rows, by id
+    # (state, when, id) of calls whose rows are not here (ended, or written elsewhere)
+    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    logs: list[tuple[Any, ...]] = field(default_factory=list)
+    stored: list[Stored] = field(default_factory=list)  # the events and lines, to publish
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.updates or self.events or self.logs)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.updates.clear()
+        self.events.clear()
+        self.logs.clear()
+        self.stored = []  # handed to the publisher as it was: a new list, not cleared
+
+
 class RecordStore:
     """Buffers spooled records and commits them; one per process that writes records."""
 
@@ -115,11 +139,7 @@ class RecordStore:
         self.sql = _sql(self.dialect)
         self._conn: Any = None
         self._lock = threading.Lock()
-        self._rows: dict[str, dict[str, Any]] = {}  # call rows to write at the next flush
-        self._updates: list[tuple[Any, ...]] = []  # (state, when, id) of calls with no row here
-        self._events: list[tuple[Any, ...]] = []
-        self._logs: list[tuple[Any, ...]] = []
-        self._stored: list[Stored] = []  # the buffered events and log lines, to publish
+        self._pending = Pending()  # absorbed, to commit at the next flush
 
     def absorb(self, *lines: bytes) -> None:
         """Buffer spooled record lines, for :meth:`flush` to commit (the writer's side).
@@ -135,13 +155,13 @@ class RecordStore:
         for values in record.get("r", ()):
             row: dict[str, Any] = dict.fromkeys(CALL_COLUMNS)  # lines spooled before a
             row.update(zip(CALL_COLUMNS, values, strict=False))  # column was added lack it
-            old = self._rows.get(row["id"])
+            old = self._pending.rows.get(row["id"])
             if old is None or old["state"] not in ENDED or row["state"] != "running":
-                self._rows[row["id"]] = row
-        self._updates += [tuple(u) for u in record.get("u", ())]
-        self._events += [tuple(e) for e in record.get("e", ())]
-        self._logs += [tuple(entry) for entry in record.get("l", ())]
-        self._stored += [
+                self._pending.rows[row["id"]] = row
+        self._pending.updates += [tuple(u) for u in record.get("u", ())]
+        self._pending.events += [tuple(e) for e in record.get("e", ())]
+        self._pending.logs += [tuple(entry) for entry in record.get("l", ())]
+        self._pending.stored += [
             Stored(i, c, sk, f, n, datetime.fromisoformat(w), d)
             for i, c, sk, f, n, w, d in record.get("s", ())
         ]
@@ -149,7 +169,7 @@ class RecordStore:
     def discard(self) -> None:
         """Drop what :meth:`absorb` buffered (the writer reads it again later)."""
         with self._lock:
-            self._clear()
+            self._pending.clear()
 
     def flush(self, patience: float = FLUSH_PATIENCE) -> None:
         """Commit what is buffered, then publish its events.
@@ -159,7 +179,7 @@ class RecordStore:
         buffer is dropped, since keeping it would fail every later batch as well).
         """
         with self._lock:
-            if not (self._rows or self._updates or self._events or self._logs):
+            if not self._pending:
                 return
             try:
                 self.attempt(lambda cursor: cursor.execute(self._statement(cursor)), patience)
@@ -167,10 +187,10 @@ class RecordStore:
                 raise
             except Exception:
                 log.exception("call records refused by the database; dropped")
-                self._clear()
+                self._pending.clear()
                 raise
-            stored = self._stored
-            self._clear()
+            stored = self._pending.stored
+            self._pending.clear()
         self.published(stored)
 
     def close(self) -> None:
@@ -185,18 +205,12 @@ class RecordStore:
             except Exception as exc:  # live viewers only
                 log.warning("live events not published: %s", exc)
 
-    def _clear(self) -> None:
-        self._rows.clear()
-        self._updates.clear()
-        self._events.clear()
-        self._logs.clear()
-        self._stored = []
-
     def _statement(self, cursor: Any) -> Any:
         """PostgreSQL: the buffered records as one simple query (one implicit transaction,
         one round trip). SQLite: a function writing them in one transaction."""
+        pending = self._pending
         rows = [
-            times_of(self.dialect, tuple(r[c] for c in CALL_COLUMNS)) for r in self._rows.values()
+            times_of(self.dialect, tuple(r[c] for c in CALL_COLUMNS)) for r in pending.rows.values()
         ]
         if self.dialect == "postgresql":
             # One multi-row statement per table: the server's cost per row falls to about a
@@ -207,15 +221,15 @@ class RecordStore:
                 parts.append(sql["upsert_head"].encode() + b",".join(
                     cursor.mogrify(sql["call_values"], row) for row in rows
                 ) + sql["upsert_tail"].encode())  # fmt: skip
-            parts += [cursor.mogrify(sql["state"], update) for update in self._updates]
-            for table, values in (("event", self._events), ("log", self._logs)):
+            parts += [cursor.mogrify(sql["state"], update) for update in pending.updates]
+            for table, values in (("event", pending.events), ("log", pending.logs)):
                 if values:
                     parts.append(sql[f"{table}_head"].encode() + b",".join(
                         cursor.mogrify(sql[f"{table}_values"], value) for value in values
                     ) + b" ON CONFLICT DO NOTHING")  # fmt: skip
             return b";".join(parts)
-        batches = (("upsert", rows), ("state", list(self._updates)),
-                   ("event", list(self._events)), ("log", list(self._logs)))  # fmt: skip
+        batches = (("upsert", rows), ("state", list(pending.updates)),
+                   ("event", list(pending.events)), ("log", list(pending.logs)))  # fmt: skip
         return SQLiteBatch(self.sql, batches)
 
     def attempt(self, work: Any, patience: float) -> None:
@@ -244,8 +258,8 @@ class RecordStore:
                 delay = min(delay * 2, 2.0)
 
     def _unlink(self) -> None:
-        for key, row in list(self._rows.items()):
-            self._rows[key] = {**row, "socket_id": None, "task_id": None}
+        for key, row in list(self._pending.rows.items()):
+            self._pending.rows[key] = {**row, "socket_id": None, "task_id": None}
 
     @staticmethod
     def _is_missing_reference(exc: Exception) -> bool:

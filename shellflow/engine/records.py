@@ -79,6 +79,7 @@ from typing import Any
 from shellflow.engine.events import Stored
 from shellflow.engine.record_store import (
     FLUSH_PATIENCE,
+    Pending,
     RecordStore,
     RecordsUnavailable,
     call_row,
@@ -186,11 +187,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._calls: dict[str, dict[str, Any]] = {}  # rows of the calls running here
         self._deliveries: dict[str, Delivery] = {}
-        self._rows: dict[str, dict[str, Any]] = {}  # call rows to write at the next flush
-        self._updates: list[tuple[str, str, Any]] = []  # (state, when, id) of ended calls
-        self._events: list[tuple[Any, ...]] = []
-        self._logs: list[tuple[Any, ...]] = []
-        self._stored: list[Stored] = []  # the buffered events and log lines, to publish
+        self._pending = Pending()  # records to spool at the next flush
         self._known: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._since: float | None = None  # when the oldest unwritten record was buffered
         self._last = datetime.min.replace(tzinfo=UTC)
@@ -237,7 +234,7 @@ class Recorder:
             self._lifecycle(start.call_id, PRERUN, now)
             self._deliveries[start.call_id] = delivery
             if delivery.state != "finished":
-                self._rows[start.call_id] = row
+                self._pending.rows[start.call_id] = row
             self._buffered()
             return delivery
 
@@ -264,12 +261,12 @@ class Recorder:
             if row is not None:
                 if state:
                     row.update(state=state, lastupdated=now)
-                    self._rows[call_id] = row
+                    self._pending.rows[call_id] = row
                 self._event(call_id, name, note, now)
                 self._buffered()
                 return
             if state:
-                self._updates.append((state, self._time(now), call_id))
+                self._pending.updates.append((state, self._time(now), call_id))
             self._event(call_id, name, note, now)
             self._flush_or_reject()
 
@@ -280,7 +277,7 @@ class Recorder:
         with self._lock:
             now = self._now()
             self._known[start.call_id] = (start.name, start.flow)
-            self._rows[start.call_id] = {
+            self._pending.rows[start.call_id] = {
                 "id": start.call_id, "created": now, "lastupdated": now, "name": start.name,
                 "owner": start.owner, "state": "failed", "socket_id": start.socket_id,
                 "task_id": start.task_id, "parent": start.parent, "tracking": start.flow,
@@ -309,13 +306,13 @@ class Recorder:
         self, call_id: str, name: str, note: str, when: datetime, data: Any = None
     ) -> tuple[Any, ...]:
         row = (_new_id(), self._time(when), name, note, call_id)
-        self._events.append(row)
-        self._stored.append(self._stored_of(row[0], call_id, name, when, data))
+        self._pending.events.append(row)
+        self._pending.stored.append(self._stored_of(row[0], call_id, name, when, data))
         return row
 
     def _lifecycle(self, call_id: str, name: str, when: datetime, data: Any = None) -> None:
         """A lifecycle event: its row is the call's own, so it is only published."""
-        self._stored.append(
+        self._pending.stored.append(
             self._stored_of(lifecycle.event_id(call_id, name), call_id, name, when, data)
         )
 
@@ -335,16 +332,17 @@ class Recorder:
             row = self._calls.pop(call_id, None)
             self._deliveries.pop(call_id, None)
             if row is None:  # not started in this process: only its state can be set
-                self._updates.append((values["state"], self._time(now), call_id))
+                self._pending.updates.append((values["state"], self._time(now), call_id))
                 self._event(call_id, event, note, now, data)  # the row cannot tell it
             else:
                 row.update(values, finished=now, lastupdated=now)
-                self._rows[call_id] = row
+                self._pending.rows[call_id] = row
                 self._lifecycle(call_id, event, now, data)
             for line in output:
                 log_id = _new_id()
-                self._logs.append((log_id, self._time(now), call_id, "call", line, "stdout", False))
-                self._stored.append(self._stored_of(log_id, call_id, "log", now, line))
+                entry = (log_id, self._time(now), call_id, "call", line, "stdout", False)
+                self._pending.logs.append(entry)
+                self._pending.stored.append(self._stored_of(log_id, call_id, "log", now, line))
             self._flush_or_reject()
 
     def _buffered(self) -> None:
@@ -386,7 +384,7 @@ class Recorder:
     # -- writing ---------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        if self._rows or self._updates or self._events or self._logs:
+        if self._pending:
             self._to_spool()
         self._since = None
 
@@ -396,20 +394,17 @@ class Recorder:
         Safe once appended: the worker's writer commits it (and publishes its events), now
         or, after a crash, when a worker starts again.
         """
+        pending = self._pending
         record = {
-            "r": [call_row(self.dialect, r) for r in self._rows.values()],
-            "u": self._updates, "e": self._events, "l": self._logs,
-            "s": [tuple(event) for event in self._stored],
+            "r": [call_row(self.dialect, r) for r in pending.rows.values()],
+            "u": pending.updates, "e": pending.events, "l": pending.logs,
+            "s": [tuple(event) for event in pending.stored],
         }  # fmt: skip
         self.spool.append(_spool_json(record).encode() + b"\n")
         self._clear()
 
     def _clear(self) -> None:
-        self._rows.clear()
-        self._updates.clear()
-        self._events.clear()
-        self._logs.clear()
-        self._stored = []
+        self._pending.clear()
         self._since = None
 
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:
