@@ -157,7 +157,7 @@ def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list
     now = datetime.now(UTC)
     with session_scope(settings.db) as session:
         rows = session.execute(select(Call.id, Call.state).where(Call.id.in_(call_ids)))
-        known = dict(rows.tuples().all())
+        known: dict[str, str] = {call_id: state for call_id, state in rows}
         fresh = [c for c in call_ids if c not in known]
         pending = [c for c in call_ids if known.get(c) == "pending"]
         if pending:  # only those still pending: a worker may have taken one meanwhile
