@@ -98,6 +98,18 @@ class Deployment:
                 return rows
             time.sleep(0.1)
 
+    def wait_rows(
+        self, sql: str, params: tuple[Any, ...], count: int, timeout: float = 30
+    ) -> list[tuple[Any, ...]]:
+        """Poll a query until it returns ``count`` rows: a call's record is committed a few
+        milliseconds after its result reaches the caller (docs/engine.md)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.query(sql, params)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
 
 @contextmanager
 def deploy(kind: str, flow: FlowRunner) -> Iterator[Deployment]:

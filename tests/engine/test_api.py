@@ -204,7 +204,7 @@ def test_plumbum_pipeline_of_socket_commands_is_one_flow(
     assert out == "Do this: TEXT:hi\n"
     mixed = (local["echo"]["mixed"] | s[n["do_something"]] | local["tr"]["a-z", "A-Z"])()
     assert mixed == "TEXT:MIXED\n"
-    rows = d.query("SELECT id, name, tracking, parent FROM call ORDER BY started")
+    rows = d.wait_rows("SELECT id, name, tracking, parent FROM call ORDER BY started", (), 3)
     (first, name_a, flow_a, parent_a), (_, name_b, flow_b, parent_b), (_, _, flow_c, _) = rows
     assert (name_a, name_b) == (n["do_something"], n["do_this"])
     assert flow_a == flow_b != flow_c

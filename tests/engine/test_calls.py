@@ -51,8 +51,8 @@ def test_a_raising_function_fails_the_call(deployment: Deployment, network: dict
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing 1 required positional argument" in lines[0], result.stderr
-    rows = d.query(
-        "SELECT state, error, traceback, id FROM call WHERE name = ?", (network["add_two"],)
+    rows = d.wait_rows(
+        "SELECT state, error, traceback, id FROM call WHERE name = ?", (network["add_two"],), 1
     )
     assert len(rows) == 1
     state, error, traceback, call_id = rows[0]

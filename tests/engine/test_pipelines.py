@@ -24,11 +24,10 @@ def _bash(d: Deployment, script: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _calls(d: Deployment) -> list[tuple[str, str, str | None, str]]:
-    return [
-        (str(r[0]), str(r[1]), r[2], str(r[3]))
-        for r in d.query("SELECT id, tracking, parent, name FROM call ORDER BY started")
-    ]
+def _calls(d: Deployment, count: int = 0) -> list[tuple[str, str, str | None, str]]:
+    """The calls recorded so far, once there are ``count`` of them (or after 30 s)."""
+    sql = "SELECT id, tracking, parent, name FROM call ORDER BY started"
+    return [(str(r[0]), str(r[1]), r[2], str(r[3])) for r in d.wait_rows(sql, (), count)]
 
 
 def test_pipe_chain_is_one_flow_with_parents(live: tuple[Deployment, dict[str, str]]) -> None:
@@ -40,7 +39,7 @@ def test_pipe_chain_is_one_flow_with_parents(live: tuple[Deployment, dict[str, s
     done = _bash(d, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Do this: TEXT:HI THERE! add some text\n"
-    (first, flow_a, parent_a, name_a), (second, flow_b, parent_b, name_b) = _calls(d)
+    (first, flow_a, parent_a, name_a), (second, flow_b, parent_b, name_b) = _calls(d, 2)
     assert (name_a, name_b) == (n["do_something"], n["do_this"])
     assert flow_a == flow_b
     assert parent_a is None and parent_b == first
@@ -66,10 +65,10 @@ def test_separate_pipelines_are_separate_flows(live: tuple[Deployment, dict[str,
     d, n = live
     one = f"echo a | $FLOW task run -s {n['do_something']} | $FLOW task run -s {n['do_this']}"
     assert _bash(d, f"{one}; {one}").returncode == 0
-    calls = _calls(d)
+    calls = _calls(d, 4)
     assert len(calls) == 4
     assert calls[0][1] == calls[1][1] != calls[2][1] == calls[3][1]
     # An explicit flow wins over the pipes, for every command given it.
     shared = f"echo a | $FLOW task run -s {n['do_something']} --flow joined"
     assert _bash(d, f"{shared}; {shared}").returncode == 0
-    assert [c[1] for c in _calls(d)[4:]] == ["joined", "joined"]
+    assert [c[1] for c in _calls(d, 6)[4:]] == ["joined", "joined"]

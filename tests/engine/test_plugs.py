@@ -77,8 +77,8 @@ def test_error_plugs_fire_on_failure_only(deployment: Deployment, network: dict[
     failed = d.run("task", "run", "-s", invert, "--data", "0", "--timeout", "60")
     assert failed.code == 1 and "ZeroDivisionError" in failed.stderr
     (failed_id,) = [
-        row[0] for row in d.query("SELECT id FROM call WHERE name = ? AND state = 'failed'",
-                                  (invert,))
+        row[0] for row in d.wait_rows("SELECT id FROM call WHERE name = ? AND state = 'failed'",
+                                      (invert,), 1)
     ]  # fmt: skip
     # One call of the ERROR plug's target, fed by the failed call only (a worker takes the
     # calls of one queue in order, so a wrong one from the first call would be here too).

@@ -49,5 +49,6 @@ def test_pickled_message_is_rejected(
         == "Do this: after\n"
     )
     assert not marker.exists()
-    assert d.query("SELECT count(*) FROM call WHERE name = ?", (network["do_this"],)) == [(1,)]
+    recorded = d.wait_rows("SELECT id FROM call WHERE name = ?", (network["do_this"],), 1)
+    assert len(recorded) == 1
     assert "pickle" in d.worker_log().lower()
