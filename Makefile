@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy shellflow
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test: lint typecheck unit
 
