@@ -401,11 +401,7 @@ class Recorder:
             "s": [tuple(event) for event in pending.stored],
         }  # fmt: skip
         self.spool.append(_spool_json(record).encode() + b"\n")
-        self._clear()
-
-    def _clear(self) -> None:
-        self._pending.clear()
-        self._since = None
+        pending.clear()
 
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:
         """Make sure the row exists, read what it knew, and add a ``redelivered`` event."""
