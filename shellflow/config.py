@@ -10,10 +10,11 @@ Kept light (no configparser until an ini file is read): every ``flow`` invocatio
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from shellflow.redact import mask_url
 
 SECTION = "shellflow"
 # Settings a user may set; ``home`` moves every default location at once.
@@ -28,31 +29,6 @@ DESCRIPTIONS = {
     "backend": "Task result backend URL",
     "pubsub": "Live channel (pub/sub) URL",
 }
-
-# The user-info part of a URL: the password runs from the first ':' after the user name to
-# the last '@' (greedy), so a password holding '/', ':' or '@' is hidden whole. Hiding too
-# much of a malformed URL is harmless; showing part of a password is not.
-_PASSWORD_IN_URL = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#]*:)(?P<secret>.*)(?P<tail>@)")
-# The same inside free text (a driver's error message): a URL ends at whitespace.
-_PASSWORD_IN_TEXT = re.compile(
-    r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#\s]*:)(?P<secret>\S*)(?P<tail>@)"
-)
-# libpq and several brokers also accept the password as a parameter (``?password=``).
-_PASSWORD_IN_QUERY = re.compile(
-    r"(?P<head>(?:^|[?&\s])(?:password|passwd|pwd)=)(?P<secret>[^&#\s]*)", re.IGNORECASE
-)
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL (``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``)."""
-    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url, count=1)
-    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
-
-
-def mask_text(text: str) -> str:
-    """Hide the password of every URL inside a message."""
-    masked = _PASSWORD_IN_TEXT.sub(lambda m: f"{m['head']}***{m['tail']}", text)
-    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
 
 
 def _xdg(var: str, fallback: str) -> Path:

@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Iterable
 from enum import IntEnum
 
+from shellflow.redact import mask_url
+
 
 class ExitCode(IntEnum):
     """Exit codes of every ``flow`` command (documented in the README and man page)."""
@@ -76,8 +78,6 @@ class ServiceUnavailable(ShellflowError):
     exit_code = ExitCode.UNAVAILABLE
 
     def __init__(self, service: str, url: str, reason: str = "") -> None:
-        from shellflow.config import mask_url
-
         message = f"{service} unavailable at {mask_url(url)}"
         if reason:
             message += f": {reason}"

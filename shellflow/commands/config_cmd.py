@@ -8,7 +8,8 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, print_rows, stdin_is_tty
-from shellflow.config import DESCRIPTIONS, KEYS, defaults, mask_url, write_ini
+from shellflow.config import DESCRIPTIONS, KEYS, defaults, write_ini
+from shellflow.redact import mask_url
 
 
 def _ask(key: str, current: str) -> str:

@@ -8,8 +8,8 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, stdin_is_tty
-from shellflow.config import mask_url
 from shellflow.errors import ExitCode, UsageError
+from shellflow.redact import mask_url
 
 
 def _confirm_destruction(app: AppContext, yes: bool, action: str) -> None:

@@ -43,12 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shellflow.config import ENV, Settings, mask_url
+from shellflow.config import ENV, Settings
 from shellflow.engine import fleet
 from shellflow.engine.daemon import PidFile, pidfile_path
 from shellflow.engine.deploy import Deployed, Source, deploy, worker_env
 from shellflow.engine.fleet import Placed
 from shellflow.engine.pids import pid_alive
+from shellflow.redact import mask_url
 
 log = logging.getLogger("shellflow.agent")
 

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from shellflow.config import mask_text, mask_url
 from shellflow.errors import Conflict, ServiceUnavailable, UsageError
 from shellflow.model.urls import require_supported, sqlalchemy_url, sqlite_path
+from shellflow.redact import mask_text, mask_url
 
 _engines: dict[str, Engine] = {}
 NOT_INITIALISED = "not initialised; run 'flow db init'"

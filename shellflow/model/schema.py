@@ -21,10 +21,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, select, text
 
-from shellflow.config import mask_url
 from shellflow.errors import Conflict
 from shellflow.model.db import get_engine, translated
 from shellflow.model.tables import Base
+from shellflow.redact import mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"

@@ -19,8 +19,8 @@ def require_supported(url: str) -> str:
     """The URL's dialect; a usage error (exit 2) for anything shellflow cannot store in."""
     dialect = dialect_of(url)
     if dialect not in SUPPORTED:
-        from shellflow.config import mask_url
         from shellflow.errors import UsageError
+        from shellflow.redact import mask_url
 
         raise UsageError(
             f"unsupported database URL {mask_url(url)!r}: use sqlite:///PATH or "

@@ -21,8 +21,9 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from shellflow.config import Settings, mask_text
+from shellflow.config import Settings
 from shellflow.model.listing import Reader, reader
+from shellflow.redact import mask_text
 from shellflow.tui.data.actions import Action
 from shellflow.tui.data.calls import now
 from shellflow.tui.data.network import Summary, summary

@@ -19,8 +19,6 @@ from shellflow.config import (
     default_home,
     default_ini_path,
     load_settings,
-    mask_text,
-    mask_url,
     read_ini,
     write_ini,
 )
@@ -196,36 +194,6 @@ def test_write_ini_failure_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CallFailed) as caught:
         write_ini(blocker / "shellflow.ini", {"db": "sqlite:///x"})
     assert "\n" not in caught.value.message
-
-
-@pytest.mark.parametrize(
-    ("url", "masked"),
-    [
-        ("postgresql://u:secret@h/db", "postgresql://u:***@h/db"),
-        ("postgresql+psycopg2://u:secret@h:5432/db", "postgresql+psycopg2://u:***@h:5432/db"),
-        ("redis://:secret@localhost:6379/0", "redis://:***@localhost:6379/0"),
-        ("amqp://u:se/cr:et@h//vhost", "amqp://u:***@h//vhost"),
-        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
-        (
-            "postgresql://h/db?user=u&password=secret&x=1",
-            "postgresql://h/db?user=u&password=***&x=1",
-        ),
-        ("postgresql://u@h/db", "postgresql://u@h/db"),
-        ("sqlite:////tmp/a:b@c.db", "sqlite:////tmp/a:b@c.db"),
-        ("redis+socket:///home/me/broker.sock", "redis+socket:///home/me/broker.sock"),
-    ],
-)
-def test_mask_url(url: str, masked: str) -> None:
-    assert mask_url(url) == masked
-    assert "secret" not in mask_url(url)
-
-
-def test_mask_text_masks_urls_inside_a_message() -> None:
-    text = "cannot reach postgresql://u:secret@h/db (also redis://:pw2@r:1): refused"
-    assert (
-        mask_text(text) == "cannot reach postgresql://u:***@h/db (also redis://:***@r:1): refused"
-    )
-    assert "secret" not in mask_text("dsn host=h password=secret user=u")
 
 
 def test_rows_mask_passwords_and_name_sources(tmp_path: Path) -> None:

@@ -1,0 +1,34 @@
+"""Hide the passwords in URLs and messages before they are shown or logged.
+
+The lowest module of shellflow: settings mask the URLs they list, and errors mask the URL of a
+service they could not reach, so both import this and it imports nothing of shellflow.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The user-info part of a URL: the password runs from the first ':' after the user name to
+# the last '@' (greedy), so a password holding '/', ':' or '@' is hidden whole. Hiding too
+# much of a malformed URL is harmless; showing part of a password is not.
+_PASSWORD_IN_URL = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#]*:)(?P<secret>.*)(?P<tail>@)")
+# The same inside free text (a driver's error message): a URL ends at whitespace.
+_PASSWORD_IN_TEXT = re.compile(
+    r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#\s]*:)(?P<secret>\S*)(?P<tail>@)"
+)
+# libpq and several brokers also accept the password as a parameter (``?password=``).
+_PASSWORD_IN_QUERY = re.compile(
+    r"(?P<head>(?:^|[?&\s])(?:password|passwd|pwd)=)(?P<secret>[^&#\s]*)", re.IGNORECASE
+)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``)."""
+    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url, count=1)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
+
+
+def mask_text(text: str) -> str:
+    """Hide the password of every URL inside a message."""
+    masked = _PASSWORD_IN_TEXT.sub(lambda m: f"{m['head']}***{m['tail']}", text)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
