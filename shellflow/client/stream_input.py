@@ -1,0 +1,138 @@
+"""A stream's input side: records read from a byte stream, their values, and the sender.
+
+The :class:`Sender` thread reads the records and sends one call per record while the window
+has room: at most ``jobs`` calls unfinished and, in ordered output, a bounded number of
+finished results held behind a slow one. Each sent :class:`Call` (or the end of input, or
+an error) is handed to the collecting thread (:mod:`shellflow.client.stream`) as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from shellflow.client.stream_options import PROGRESS_EVERY
+from shellflow.client.values import parse_value
+from shellflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from shellflow.client.stream import Stream
+
+CHUNK = 1 << 16
+HELD_PER_JOB = 64  # results kept waiting for an earlier one (ordered), per job
+HELD_AT_LEAST = 4096
+
+EOF = object()  # the sender's last hand-over: no more calls
+SKIP = object()  # a record without a value (a blank line of NDJSON)
+
+
+class BadRecord(UsageError):
+    """An input record that cannot be a call's input (``--json`` and not JSON)."""
+
+
+def read_records(source: IO[bytes], nul: bool) -> Iterator[bytes]:
+    """Records of a byte stream: lines without their newline, or NUL-terminated records."""
+    if not nul:
+        for line in source:
+            yield line[:-1] if line.endswith(b"\n") else line
+        return
+    read = getattr(source, "read1", source.read)  # what is there: a pipe may be slow
+    rest = b""
+    while chunk := read(CHUNK):
+        parts = (rest + chunk).split(b"\0")
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest
+
+
+def record_value(record: bytes, number: int, json_lines: bool) -> Any:
+    """A record's value (the sender's thread); SKIP or a BadRecord when it has none."""
+    text = record.decode("utf-8", errors="replace")
+    if not json_lines:
+        return parse_value(text)
+    if not text.strip():
+        return SKIP
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return BadRecord(f"record {number}: not JSON: {message}")
+
+
+@dataclass
+class Call:
+    number: int  # 1-based input record number
+    call_id: str
+    handle: Any
+    sent: float
+    state: str = "pending"  # pending | ok | failed | timedout
+    value: Any = None
+
+
+class Sender(threading.Thread):
+    """Reads the records and sends their calls while the window has room.
+
+    Sending on a thread of its own lets a publish's wait for the broker overlap with the
+    main thread's work on results (both mostly wait on sockets, outside the GIL). Each sent
+    call (or the end of input, or an error) is handed to the main thread through ``sent``.
+    """
+
+    def __init__(self, stream: Stream, source: IO[bytes], jobs: int) -> None:
+        super().__init__(name="shellflow-stream-sender", daemon=True)
+        self.stream = stream
+        self.source = source
+        self.room = threading.Semaphore(jobs)  # released as calls finish
+        self.held = max(jobs * HELD_PER_JOB, HELD_AT_LEAST) if stream.options.ordered else 1 << 62
+        self.lock = threading.Lock()  # held while a call is being sent
+        self.stopped = False  # set under ``lock``: no call is sent after it
+        self.sent: queue.Queue[Any] = queue.Queue()
+
+    def run(self) -> None:
+        from shellflow.engine.client import send
+
+        options = self.stream.options
+        burst = self.stream.burst
+        number = 0
+        try:
+            for record in read_records(self.source, options.nul):
+                value = record_value(record, number + 1, options.json_lines)
+                if value is SKIP:
+                    continue
+                if isinstance(value, BadRecord):
+                    self.sent.put(value)
+                    break
+                number += 1
+                while not self.room.acquire(timeout=PROGRESS_EVERY):
+                    if self.stopped:
+                        return
+                # Ordered output holds finished results behind a slow call: bound them.
+                while number - self.stream.next_out >= self.held:
+                    if self.stopped:
+                        return
+                    time.sleep(0.01)
+                with self.lock:
+                    if self.stopped:
+                        return
+                    if burst is not None:
+                        call_id = burst.send([value], options.kwargs, flow=options.flow,
+                                             parent=options.parent)  # fmt: skip
+                        call = Call(number, call_id, None, time.monotonic())
+                    else:
+                        sent = send(self.stream.settings, options.socket, [value],
+                                    options.kwargs, flow=options.flow,
+                                    parent=options.parent)  # fmt: skip
+                        call = Call(number, sent.call_id, sent.handle, time.monotonic())
+                self.sent.put(call)
+        except Exception as exc:  # a broker down, unreadable input: the main thread raises it
+            self.sent.put(exc)
+        self.sent.put(EOF)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
