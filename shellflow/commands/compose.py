@@ -48,7 +48,7 @@ def _read(file: str) -> Spec:
 
 
 def _authorizer(app: AppContext) -> Callable[[str, str, str], None]:
-    from shellflow.commands.objects import right_for
+    from shellflow.commands.kinds import right_for
 
     def authorize(action: str, kind: str, name: str) -> None:
         app.authorize(right_for(_VERBS[action], kind), name)
@@ -141,7 +141,7 @@ def diff(app: AppContext, file: str, prune: bool, exit_code: bool) -> None:
     - removed. Exits 0 whether or not there are changes; with --exit-code, 1 when there
     are (like git diff --exit-code).
     """
-    from shellflow.commands.objects import right_for
+    from shellflow.commands.kinds import right_for
     from shellflow.model.compose import KINDS, plan, summary
 
     spec = _read(file)
@@ -167,7 +167,7 @@ def export(app: AppContext, output: str | None) -> None:
     'up' of the result on an empty database makes the same network. Passwords are not
     exported.
     """
-    from shellflow.commands.objects import right_for
+    from shellflow.commands.kinds import right_for
     from shellflow.model.compose import KINDS
     from shellflow.model.compose import export as export_network
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from shellflow.commands.context import AppContext, pass_app
-from shellflow.commands.objects import right_for
+from shellflow.commands.kinds import right_for
 
 if TYPE_CHECKING:
     from shellflow.commands.kinds import Opt

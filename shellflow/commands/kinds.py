@@ -1,4 +1,5 @@
-"""The options of each kind of object, shared by ``flow add`` and ``flow update``.
+"""The options of each kind of object, shared by ``flow add`` and ``flow update``, and the
+right each verb needs on a kind.
 
 Short options follow the spec (chapter 10) so its examples work as written; for example
 ``flow add processor -n proc1 -g REPO -m pyfi.processors.sample -h localhost -c 5``.
@@ -358,3 +359,14 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
 }
 
 PLURALS = {kind: kind + "s" for kind in KIND_OPTIONS}
+
+# The right a verb needs on a kind when the rights table names no specific one.
+_GENERIC = {"ADD": "CREATE", "LS": "READ", "UPDATE": "UPDATE", "DELETE": "DELETE"}
+
+
+def right_for(verb: str, kind: str) -> str:
+    """The specific right of a verb on a kind (``ADD_QUEUE``), or the generic one (``CREATE``)."""
+    candidates = [f"{verb}_{kind.upper()}"]
+    if verb == "LS":
+        candidates = [f"LS_{PLURALS[kind].upper()}", f"READ_{kind.upper()}"]
+    return next((c for c in candidates if c in RIGHTS), _GENERIC[verb])

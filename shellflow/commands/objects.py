@@ -16,19 +16,6 @@ from typing import Any
 
 import click
 
-_GENERIC = {"ADD": "CREATE", "LS": "READ", "UPDATE": "UPDATE", "DELETE": "DELETE"}
-
-
-def right_for(verb: str, kind: str) -> str:
-    """The specific right of a verb on a kind (``ADD_QUEUE``), or the generic one (``CREATE``)."""
-    from shellflow.commands.kinds import PLURALS
-    from shellflow.model.rights import RIGHTS
-
-    candidates = [f"{verb}_{kind.upper()}"]
-    if verb == "LS":
-        candidates = [f"LS_{PLURALS[kind].upper()}", f"READ_{kind.upper()}"]
-    return next((c for c in candidates if c in RIGHTS), _GENERIC[verb])
-
 
 def _build(maker: str, *args: Any) -> click.Command:
     from shellflow.commands import kindcmds
