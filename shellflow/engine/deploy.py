@@ -237,12 +237,20 @@ def shared_paths() -> list[str]:
     if site.ENABLE_USER_SITE:  # ``pip install --user`` puts shellflow there
         candidates.insert(0, site.getusersitepackages())
     paths = [p for p in dict.fromkeys(candidates) if os.path.isdir(p)]
-    import shellflow
-
-    root = str(Path(shellflow.__file__).resolve().parent.parent)
+    root = _source_root()
     if root not in paths:
         paths.append(root)
     return paths
+
+
+def _source_root() -> str:
+    """The folder holding the shellflow package. Its location is all that is needed, so it is
+    looked up rather than imported: the package's root is the public API, a layer above the
+    engine (see the import-linter contracts in pyproject.toml)."""
+    spec = importlib.util.find_spec("shellflow")
+    if spec is None or spec.origin is None:  # cannot happen while this module runs from it
+        raise RuntimeError("cannot locate the shellflow package")
+    return str(Path(spec.origin).resolve().parent.parent)
 
 
 def venv_python(venv: Path) -> Path:
