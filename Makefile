@@ -23,9 +23,12 @@ demo: $(STAMP)
 	@$(BIN)/python -m compileall -q shellflow
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
+# lint-imports checks the import contracts of pyproject.toml (the layers of DESIGN.md);
+# --no-cache: the whole graph takes under a second, and no cache folder is left behind.
 lint: $(STAMP)
 	$(BIN)/ruff check shellflow tests bench tools
 	$(BIN)/ruff format --check shellflow tests bench tools
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shellflow
