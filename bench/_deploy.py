@@ -45,13 +45,14 @@ import os
 from celery import Celery
 
 from shellflow.config import load_settings
-from shellflow.engine.app import _transport_url, celery_conf
+from shellflow.engine.app import celery_conf
+from shellflow.urls import transport_url
 
 settings = load_settings()
 app = Celery(
     "sfbench_raw",
-    broker=_transport_url(settings.broker),
-    backend=_transport_url(settings.backend),
+    broker=transport_url(settings.broker),
+    backend=transport_url(settings.backend),
 )
 app.conf.update(celery_conf(settings))
 QUEUE = os.environ["SFBENCH_QUEUE"]

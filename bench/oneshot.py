@@ -51,15 +51,15 @@ def timed(script: str, env: dict[str, str]) -> float:
 
 def run(kind: str, runs: int) -> dict[str, list[float]]:
     from shellflow.config import load_settings
-    from shellflow.engine.app import _transport_url
+    from shellflow.urls import transport_url
 
     with deployment(kind, 1) as setup:
         Sides(setup).ready()
         settings = load_settings()
         raw = setup.home / "raw_oneshot.py"
         raw.write_text(RAW_ONESHOT)
-        env = {**setup.env, "SFBENCH_BROKER": _transport_url(settings.broker),
-               "SFBENCH_BACKEND": _transport_url(settings.backend)}  # fmt: skip
+        env = {**setup.env, "SFBENCH_BROKER": transport_url(settings.broker),
+               "SFBENCH_BACKEND": transport_url(settings.backend)}  # fmt: skip
         flow = Path(sys.executable).with_name("flow")
         scripts = {
             "sf": f"echo x | {flow} task run -s {setup.socket}",

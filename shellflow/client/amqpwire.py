@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shellflow.urls import is_amqp, uses_tls
+
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
 FRAME_END = b"\xce"
 CONNECT_TIMEOUT = 4.0  # seconds, as kombu's default for py-amqp
@@ -52,7 +54,8 @@ class Declare:
 def handles(url: str) -> bool:
     """Whether this module can publish to ``url`` (plain AMQP without options)."""
     parts = urlsplit(url)
-    return parts.scheme in ("amqp", "pyamqp") and not parts.query and not parts.fragment
+    plain = is_amqp(url) and not uses_tls(url)
+    return plain and not parts.query and not parts.fragment
 
 
 def _endpoint(url: str) -> tuple[str, int, str, str, str]:

@@ -31,8 +31,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY, _transport_url
+from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY
 from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
+from shellflow.urls import Backend, backend_of, transport_url
 
 if TYPE_CHECKING:
     from shellflow.config import Settings
@@ -59,7 +60,7 @@ def call_once(
     """
     from shellflow.client import resultwire
 
-    backend = _transport_url(settings.backend)
+    backend = transport_url(settings.backend)
     if not resultwire.handles(backend):
         from shellflow.engine.client import send, wait
 
@@ -148,9 +149,8 @@ def _route(settings: Settings, socket: str) -> SocketRoute:
 
 
 def _ensure_embedded(settings: Settings) -> None:
-    if "+socket://" in settings.broker + settings.backend or "unix://" in (
-        settings.broker + settings.backend
-    ):
+    urls = (settings.broker, settings.backend)
+    if any(backend_of(url) is Backend.REDIS_SOCKET for url in urls):
         from shellflow.engine import embedded
 
         embedded.ensure_for_urls(settings.broker, settings.backend)
@@ -188,7 +188,7 @@ def publish(
     from shellflow.client import amqpwire
 
     headers, body = message(route, call_id, args, kwargs, flow, parent)
-    broker = _transport_url(settings.broker)
+    broker = transport_url(settings.broker)
     if not amqpwire.handles(broker):
         _publish_kombu(settings, route, call_id, headers, body)
         return
@@ -229,7 +229,7 @@ def _publish_kombu(
         exchange, routing_key = "", queue.name
     options = celery_conf(settings)["broker_transport_options"]
     try:
-        with Connection(_transport_url(settings.broker), transport_options=options) as conn:
+        with Connection(transport_url(settings.broker), transport_options=options) as conn:
             conn.Producer(serializer="json").publish(
                 body, exchange=exchange, routing_key=routing_key, declare=[queue],
                 headers=headers, delivery_mode=2, retry=True, retry_policy=PUBLISH_RETRY,

@@ -19,6 +19,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shellflow.urls import Backend, backend_of, socket_path, uses_tls
+
 CONNECT_TIMEOUT = 5.0
 KEY_PREFIX = "celery-task-meta-"  # Celery's RedisBackend keys and channels
 
@@ -29,9 +31,10 @@ class RedisError(Exception):
 
 def handles(url: str) -> bool:
     parts = urlsplit(url)
-    if parts.scheme in ("unix", "redis+socket"):
+    backend = backend_of(url)
+    if backend is Backend.REDIS_SOCKET:
         return set(parse_qs(parts.query)) <= {"db"}
-    return parts.scheme == "redis" and not parts.query
+    return backend is Backend.REDIS and not uses_tls(url) and not parts.query
 
 
 def _endpoint(url: str) -> tuple[Any, int, str | None, str | None, int]:
@@ -39,9 +42,10 @@ def _endpoint(url: str) -> tuple[Any, int, str | None, str | None, int]:
     parts = urlsplit(url)
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
-    if parts.scheme in ("unix", "redis+socket"):
+    unix = socket_path(url)
+    if unix is not None:
         db = int(parse_qs(parts.query).get("db", ["0"])[0])
-        return parts.path, socket.AF_UNIX, user, password, db
+        return str(unix), socket.AF_UNIX, user, password, db
     path = parts.path.strip("/")
     return (
         (parts.hostname or "localhost", parts.port or 6379),

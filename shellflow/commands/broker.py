@@ -1,6 +1,8 @@
-"""``flow broker``: the embedded broker's life (only for ``redis+socket://`` URLs)."""
+"""``flow broker``: the embedded broker's life (only for unix-socket Redis URLs)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -9,10 +11,10 @@ from shellflow.commands.output import info
 from shellflow.errors import UsageError
 
 
-def _socket(app: AppContext) -> object:
-    from shellflow.engine.embedded import socket_path_of
+def _socket(app: AppContext) -> Path:
+    from shellflow.urls import socket_path
 
-    path = socket_path_of(app.settings.broker)
+    path = socket_path(app.settings.broker)
     if path is None:
         raise UsageError(f"the broker {app.settings.broker} is not the embedded one")
     return path
@@ -29,7 +31,7 @@ def broker_start(app: AppContext) -> None:
     """Start the embedded broker unless it runs already."""
     from shellflow.engine.embedded import ensure_running
 
-    path = ensure_running(_socket(app))  # type: ignore[arg-type]
+    path = ensure_running(_socket(app))
     info(f"Embedded broker running on {path}")
 
 
@@ -39,7 +41,7 @@ def broker_stop(app: AppContext) -> None:
     """Stop the embedded broker (queued calls are kept on disk)."""
     from shellflow.engine.embedded import stop
 
-    stopped = stop(_socket(app))  # type: ignore[arg-type]
+    stopped = stop(_socket(app))
     info("Embedded broker stopped" if stopped else "Embedded broker was not running")
 
 
@@ -51,6 +53,6 @@ def broker_status(app: AppContext) -> None:
     from shellflow.errors import ServiceUnavailable
 
     path = _socket(app)
-    if not answers(path):  # type: ignore[arg-type]
+    if not answers(path):
         raise ServiceUnavailable("embedded broker", app.settings.broker, "not running")
     info(f"Embedded broker running on {path}")

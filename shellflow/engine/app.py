@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
 from shellflow.engine import embedded
+from shellflow.urls import is_redis, transport_url
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -39,20 +40,13 @@ VISIBILITY_TIMEOUT = 3600  # seconds (Redis transports only)
 PUBLISH_RETRY = {"max_retries": 8, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
 
 
-def _transport_url(url: str) -> str:
-    """kombu and Celery name the unix-socket Redis scheme ``redis+socket``; accept ``unix://``."""
-    if url.startswith("unix://"):
-        return "redis+socket://" + url[len("unix://") :]
-    return url
-
-
 def make_app(settings: Settings, name: str = "shellflow") -> Celery:
     """A Celery app on the configured broker and backend (starting the embedded one if used)."""
     from celery import Celery
 
     embedded.ensure_for_urls(settings.broker, settings.backend)
     app = Celery(
-        name, broker=_transport_url(settings.broker), backend=_transport_url(settings.backend)
+        name, broker=transport_url(settings.broker), backend=transport_url(settings.backend)
     )
     app.conf.update(celery_conf(settings))
     return app
@@ -61,7 +55,7 @@ def make_app(settings: Settings, name: str = "shellflow") -> Celery:
 def celery_conf(settings: Settings) -> dict[str, Any]:
     """Celery settings for durability (the benchmark gives raw Celery the same ones)."""
     transport: dict[str, Any] = {"confirm_publish": True}  # py-amqp: wait for the broker's ack
-    if settings.broker.startswith(("redis", "unix")):
+    if is_redis(settings.broker):
         transport["visibility_timeout"] = VISIBILITY_TIMEOUT  # see the module's docstring
     conf: dict[str, Any] = {
         "task_serializer": "json",

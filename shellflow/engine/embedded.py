@@ -21,17 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shellflow.errors import ServiceUnavailable
+from shellflow.urls import socket_path
 
 SOCKET_NAME = "broker.sock"
 START_TIMEOUT = 10.0
-
-
-def socket_path_of(url: str) -> Path | None:
-    """The unix socket of a ``redis+socket://`` URL, None for any other URL."""
-    for scheme in ("redis+socket://", "socket://", "unix://"):
-        if url.startswith(scheme):
-            return Path(url[len(scheme) :].split("?", 1)[0])
-    return None
 
 
 def answers(path: Path) -> bool:
@@ -140,10 +133,13 @@ def stop(path: Path, timeout: float = 10.0) -> bool:
 
 
 def ensure_for_urls(*urls: str) -> None:
-    """Start the embedded server behind any ``redis+socket://`` URL among these."""
+    """Start the embedded server behind any unix-socket Redis URL among these.
+
+    ``redis+socket://``, ``unix://`` and ``socket://`` are one backend (``shellflow.urls``).
+    """
     seen: set[Path] = set()
     for url in urls:
-        path = socket_path_of(url)
+        path = socket_path(url)
         if path is not None and path not in seen:
             seen.add(path)
             ensure_running(path)

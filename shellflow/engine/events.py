@@ -49,6 +49,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from shellflow.urls import is_redis, socket_path
+
 GLOBAL = "global"
 CHANNELS = ("task", "log", "result", "error")
 log = logging.getLogger(__name__)
@@ -58,9 +60,7 @@ def redis_client(url: str) -> Any:
     """A redis-py client for ``redis://``, ``rediss://`` or a unix-socket URL."""
     import redis
 
-    from shellflow.engine.embedded import socket_path_of
-
-    path = socket_path_of(url)
+    path = socket_path(url)
     if path is not None:
         return redis.Redis(unix_socket_path=str(path), socket_timeout=5)
     return redis.Redis.from_url(url, socket_timeout=5)
@@ -68,7 +68,7 @@ def redis_client(url: str) -> Any:
 
 def carries_live_events(url: str) -> bool:
     """Only Redis carries live channels today."""
-    return url.startswith(("redis", "rediss", "unix", "socket"))
+    return is_redis(url)
 
 
 class Stored(NamedTuple):

@@ -26,10 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shellflow.model.routes import SocketRoute
-
-
-def is_redis(broker_url: str) -> bool:
-    return str(broker_url).startswith(("redis", "rediss", "unix", "socket"))
+from shellflow.urls import is_redis, transport_url
 
 
 def kombu_queue(route: SocketRoute, broker_url: str = "") -> Any:
@@ -61,7 +58,7 @@ def delete_broker_objects(
     """
     from kombu import Connection
 
-    with Connection(broker_url) as conn:
+    with Connection(transport_url(broker_url)) as conn:
         channel = conn.channel()
         for name in queues:
             channel.queue_delete(name)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from shellflow.engine.pids import pid_alive
+from shellflow.urls import is_redis
 
 HOLDERS = "shellflow.holders"
 PREFIX = "shellflow.held."
@@ -65,8 +66,7 @@ def _pid_alive(pid: int) -> bool:
     return b"worker" in cmdline
 
 
-def uses_redis(broker_url: str) -> bool:
-    return broker_url.startswith(("redis", "rediss", "unix", "socket"))
+uses_redis = is_redis  # the name shellflow.engine.worker imports
 
 
 class Holdings:
@@ -99,7 +99,7 @@ class Holdings:
 
 def restore_dead(app: Any) -> int:
     """Requeue the unacked messages of dead workers on this host; how many were restored."""
-    if not uses_redis(str(app.conf.broker_url or "")):
+    if not is_redis(str(app.conf.broker_url or "")):
         return 0
     host = pysocket.gethostname()
     restored = 0

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shellflow.urls import Backend, backend_of, scheme_of
+
 SUPPORTED = ("sqlite", "postgresql")
 
 
 def dialect_of(url: str) -> str:
-    """``sqlite`` or ``postgresql`` (the two databases shellflow supports), else the scheme."""
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme in ("postgres", "postgresql"):
-        return "postgresql"
-    return scheme
+    """``sqlite`` or ``postgresql`` (the two databases shellflow supports), else the scheme.
+
+    The backend is read by ``shellflow.urls``, the one classifier of URLs.
+    """
+    backend = backend_of(url)
+    if backend in (Backend.SQLITE, Backend.POSTGRESQL):
+        return backend.value
+    return scheme_of(url).partition("+")[0]
 
 
 def require_supported(url: str) -> str:

@@ -115,9 +115,9 @@ def test_a_poison_call_ends_in_the_dead_letter_queue(
     """A call that kills its worker process each time runs 1 + MAX_REDELIVERIES times."""
     from kombu import Connection
 
-    from shellflow.engine.app import _transport_url
     from shellflow.engine.delivery import MAX_REDELIVERIES, dead_letter_queue
     from shellflow.errors import CallFailed
+    from shellflow.urls import transport_url
 
     d = deployment
     d.start_worker(chaos["processor"], concurrency=1)
@@ -130,7 +130,7 @@ def test_a_poison_call_ends_in_the_dead_letter_queue(
     state, error = d.query("SELECT state, error FROM call WHERE id = ?", (sent.call_id,))[0]
     assert state == "failed" and error.startswith("DeadLettered:")
     assert d.query(EVENTS_NAMED, (chaos["crash"], "redelivered")) == [(1 + MAX_REDELIVERIES,)]
-    with Connection(_transport_url(client.settings.broker)) as conn:
+    with Connection(transport_url(client.settings.broker)) as conn:
         message = dead_letter_queue(chaos["crash"])(conn.channel()).get(no_ack=True)
     assert message is not None
     assert message.payload["id"] == sent.call_id and message.payload["args"] == [str(counter)]

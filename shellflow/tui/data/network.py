@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shellflow.model.listing import Reader, list_objects
+from shellflow.urls import is_amqp, is_redis, socket_path
 
 # A node whose agent has not reported for this long no longer counts as an active host.
 ACTIVE_HOST_SECONDS = 90.0
@@ -72,11 +73,10 @@ def queue_depths(broker: str, queues: list[str], timeout: float = 2.0) -> dict[s
     if not queues:
         return {}
     try:
-        if broker.startswith(("redis", "rediss", "unix", "socket")):
-            from shellflow.engine.embedded import socket_path_of
+        if is_redis(broker):
             from shellflow.engine.events import redis_client
 
-            path = socket_path_of(broker)
+            path = socket_path(broker)
             if path is not None and not path.exists():
                 return {}  # the embedded broker is not running: nothing is queued there
             client = redis_client(broker)
@@ -87,7 +87,7 @@ def queue_depths(broker: str, queues: list[str], timeout: float = 2.0) -> dict[s
                 return {name: int(n) for name, n in zip(queues, pipe.execute(), strict=True)}
             finally:
                 client.close()
-        if broker.startswith(("amqp", "pyamqp")):
+        if is_amqp(broker):
             from kombu import Connection
 
             depths: dict[str, int] = {}
