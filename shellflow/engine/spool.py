@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shellflow.engine.pids import pid_alive, started
+from shellflow.engine.pids import ProcessId, pid_alive
 
 ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
 SUFFIX = ".spool"
@@ -52,15 +52,13 @@ def worker_folder(root: Path, pid: int | None = None) -> Path:
     Named by pid and start time, so a pid used again by another process after a restart
     does not pass for the worker that left the folder.
     """
-    pid = os.getpid() if pid is None else pid
-    return root / f"{pid}-{started(pid)}"
+    owner = ProcessId.current() if pid is None else ProcessId.of(pid)
+    return root / str(owner)
 
 
 def _owner_alive(name: str) -> bool:
-    pid, _, since = name.partition("-")
-    if not pid.isdigit() or not pid_alive(int(pid)):
-        return False
-    return since in ("", "0") or started(int(pid)) in (since, "0")
+    owner = ProcessId.parse(name)
+    return owner is not None and owner.alive()
 
 
 class Spool:

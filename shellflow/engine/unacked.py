@@ -9,10 +9,12 @@ than the longest call (a message older than it is given to a second worker even 
 first still runs it), so it is an hour (``shellflow.engine.app.VISIBILITY_TIMEOUT``).
 
 So shellflow records who holds what. A worker's main process adds the delivery tag of each
-message it receives to the set ``shellflow.held.<host>.<pid>`` (named in the set
-``shellflow.holders``) before the message reaches a pool process. Whenever a worker starts
-(an agent starting, or restarting a worker that died) it first calls :func:`restore_dead`:
-for each holder on its own host whose process is gone, every tag of that holder still in
+message it receives to the set ``shellflow.held.<host>.<pid>-<start time>`` (named in the
+set ``shellflow.holders``) before the message reaches a pool process. Whenever a worker
+starts (an agent starting, or restarting a worker that died) it first calls
+:func:`restore_dead`: for each holder on its own host whose process is gone (by pid and
+start time, ``shellflow.engine.pids.ProcessId``, so a pid reused by another program does not
+keep a dead worker's messages waiting), every tag of that holder still in
 ``unacked`` goes back to the front of its queue, flagged redelivered (kombu's own
 ``restore_by_tag``), and the holder is forgotten. A message is restored at most once: the
 restore removes it from ``unacked`` in the same transaction that requeues it.
@@ -27,12 +29,10 @@ needs none of this: it requeues a dead connection's unacknowledged messages at o
 from __future__ import annotations
 
 import logging
-import os
 import socket as pysocket
-from pathlib import Path
 from typing import Any
 
-from shellflow.engine.pids import pid_alive
+from shellflow.engine.pids import ProcessId
 from shellflow.urls import is_redis
 
 HOLDERS = "shellflow.holders"
@@ -53,17 +53,15 @@ return gone
 """
 
 
-def holder_key(host: str | None = None, pid: int | None = None) -> str:
-    return f"{PREFIX}{host or pysocket.gethostname()}.{pid or os.getpid()}"
+def holder_key(host: str | None = None, process: ProcessId | None = None) -> str:
+    """The set of the messages ``process`` (default: this one) holds on ``host``."""
+    return f"{PREFIX}{host or pysocket.gethostname()}.{process or ProcessId.current()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    """True when ``pid`` is a running shellflow worker on this machine."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid_alive(pid)  # no /proc: trust that the pid is there
-    return b"worker" in cmdline
+def holder_of(key: str) -> tuple[str, ProcessId | None]:
+    """The host and process a holder key names (an older ``<host>.<pid>`` key included)."""
+    host, _, process = key[len(PREFIX) :].rpartition(".")
+    return host, ProcessId.parse(process)
 
 
 uses_redis = is_redis  # the name shellflow.engine.worker imports
@@ -109,8 +107,8 @@ def restore_dead(app: Any) -> int:
         qos = channel.qos
         for raw in client.smembers(HOLDERS):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            owner, _, pid_text = key[len(PREFIX) :].rpartition(".")
-            if owner != host or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            owner, process = holder_of(key)
+            if owner != host or process is None or process.alive():
                 continue
             for tag in client.smembers(key):
                 tag = tag.decode() if isinstance(tag, bytes) else str(tag)
