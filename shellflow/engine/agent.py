@@ -48,7 +48,7 @@ from shellflow.engine import fleet
 from shellflow.engine.daemon import PidFile, pidfile_path
 from shellflow.engine.deploy import Deployed, Source, deploy, worker_env
 from shellflow.engine.fleet import Placed
-from shellflow.engine.pids import pid_alive
+from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
 
 log = logging.getLogger("shellflow.agent")
@@ -149,7 +149,7 @@ class Agent:
             facts = fleet.machine_facts(self.home, self.cpus)
             with translated(self.settings.db):  # "not initialised", "unavailable": exit codes
                 self.node_id, self.agent_id, self.agent_name = fleet.register(
-                    self._engine, self.node, self.hostname, facts, os.getpid()
+                    self._engine, self.node, self.hostname, facts, ProcessId.current()
                 )
             log.info("agent %s serving node %s (%s)", self.agent_name, self.node, self.hostname)
             self._stop_leftovers()
@@ -360,7 +360,8 @@ class Agent:
         m.proc, m.serving, m.started_at, m.stopping_since = proc, spec.serving, now, None
         m.worker_id = fleet.worker_started(
             self._engine, name=f"{spec.name}@{self.node}", processor_id=spec.id,
-            agent_id=self.agent_id, deployment_id=spec.deployment_id, pid=proc.pid,
+            agent_id=self.agent_id, deployment_id=spec.deployment_id,
+            process=ProcessId.of(proc.pid),
             hostname=self.hostname, concurrency=spec.concurrency, workdir=str(workdir),
             broker=mask_url(self.settings.broker), backend=mask_url(self.settings.backend),
         )  # fmt: skip
@@ -408,10 +409,15 @@ class Agent:
 
     def _stop_leftovers(self) -> None:
         """Stop workers a previous run of this agent left running (it was killed)."""
-        for worker_id, pid in fleet.leftover_workers(self._engine, self.agent_id, self.hostname):
-            if _is_our_worker(pid):
-                log.info("stopping worker pid %d left by a previous run", pid)
-                _terminate(pid, self.stop_timeout)
+        for worker_id, process in fleet.leftover_workers(
+            self._engine, self.agent_id, self.hostname
+        ):
+            if process.known and process.alive():
+                log.info("stopping worker pid %d left by a previous run", process.pid)
+                _terminate(process.pid, self.stop_timeout)
+            elif process.alive():  # a row without a start time: the pid may be anyone's now
+                log.warning("not stopping pid %d: nothing proves it is still the worker a "
+                            "previous run left", process.pid)  # fmt: skip
             fleet.worker_ended(self._engine, worker_id)
 
     def _shutdown(self) -> None:
@@ -463,15 +469,6 @@ def _last_line(path: Path, limit: int = 300) -> str:
         return ""
     lines = [ln for ln in lines if ln]
     return " ".join(lines[-1].split())[:limit] if lines else ""
-
-
-def _is_our_worker(pid: int) -> bool:
-    """Whether ``pid`` is a shellflow worker (a pid from the database may have been reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"shellflow" in cmdline and b"worker" in cmdline
 
 
 def _terminate(pid: int, timeout: float) -> None:

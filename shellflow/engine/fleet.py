@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, upd
 
 import shellflow.model.tables  # noqa: F401  (registers every table on Base.metadata)
 from shellflow.engine.deploy import Source
-from shellflow.engine.pids import pid_alive
+from shellflow.engine.pids import ProcessId
 from shellflow.errors import Conflict
 from shellflow.model.base import Base, new_id, utcnow
 
@@ -88,17 +88,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _is_agent(pid: int | None) -> bool:
-    """Whether ``pid`` is a live shellflow agent on this machine (pids get reused)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc: trust the pid
-    return b"agent" in cmdline
-
-
 def _upsert_by_name(
     conn: Connection, table: Table, name: str, values: dict[str, Any], now: datetime
 ) -> str:
@@ -113,7 +102,7 @@ def _upsert_by_name(
 
 
 def register(
-    engine: Engine, node: str, hostname: str, facts: dict[str, Any], pid: int
+    engine: Engine, node: str, hostname: str, facts: dict[str, Any], process: ProcessId
 ) -> tuple[str, str, str]:
     """Create or refresh this node's row and its agent's; returns (node id, agent id, agent name).
 
@@ -124,12 +113,13 @@ def register(
         values = {"hostname": hostname, "heartbeat": now, "status": "running", **facts}
         node_id = _upsert_by_name(conn, NODE, node, values, now)
         agent = conn.execute(
-            select(AGENT.c.id, AGENT.c.name, AGENT.c.hostname, AGENT.c.pid, AGENT.c.status,
-                   AGENT.c.heartbeat)
+            select(AGENT.c.id, AGENT.c.name, AGENT.c.hostname, AGENT.c.pid, AGENT.c.pid_start,
+                   AGENT.c.status, AGENT.c.heartbeat)
             .where(AGENT.c.node_id == node_id)
         ).first()  # fmt: skip
-        mine = {"hostname": hostname, "cpus": facts["cpus"], "pid": pid, "heartbeat": now,
-                "status": "running", "requested_status": "running"}  # fmt: skip
+        mine = {"hostname": hostname, "cpus": facts["cpus"], "pid": process.pid,
+                "pid_start": process.start or None, "heartbeat": now, "status": "running",
+                "requested_status": "running"}  # fmt: skip
         if agent is None:
             taken = conn.execute(select(AGENT.c.id).where(AGENT.c.name == node)).first()
             if taken is not None:
@@ -140,7 +130,10 @@ def register(
             )
         else:
             here = agent.hostname in (None, hostname)
-            if agent.status == "running" and agent.pid != pid and here and _is_agent(agent.pid):
+            other = ProcessId.parse(agent.pid, agent.pid_start)
+            # pids get reused: another agent holds the node only while its very process runs
+            live = other is not None and not other.is_same(process) and other.alive()
+            if agent.status == "running" and here and live:
                 raise Conflict(
                     f"agent {agent.name!r} already runs for node {node!r} (pid {agent.pid})"
                 )
@@ -168,7 +161,11 @@ def heartbeat(
 
 def unregister(engine: Engine, node_id: str, agent_id: str) -> None:
     with engine.begin() as conn:
-        conn.execute(update(AGENT).where(AGENT.c.id == agent_id).values(status="stopped", pid=None))
+        conn.execute(
+            update(AGENT)
+            .where(AGENT.c.id == agent_id)
+            .values(status="stopped", pid=None, pid_start=None)
+        )
         conn.execute(update(NODE).where(NODE.c.id == node_id).values(status="stopped"))
 
 
@@ -248,15 +245,16 @@ def note(engine: Engine, processor_id: str, text: str) -> None:
 
 def worker_started(
     engine: Engine, *, name: str, processor_id: str, agent_id: str, deployment_id: str | None,
-    pid: int, hostname: str, concurrency: int, workdir: str, broker: str, backend: str,
+    process: ProcessId, hostname: str, concurrency: int, workdir: str, broker: str,
+    backend: str,
 ) -> str:  # fmt: skip
     """Record a worker process (one row per processor and node, updated on each start)."""
     now = utcnow()
     values = {
         "processor_id": processor_id, "agent_id": agent_id, "deployment_id": deployment_id,
-        "process": pid, "hostname": hostname, "concurrency": concurrency, "workerdir": workdir,
-        "broker": broker, "backend": backend, "heartbeat": now, "status": "running",
-        "requested_status": "running",
+        "process": process.pid, "process_start": process.start or None, "hostname": hostname,
+        "concurrency": concurrency, "workerdir": workdir, "broker": broker, "backend": backend,
+        "heartbeat": now, "status": "running", "requested_status": "running",
     }  # fmt: skip
     with engine.begin() as conn:
         return _upsert_by_name(conn, WORKER, name, values, now)
@@ -265,7 +263,9 @@ def worker_started(
 def worker_ended(engine: Engine, worker_id: str, status: str = "stopped") -> None:
     with engine.begin() as conn:
         conn.execute(
-            update(WORKER).where(WORKER.c.id == worker_id).values(status=status, process=None)
+            update(WORKER)
+            .where(WORKER.c.id == worker_id)
+            .values(status=status, process=None, process_start=None)
         )
 
 
@@ -274,14 +274,15 @@ def worker_removed(engine: Engine, worker_id: str) -> None:
         conn.execute(WORKER.delete().where(WORKER.c.id == worker_id))
 
 
-def leftover_workers(engine: Engine, agent_id: str, hostname: str) -> list[tuple[str, int]]:
+def leftover_workers(engine: Engine, agent_id: str, hostname: str) -> list[tuple[str, ProcessId]]:
     """Worker processes a previous run of this agent left behind (it was killed)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(WORKER.c.id, WORKER.c.process).where(
+            select(WORKER.c.id, WORKER.c.process, WORKER.c.process_start).where(
                 WORKER.c.agent_id == agent_id,
                 WORKER.c.hostname == hostname,
                 WORKER.c.process.is_not(None),
             )
         ).all()
-    return [(r.id, int(r.process)) for r in rows]
+    found = [(r.id, ProcessId.parse(r.process, r.process_start)) for r in rows]
+    return [(worker_id, process) for worker_id, process in found if process is not None]

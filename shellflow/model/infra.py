@@ -61,6 +61,8 @@ class Agent(NamedMixin, Base):
     cpus: Mapped[int | None]
     port: Mapped[int | None]
     pid: Mapped[int | None]
+    # With the pid, names the agent's process for good (shellflow.engine.pids.ProcessId).
+    pid_start: Mapped[str | None] = mapped_column(String(20))
     heartbeat: Mapped[datetime | None]
     node_id: Mapped[str] = mapped_column(ForeignKey("node.id"), unique=True)
     node: Mapped[Node] = relationship(back_populates="agent")
@@ -88,6 +90,8 @@ class Worker(NamedMixin, Base):
     broker: Mapped[str | None] = mapped_column(String(500))
     concurrency: Mapped[int | None]
     process: Mapped[int | None]
+    # With the pid, names the worker's main process for good (engine.pids.ProcessId).
+    process_start: Mapped[str | None] = mapped_column(String(20))
     port: Mapped[int | None]
     hostname: Mapped[str | None] = mapped_column(String(200))
     workerdir: Mapped[str | None] = mapped_column(Text)
