@@ -99,11 +99,14 @@ def _register(
         # commit in order, so whoever sees a failed planned call also sees why.
         for problem in problems:
             log.error("call %s of %s: %s did not fire", call_id, route.name, problem)
-            with contextlib.suppress(Exception):
+            try:
                 recorder.event(call_id, "plug", f"Plug did not fire: {problem}"[:2000])
+            except Exception as exc:  # said above; the source call's own outcome stands
+                log.warning("call %s of %s: its plug event was not recorded: %s: %s",
+                            call_id, route.name, type(exc).__name__, exc)  # fmt: skip
         for failure in failed:
             if failure.call_id is not None:  # the call the plug would have made: failed
-                with contextlib.suppress(Exception):
+                try:
                     recorder.undelivered(
                         CallStart(
                             call_id=failure.call_id, socket_id=failure.target.socket_id,
@@ -113,6 +116,10 @@ def _register(
                         ),
                         failure.problem,
                     )  # fmt: skip
+                except Exception as exc:  # its message is in <target>.dead (or said above)
+                    log.warning("call %s of %s: the failed call %s of plug %s was not"
+                                " recorded: %s: %s", call_id, route.name, failure.call_id,
+                                failure.plug, type(exc).__name__, exc)  # fmt: skip
 
     @app.task(name=route.name, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -255,6 +262,8 @@ def honour_cancelled_calls(settings: Settings, recorder: Recorder, names: set[st
 
 def _track_holdings(settings: Settings) -> None:
     """On a Redis broker, record the messages this worker holds (``engine.unacked``)."""
+    import logging
+
     from celery import signals
 
     from shellflow.engine.events import redis_client
@@ -274,8 +283,12 @@ def _track_holdings(settings: Settings) -> None:
 
     def forget(**_: Any) -> None:
         if holdings:
-            with contextlib.suppress(Exception):  # kombu restores its unacked messages itself
+            try:
                 holdings[0].forget()
+            except Exception as exc:  # harmless: kombu restores its unacked messages itself
+                logging.getLogger(__name__).warning(
+                    "held messages not forgotten at shutdown: %s: %s", type(exc).__name__, exc
+                )
 
     signals.task_received.connect(received, weak=False)
     signals.worker_shutdown.connect(forget, weak=False)
