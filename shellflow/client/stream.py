@@ -155,5 +155,5 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
-    except OSError:
+    except OSError:  # best effort: with no descriptor free, stdout stays as it was
         pass

@@ -175,8 +175,13 @@ class ResultCollection:
         try:
             revoke(self.settings, ids)
             record_cancelled(self.settings, ids, note)
-        except Exception:  # leaving anyway; a call that runs still gets its own record
-            pass
+        except Exception as exc:  # leaving anyway; a call that runs still gets its own record
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%d unfinished calls may not be cancelled: %s: %s",
+                len(ids), type(exc).__name__, " ".join(str(exc).split()),
+            )  # fmt: skip
 
 
 def error_text(value: Any, status: str) -> str:

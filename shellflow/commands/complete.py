@@ -111,7 +111,7 @@ def _query(
             return list(ask(conn))
         finally:
             conn.close()
-    except Exception:
+    except Exception:  # shell completion must never print: no database, no candidates
         return []
 
 

@@ -126,6 +126,8 @@ def release(handle: Any) -> None:
         return
     backend = getattr(handle, "backend", None)
     if backend is not None and hasattr(backend, "remove_pending_result"):
+        # Best effort: at worst the result backend keeps listening for it until this
+        # process ends, which is what would happen without this call.
         with contextlib.suppress(Exception):
             backend.remove_pending_result(handle)
     handle.backend = None

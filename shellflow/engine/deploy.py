@@ -171,9 +171,11 @@ def _resolve(repo: Any, source: Source) -> str | None:
         ref = f"refs/heads/{source.branch}^{{commit}}"
     else:
         ref = "HEAD^{commit}"
+    import git
+
     try:
         return str(repo.git.rev_parse("--verify", "--quiet", ref)).strip() or None
-    except Exception:
+    except git.GitCommandError:  # --verify --quiet: exit 1 and no output when it is not there
         return None
 
 

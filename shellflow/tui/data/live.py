@@ -48,7 +48,7 @@ class Subscription:
             return None
         try:
             event = json.loads(raw["data"])
-        except ValueError:
+        except ValueError:  # not one of ours (anyone may publish on the channel): skipped
             return None
         return event if isinstance(event, dict) else None
 
@@ -56,7 +56,7 @@ class Subscription:
         try:
             self._pubsub.close()
             self._client.close()
-        except Exception:
+        except Exception:  # closing a broken connection: nothing left to tell or to free
             pass
 
 
