@@ -156,3 +156,15 @@ def test_queue_depths_on_redis_amqp_and_a_stopped_embedded_broker(tmp_path) -> N
             channel = connection.channel()
             channel.queue_delete(name)
             channel.exchange_delete(name)
+
+
+@pytest.mark.parametrize("broker", ["redis://127.0.0.1:1/0", "amqp://guest:secret@127.0.0.1:1//"])
+def test_queue_depths_of_an_unreachable_broker_say_why(broker: str) -> None:
+    """Not an empty answer that looks like empty queues: the error, its URL masked."""
+    from shellflow.errors import ServiceUnavailable
+    from shellflow.tui.data.network import queue_depths
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        queue_depths(broker, ["q"], timeout=1.0)
+    assert caught.value.message.startswith("broker unavailable at ")
+    assert "secret" not in caught.value.message

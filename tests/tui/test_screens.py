@@ -167,6 +167,22 @@ async def test_network_screen_lists_everything(filled_db, make_dashboard) -> Non
         assert "hosts 1 · queues 1 · processors 1/1" in bar
 
 
+async def test_network_screen_says_why_queue_depths_are_unknown(filled_db, make_dashboard) -> None:
+    """A broker that cannot be asked: the network still shows, each depth "?", and the
+    status bar says why (not silently empty)."""
+    url, _ = filled_db
+    app = make_dashboard(url, redis="redis://127.0.0.1:1/0", depths=True)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        sockets = app.screen.query_one("#sockets")
+        assert sockets.row_count == 2
+        assert [sockets.get_row_at(n)[4] for n in range(2)] == ["?", "?"]
+        bar = str(app.screen.query_one("#status-bar").render())
+        assert "broker unavailable at redis://127.0.0.1:1/0" in bar
+
+
 async def test_help_and_palette_and_quit(filled_db, make_dashboard) -> None:
     url, _ = filled_db
     app = make_dashboard(url)

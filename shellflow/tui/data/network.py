@@ -65,7 +65,9 @@ def summary(conn: Reader, now: datetime) -> Summary:
 
 
 def queue_depths(broker: str, queues: list[str], timeout: float = 2.0) -> dict[str, int]:
-    """Messages waiting in each queue, when the broker tells cheaply; {} when it cannot.
+    """Messages waiting in each queue, when the broker tells cheaply (a queue not declared
+    yet is left out; {} for a broker kind it cannot ask, or a stopped embedded broker).
+    ServiceUnavailable when the broker cannot be asked.
 
     Redis (and the embedded broker) keeps a queue as a list named after it; AMQP answers a
     passive declare with the message count.
@@ -96,9 +98,11 @@ def queue_depths(broker: str, queues: list[str], timeout: float = 2.0) -> dict[s
                 for name in queues:
                     try:
                         depths[name] = int(channel.queue_declare(name, passive=True).message_count)
-                    except Exception:  # not declared yet: the channel closes, open another
-                        channel = connection.channel()
+                    except connection.channel_errors:  # not declared yet (404): the channel
+                        channel = connection.channel()  # closes, so open another; shown "?"
             return depths
-    except Exception:
-        return {}
+    except Exception as exc:  # the Network screen shows "?" and says why on its status line
+        from shellflow.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("broker", broker, str(exc) or type(exc).__name__) from exc
     return {}

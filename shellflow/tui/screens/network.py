@@ -100,10 +100,14 @@ class NetworkScreen(Screen[None]):
             return
         # Each socket has its own broker queue, named after it (engine/routing.py).
         queues = sorted(s["name"] for s in network.sockets)
-        depths = {}
+        depths: dict[str, int] = {}
+        problem: Exception | None = None
         if self.dashboard.depths:
-            depths = queue_depths(self.dashboard.settings.broker, queues)
-        self.dashboard.from_thread(self._show, network, depths)
+            try:
+                depths = queue_depths(self.dashboard.settings.broker, queues)
+            except Exception as exc:  # the network still shows, its depths "?", and why
+                problem = exc
+        self.dashboard.from_thread(self._show, network, depths, problem)
 
     def _failed(self, exc: Exception) -> None:
         self._loading = False
@@ -118,8 +122,11 @@ class NetworkScreen(Screen[None]):
         if rows:
             table.move_cursor(row=min(chosen, len(rows) - 1))
 
-    def _show(self, network: Network, depths: dict[str, int]) -> None:
+    def _show(
+        self, network: Network, depths: dict[str, int], problem: Exception | None = None
+    ) -> None:
         self._loading = False
+        self.dashboard.report_problem(problem)  # None: whatever was wrong is over
         self.network = network
         now = self.dashboard.clock()
 
