@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import templates
+
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
 SERVICES = {
@@ -62,16 +64,27 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _create_pg_database() -> str:
+def _create_pg_database(template: str | None = None) -> str:
+    """A new database of this test's own; a copy of ``template`` when one is named."""
     import psycopg2
 
     name = f"sf_test_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     return name
+
+
+def migrated_pg_database() -> str:
+    """A new database at the newest revision, copied from a migrated template.
+
+    ``CREATE DATABASE ... TEMPLATE`` copies files: a few milliseconds, where running the
+    migrations takes a second or more. ``flow db init`` itself is still covered by the tests
+    of the CLI (tests/integration/test_db_commands.py, tests/e2e).
+    """
+    return _create_pg_database(template=templates.postgresql())
 
 
 def _drop_pg_database(name: str) -> None:
@@ -110,12 +123,29 @@ def db_url(
         _drop_pg_database(name)
 
 
-@pytest.fixture
-def initialised_db(db_url: str) -> str:
-    from shellflow.model import schema
+@pytest.fixture(params=["sqlite", "postgresql"])
+def initialised_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A database of each kind at the newest revision (copied from a migrated template)."""
+    if request.param == "sqlite":
+        path = tmp_path / "model.db"
+        shutil.copyfile(templates.sqlite(), path)
+        url = f"sqlite:///{path}"
+        monkeypatch.setenv("SHELLFLOW_DB", url)
+        yield url
+        from shellflow.model.db import dispose_engines
 
-    schema.upgrade(db_url)
-    return db_url
+        dispose_engines()
+        return
+    require_service("postgresql")
+    name = migrated_pg_database()
+    url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    monkeypatch.setenv("SHELLFLOW_DB", url)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(name)
 
 
 @dataclass

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from tests.conftest import _flow_executable
 from tests.engine.conftest import Deployment
 from tests.engine.repos import local_package, new_repo, pyproject, version_module
+from tests.waiting import poll
 
 # pip inside the agent never reaches for an index: tests install from local folders only.
 AGENT_ENV = {"PIP_NO_INDEX": "1"}
@@ -45,18 +45,6 @@ def pinned_version_repos(root: Path) -> tuple[Path, Path]:
 
 def agent_env(d: Deployment) -> dict[str, str]:
     return {**os.environ, **d.env, **AGENT_ENV}
-
-
-def poll(check: Any, timeout: float = 90, what: str = "condition") -> Any:
-    """Call ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        time.sleep(0.1)
 
 
 def processor(d: Deployment, name: str) -> dict[str, Any]:

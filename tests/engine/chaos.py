@@ -3,14 +3,13 @@ tests that kill, stop and restart things: the Python client, polling, exactly-on
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.engine.conftest import ROOT, Deployment
+from tests.waiting import poll
 
 FUNCTIONS = ("flaky", "slow", "crash", "echo")
 ROWS = "SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?"
@@ -24,12 +23,12 @@ def chaos_network(d: Deployment, retries: int = 2) -> dict[str, str]:
     """A processor serving ``pyfi.processors.chaos`` with ``retries`` and no retry delay."""
     names = {"queue": d.name("chaos.q"), "processor": d.name("chaos")}
     names |= {f: d.name(f"pyfi.processors.chaos.{f}") for f in FUNCTIONS}
-    d.ok("add", "queue", "-n", names["queue"], "-t", "direct")
-    d.ok("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
+    d.setup("add", "queue", "-n", names["queue"], "-t", "direct")
+    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
          "examples/processors", "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "2",
          "--retries", str(retries), "--retry-delay", "0")  # fmt: skip
     for function in FUNCTIONS:
-        d.ok("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
+        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
              names["processor"], "-t", function)  # fmt: skip
     d.broker_queues += [names[f] for f in FUNCTIONS] + [names[f] + ".dead" for f in FUNCTIONS]
     d.broker_exchanges.append(names["queue"])
@@ -55,15 +54,6 @@ class Client:
         from shellflow.engine.client import wait
 
         return wait(sent, timeout)
-
-
-def poll(check: Callable[[], bool], timeout: float = 60, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
 
 
 def finished(d: Deployment, socket: str) -> int:

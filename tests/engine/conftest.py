@@ -1,17 +1,19 @@
 """A live deployment per test: the embedded default, or RabbitMQ + Redis + PostgreSQL.
 
 Each test gets its own home (short, for the unix socket's length limit), database, queue
-names and worker process; everything is stopped and removed afterwards.
+names, Redis database and worker processes; everything is stopped and removed afterwards.
+Set-up is in-process and cheap (a copied migrated template, objects added through the CLI
+in this process); what a test checks still runs ``flow`` in a subprocess, as a user would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,19 +23,33 @@ from typing import Any
 
 import pytest
 
+from tests import templates
 from tests.conftest import (
     PG_HOST,
     PG_PORT,
     FlowRunner,
-    _create_pg_database,
+    Result,
     _drop_pg_database,
+    _MainWrapper,
+    migrated_pg_database,
     require_service,
 )
+from tests.waiting import poll, poll_value
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSORS = ROOT / "examples" / "processors"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_DBS = range(1, 16)  # db 0 is left to people; each test process takes one of these
+
+
+def redis_url() -> str:
+    """A Redis database of this test process's own (pytest-xdist runs several at once)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker.removeprefix("gw") or 0)
+    return f"redis://127.0.0.1:6379/{REDIS_DBS[number % len(REDIS_DBS)]}"
+
+
+REDIS_URL = redis_url()
 
 
 @dataclass
@@ -55,6 +71,22 @@ class Deployment:
     def ok(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
         return self.flow.ok(*args, env={**self.env, **(env or {})}, **kwargs)
 
+    def setup(self, *args: str) -> Result:
+        """Run ``flow ARGS`` in this process, for set-up a test does not check.
+
+        Milliseconds instead of a third of a second for a subprocess; the same command,
+        so what it builds is what a user's ``flow`` builds.
+        """
+        from click.testing import CliRunner
+
+        from shellflow.commands import main
+
+        result = CliRunner().invoke(_MainWrapper(main), list(args), env=self.env)  # type: ignore[arg-type]
+        assert result.exit_code == 0, f"flow {' '.join(args)} -> {result.exit_code}\n" + (
+            result.stderr or repr(result.exception)
+        )
+        return Result(result.exit_code, result.stdout, result.stderr)
+
     def start_worker(self, processor: str, concurrency: int = 1) -> subprocess.Popen[str]:
         from tests.conftest import _flow_executable
 
@@ -63,20 +95,22 @@ class Deployment:
             [*_flow_executable(), "worker", "start", "-n", processor, "-c", str(concurrency),
              "--path", str(PROCESSORS)],
             env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,  # its own process group: the pool goes with it
         )  # fmt: skip
         self.workers.append(proc)
         return proc
 
-    def stop_workers(self) -> None:
+    def kill_workers(self) -> None:
+        """End the workers and their pools at once: at teardown nothing they hold matters.
+
+        A warm shutdown waits on Celery's pool and event loop (two seconds or more); the
+        deployment's database, queues and home are deleted right after this.
+        """
         for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         for proc in self.workers:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.wait()
         self.workers.clear()
 
     def worker_log(self) -> str:
@@ -91,58 +125,70 @@ class Deployment:
 
     def wait_for(self, sql: str, params: tuple[Any, ...], expect: Any, timeout: float = 30) -> Any:
         """Poll a query until it returns ``expect`` (records are written by other processes)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.query(sql, params)
-            if rows == expect or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.1)
+        return poll_value(lambda: self.query(sql, params), expect, timeout, f"{sql} {params}")
 
     def wait_rows(
         self, sql: str, params: tuple[Any, ...], count: int, timeout: float = 30
     ) -> list[tuple[Any, ...]]:
         """Poll a query until it returns ``count`` rows: a call's record is committed a few
         milliseconds after its result reaches the caller (docs/engine.md)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.query(sql, params)
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        poll(
+            lambda: len(self.query(sql, params)) >= count,
+            timeout,
+            lambda: f"{count} rows of {sql} {params}; there are {self.query(sql, params)!r}",
+        )
+        return self.query(sql, params)
 
 
 @contextmanager
-def deploy(kind: str, flow: FlowRunner) -> Iterator[Deployment]:
+def deploy(kind: str, flow: FlowRunner, broker: str = AMQP_URL) -> Iterator[Deployment]:
+    """A deployment of ``kind``; a distributed one on ``broker`` (the shared RabbitMQ)."""
     home = Path(tempfile.mkdtemp(prefix="sf", dir="/tmp"))
     suffix = uuid.uuid4().hex[:8]
     env = {"SHELLFLOW_HOME": str(home), "SHELLFLOW_INI": str(home / "none.ini")}
     pg_name = None
     if kind == "embedded":
-        env["SHELLFLOW_DB"] = f"sqlite:///{home / 'shellflow.db'}"
+        env["SHELLFLOW_DB"] = templates.copy_sqlite(home / "shellflow.db")
     else:
         for service in ("postgresql", "rabbitmq", "redis"):
             require_service(service)
-        pg_name = _create_pg_database()
+        pg_name = migrated_pg_database()
         env |= {
             "SHELLFLOW_DB": f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{pg_name}",
-            "SHELLFLOW_BROKER": AMQP_URL,
+            "SHELLFLOW_BROKER": broker,
             "SHELLFLOW_BACKEND": REDIS_URL,
             "SHELLFLOW_PUBSUB": REDIS_URL,
         }
     deployment = Deployment(kind, env, suffix, flow)
     try:
-        deployment.ok("db", "init")
         yield deployment
     finally:
-        deployment.stop_workers()
+        deployment.kill_workers()
         if kind == "embedded":
-            deployment.run("broker", "stop")
+            _stop_embedded_broker(home)
         else:
             from shellflow.engine.routing import delete_broker_objects
 
-            delete_broker_objects(AMQP_URL, deployment.broker_queues, deployment.broker_exchanges)
+            delete_broker_objects(broker, deployment.broker_queues, deployment.broker_exchanges)
             _drop_pg_database(pg_name or "")
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop_embedded_broker(home: Path) -> None:
+    """Kill the home's embedded broker, if one started (the home is deleted next)."""
+    for pidfile in home.rglob("broker.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGKILL)
+            poll(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10,
+                 f"the embedded broker (pid {pid}) to end")  # fmt: skip
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @pytest.fixture(params=["embedded", "distributed"])
@@ -191,12 +237,12 @@ def build_network(d: Deployment) -> dict[str, str]:
         "do_this": d.name("pyfi.processors.sample.do_this"),
         "add_two": d.name("pyfi.processors.sample.add_two"),
     }
-    d.ok("add", "queue", "-n", names["queue"], "-t", "direct")
-    d.ok("add", "processor", "-n", names["processor"], "-g", str(ROOT),
+    d.setup("add", "queue", "-n", names["queue"], "-t", "direct")
+    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT),
          "-mp", "examples/processors", "-m", "pyfi.processors.sample", "-h", "localhost",
          "-c", "1")  # fmt: skip
     for function in ("do_something", "do_this", "add_two"):
-        d.ok("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
+        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
              names["processor"], "-t", function)  # fmt: skip
     d.broker_queues += [names[f] for f in ("do_something", "do_this", "add_two")]
     d.broker_exchanges.append(names["queue"])

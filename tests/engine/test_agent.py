@@ -121,7 +121,7 @@ def test_processors_pinning_different_versions_run_side_by_side(
     d = deployment
     first, second = pinned_version_repos(tmp_path)
     queue = d.name("versions")
-    d.ok("add", "queue", "-n", queue, "-t", "direct")
+    d.setup("add", "queue", "-n", queue, "-t", "direct")
     d.broker_exchanges.append(queue)
     sockets = {}
     for label, repo, module, extra in (
@@ -129,10 +129,10 @@ def test_processors_pinning_different_versions_run_side_by_side(
         ("second", second, "second_proc", []),
     ):
         name = d.name(label)
-        d.ok("add", "processor", "-n", name, "-g", str(repo), "-m", module, "-h", "localhost",
+        d.setup("add", "processor", "-n", name, "-g", str(repo), "-m", module, "-h", "localhost",
              "-c", "1", *extra)  # fmt: skip
         sockets[label] = d.name(f"{label}.version")
-        d.ok("add", "socket", "-n", sockets[label], "-q", queue, "-pn", name, "-t", "version")
+        d.setup("add", "socket", "-n", sockets[label], "-q", queue, "-pn", name, "-t", "version")
         d.broker_queues.append(sockets[label])
     with running_agent(d):
         for label, version in (("first", "1.0"), ("second", "2.0")):

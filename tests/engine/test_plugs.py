@@ -18,7 +18,7 @@ CALL = "SELECT id, state, result, tracking, parent, args FROM call WHERE name = 
 def add_socket(d: Deployment, network: dict[str, str], name: str, function: str,
                processor: str | None = None) -> str:  # fmt: skip
     socket = d.name(name)
-    d.ok("add", "socket", "-n", socket, "-q", network["queue"], "-pn",
+    d.setup("add", "socket", "-n", socket, "-q", network["queue"], "-pn",
          processor or network["processor"], "-t", function)  # fmt: skip
     d.broker_queues.append(socket)
     return socket
@@ -26,7 +26,7 @@ def add_socket(d: Deployment, network: dict[str, str], name: str, function: str,
 
 def plug(d: Deployment, network: dict[str, str], source: str, target: str, *options: str) -> None:
     name = d.name(f"plug.{uuid.uuid4().hex[:6]}")
-    d.ok("add", "plug", "-n", name, "-q", network["queue"], "-s", source, "-t", target, *options)
+    d.setup("add", "plug", "-n", name, "-q", network["queue"], "-s", source, "-t", target, *options)
 
 
 def calls(d: Deployment, socket: str, count: int, timeout: float = 60) -> list[tuple[Any, ...]]:
@@ -101,7 +101,7 @@ def test_fifty_joins_at_once_each_sum_its_own_flow(
     two = add_socket(d, network, "two", "square")
     # The target runs on another processor (and its own worker) than its sources.
     summer = d.name("proc2")
-    d.ok("add", "processor", "-n", summer, "-g", str(ROOT), "-mp", "examples/processors",
+    d.setup("add", "processor", "-n", summer, "-g", str(ROOT), "-mp", "examples/processors",
          "-m", "pyfi.processors.sample", "-h", "localhost", "-c", "1")  # fmt: skip
     total = add_socket(d, network, "sum", "add_two", processor=summer)
     plug(d, network, one, total, "-a", "one")
@@ -158,8 +158,8 @@ def test_a_plug_that_cannot_deliver_retries_then_dead_letters_with_a_record(
     with deploy("distributed", flow) as d:
         network = build_network(d)
         other = {"queue": d.name("clash.q"), "processor": d.name("clash.p")}
-        d.ok("add", "queue", "-n", other["queue"], "-t", "direct")
-        d.ok("add", "processor", "-n", other["processor"], "-g", str(ROOT), "-mp",
+        d.setup("add", "queue", "-n", other["queue"], "-t", "direct")
+        d.setup("add", "processor", "-n", other["processor"], "-g", str(ROOT), "-mp",
              "examples/processors", "-m", "pyfi.processors.sample", "-h", "localhost")  # fmt: skip
         target = add_socket(d, other, "clash.do_this", "do_this")
         d.broker_queues.append(target + ".dead")

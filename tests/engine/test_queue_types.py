@@ -21,12 +21,12 @@ def typed_network(d: Deployment, qtype: str) -> dict[str, str]:
         "do_something": d.name(f"{qtype}.do_something"),
         "do_this": d.name(f"{qtype}.do_this"),
     }
-    d.ok("add", "queue", "-n", names["queue"], "-t", qtype)
-    d.ok("add", "processor", "-n", names["processor"], "-g", str(ROOT),
+    d.setup("add", "queue", "-n", names["queue"], "-t", qtype)
+    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT),
          "-mp", "examples/processors", "-m", "pyfi.processors.sample", "-h", "localhost",
          "-c", "1")  # fmt: skip
     for function in ("do_something", "do_this"):
-        d.ok("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
+        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
              names["processor"], "-t", function)  # fmt: skip
     d.broker_queues += [names["do_something"], names["do_this"]]
     d.broker_exchanges.append(names["queue"])

@@ -8,7 +8,6 @@ it briefly takes the machine's shared RabbitMQ down, and always brings it back.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -30,6 +29,7 @@ from tests.engine.chaos import (
 )
 from tests.engine.conftest import ROOT, Deployment, deploy
 from tests.engine.records import count_events, events_of
+from tests.private_rabbitmq import PrivateRabbit, private_rabbitmq
 
 # -- settings ------------------------------------------------------------------------------
 
@@ -204,30 +204,24 @@ def test_a_long_call_is_recorded_running_while_it_runs(
     assert events_of(d, sent.call_id) == ["received", "prerun", "postrun"]
 
 
-# -- the broker restarted (distributed only, last: it touches the shared RabbitMQ) -----------
+# -- the broker restarted (distributed only, on a RabbitMQ node of the test's own) -----------
 
 
 @pytest.fixture
-def distributed(flow: FlowRunner) -> Iterator[Deployment]:
-    with deploy("distributed", flow) as deployment:
+def rabbit() -> Iterator[PrivateRabbit]:
+    with private_rabbitmq() as node:
+        yield node
+
+
+@pytest.fixture
+def distributed(flow: FlowRunner, rabbit: PrivateRabbit) -> Iterator[Deployment]:
+    with deploy("distributed", flow, broker=rabbit.url) as deployment:
         yield deployment
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=120, check=True)
-
-
-def _rabbit_answers() -> bool:
-    from tests.conftest import service_answers
-
-    return service_answers("rabbitmq")
-
-
 def test_rabbitmq_restart_mid_stream_loses_nothing(
-    distributed: Deployment, monkeypatch: pytest.MonkeyPatch
+    distributed: Deployment, rabbit: PrivateRabbit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here")
     d = distributed
     names = chaos_network(d)
     client = Client(d, monkeypatch)
@@ -238,12 +232,12 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(
     def restart() -> None:
         try:
             time.sleep(0.5)
-            _rabbitmqctl("stop_app")
+            rabbit.ctl("stop_app")
             time.sleep(1.0)
         except BaseException as exc:  # reported by the test, after RabbitMQ is back
             errors.append(exc)
         finally:
-            _rabbitmqctl("start_app")
+            rabbit.ctl("start_app")
 
     sent = []
     restarter = threading.Thread(target=restart)
@@ -259,9 +253,9 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(
         sent += [client.send(names["slow"], i + k, seconds=0.01) for k in range(20)]
     finally:
         restarter.join(timeout=180)
-        if not _rabbit_answers():
-            _rabbitmqctl("start_app")
-        assert poll(_rabbit_answers, timeout=120), "RabbitMQ did not come back"
+        if not rabbit.answers():
+            rabbit.ctl("start_app")
+        poll(rabbit.answers, 120, "the private RabbitMQ to come back")
     assert not errors, errors
     assert [client.wait(s, timeout=180) for s in sent] == list(range(len(sent)))
     assert_exactly_once(d, names["slow"], sent)

@@ -105,10 +105,10 @@ def _slow_socket(d: Deployment) -> str:
     """A socket whose calls sleep as long as they are told, served by one pool process."""
     queue, proc = d.name("chaosq"), d.name("chaos")
     slow = d.name("chaos.slow")
-    d.ok("add", "queue", "-n", queue, "-t", "direct")
-    d.ok("add", "processor", "-n", proc, "-g", str(ROOT), "-mp", "examples/processors",
+    d.setup("add", "queue", "-n", queue, "-t", "direct")
+    d.setup("add", "processor", "-n", proc, "-g", str(ROOT), "-mp", "examples/processors",
          "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "1")  # fmt: skip
-    d.ok("add", "socket", "-n", slow, "-q", queue, "-pn", proc, "-t", "slow")
+    d.setup("add", "socket", "-n", slow, "-q", queue, "-pn", proc, "-t", "slow")
     d.broker_queues.append(slow)
     d.broker_exchanges.append(queue)
     d.start_worker(proc, concurrency=1)
