@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench docs clean
+.PHONY: demo test lint typecheck unit unit-fast bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy shellflow
 
+# Tests mostly wait on workers, brokers and databases, so more test processes than cores pay:
+# each test owns its database, queues, Redis database and home (tests/engine/conftest.py).
+TEST_PROCESSES ?= 4
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --durations=25
+
+# The tests that need no server and start no worker: under a minute.
+unit-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) tests/unit
 
 test: lint typecheck unit
 
