@@ -123,29 +123,25 @@ def db_url(
         _drop_pg_database(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def initialised_db(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """A database of each kind at the newest revision (copied from a migrated template)."""
-    if request.param == "sqlite":
-        path = tmp_path / "model.db"
-        shutil.copyfile(templates.sqlite(), path)
-        url = f"sqlite:///{path}"
-        monkeypatch.setenv("SHELLFLOW_DB", url)
-        yield url
-        from shellflow.model.db import dispose_engines
+@pytest.fixture
+def initialised_db(db_url: str) -> str:
+    """``db_url``'s database at the newest revision, copied from a migrated template."""
+    if db_url.startswith("sqlite"):
+        shutil.copyfile(templates.sqlite(), db_url.removeprefix("sqlite:///"))
+        return db_url
+    import psycopg2
 
-        dispose_engines()
-        return
-    require_service("postgresql")
-    name = migrated_pg_database()
-    url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    monkeypatch.setenv("SHELLFLOW_DB", url)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(name)
+    from shellflow.model.db import dispose_engines
+
+    name = db_url.rsplit("/", 1)[1]
+    dispose_engines()
+    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{templates.postgresql()}"')
+    conn.close()
+    return db_url
 
 
 @dataclass
