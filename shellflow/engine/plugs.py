@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, text
 
 from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER
-from shellflow.engine.joins import Arrival, arrive
+from shellflow.engine.joins import Arrival, arrive, release
 from shellflow.engine.routing import kombu_queue, publish_via
 from shellflow.model.db import get_engine
 from shellflow.model.routes import SocketRoute
@@ -214,6 +214,10 @@ class Plugs:
         kwargs: dict[str, Any]
         if outlet.joins:
             target_call, args, kwargs = None, [], {outlet.slot: value}
+            try:  # the set it completed, if any, waits again without it
+                release(self.engine, flow, outlet.target.socket_id, key)
+            except Exception as stuck:  # the sweep removes it; the records say so
+                reason += f"; its join set stays chosen: {type(stuck).__name__}: {stuck}"
         else:
             target_call = plugged_call_id(key)
             args, kwargs = ([], {outlet.argument: value}) if outlet.argument else ([value], {})

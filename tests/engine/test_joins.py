@@ -84,7 +84,7 @@ def test_a_join_fires_once_with_its_values_and_cleans_up(initialised_db: str, ta
     def broken(_: dict[str, Arrival]) -> None:
         raise OSError("broker down")
 
-    with pytest.raises(OSError):  # sending failed: nothing changes, the arrival can retry
+    with pytest.raises(OSError):  # sending failed: the set stays chosen, the arrival can retry
         arrive(engine, "f1", target, "*", Arrival("c/p3", "c", {"v": 3}), SLOTS, broken)
     assert fired == [] and rows(initialised_db) == 2
     assert arrive(engine, "f1", target, "*", Arrival("c/p3", "c", {"v": 3}), SLOTS, fired.append)
@@ -92,6 +92,96 @@ def test_a_join_fires_once_with_its_values_and_cleans_up(initialised_db: str, ta
         {"one": 1, "two": [2], "*": {"v": 3}}
     ]
     assert rows(initialised_db) == 1  # f1 is gone, f2 still waits
+
+
+def lock_is_free(engine: Any, flow: str, target: str) -> None:
+    """Take the lock an arrival takes, from another connection, without waiting for it."""
+    from sqlalchemy import select
+
+    from shellflow.engine.joins import JOIN
+
+    if engine.dialect.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(engine.url.database, timeout=0.05, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # "database is locked" while a writer holds it
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+        return
+    with engine.connect() as conn:
+        where = (JOIN.c.flow == flow) & (JOIN.c.target_id == target)
+        conn.execute(select(JOIN.c.id).where(where).with_for_update(nowait=True)).all()
+        conn.rollback()
+
+
+def test_a_join_sends_with_no_lock_held(initialised_db: str, target: str) -> None:
+    """The call is sent after the choice commits: a slow or retrying broker holds no lock
+    (on SQLite the write lock is the whole database's)."""
+    engine = get_engine(initialised_db)
+    seen: list[dict[str, Arrival]] = []
+
+    def send(inputs: dict[str, Arrival]) -> None:
+        lock_is_free(engine, "f1", target)
+        # another join can be changed meanwhile
+        assert not arrive(engine, "f2", target, "one", Arrival("x/1", "x", 0), SLOTS, seen.append)
+        seen.append(inputs)
+
+    for slot, key in (("one", "a/1"), ("two", "b/2"), (POSITIONAL, "c/3")):
+        fired = arrive(engine, "f1", target, slot, Arrival(key, key[0], key), SLOTS, send)
+    assert fired and [sorted(got) for got in seen] == [sorted(SLOTS)]
+    assert rows(initialised_db) == 1  # f1 gone once sent; f2 waits
+
+
+def test_a_set_whose_send_failed_is_sent_again_or_released(
+    initialised_db: str, target: str
+) -> None:
+    """A failed send keeps the set chosen (no later arrival takes its values) until the
+    same arrival sends it again; given up, the others wait as before it came."""
+    from shellflow.engine.joins import release
+
+    engine = get_engine(initialised_db)
+    fired: list[dict[str, Arrival]] = []
+    two = frozenset({"one", "two"})
+
+    def broken(_: dict[str, Arrival]) -> None:
+        raise OSError("broker down")
+
+    def values() -> list[dict[str, Any]]:
+        return [{k: v.value for k, v in got.items()} for got in fired]
+
+    assert not arrive(engine, "f", target, "one", Arrival("a/1", "a", 1), two, fired.append)
+    with pytest.raises(OSError):
+        arrive(engine, "f", target, "two", Arrival("b/2", "b", 2), two, broken)
+    # chosen, not sent: a second value of "two" waits rather than taking "one" again
+    assert not arrive(engine, "f", target, "two", Arrival("c/2", "c", 22), two, fired.append)
+    # the same arrival again (the plug's retry, or its source call redelivered): sent
+    assert arrive(engine, "f", target, "two", Arrival("b/2", "b", 2), two, fired.append)
+    assert values() == [{"one": 1, "two": 2}]
+    # c waits for a new "one"
+    assert arrive(engine, "f", target, "one", Arrival("d/1", "d", 11), two, fired.append)
+    assert values()[1:] == [{"one": 11, "two": 22}] and rows(initialised_db) == 0
+
+    # Given up after its retries: the arrival is dropped, the others wait again.
+    assert not arrive(engine, "g", target, "one", Arrival("a/1", "a", 1), two, fired.append)
+    with pytest.raises(OSError):
+        arrive(engine, "g", target, "two", Arrival("b/2", "b", 2), two, broken)
+    assert release(engine, "g", target, "b/2")
+    assert not release(engine, "g", target, "b/2")  # nothing left to give up
+    assert arrive(engine, "g", target, "two", Arrival("e/2", "e", 5), two, fired.append)
+    assert values()[2:] == [{"one": 1, "two": 5}] and rows(initialised_db) == 0
+
+
+def test_a_bad_join_ttl_is_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shellflow.engine.joins import JOIN_TTL, join_ttl
+
+    monkeypatch.setenv("SHELLFLOW_JOIN_TTL", "a week")
+    with caplog.at_level("WARNING", logger="shellflow.engine.joins"):
+        assert join_ttl() == JOIN_TTL
+    assert "SHELLFLOW_JOIN_TTL='a week' is not a number of seconds" in caplog.text
 
 
 MANY = frozenset(f"a{i}" for i in range(12))
