@@ -43,6 +43,16 @@ def test_records_of_a_finished_call(deployment: Deployment, network: dict[str, s
     assert logs == [("Do something: x",)]
 
 
+def test_a_long_argument_is_called(deployment: Deployment, network: dict[str, str]) -> None:
+    """A 300 KB argument: its header shows a cut ``argsrepr``, not the whole value (a header
+    larger than RabbitMQ's frame size closes the connection)."""
+    d = deployment
+    d.start_worker(network["processor"])
+    value = "x" * 300_000
+    result = d.ok("task", "run", "-s", network["do_this"], "--timeout", "60", input=value)
+    assert result.stdout.strip() == f"Do this: {value}"
+
+
 def test_a_raising_function_fails_the_call(deployment: Deployment, network: dict[str, str]) -> None:
     d = deployment
     d.start_worker(network["processor"])

@@ -172,12 +172,6 @@ def test_create_task_message_headers_are_the_ones_shellflow_writes() -> None:
     assert sorted(built.body[2]) == ["callbacks", "chain", "chord", "errbacks"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known difference: oneshot writes argsrepr/kwargsrepr with repr(), Celery with"
-    " saferepr(..., 1024), so a long argument makes a header as long as the argument"
-    " (docs/private-apis.md); strict: when fixed this passes and the mark must go",
-)
 def test_oneshot_argsrepr_of_a_long_argument_is_celerys() -> None:
     route, call_id = _route(), str(uuid.uuid4())
     args = ["x" * 5000]
