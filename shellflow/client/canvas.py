@@ -29,7 +29,7 @@ another processor is reached through a route read from the model database (its e
 type, its queue's arguments), which a worker's Celery app does not know when it sends that
 message; and a chord needs a result backend with chord support plus a ``chord_unlock`` task
 nobody serves. So each step is an ordinary,
-durable, recorded call made with ``shellflow.engine.client.send``; only the sequencing lives
+durable, recorded call made with ``shellflow.engine.calls.sender.send``; only the sequencing lives
 in the calling process, which must stay up until ``get()`` returns.
 
 Provenance: all calls of one run share one flow run; a call's parent is the call whose
@@ -53,7 +53,7 @@ from shellflow.client.settings import resolve
 
 if TYPE_CHECKING:
     from shellflow.config import Settings
-    from shellflow.engine.client import Sent
+    from shellflow.engine.calls.sender import Sent
 
 NO_INPUT: tuple[Any, ...] = ()
 # Where a step's input came from: one call, the last calls of a parallel's members, or none.
@@ -99,7 +99,7 @@ class Step:
         Every socket named in the tree is looked up first, so a misspelt name raises
         :class:`~shellflow.errors.NotFound` here rather than halfway through the run.
         """
-        from shellflow.engine.client import route_for
+        from shellflow.engine.calls.sender import route_for
 
         settings = settings or self.settings or resolve(None)
         for partial in self.partials():
@@ -143,7 +143,7 @@ class Partial(Step):
         yield self
 
     def _send(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> Sent:
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         args = self.args if self.immutable else [*given, *self.args]
         sent = send(
@@ -154,7 +154,7 @@ class Partial(Step):
         return sent
 
     def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
-        from shellflow.engine.client import wait
+        from shellflow.engine.calls.sender import wait
 
         sent = self._send(run, given, parent)
         return wait(sent), sent.call_id
@@ -223,7 +223,7 @@ class Parallel(Step):
             yield from step.partials()
 
     def _run(self, run: _Run, given: tuple[Any, ...], parent: Parents) -> tuple[Any, Parents]:
-        from shellflow.engine.client import wait
+        from shellflow.engine.calls.sender import wait
 
         outcomes: list[tuple[Any, Parents] | BaseException | None] = [None] * len(self.steps)
 

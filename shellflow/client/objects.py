@@ -163,6 +163,6 @@ def row(settings: Settings, kind: str, name: str) -> dict[str, Any]:
 
 def _forget_routes() -> None:
     """Routes cached by this process may have changed (a socket moved to a new queue)."""
-    from shellflow.engine.client import forget_routes
+    from shellflow.engine.calls.sender import forget_routes
 
     forget_routes()

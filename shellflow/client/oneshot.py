@@ -12,14 +12,14 @@ the difference.
   else (a Redis broker, TLS, URL options) goes through kombu, as before;
 - the result backend: plain Redis (TCP or a unix socket) is read by
   :mod:`shellflow.client.resultwire`; any other goes through Celery
-  (:func:`shellflow.engine.client.send` and ``wait``).
+  (:func:`shellflow.engine.calls.sender.send` and ``wait``).
 
 The route is read from the database on every call (one indexed query): it is not cached
 between processes, so a socket moved to another queue is called there at once.
 
 ``--async`` also records the call as ``pending`` (:func:`record_pending`), so ``flow task
 result ID`` and ``flow ls calls -u`` know it while it waits in its queue; the worker's
-record later completes the same row (``shellflow.engine.records`` upserts by id and keeps
+record later completes the same row (``shellflow.engine.records.recorder`` upserts by id and keeps
 ``created``, the time it was sent).
 """
 
@@ -31,7 +31,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY
+from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY
 from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
 from shellflow.urls import Backend, backend_of, transport_url
 
@@ -62,7 +62,7 @@ def call_once(
 
     backend = transport_url(settings.backend)
     if not resultwire.handles(backend):
-        from shellflow.engine.client import send, wait
+        from shellflow.engine.calls.sender import send, wait
 
         sent = send(settings, socket, args, kwargs, flow=flow, parent=parent)
         if on_sent is not None:
@@ -151,7 +151,7 @@ def _route(settings: Settings, socket: str) -> SocketRoute:
 def _ensure_embedded(settings: Settings) -> None:
     urls = (settings.broker, settings.backend)
     if any(backend_of(url) is Backend.REDIS_SOCKET for url in urls):
-        from shellflow.engine import embedded
+        from shellflow.engine.transport import embedded_broker as embedded
 
         embedded.ensure_for_urls(settings.broker, settings.backend)
 
@@ -210,7 +210,7 @@ def publish(
     if not amqpwire.handles(broker):
         _publish_kombu(settings, route, call_id, headers, body)
         return
-    # As shellflow.engine.routing.kombu_queue declares and publish_via addresses it.
+    # As shellflow.engine.transport.routing.kombu_queue declares and publish_via addresses it.
     declare = amqpwire.Declare(
         exchange=route.queue, exchange_type=route.qtype, queue=route.name,
         routing_key=route.name, durable=route.durable,
@@ -237,8 +237,8 @@ def _publish_kombu(
     from kombu import Connection
     from kombu.exceptions import OperationalError
 
-    from shellflow.engine.app import celery_conf
-    from shellflow.engine.routing import kombu_queue
+    from shellflow.engine.transport.celery_app import celery_conf
+    from shellflow.engine.transport.routing import kombu_queue
 
     queue = kombu_queue(route, settings.broker)
     if route.qtype == "topic":

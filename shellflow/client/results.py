@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shellflow.errors import TimedOut
 
 if TYPE_CHECKING:
-    from shellflow.engine.client import Sent
+    from shellflow.engine.calls.sender import Sent
 
 
 class CallResult:
@@ -38,7 +38,7 @@ class CallResult:
         return [self._sent.call_id]
 
     def get(self, timeout: float | None = None) -> Any:
-        from shellflow.engine.client import wait
+        from shellflow.engine.calls.sender import wait
 
         return wait(self._sent, timeout)
 

@@ -7,7 +7,7 @@ slow; up to ``jobs`` calls are unfinished at any time; each result is written an
 as it becomes the next in input order (or at once, unordered).
 
 Why it is fast: one Celery app, producer pool and result consumer serve every call (see
-``shellflow.engine.client``), the socket's route is read from the database once (and again
+``shellflow.engine.calls.sender``), the socket's route is read from the database once (and again
 only when its cache expires), and results are collected by the result backend's native
 consumer (Redis pub/sub): each finished call fulfils a promise, so no call costs a poll or
 a database read, and nothing waits on one slow call while others finish.
@@ -66,15 +66,15 @@ class Stream(ResultCollection, OrderedOutput):
         self.next_out = 1  # the record number written next (ordered)
         self.ready: list[Call] = []  # ended since the last look, fed by the consumer
         self.native = False
-        self.burst: Any = None  # an engine.bursts.Burst when the backend is Redis
+        self.burst: Any = None  # an engine.calls.bursts.Burst when the backend is Redis
         self.by_id: dict[str, Call] = {}
         self.early: dict[str, Any] = {}  # outcomes of calls not handed over yet
         self._last_result = 0.0
         self._last_progress = 0.0
 
     def run(self, source: IO[bytes]) -> Summary:
-        from shellflow.engine.bursts import Burst, socket_concurrency
-        from shellflow.engine.client import app_for, route_for
+        from shellflow.engine.calls.bursts import Burst, socket_concurrency
+        from shellflow.engine.calls.sender import app_for, route_for
 
         options = self.options
         route_for(self.settings, options.socket)  # NotFound before reading any input

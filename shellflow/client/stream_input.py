@@ -94,7 +94,7 @@ class Sender(threading.Thread):
         self.sent: queue.Queue[Any] = queue.Queue()
 
     def run(self) -> None:
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         options = self.stream.options
         burst = self.stream.burst

@@ -1,7 +1,7 @@
 """A stream's result side: which calls ended, how, and what becomes of the late ones.
 
 Three ways to learn that a call ended, chosen once per stream: the burst's own Redis
-subscription (:mod:`shellflow.engine.bursts`), with a read of the stored results when it is
+subscription (:mod:`shellflow.engine.calls.bursts`), with a read of the stored results when it is
 quiet a while; Celery's native result consumer, where each finished call fulfils a promise;
 or, for a backend with no push channel, asking each call. Ended calls move from
 ``unfinished`` to ``finished`` with their state and value; each frees room in the sender's
@@ -32,7 +32,7 @@ class ResultCollection:
     finished: dict[int, Call]  # ended, waiting for their turn (ordered)
     ready: list[Call]  # ended since the last look, fed by the consumer
     native: bool
-    burst: Any  # an engine.bursts.Burst when the backend is Redis
+    burst: Any  # an engine.calls.bursts.Burst when the backend is Redis
     by_id: dict[str, Call]
     early: dict[str, Any]  # outcomes of calls not handed over yet
     _last_result: float
@@ -146,8 +146,8 @@ class ResultCollection:
         late = [c for c in self.unfinished.values() if now - c.sent >= self.options.timeout]
         if not late:
             return
-        from shellflow.engine.client import release
-        from shellflow.engine.outcomes import revoke
+        from shellflow.engine.calls.outcomes import revoke
+        from shellflow.engine.calls.sender import release
 
         for call in late:
             del self.unfinished[call.number]
@@ -162,8 +162,8 @@ class ResultCollection:
 
     def _cancel_unfinished(self, note: str) -> None:
         """Cancel the calls not yet started (one broadcast); best effort on the way out."""
-        from shellflow.engine.client import release
-        from shellflow.engine.outcomes import record_cancelled, revoke
+        from shellflow.engine.calls.outcomes import record_cancelled, revoke
+        from shellflow.engine.calls.sender import release
 
         ids = [c.call_id for c in self.unfinished.values()]
         for call in self.unfinished.values():

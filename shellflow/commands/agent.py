@@ -37,14 +37,14 @@ def agent_start(
     app.authorize("START_AGENT", node)
     node = _node(node)
     if detach:
-        from shellflow.engine.daemon import detach as start_detached
+        from shellflow.engine.fleet.daemon import detach as start_detached
 
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper())
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
         return
     import logging
 
-    from shellflow.engine.agent import Agent
+    from shellflow.engine.fleet.agent import Agent
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -66,7 +66,7 @@ def agent_start(
 @pass_app
 def agent_stop(app: AppContext, node: str | None, timeout: float) -> None:
     """Stop this node's agent; its workers finish their running calls first."""
-    from shellflow.engine.daemon import stop
+    from shellflow.engine.fleet.daemon import stop
 
     app.authorize("START_AGENT", node)
     node = _node(node)
@@ -100,7 +100,7 @@ def _moment(value: Any) -> str | None:
 @pass_app
 def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:
     """Show this node's agent and its workers; exit 6 when it is not running."""
-    from shellflow.engine.daemon import pidfile_path, running_pid
+    from shellflow.engine.fleet.daemon import pidfile_path, running_pid
     from shellflow.errors import ServiceUnavailable
     from shellflow.model.listing import list_objects
 

@@ -29,7 +29,7 @@ def broker() -> None:
 @pass_app
 def broker_start(app: AppContext) -> None:
     """Start the embedded broker unless it runs already."""
-    from shellflow.engine.embedded import ensure_running
+    from shellflow.engine.transport.embedded_broker import ensure_running
 
     path = ensure_running(_socket(app))
     info(f"Embedded broker running on {path}")
@@ -39,7 +39,7 @@ def broker_start(app: AppContext) -> None:
 @pass_app
 def broker_stop(app: AppContext) -> None:
     """Stop the embedded broker (queued calls are kept on disk)."""
-    from shellflow.engine.embedded import stop
+    from shellflow.engine.transport.embedded_broker import stop
 
     stopped = stop(_socket(app))
     info("Embedded broker stopped" if stopped else "Embedded broker was not running")
@@ -49,7 +49,7 @@ def broker_stop(app: AppContext) -> None:
 @pass_app
 def broker_status(app: AppContext) -> None:
     """Exit 0 when the embedded broker answers, 6 when it does not."""
-    from shellflow.engine.embedded import answers
+    from shellflow.engine.transport.embedded_broker import answers
     from shellflow.errors import ServiceUnavailable
 
     path = _socket(app)

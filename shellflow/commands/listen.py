@@ -1,7 +1,7 @@
 """``flow listen``: print a processor's live events as they happen (spec 10.1.6).
 
 **``--since TIME``: stored events, then live ones, with no gap and no duplicate.** Workers
-publish an event only after its row is committed (``shellflow.engine.events``), and every
+publish an event only after its row is committed (``shellflow.engine.records.events``), and every
 message carries its stored event's ``id``. So ``listen --since``
 
 1. subscribes first, and waits for the server's confirmation: from then on every event
@@ -98,7 +98,7 @@ def listen(
     NAME's events as they happen: NDJSON when piped, readable lines on a terminal. With
     --since, the events stored since then come first, with no gap and no duplicate.
     """
-    from shellflow.engine.events import GLOBAL, message_key, redis_client, replay_since
+    from shellflow.engine.records.events import GLOBAL, message_key, redis_client, replay_since
     from shellflow.errors import ServiceUnavailable
 
     start = parse_since(since) if since is not None else None

@@ -186,7 +186,7 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
     with 'task run --async' is known as pending from the start; one sent otherwise is
     known once a worker takes it (--wait waits for it either way).
     """
-    from shellflow.engine.outcomes import outcome, wait_for
+    from shellflow.engine.calls.outcomes import outcome, wait_for
     from shellflow.errors import NotFound, TimedOut
 
     app.authorize("RUN_TASK")
@@ -236,7 +236,7 @@ def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:
     """
     import uuid
 
-    from shellflow.engine.outcomes import cancel
+    from shellflow.engine.calls.outcomes import cancel
     from shellflow.errors import Conflict, UsageError
 
     app.authorize("CANCEL_TASK")

@@ -32,7 +32,7 @@ def worker_start(
     app: AppContext, processor: str, concurrency: int | None, paths: tuple[str, ...], loglevel: str
 ) -> None:
     """Serve PROCESSOR's sockets in this environment until stopped."""
-    from shellflow.engine.worker import serve
+    from shellflow.engine.worker.runtime import serve
     from shellflow.model.listing import get_object
 
     app.authorize("START_PROCESSOR", processor)

@@ -4,7 +4,7 @@ Every call that runs has the same four-step life: ``received`` and ``prerun`` wh
 takes it, then ``postrun`` or ``failure`` when it ends. The call row already holds each of
 those moments (``started``, ``finished``, ``state`` and ``error``), so the worker writes no
 event row for them: an ordinary call costs the database one row instead of four, which is
-most of what its record costs (``shellflow.engine.records``). Everything that is not the
+most of what its record costs (``shellflow.engine.records.recorder``). Everything that is not the
 same for every call (``retry``, ``redelivered``, ``revoked``, ``plug``, ``deadletter``) is
 stored as an ``event`` row, as are the lifecycle events of rows written before this scheme
 (the readers then take the stored one and derive nothing for that name).

@@ -36,7 +36,7 @@ def chaos_network(d: Deployment, retries: int = 2) -> dict[str, str]:
 
 
 class Client:
-    """The Python client (``shellflow.engine.client``) on a deployment's settings."""
+    """The Python client (``shellflow.engine.calls.sender``) on a deployment's settings."""
 
     def __init__(self, d: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
         from shellflow.config import load_settings
@@ -46,12 +46,12 @@ class Client:
         self.settings = load_settings()
 
     def send(self, socket: str, *args: Any, **kwargs: Any) -> Any:
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         return send(self.settings, socket, list(args), kwargs)
 
     def wait(self, sent: Any, timeout: float = 120) -> Any:
-        from shellflow.engine.client import wait
+        from shellflow.engine.calls.sender import wait
 
         return wait(sent, timeout)
 

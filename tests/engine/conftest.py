@@ -167,7 +167,7 @@ def deploy(kind: str, flow: FlowRunner, broker: str = AMQP_URL) -> Iterator[Depl
         if kind == "embedded":
             _stop_embedded_broker(home)
         else:
-            from shellflow.engine.routing import delete_broker_objects
+            from shellflow.engine.transport.routing import delete_broker_objects
 
             delete_broker_objects(broker, deployment.broker_queues, deployment.broker_exchanges)
             _drop_pg_database(pg_name or "")

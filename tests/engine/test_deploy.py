@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shellflow.engine.deploy import (
+from shellflow.engine.fleet.deploy import (
     MARKER,
     Deployed,
     DeployError,

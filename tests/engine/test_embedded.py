@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shellflow.engine.events import redis_client
+from shellflow.engine.records.events import redis_client
 from tests.conftest import FlowRunner
 from tests.engine.chaos import Client, assert_exactly_once, chaos_network, children_of, poll
 from tests.engine.conftest import Deployment, build_network, deploy
@@ -62,7 +62,8 @@ def test_calls_held_by_a_killed_worker_come_back_when_a_worker_starts(
     embedded: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 of a worker's main process (and its pool): its unacknowledged messages are
-    requeued when the next worker starts, not an hour later (``shellflow.engine.unacked``)."""
+    requeued when the next worker starts, not an hour later
+    (``shellflow.engine.transport.unacked``)."""
     d = embedded
     chaos = chaos_network(d)
     client = Client(d, monkeypatch)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shellflow.engine.joins import Arrival, arrive
-from shellflow.engine.plugs import POSITIONAL, Plugs, join_slots
+from shellflow.engine.dataflow.joins import Arrival, arrive
+from shellflow.engine.dataflow.plugs import POSITIONAL, Plugs, join_slots
 from shellflow.model.db import get_engine
 
 SLOTS = frozenset({"one", "two", POSITIONAL})
@@ -98,7 +98,7 @@ def lock_is_free(engine: Any, flow: str, target: str) -> None:
     """Take the lock an arrival takes, from another connection, without waiting for it."""
     from sqlalchemy import select
 
-    from shellflow.engine.joins import JOIN
+    from shellflow.engine.dataflow.joins import JOIN
 
     if engine.dialect.name == "sqlite":
         import sqlite3
@@ -139,7 +139,7 @@ def test_a_set_whose_send_failed_is_sent_again_or_released(
 ) -> None:
     """A failed send keeps the set chosen (no later arrival takes its values) until the
     same arrival sends it again; given up, the others wait as before it came."""
-    from shellflow.engine.joins import release
+    from shellflow.engine.dataflow.joins import release
 
     engine = get_engine(initialised_db)
     fired: list[dict[str, Arrival]] = []
@@ -176,10 +176,10 @@ def test_a_set_whose_send_failed_is_sent_again_or_released(
 def test_a_bad_join_ttl_is_said(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shellflow.engine.joins import JOIN_TTL, join_ttl
+    from shellflow.engine.dataflow.joins import JOIN_TTL, join_ttl
 
     monkeypatch.setenv("SHELLFLOW_JOIN_TTL", "a week")
-    with caplog.at_level("WARNING", logger="shellflow.engine.joins"):
+    with caplog.at_level("WARNING", logger="shellflow.engine.dataflow.joins"):
         assert join_ttl() == JOIN_TTL
     assert "SHELLFLOW_JOIN_TTL='a week' is not a number of seconds" in caplog.text
 
@@ -237,8 +237,8 @@ def test_joins_of_runs_that_never_complete_are_swept(
     from datetime import timedelta
 
     from shellflow.config import load_settings
-    from shellflow.engine.joins import JOIN, sweep
-    from shellflow.engine.scheduler import Scheduler, sweep_joins_if_leader
+    from shellflow.engine.dataflow.joins import JOIN, sweep
+    from shellflow.engine.fleet.scheduler import Scheduler, sweep_joins_if_leader
     from shellflow.model.base import utcnow
 
     engine = get_engine(initialised_db)

@@ -1,4 +1,5 @@
-"""Sockets behind topic and fanout queues (``shellflow.engine.routing``), on both deployments.
+"""Sockets behind topic and fanout queues (``shellflow.engine.transport.routing``), on both
+deployments.
 
 A user-defined queue is an exchange of its type; each socket has its own durable queue bound
 to it by the socket's name. Calls reach the socket through that exchange whatever its type.

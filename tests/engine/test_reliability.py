@@ -36,9 +36,9 @@ from tests.private_rabbitmq import PrivateRabbit, private_rabbitmq
 
 def test_durability_settings(deployment: Deployment, chaos: dict[str, str], client: Client) -> None:
     """acks_late + reject-on-worker-lost, durable queues, persistent confirmed messages."""
-    from shellflow.engine.client import app_for
-    from shellflow.engine.routing import kombu_queue
-    from shellflow.engine.worker import build
+    from shellflow.engine.calls.sender import app_for
+    from shellflow.engine.transport.routing import kombu_queue
+    from shellflow.engine.worker.runtime import build
     from shellflow.model.listing import reader
     from shellflow.model.routes import socket_route
 
@@ -70,7 +70,7 @@ def test_durability_settings(deployment: Deployment, chaos: dict[str, str], clie
         ).stdout  # fmt: skip
         assert f"{chaos['echo']}\ttrue" in listed
     else:
-        from shellflow.engine.events import redis_client
+        from shellflow.engine.records.events import redis_client
 
         # The embedded Redis keeps queued messages in its append-only file.
         assert redis_client(client.settings.broker).config_get("appendonly") == {
@@ -115,7 +115,8 @@ def test_a_poison_call_ends_in_the_dead_letter_queue(
     """A call that kills its worker process each time runs 1 + MAX_REDELIVERIES times."""
     from kombu import Connection
 
-    from shellflow.engine.delivery import MAX_REDELIVERIES, dead_letter_queue
+    from shellflow.engine.transport.dead_letters import dead_letter_queue
+    from shellflow.engine.worker.delivery import MAX_REDELIVERIES
     from shellflow.errors import CallFailed
     from shellflow.urls import transport_url
 

@@ -1,4 +1,4 @@
-"""A worker stores a call's result with one write (shellflow.engine.results)."""
+"""A worker stores a call's result with one write (shellflow.engine.transport.result_store)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 
 from celery import Celery, states
 
-from shellflow.engine.results import store_without_reading
+from shellflow.engine.transport.result_store import store_without_reading
 from tests.conftest import require_service
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -23,8 +23,8 @@ def test_pickled_message_is_rejected(
     deployment: Deployment, network: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shellflow.config import load_settings
-    from shellflow.engine.app import make_app
-    from shellflow.engine.routing import kombu_queue
+    from shellflow.engine.transport.celery_app import make_app
+    from shellflow.engine.transport.routing import kombu_queue
     from shellflow.model.listing import reader
     from shellflow.model.routes import socket_route
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shellflow.engine.events import Stored
-from shellflow.engine.record_store import RecordStore
-from shellflow.engine.records import CallStart, Recorder
-from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
-from shellflow.engine.spool_writer import SpoolWriter
+from shellflow.engine.records.events import Stored
+from shellflow.engine.records.recorder import CallStart, Recorder
+from shellflow.engine.records.spool import Spool, SpoolFolder, leftovers, worker_folder
+from shellflow.engine.records.spool_writer import SpoolWriter
+from shellflow.engine.records.store import RecordStore
 from shellflow.model.listing import reader
 
 

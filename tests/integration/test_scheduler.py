@@ -23,7 +23,7 @@ def scheduled(cli, initialised_db: str) -> str:
 
 
 def _scheduler(fired: list[str], name: str = "s1"):  # type: ignore[no-untyped-def]
-    from shellflow.engine.scheduler import Scheduler
+    from shellflow.engine.fleet.scheduler import Scheduler
 
     return Scheduler(load_settings(), fire=lambda s: fired.append(s.socket), name=name)
 
@@ -50,7 +50,7 @@ def test_two_schedulers_never_double_fire(scheduled: str) -> None:
         with lock:
             fired.append(name)
 
-    from shellflow.engine.scheduler import Scheduler
+    from shellflow.engine.fleet.scheduler import Scheduler
 
     schedulers = [
         Scheduler(load_settings(), fire=lambda s: record(s.socket), name=f"s{i}") for i in range(2)
@@ -129,7 +129,7 @@ def _placements(url: str) -> dict[str, str]:
 
 
 def _place(url: str, strategy: str) -> list[str]:
-    from shellflow.engine.placement import place
+    from shellflow.engine.fleet.placement import place
     from shellflow.model.db import session_scope
 
     with session_scope(url) as session:
@@ -176,7 +176,7 @@ def test_placements_move_off_dead_nodes(cli, initialised_db: str) -> None:
 
 
 def test_only_the_lease_holder_places(cli, initialised_db: str) -> None:
-    from shellflow.engine.scheduler import place_if_leader
+    from shellflow.engine.fleet.scheduler import place_if_leader
 
     _nodes(initialised_db, {"a": (4, True), "b": (4, True)})
     cli.ok("add", "scheduler", "-n", "main", "-s", "EFFICIENT")

@@ -28,7 +28,7 @@ async def until(pilot: Any, check: Any, what: str) -> None:
 
 async def test_channels_side_by_side_pause_resume_filter(sqlite_db, make_dashboard) -> None:
     require_service("redis")
-    from shellflow.engine.events import Publisher, Stored
+    from shellflow.engine.records.events import Publisher, Stored
 
     publishers = {room: Publisher(REDIS, room) for room in ("procA", "procB")}
     app = make_dashboard(sqlite_db, redis=REDIS, channels=["procA", "global"])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shellflow.engine.events import Stored, dumps, encoded, messages
+from shellflow.engine.records.events import Stored, dumps, encoded, messages
 
 WHEN = datetime(2026, 11, 27, 17, 30, 1, 123456, tzinfo=UTC)
 EVENTS = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shellflow.engine.plugs import Undelivered
+from shellflow.engine.dataflow.plugs import Undelivered
 from shellflow.model.routes import SocketRoute
 
 
@@ -52,16 +52,16 @@ def test_a_plug_failure_that_cannot_be_recorded_is_logged(
 ) -> None:
     from celery import Celery
 
-    import shellflow.engine.plugs as plugs
-    from shellflow.engine import worker
+    import shellflow.engine.dataflow.plugs as plugs
+    from shellflow.engine.worker import runtime as worker
 
     monkeypatch.setattr(plugs, "plugs_for", lambda url: Refused())
     app = Celery("t", broker="memory://", backend="cache+memory://")
     worker._register(app, route("source"), lambda x: x * 2, BrokenRecords())  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="shellflow.engine.worker"):
+    with caplog.at_level(logging.WARNING, logger="shellflow.engine.worker.runtime"):
         result = app.tasks["source"].apply(args=[21], task_id="call-1")
     assert result.get() == 42  # the source call's own outcome stands
-    said = [r.getMessage() for r in caplog.records if r.name == "shellflow.engine.worker"]
+    said = [r.getMessage() for r in caplog.records if r.name == "shellflow.engine.worker.runtime"]
     assert any("plug event was not recorded: OSError" in line for line in said), said
     assert any(
         "failed call planned-call of plug plug1 was not recorded: OSError" in line
@@ -75,7 +75,7 @@ def test_a_stream_that_cannot_cancel_its_calls_says_so(
 ) -> None:
     from types import SimpleNamespace
 
-    import shellflow.engine.outcomes as outcomes
+    import shellflow.engine.calls.outcomes as outcomes
     from shellflow.client.stream_results import ResultCollection
 
     def down(*args: Any, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, update
 
-from shellflow.engine import fleet
+from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.pids import ProcessId, started
 from shellflow.errors import Conflict
 from shellflow.model.tables import Base

@@ -80,7 +80,7 @@ def test_the_string_form_round_trips() -> None:
 
 @linux_only
 def test_spool_folders_of_a_reused_pid_are_leftovers(tmp_path: object) -> None:
-    from shellflow.engine import spool
+    from shellflow.engine.records import spool
 
     me = ProcessId.current()
     assert spool._owner_alive(str(me))
@@ -92,7 +92,7 @@ def test_spool_folders_of_a_reused_pid_are_leftovers(tmp_path: object) -> None:
 def test_unacked_holders_of_a_reused_pid_are_dead() -> None:
     """A worker killed with its messages held: another program now has its pid. Its
     messages are requeued at once, not after the hour-long visibility timeout."""
-    from shellflow.engine.unacked import PREFIX, holder_key, holder_of
+    from shellflow.engine.transport.unacked import PREFIX, holder_key, holder_of
 
     me = ProcessId.current()
     host, process = holder_of(holder_key("node.example.org", me))

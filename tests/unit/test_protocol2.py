@@ -5,16 +5,17 @@ Two paths make Celery protocol-2 messages without ``app.send_task``:
 - ``shellflow.client.oneshot`` (a cold ``flow task run``) builds no Celery app: its
   ``message()`` writes the headers and body, ``publish()`` the AMQP properties, and either
   ``shellflow.client.amqpwire`` (plain ``amqp://``) or a bare kombu producer sends them;
-- ``shellflow.engine.bursts.Burst.send`` (``flow task run --stream``) calls Celery's
+- ``shellflow.engine.calls.bursts.Burst.send`` (``flow task run --stream``) calls Celery's
   ``app.amqp.create_task_message`` and ``send_task_message`` itself, to skip the per-call
   result subscription of ``send_task``.
 
 A worker must not be able to tell their messages from ``send_task``'s. Each test builds the
 same call both ways: shellflow's way, and Celery's (``app.amqp.create_task_message`` with
 the arguments ``send_task`` gives it, or ``app.send_task`` itself, as
-``shellflow.engine.client.send`` calls it, published to kombu's in-memory transport and
-read back) on a ``Celery`` app configured with ``shellflow.engine.app.celery_conf``. No
-server is needed. The only differences allowed are named below, each with why.
+``shellflow.engine.calls.sender.send`` calls it, published to kombu's in-memory transport and
+read back) on a ``Celery`` app configured with
+``shellflow.engine.transport.celery_app.celery_conf``. No server is needed. The only differences
+allowed are named below, each with why.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import pytest
 from celery import Celery
 
 from shellflow.client import amqpwire, oneshot
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, celery_conf
-from shellflow.engine.routing import kombu_queue, publish_via
+from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, celery_conf
+from shellflow.engine.transport.routing import kombu_queue, publish_via
 from shellflow.model.routes import SocketRoute
 
 # Headers shellflow adds to Celery's own: its provenance. Celery sends them too, given as
-# ``send_task(headers=...)`` (as shellflow.engine.client.send and the plugs do); the
+# ``send_task(headers=...)`` (as shellflow.engine.calls.sender.send and the plugs do); the
 # worker reads them with ``request.get`` (see test_private_apis).
 ADDED_HEADERS = {
     FLOW_HEADER: "the flow run the call belongs to (every path sends it)",
@@ -98,7 +99,7 @@ def _celery(backend: str | None = None) -> Celery:
 
 def _celery_message(app: Celery, route: SocketRoute, call_id: str, headers: dict[str, Any]
                     ) -> Any:  # fmt: skip
-    """Publish the call as shellflow.engine.client.send does; the message kombu delivers."""
+    """Publish the call as shellflow.engine.calls.sender.send does; the message kombu delivers."""
     queue = kombu_queue(route, "memory://")
     app.send_task(
         route.name, args=ARGS, kwargs=KWARGS, task_id=call_id, queue=queue, declare=[queue],
@@ -257,7 +258,7 @@ def test_oneshot_kombu_publish_equals_send_task(qtype: str) -> None:
 
 def test_burst_message_equals_send_task(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream's calls (create_task_message and send_task_message called by shellflow)."""
-    from shellflow.engine import bursts
+    from shellflow.engine.calls import bursts
 
     route = _route("direct")
     app = _celery(backend="redis://127.0.0.1:1/0")  # Redis: the burst's native path

@@ -94,9 +94,9 @@ def test_every_caller_accepts_every_redis_socket_form() -> None:
     """The ``socket://``/``unix://`` split is gone: Celery's URL, the embedded broker, the
     live channels, the fast result path and the worker's guards agree on all three."""
     from shellflow.client import resultwire
-    from shellflow.engine.events import carries_live_events
-    from shellflow.engine.routing import is_redis as routing_is_redis
-    from shellflow.engine.unacked import uses_redis
+    from shellflow.engine.records.events import carries_live_events
+    from shellflow.engine.transport.routing import is_redis as routing_is_redis
+    from shellflow.engine.transport.unacked import uses_redis
 
     for scheme in ("redis+socket", "unix", "socket"):
         url = f"{scheme}:///tmp/sf/broker.sock"
@@ -121,7 +121,7 @@ def test_the_celery_app_speaks_redis_socket_for_every_socket_form(tmp_path: Path
     """``app.py`` rewrote ``unix://`` only; ``socket://`` reached kombu, which has no such
     transport. Both are now ``redis+socket://`` and get the Redis visibility timeout."""
     from shellflow.config import load_settings
-    from shellflow.engine.app import VISIBILITY_TIMEOUT, celery_conf
+    from shellflow.engine.transport.celery_app import VISIBILITY_TIMEOUT, celery_conf
 
     for scheme in ("unix", "socket"):
         broker = f"{scheme}://{tmp_path}/broker.sock"

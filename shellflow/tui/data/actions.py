@@ -1,9 +1,9 @@
 """What the dashboard can do, each with the ``flow ...`` command that does the same.
 
 Every action is authorised like the command it mirrors, and writes through the same model
-functions (the store for a processor's requested status, ``engine.client.send`` for a
-re-run, ``engine.outcomes.cancel`` for a cancel), so the dashboard is never a second code path with
-rules of its own. The command text feeds the dashboard's command log, as lazygit shows
+functions (the store for a processor's requested status, ``engine.calls.sender.send`` for a
+re-run, ``engine.calls.outcomes.cancel`` for a cancel), so the dashboard is never a second code path
+with rules of its own. The command text feeds the dashboard's command log, as lazygit shows
 the git commands it runs.
 """
 
@@ -109,7 +109,7 @@ def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
     args, kwargs = describe_args(stored_args)
 
     def send_again() -> str:
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         authorize(current_principal(), "RUN_TASK", socket)
         sent = send(settings, socket, args, kwargs)
@@ -128,7 +128,7 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Acti
     """
 
     def cancel_call() -> str:
-        from shellflow.engine.outcomes import cancel as engine_cancel
+        from shellflow.engine.calls.outcomes import cancel as engine_cancel
 
         authorize(current_principal(), "CANCEL_TASK", call_id)
         found = engine_cancel(settings, call_id, terminate=terminate)

@@ -13,7 +13,7 @@ def pattern_of(channel: str) -> str:
 
     Processor names may hold dots, so only a known channel name ends a ``PROCESSOR.CHANNEL``.
     """
-    from shellflow.engine.events import CHANNELS, GLOBAL
+    from shellflow.engine.records.events import CHANNELS, GLOBAL
 
     channel = channel.strip()
     if channel in ("", GLOBAL):
@@ -27,7 +27,7 @@ class Subscription:
     """A pattern subscription; :meth:`poll` waits at most ``timeout`` seconds for one event."""
 
     def __init__(self, url: str, channel: str) -> None:
-        from shellflow.engine.events import redis_client
+        from shellflow.engine.records.events import redis_client
 
         self.url = url
         self.pattern = pattern_of(channel)

@@ -76,7 +76,7 @@ def queue_depths(broker: str, queues: list[str], timeout: float = 2.0) -> dict[s
         return {}
     try:
         if is_redis(broker):
-            from shellflow.engine.events import redis_client
+            from shellflow.engine.records.events import redis_client
 
             path = socket_path(broker)
             if path is not None and not path.exists():

@@ -98,7 +98,7 @@ class NetworkScreen(Screen[None]):
         except Exception as exc:
             self.dashboard.from_thread(self._failed, exc)
             return
-        # Each socket has its own broker queue, named after it (engine/routing.py).
+        # Each socket has its own broker queue, named after it (engine/transport/routing.py).
         queues = sorted(s["name"] for s in network.sockets)
         depths: dict[str, int] = {}
         problem: Exception | None = None

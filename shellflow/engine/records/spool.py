@@ -5,7 +5,7 @@ and a transaction per call costs the database more than the call itself costs th
 Appending the record to a local file is safe the moment ``write`` returns (the kernel holds
 it even if the process is killed), costs one system call, and lets one writer in the
 worker's main process commit many calls' records in one transaction
-(``shellflow.engine.spool_writer``).
+(``shellflow.engine.records.spool_writer``).
 
 Layout, under the shellflow home::
 

@@ -23,7 +23,7 @@ A ``postrun`` event is published twice, on ``task`` and (with the result) on ``r
 channels, so ``(channel, id)`` identifies a message.
 
 **Stored, then published.** The worker publishes an event only once its row is committed
-(``shellflow.engine.records`` hands each committed batch to :class:`Publisher`), so every
+(``shellflow.engine.records.recorder`` hands each committed batch to :class:`Publisher`), so every
 message a listener receives can also be read back from the call records: that is what lets
 ``flow listen --since`` replay stored events and then continue live with no gap (see
 ``shellflow.commands.listen`` and :func:`replay`). A short call's events are therefore

@@ -14,7 +14,7 @@ the broker is slow or a publish is retried (on SQLite that lock is the whole dat
 every arrival of every join, and every other writer, waited for each publish). Once it is
 sent, a second short transaction removes the set's values (the row itself when nothing is
 left).
-The call's id is fixed by the set's values (``shellflow.engine.plugs``), so sending a set
+The call's id is fixed by the set's values (``shellflow.engine.dataflow.plugs``), so sending a set
 again sends the same call:
 
 - if sending fails, :func:`arrive` raises and the set stays marked; the same arrival tried
@@ -32,7 +32,7 @@ each arrival carries a key made of the source call and the plug.
 
 The rows of flow runs that never complete (an argument that never comes) are removed by
 :func:`sweep` once unchanged for :func:`join_ttl` seconds; the agents' scheduler runs it
-(``shellflow.engine.scheduler``).
+(``shellflow.engine.fleet.scheduler``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Committing call records: the worker's writer side of them.
 
-Pool processes spool each call's records (``shellflow.engine.records``); the writer thread
-of the worker's main process (``shellflow.engine.spool_writer``) hands the lines it reads
+Pool processes spool each call's records (``shellflow.engine.records.recorder``); the writer thread
+of the worker's main process (``shellflow.engine.records.spool_writer``) hands the lines it reads
 to a :class:`RecordStore`, which commits them in one transaction and then publishes their
 live events. The store also runs the few writes that cannot wait for the writer (counting a
 redelivery before the function runs again), through :meth:`RecordStore.attempt`.
@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shellflow.engine.events import Stored
-from shellflow.engine.record_connections import (
+from shellflow.engine.records.connections import (
     PostgreSQLConnection,
     SQLiteBatch,
     SQLiteConnection,
 )
+from shellflow.engine.records.events import Stored
 from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
 
 FLUSH_PATIENCE = 30.0  # seconds of failed writes before RecordsUnavailable

@@ -2,7 +2,7 @@
 
 ``flow task result`` and ``flow task cancel`` (and the dashboard) start from nothing but a
 call id, so they read the call's record first and the result backend second; sending and
-waiting on a handle live in :mod:`shellflow.engine.client`.
+waiting on a handle live in :mod:`shellflow.engine.calls.sender`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.client import app_for, release
+from shellflow.engine.calls.sender import app_for, release
 from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
 
@@ -57,7 +57,7 @@ def stored(settings: Settings, call_id: str) -> Outcome:
     """The call as the result backend knows it: done, or ``unknown`` (queued or never sent).
 
     The result backend is written before the call's record is committed (see
-    ``shellflow.engine.records``), so it answers for a call that has just ended.
+    ``shellflow.engine.records.recorder``), so it answers for a call that has just ended.
     """
     from celery import states
 
@@ -122,7 +122,7 @@ def revoke(settings: Settings, call_ids: list[str], *, terminate: bool = False) 
     sends SIGTERM to the pool process doing it, acknowledges its message (so it is not run
     again) and records it ``revoked``; the pool starts a fresh process for later calls.
     Workers started later learn of cancelled calls from their records
-    (``shellflow.engine.worker``), so a call queued for a processor that is down stays
+    (``shellflow.engine.worker.runtime``), so a call queued for a processor that is down stays
     cancelled when the processor comes back.
     """
     if not call_ids:
@@ -142,7 +142,7 @@ def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list
 
     A call with no record gets a ``revoked`` row; one recorded ``pending`` (sent with
     ``--async``, not yet taken) becomes ``revoked``, with no start time (so workers that
-    start later discard it, see ``shellflow.engine.worker``). A call whose record says it
+    start later discard it, see ``shellflow.engine.worker.runtime``). A call whose record says it
     started, or ended, keeps it: the returned list leaves it out. The rows also mark the
     results as revoked in the result backend, so whoever waits for them learns at once
     instead of waiting for a worker.

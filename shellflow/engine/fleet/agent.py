@@ -6,7 +6,7 @@ node's name or ``localhost`` (the machine of whichever agent reads it), and thos
 deployment on this host. For each it
 
 - deploys the code (status ``deploying``): a pinned checkout and a virtualenv of its own
-  (:mod:`shellflow.engine.deploy`), in a background thread so one slow ``pip install`` does
+  (:mod:`shellflow.engine.fleet.deploy`), in a background thread so one slow ``pip install`` does
   not hold the others back;
 - starts ``<venv python> -P -m shellflow worker start -n PROC -c CPUS`` in that virtualenv,
   with this agent's settings (status ``running``), and records the worker's pid and host;
@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from shellflow.config import ENV, Settings
-from shellflow.engine import fleet
-from shellflow.engine.daemon import PidFile, pidfile_path
-from shellflow.engine.deploy import Deployed, Source, deploy, worker_env
-from shellflow.engine.fleet import Placed
+from shellflow.engine.fleet import rows as fleet
+from shellflow.engine.fleet.daemon import PidFile, pidfile_path
+from shellflow.engine.fleet.deploy import Deployed, Source, deploy, worker_env
+from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
 
@@ -137,7 +137,7 @@ class Agent:
 
     def run(self) -> None:
         """Serve until asked to stop (a signal, or :meth:`request_stop`)."""
-        from shellflow.engine import embedded
+        from shellflow.engine.transport import embedded_broker as embedded
         from shellflow.model.db import get_engine, translated
 
         self._engine = get_engine(self.settings.db)
@@ -182,7 +182,7 @@ class Agent:
     def _start_scheduler(self) -> None:
         """Every agent runs a scheduler (scheduled sockets fire once, whoever runs them)."""
         try:
-            from shellflow.engine import scheduler
+            from shellflow.engine.fleet import scheduler
         except ImportError:  # pragma: no cover - shipped with shellflow
             return
         run = getattr(scheduler, "run", None)

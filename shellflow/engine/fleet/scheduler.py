@@ -5,7 +5,7 @@ each socket's next due time lives in a ``jobs`` row, and a scheduler fires only 
 moved that row from the due time it read to the next one with a compare-and-set UPDATE.
 Two schedulers reading the same due time race on that UPDATE, one wins, one fires.
 Placement, which must not run twice at once, is done by the holder of a short lease kept
-in the same table (see :mod:`shellflow.engine.placement`).
+in the same table (see :mod:`shellflow.engine.fleet.placement`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Scheduler:
         self.next_sweep = 0.0
 
     def _send(self, schedule: Schedule) -> None:
-        from shellflow.engine.client import send
+        from shellflow.engine.calls.sender import send
 
         send(self.settings, schedule.socket, [], {})
 
@@ -180,7 +180,7 @@ def place_if_leader(scheduler: Scheduler, now: float | None = None) -> list[str]
         return []
     from sqlalchemy.orm import Session
 
-    from shellflow.engine.placement import place
+    from shellflow.engine.fleet.placement import place
 
     with Session(scheduler.engine) as session, session.begin():
         changes = place(session, strategy_of(session.connection()))
@@ -194,7 +194,7 @@ def sweep_joins_if_leader(scheduler: Scheduler, now: float | None = None) -> int
     now = time.time() if now is None else now
     if now < scheduler.next_sweep or not scheduler.hold_lease(now):
         return 0
-    from shellflow.engine.joins import join_ttl, sweep
+    from shellflow.engine.dataflow.joins import join_ttl, sweep
 
     scheduler.next_sweep = now + SWEEP_EVERY
     ttl = join_ttl()

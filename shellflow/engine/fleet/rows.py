@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
 
 import shellflow.model.tables  # noqa: F401  (registers every table on Base.metadata)
-from shellflow.engine.deploy import Source
+from shellflow.engine.fleet.deploy import Source
 from shellflow.engine.pids import ProcessId
 from shellflow.errors import Conflict
 from shellflow.model.base import Base, new_id, utcnow

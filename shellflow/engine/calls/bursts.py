@@ -1,6 +1,6 @@
 """The fast path for sending many calls: one result subscription for a whole stream.
 
-It speaks the same message protocol as :func:`shellflow.engine.client.send`; it exists
+It speaks the same message protocol as :func:`shellflow.engine.calls.sender.send`; it exists
 because Celery's own client pays per call (a subscription each) what a stream cannot
 afford. One call from a cold process (a single ``flow task run``) has its own path,
 :mod:`shellflow.client.oneshot`, which builds no Celery app at all.
@@ -13,10 +13,10 @@ import uuid
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER
-from shellflow.engine.client import app_for, route_for, send
-from shellflow.engine.outcomes import Outcome, error_text
-from shellflow.engine.routing import publish_via
+from shellflow.engine.calls.outcomes import Outcome, error_text
+from shellflow.engine.calls.sender import app_for, route_for, send
+from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER
+from shellflow.engine.transport.routing import publish_via
 from shellflow.errors import ServiceUnavailable
 from shellflow.model.listing import reader
 

@@ -1,7 +1,7 @@
 """The two database connections call records are written through, driver-level.
 
 Records bypass SQLAlchemy (its per-statement overhead costs more CPU than a trivial call;
-see ``shellflow.engine.records``): SQLite through sqlite3 with a fast write-lock wait, and
+see ``shellflow.engine.records.recorder``): SQLite through sqlite3 with a fast write-lock wait, and
 PostgreSQL through psycopg2 in asynchronous mode so a statement can be handed to the server
 before a call's result is stored and its answer awaited afterwards.
 """

@@ -2,12 +2,12 @@
 
 JSON is the only content type accepted anywhere, so a pickled message is rejected before it
 can run; late acknowledgement with reject-on-worker-lost means a call whose worker dies goes
-back to its queue instead of vanishing (``shellflow.engine.delivery`` caps how often).
+back to its queue instead of vanishing (``shellflow.engine.worker.delivery`` caps how often).
 
-On RabbitMQ every socket queue and its exchange are durable (``shellflow.engine.routing``),
-every message is persistent, and every publish waits for the broker's confirm
-(``confirm_publish``, which kombu hands to py-amqp's connection); a publish that meets a
-broker restart is retried for about ten seconds before the caller is told the broker is
+On RabbitMQ every socket queue and its exchange are durable
+(``shellflow.engine.transport.routing``), every message is persistent, and every publish waits for
+the broker's confirm (``confirm_publish``, which kombu hands to py-amqp's connection); a publish
+that meets a broker restart is retried for about ten seconds before the caller is told the broker is
 unavailable, so a restart is bridged rather than reported.
 
 On Redis (the embedded default's broker) a message taken by a worker waits, unacknowledged,
@@ -15,7 +15,7 @@ in the transport's ``unacked`` set. A lost pool process or a warm shutdown hands
 once; a worker whose *main* process vanished without a word (``kill -9``, a machine crash)
 has its messages handed back only after :data:`VISIBILITY_TIMEOUT` (an hour), which is also
 the longest a call may run before a second worker would be given it. The embedded server
-keeps queued messages in its append-only file (``shellflow.engine.embedded``).
+keeps queued messages in its append-only file (``shellflow.engine.transport.embedded_broker``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
-from shellflow.engine import embedded
+from shellflow.engine.transport import embedded_broker as embedded
 from shellflow.urls import is_redis, transport_url
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """The writer thread of a worker's main process: commits its spool in batches.
 
-Pool processes append each call's records to the spool (``shellflow.engine.spool``) and
+Pool processes append each call's records to the spool (``shellflow.engine.records.spool``) and
 go on; this thread reads every new line, commits what it read in one transaction through
-a :class:`~shellflow.engine.record_store.RecordStore`, and publishes the batch's events
+a :class:`~shellflow.engine.records.store.RecordStore`, and publishes the batch's events
 on the live channels once they are committed. It is woken by the spool's pipe, so an idle
 worker commits a call's record within a millisecond or two of its end, and a busy one
 commits many calls per transaction (the database's cost per call falls by more than half).
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shellflow.engine.record_store import RecordStore, RecordsUnavailable
-from shellflow.engine.spool import Spool, SpoolFolder, leftovers, worker_folder
+from shellflow.engine.records.spool import Spool, SpoolFolder, leftovers, worker_folder
+from shellflow.engine.records.store import RecordStore, RecordsUnavailable
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
 COMMIT_EVERY = 0.05  # seconds between the starts of two commits, so busy batches grow

@@ -6,8 +6,8 @@ restart) updates the same row instead of creating a second call.
 
 **When records are written, and the guarantee.** A call's records are buffered in its worker
 process while the function runs and, when it ends, *inside the task*, appended as one line
-to the process's spool file (``shellflow.engine.spool``: one ``write``). The worker's main
-process commits the spool in batches (``shellflow.engine.spool_writer``). The prefork child
+to the process's spool file (``shellflow.engine.records.spool``: one ``write``). The worker's main
+process commits the spool in batches (``shellflow.engine.records.spool_writer``). The prefork child
 reports the call done only after the task returns, and only then does Celery acknowledge
 the message (acks_late), so:
 
@@ -45,7 +45,7 @@ transaction cost the server about 105 us of CPU per call; one multi-row upsert o
 record is safe, so it cannot wait for other calls' records: the spool makes the record
 safe at once and leaves the batching to the writer.
 
-The commit itself, and the SQL, are ``shellflow.engine.record_store``'s.
+The commit itself, and the SQL, are ``shellflow.engine.records.store``'s.
 
 **One row for an ordinary call.** Its lifecycle events (received, prerun, postrun or
 failure) are told by the call row's own times and state (``shellflow.model.lifecycle``), so
@@ -54,12 +54,12 @@ call (retry, redelivered, revoked, plug, deadletter) and printed lines add rows.
 three lifecycle rows cost the database more than the call row itself.
 
 **Live events follow commits.** Each batch of events and log lines is handed to
-``on_stored`` (the worker's ``shellflow.engine.events.Publisher``) by the writer only once
+``on_stored`` (the worker's ``shellflow.engine.records.events.Publisher``) by the writer only once
 it is committed, so whatever a live listener sees can be read back from the records.
 
 **Redeliveries are counted here.** A message that arrives flagged ``redelivered`` first
 writes, synchronously and before its function runs, a ``redelivered`` event; the number of
-those events is the call's redelivery count that ``shellflow.engine.delivery`` caps with a
+those events is the call's redelivery count that ``shellflow.engine.worker.delivery`` caps with a
 dead-letter queue. First deliveries pay nothing for it.
 """
 
@@ -76,8 +76,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shellflow.engine.events import Stored
-from shellflow.engine.record_store import (
+from shellflow.engine.records.events import Stored
+from shellflow.engine.records.spool import Spool
+from shellflow.engine.records.store import (
     FLUSH_PATIENCE,
     Pending,
     RecordStore,
@@ -85,7 +86,6 @@ from shellflow.engine.record_store import (
     call_row,
     sql_time,
 )
-from shellflow.engine.spool import Spool
 from shellflow.model import lifecycle
 from shellflow.model.lifecycle import FAILURE, POSTRUN, PRERUN, RECEIVED
 from shellflow.model.urls import dialect_of

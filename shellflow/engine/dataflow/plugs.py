@@ -15,13 +15,13 @@ then count once.
 
 A target fed by plugs into two or more different arguments (or marked ``wait``, in which
 case a plug without an argument counts as one more input) is a join: it runs once every one
-of those inputs has arrived for the same flow run (see ``shellflow.engine.joins``).
+of those inputs has arrived for the same flow run (see ``shellflow.engine.dataflow.joins``).
 
 **A plug that cannot deliver.** Sending along a plug is retried with a growing delay
 (:data:`BACKOFF`, about eight seconds in all, while the source call's message stays
 unacknowledged). If it still fails, the call it would have made is copied, with the
 reason, to the target's dead-letter queue ``<target>.dead`` (as the redelivery cap does,
-``shellflow.engine.delivery``), and recorded: the planned call gets a ``failed`` row with a
+``shellflow.engine.worker.delivery``), and recorded: the planned call gets a ``failed`` row with a
 ``deadletter`` event (its id is the one the plug would have given it, so a later successful
 delivery completes that same row), and the source call a ``plug`` event. The source call's
 own outcome is never changed.
@@ -42,9 +42,14 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 
-from shellflow.engine.app import ARGUMENT_HEADER, FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER
-from shellflow.engine.joins import Arrival, arrive, release
-from shellflow.engine.routing import kombu_queue, publish_via
+from shellflow.engine.dataflow.joins import Arrival, arrive, release
+from shellflow.engine.transport.celery_app import (
+    ARGUMENT_HEADER,
+    FLOW_HEADER,
+    PARENT_HEADER,
+    SOURCES_HEADER,
+)
+from shellflow.engine.transport.routing import kombu_queue, publish_via
 from shellflow.model.db import get_engine
 from shellflow.model.routes import SocketRoute
 
@@ -205,7 +210,7 @@ class Plugs:
         self, app: Any, outlet: Outlet, call_id: str, flow: str, value: Any, exc: Exception
     ) -> Undelivered:
         """Copy what the plug would have sent to ``<target>.dead``, with the reason."""
-        from shellflow.engine.delivery import dead_letter
+        from shellflow.engine.transport.dead_letters import dead_letter
 
         reason = f"{type(exc).__name__}: {exc}"
         key = f"{call_id}/{outlet.plug_id}"

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
-from shellflow.engine.routing import kombu_queue, publish_via
+from shellflow.engine.transport.celery_app import (
+    FLOW_HEADER,
+    PARENT_HEADER,
+    SOURCES_HEADER,
+    make_app,
+)
+from shellflow.engine.transport.routing import kombu_queue, publish_via
 from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, socket_route
@@ -98,7 +103,7 @@ def send(
     if parent:
         headers[PARENT_HEADER] = parent
     # Direct and fanout: the default exchange (routing by queue name) reaches the socket's
-    # queue alone; topic goes through its exchange (shellflow.engine.routing).
+    # queue alone; topic goes through its exchange (shellflow.engine.transport.routing).
     via = publish_via(route, queue)
     try:
         handle = app.send_task(

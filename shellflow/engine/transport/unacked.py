@@ -6,7 +6,8 @@ their consumer shuts down or loses a pool process; but a consumer whose *main* p
 vanished (``kill -9``, the OOM killer, a machine crash) says nothing, and kombu restores its
 messages only once they are older than the visibility timeout. That timeout must stay longer
 than the longest call (a message older than it is given to a second worker even while the
-first still runs it), so it is an hour (``shellflow.engine.app.VISIBILITY_TIMEOUT``).
+first still runs it), so it is an hour
+(``shellflow.engine.transport.celery_app.VISIBILITY_TIMEOUT``).
 
 So shellflow records who holds what. A worker's main process adds the delivery tag of each
 message it receives to the set ``shellflow.held.<host>.<pid>-<start time>`` (named in the
@@ -64,7 +65,7 @@ def holder_of(key: str) -> tuple[str, ProcessId | None]:
     return host, ProcessId.parse(process)
 
 
-uses_redis = is_redis  # the name shellflow.engine.worker imports
+uses_redis = is_redis  # the name shellflow.engine.worker.runtime imports
 
 
 class Holdings:

@@ -19,15 +19,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.app import FLOW_HEADER, PARENT_HEADER, SOURCES_HEADER, make_app
-from shellflow.engine.events import Publisher
-from shellflow.engine.kombu_redis import reuse_redis_clients
-from shellflow.engine.record_store import RecordStore
-from shellflow.engine.records import CallStart, Recorder
-from shellflow.engine.results import store_without_reading
-from shellflow.engine.routing import is_redis, kombu_queue
-from shellflow.engine.spool import spool_root
-from shellflow.engine.spool_writer import SpoolWriter
+from shellflow.engine.records.events import Publisher
+from shellflow.engine.records.recorder import CallStart, Recorder
+from shellflow.engine.records.spool import spool_root
+from shellflow.engine.records.spool_writer import SpoolWriter
+from shellflow.engine.records.store import RecordStore
+from shellflow.engine.transport.celery_app import (
+    FLOW_HEADER,
+    PARENT_HEADER,
+    SOURCES_HEADER,
+    make_app,
+)
+from shellflow.engine.transport.kombu_redis import reuse_redis_clients
+from shellflow.engine.transport.result_store import store_without_reading
+from shellflow.engine.transport.routing import is_redis, kombu_queue
 from shellflow.errors import UsageError
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
@@ -79,11 +84,11 @@ def _register(
     The result goes along the socket's RESULT plugs once the call's record is written (an
     error along its ERROR plugs); a plug that cannot fire leaves an event on the source call
     and never changes the source call's own record or outcome. The recorder publishes each
-    event on the live channels once it is stored (``shellflow.engine.events``).
+    event on the live channels once it is stored (``shellflow.engine.records.events``).
     """
     import logging
 
-    from shellflow.engine.plugs import error_value, plugs_for
+    from shellflow.engine.dataflow.plugs import error_value, plugs_for
 
     log = logging.getLogger(__name__)
     worker_name = f"{route.processor}@{pysocket.gethostname()}"
@@ -157,16 +162,16 @@ def build(
 ) -> tuple[Any, list[SocketRoute]]:
     """The Celery app serving ``processor``'s sockets, and their routes.
 
-    Each function runs inside ``shellflow.engine.delivery.guard`` (the processor's retries,
+    Each function runs inside ``shellflow.engine.worker.delivery.guard`` (the processor's retries,
     the redelivery cap with its dead-letter queue). A call's records are appended to its
     pool process's spool inside the task, so before its message is acknowledged, and
     committed in batches by the writer thread of the main process
-    (``shellflow.engine.spool_writer``), which starts with the worker and drains the spool
+    (``shellflow.engine.records.spool_writer``), which starts with the worker and drains the spool
     when it stops; anything still buffered in a pool process is spooled when it shuts down.
     """
     from celery import signals
 
-    from shellflow.engine.delivery import guard, policy_of
+    from shellflow.engine.worker.delivery import guard, policy_of
 
     for entry in reversed(path):
         if entry not in sys.path:
@@ -177,9 +182,9 @@ def build(
     if not routes:
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")
-    store_without_reading(app)  # see shellflow.engine.results
+    store_without_reading(app)  # see shellflow.engine.transport.result_store
     if is_redis(settings.broker):
-        reuse_redis_clients()  # see shellflow.engine.kombu_redis
+        reuse_redis_clients()  # see shellflow.engine.transport.kombu_redis
     app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
     writer = SpoolWriter(
@@ -261,13 +266,13 @@ def honour_cancelled_calls(settings: Settings, recorder: Recorder, names: set[st
 
 
 def _track_holdings(settings: Settings) -> None:
-    """On a Redis broker, record the messages this worker holds (``engine.unacked``)."""
+    """On a Redis broker, record the messages this worker holds (``engine.transport.unacked``)."""
     import logging
 
     from celery import signals
 
-    from shellflow.engine.events import redis_client
-    from shellflow.engine.unacked import Holdings, uses_redis
+    from shellflow.engine.records.events import redis_client
+    from shellflow.engine.transport.unacked import Holdings, uses_redis
 
     if not uses_redis(settings.broker):
         return
@@ -303,7 +308,7 @@ def serve(
     loglevel: str = "WARNING",
 ) -> None:
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown)."""
-    from shellflow.engine.unacked import restore_dead
+    from shellflow.engine.transport.unacked import restore_dead
 
     app, routes = build(settings, processor, path)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)

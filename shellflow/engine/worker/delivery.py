@@ -4,7 +4,7 @@
 their queue when their worker is lost, so a message that kills its worker (a crash in a C
 extension, the OOM killer, ``os._exit``) would come back forever. shellflow counts the
 redeliveries itself, in the call records: a message flagged ``redelivered`` writes a
-``redelivered`` event, durably, before its function runs (``shellflow.engine.records``);
+``redelivered`` event, durably, before its function runs (``shellflow.engine.records.recorder``);
 once a call has been redelivered more than :data:`MAX_REDELIVERIES` times it is not run
 again: its message is copied, with the reason, to the socket's dead-letter queue
 ``<socket>.dead`` (a durable queue bound to the direct exchange ``shellflow.dead``), and the
@@ -42,13 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shellflow.engine.records import Recorder
+from shellflow.engine.records.recorder import Recorder
+from shellflow.engine.transport.dead_letters import DEAD_SUFFIX, dead_letter
 from shellflow.model.listing import Reader
 from shellflow.model.routes import SocketRoute
 
 MAX_REDELIVERIES = 5
-DEAD_EXCHANGE = "shellflow.dead"
-DEAD_SUFFIX = ".dead"
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +70,6 @@ def policy_of(conn: Reader, processor: str) -> Policy:
     return Policy(retries=max(0, int(retries or 0)), retry_delay=max(0.0, float(delay or 0)))
 
 
-def dead_letter_queue(socket: str) -> Any:
-    from kombu import Exchange, Queue
-
-    exchange = Exchange(DEAD_EXCHANGE, type="direct", durable=True)
-    name = socket + DEAD_SUFFIX
-    return Queue(name, exchange=exchange, routing_key=name, durable=True, auto_delete=False)
-
-
 def _dead_letter(app: Any, route: SocketRoute, request: Any, args: Any, kwargs: Any,
                  reason: str) -> None:  # fmt: skip
     """Copy the call to ``<socket>.dead`` (persistent, confirmed) with why it is there."""
@@ -88,16 +79,6 @@ def _dead_letter(app: Any, route: SocketRoute, request: Any, args: Any, kwargs: 
         "reason": reason, "dead_at": time.time(),
     }  # fmt: skip
     dead_letter(app, route.name, body)
-
-
-def dead_letter(app: Any, socket: str, body: dict[str, Any]) -> None:
-    """Publish ``body`` to ``<socket>.dead`` (persistent, confirmed); raises if it cannot."""
-    queue = dead_letter_queue(socket)
-    with app.producer_or_acquire() as producer:
-        producer.publish(
-            body, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue],
-            serializer="json", delivery_mode=2, retry=True,
-        )  # fmt: skip
 
 
 def guard(

@@ -7,8 +7,8 @@ Redis for every call, about a sixth of a worker's time per trivial call here.
 
 A shellflow worker does not need it: a redelivered call whose record already says
 ``finished`` is not run again and answers with its recorded result
-(``shellflow.engine.delivery``). A call's record is spooled before its result is stored and
-committed within milliseconds (``shellflow.engine.records``); a worker that died before
+(``shellflow.engine.worker.delivery``). A call's record is spooled before its result is stored and
+committed within milliseconds (``shellflow.engine.records.recorder``); a worker that died before
 committing it is drained by the next one before that one takes any message. The result a
 redelivery stores is therefore the same one, except for a redelivery that overtakes the
 commit of a killed pool process's record by those milliseconds: it runs the call again, as
