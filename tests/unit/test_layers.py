@@ -55,22 +55,34 @@ def test_every_import_contract_is_kept() -> None:
 
 
 def test_contracts_catch_an_upward_import(tmp_path: Path) -> None:
-    """A model module importing click, and the engine inside a function, breaks exactly the
-    layers and the model's contract."""
+    """A model module importing click, and the engine inside a function, and the records
+    importing the worker break exactly the layers, the model's and the engine's contracts."""
     fake = tmp_path / "shellflow"
-    for package in ("", "commands", "tui", "client", "engine", "model"):
+    engine = ("fleet", "worker", "dataflow", "calls", "records", "transport")
+    packages = (
+        "",
+        "commands",
+        "tui",
+        "client",
+        "engine",
+        "model",
+        *(f"engine/{p}" for p in engine),
+    )
+    for package in packages:
         (fake / package).mkdir(parents=True, exist_ok=True)
         (fake / package / "__init__.py").write_text("")
-    for module in ("config", "errors", "redact"):
+    for module in ("config", "urls", "errors", "redact", "engine/pids"):
         (fake / f"{module}.py").write_text("")
     (fake / "model" / "bad.py").write_text(
         "import click\n\n\ndef f():\n    from shellflow import engine\n"
     )
+    (fake / "engine" / "records" / "bad.py").write_text("from shellflow.engine import worker\n")
     shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
     # The fake package comes first on the path, ahead of the installed shellflow.
     code, report = lint_imports(tmp_path / "pyproject.toml", tmp_path, pythonpath=str(tmp_path))
     assert code != 0, report
     names = contract_names()
     broken = {name for name, verdict in verdicts(report).items() if verdict == "BROKEN"}
-    assert broken == {names["layers"], names["model-no-messaging-or-ui"]}, report
+    expected = {names["layers"], names["model-no-messaging-or-ui"], names["engine-layers"]}
+    assert broken == expected, report
     assert "shellflow.model.bad -> shellflow.engine" in report
