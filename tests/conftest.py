@@ -7,6 +7,7 @@ SHELLFLOW_REQUIRE_SERVICES=1 (CI), where a missing server fails them instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -159,6 +160,17 @@ def _flow_executable() -> list[str]:
     return [found] if found else [sys.executable, "-m", "shellflow"]
 
 
+def _patience(args: tuple[str, ...]) -> float:
+    """Seconds to give ``flow ARGS``: 60, or its own ``--timeout`` plus 30."""
+    for flag, value in itertools.pairwise(args):
+        if flag == "--timeout":
+            try:
+                return max(60.0, float(value) + 30)
+            except ValueError:
+                break
+    return 60.0
+
+
 @pytest.fixture
 def flow() -> FlowRunner:
     """Run ``flow`` in a subprocess, as a user would (stdin is not a terminal)."""
@@ -167,13 +179,15 @@ def flow() -> FlowRunner:
 
 class FlowRunner:
     def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-                 timeout: float = 60) -> Result:  # fmt: skip
+                 timeout: float | None = None) -> Result:  # fmt: skip
+        """Run ``flow ARGS``; killed after ``timeout`` s (default: a minute, or half a minute
+        more than the command's own ``--timeout``, so that one is what a test sees)."""
         proc = subprocess.run(
             [*_flow_executable(), *args],
             input=input if input is not None else "",
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=timeout if timeout is not None else _patience(args),
             env={**os.environ, **(env or {})},
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.conftest import FlowRunner
 from tests.engine.conftest import AMQP_URL, ROOT, Deployment, build_network, deploy
+from tests.waiting import poll
 
 CALL = "SELECT id, state, result, tracking, parent, args FROM call WHERE name = ? ORDER BY started"
 
@@ -30,15 +30,14 @@ def plug(d: Deployment, network: dict[str, str], source: str, target: str, *opti
 
 
 def calls(d: Deployment, socket: str, count: int, timeout: float = 60) -> list[tuple[Any, ...]]:
-    """The socket's calls once ``count`` of them have ended (or whatever is there at the
-    deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = d.query(CALL, (socket,))
-        ended = [row for row in rows if row[1] in ("finished", "failed")]
-        if len(ended) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+    """The socket's calls once ``count`` of them have ended; fails naming them at the
+    deadline."""
+
+    def ended() -> bool:
+        return sum(row[1] in ("finished", "failed") for row in d.query(CALL, (socket,))) >= count
+
+    poll(ended, timeout, lambda: f"{count} ended calls of {socket}: {d.query(CALL, (socket,))}")
+    return d.query(CALL, (socket,))
 
 
 def test_a_result_plug_chains_calls_in_one_flow(
