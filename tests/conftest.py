@@ -24,6 +24,21 @@ from tests import templates
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+REDIS_DBS = range(1, 16)  # db 0 is left to people; each test process takes one of these
+
+
+def redis_url() -> str:
+    """A Redis database of this test process's own (pytest-xdist runs several at once).
+
+    Keys are per database; pub/sub channels are not, so tests also name their channels
+    after their own sockets or processors.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker.removeprefix("gw") or 0)
+    return f"redis://127.0.0.1:6379/{REDIS_DBS[number % len(REDIS_DBS)]}"
+
+
+REDIS_URL = redis_url()
 SERVICES = {
     "postgresql": (PG_HOST, PG_PORT),
     "redis": ("127.0.0.1", 6379),

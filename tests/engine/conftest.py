@@ -27,6 +27,7 @@ from tests import templates
 from tests.conftest import (
     PG_HOST,
     PG_PORT,
+    REDIS_URL,
     FlowRunner,
     Result,
     _drop_pg_database,
@@ -39,17 +40,6 @@ from tests.waiting import poll, poll_value
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSORS = ROOT / "examples" / "processors"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS_DBS = range(1, 16)  # db 0 is left to people; each test process takes one of these
-
-
-def redis_url() -> str:
-    """A Redis database of this test process's own (pytest-xdist runs several at once)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    number = int(worker.removeprefix("gw") or 0)
-    return f"redis://127.0.0.1:6379/{REDIS_DBS[number % len(REDIS_DBS)]}"
-
-
-REDIS_URL = redis_url()
 
 
 @dataclass

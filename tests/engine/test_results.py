@@ -7,9 +7,7 @@ import uuid
 from celery import Celery, states
 
 from shellflow.engine.transport.result_store import store_without_reading
-from tests.conftest import require_service
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.conftest import REDIS_URL, require_service
 
 
 def _app() -> Celery:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import REDIS_URL, require_service
 from tests.tui.conftest import settle
 
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = REDIS_URL
 QUEUE = "pyfi.processors.sample.do_something"  # each socket has its own broker queue
 
 

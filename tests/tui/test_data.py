@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shellflow.tui.data.calls import CallFilter, count_calls, fetch_page
+from tests.conftest import REDIS_URL
 from tests.tui.conftest import DO_SOMETHING, call_id, store_calls
 
 
@@ -137,11 +138,11 @@ def test_queue_depths_on_redis_amqp_and_a_stopped_embedded_broker(tmp_path) -> N
     from shellflow.tui.data.network import queue_depths
 
     name = f"sf-tui-depth-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    client = redis.Redis.from_url(REDIS_URL)
     amqp = "amqp://guest:guest@127.0.0.1:5672//"
     try:
         client.rpush(name, "a", "b")
-        assert queue_depths("redis://127.0.0.1:6379/13", [name]) == {name: 2}
+        assert queue_depths(REDIS_URL, [name]) == {name: 2}
         with Connection(amqp) as connection:
             queue = Queue(name, Exchange(name, type="direct"), routing_key=name, durable=False)
             Producer(connection.channel()).publish({"x": 1}, exchange=queue.exchange,

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import REDIS_URL, require_service
 from tests.tui.conftest import settle
 
 pytestmark = pytest.mark.asyncio
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = REDIS_URL
 
 
 def lines(pane: Any) -> list[str]:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from shellflow.client import amqpwire, resultwire
+from tests.conftest import REDIS_URL
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 HEADERS: dict[str, Any] = {
     "lang": "py", "task": "a.b", "id": "x", "shadow": None, "retries": 0,
@@ -136,10 +136,10 @@ def test_unreachable_broker_is_retried_then_reported() -> None:
 def test_result_channel_reads_published_and_stored_results() -> None:
     import redis
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/3")
+    client = redis.Redis.from_url(REDIS_URL)
     call_id = str(uuid.uuid4())
     key = resultwire.KEY_PREFIX + call_id
-    channel = resultwire.ResultChannel("redis://127.0.0.1:6379/3", call_id)
+    channel = resultwire.ResultChannel(REDIS_URL, call_id)
     try:
         assert channel.next(0.05) is None
         assert channel.stored() is None
