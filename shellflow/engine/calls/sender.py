@@ -4,7 +4,9 @@ A process that sends many calls (the Python API, a streaming ``flow task run``, 
 worker) must not pay for set-up on each one: the Celery app is built once per (broker,
 backend) and kept for the life of the process (its connection and producer pools with it),
 and a socket's route is kept for :data:`ROUTE_TTL` seconds, so a renamed or moved socket is
-seen again within that time while a burst of calls reads the database once.
+seen again within that time while a burst of calls reads the database once. Both are kept in
+the process's runtime object (``shellflow.process_state``): a forked child builds its own
+apps (their connections are its parent's) and reads routes again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shellflow import process_state
 from shellflow.config import Settings
 from shellflow.engine.transport.celery_app import (
     FLOW_HEADER,
@@ -33,9 +36,24 @@ if TYPE_CHECKING:
 
 ROUTE_TTL = 2.0  # seconds a socket's route is trusted before it is read again
 
-_lock = threading.Lock()
-_apps: dict[tuple[str, str], Celery] = {}
-_routes: dict[tuple[str, str], tuple[float, SocketRoute, Any]] = {}
+
+class _Cache:
+    """The sender's per-process state: Celery apps by (broker, backend), routes by (db, socket).
+
+    Readers look entries up without the lock (one dict read); every write takes it.
+    """
+
+    def __init__(self) -> None:
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        """Forget the parent's apps (their pools hold its connections) and routes, unclosed."""
+        self.lock = threading.Lock()
+        self.apps: dict[tuple[str, str], Celery] = {}
+        self.routes: dict[tuple[str, str], tuple[float, SocketRoute, Any]] = {}
+
+
+_cache = process_state.own(__name__, _Cache())
 
 
 @dataclass(frozen=True)
@@ -48,12 +66,12 @@ class Sent:
 def app_for(settings: Settings) -> Celery:
     """The process's Celery app for these broker and backend URLs (built on first use)."""
     key = (settings.broker, settings.backend)
-    app = _apps.get(key)
+    app = _cache.apps.get(key)
     if app is None:
-        with _lock:
-            app = _apps.get(key)
+        with _cache.lock:
+            app = _cache.apps.get(key)
             if app is None:
-                app = _apps[key] = make_app(settings)
+                app = _cache.apps[key] = make_app(settings)
     return app
 
 
@@ -61,19 +79,21 @@ def route_for(settings: Settings, socket: str) -> tuple[SocketRoute, Any]:
     """The socket's route and kombu queue, read again once :data:`ROUTE_TTL` has passed."""
     key = (settings.db, socket)
     now = time.monotonic()
-    cached = _routes.get(key)
+    cached = _cache.routes.get(key)
     if cached is not None and cached[0] > now:
         return cached[1], cached[2]
-    with reader(settings.db) as conn:
+    with reader(settings.db) as conn:  # outside the lock: other sockets' sends go on
         route = socket_route(conn, socket)
     queue = kombu_queue(route, settings.broker)
-    _routes[key] = (now + ROUTE_TTL, route, queue)
+    with _cache.lock:
+        _cache.routes[key] = (now + ROUTE_TTL, route, queue)
     return route, queue
 
 
 def forget_routes() -> None:
     """Drop every cached route (after changing the network from this process)."""
-    _routes.clear()
+    with _cache.lock:
+        _cache.routes.clear()
 
 
 def send(
