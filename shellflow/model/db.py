@@ -2,11 +2,17 @@
 
 SQLite gets WAL and ``synchronous=NORMAL`` (about 2.5x the write rate of the defaults, see
 BASELINES.md) and enforced foreign keys; PostgreSQL is reached through psycopg2.
+
+Engines are kept per process (``shellflow.process_state``). A forked child (a prefork
+worker's pool process) keeps them but not their pooled connections, which are its parent's:
+as celery's database session does, and as SQLAlchemy advises, the child starts with empty
+pools (``dispose(close=False)``) and connects on first use, never closing the parent's.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,11 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from shellflow import process_state
 from shellflow.errors import Conflict, ServiceUnavailable, UsageError
 from shellflow.model.urls import require_supported, sqlalchemy_url, sqlite_path
 from shellflow.redact import mask_text, mask_url
 
-_engines: dict[str, Engine] = {}
 NOT_INITIALISED = "not initialised; run 'flow db init'"
 
 
@@ -30,15 +36,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _Engines:
+    """One engine per URL in this process; the lock keeps two threads from making two."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_url: dict[str, Engine] = {}
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()
+        for engine in self.by_url.values():
+            engine.dispose(close=False)  # the parent's connections stay open, for the parent
+
+
+_engines = process_state.own(__name__, _Engines())
+
+
 def get_engine(url: str) -> Engine:
     """One engine per URL per process; creates the SQLite file's folder on first use.
 
     A URL of an unsupported kind is a usage error (exit 2); a folder that cannot be made
     means the database is unavailable (exit 6).
     """
-    engine = _engines.get(url)
+    engine = _engines.by_url.get(url)
     if engine is not None:
         return engine
+    with _engines.lock:
+        engine = _engines.by_url.get(url)
+        if engine is None:
+            engine = _engines.by_url[url] = _create_engine(url)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     dialect = require_supported(url)
     try:
         if dialect == "sqlite":
@@ -55,14 +85,16 @@ def get_engine(url: str) -> Engine:
         raise ServiceUnavailable("database", url, _first_line(error)) from error
     except (exc.ArgumentError, ValueError) as error:  # unparsable (say, a port that is no number)
         raise UsageError(f"bad database URL {mask_url(url)}: {_first_line(error)}") from error
-    _engines[url] = engine
     return engine
 
 
 def dispose_engines() -> None:
-    for engine in _engines.values():
+    """Close every engine's connections and forget the engines (a test's database is gone)."""
+    with _engines.lock:
+        engines = list(_engines.by_url.values())
+        _engines.by_url.clear()
+    for engine in engines:
         engine.dispose()
-    _engines.clear()
 
 
 def translate(error: exc.SQLAlchemyError, url: str) -> Exception:
