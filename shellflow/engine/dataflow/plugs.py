@@ -28,12 +28,13 @@ own outcome is never changed.
 
 Plugs are read from the model database when a call ends, and each socket's list is reused
 for ``PLUG_SECONDS`` at most, so a change of the network's topology is followed within that
-time ("execution will follow the path of the current dataflow").
+time ("execution will follow the path of the current dataflow"). A forked child (a prefork
+pool process) reads them afresh, on connections of its own (``shellflow.forks``).
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -42,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 
+from shellflow import forks, process_state
 from shellflow.engine.dataflow.joins import Arrival, arrive, release
 from shellflow.engine.transport.celery_app import (
     ARGUMENT_HEADER,
@@ -159,23 +161,25 @@ class Plugs:
     def __init__(self, url: str, ttl: float = PLUG_SECONDS) -> None:
         self.url = url
         self.ttl = ttl
-        self._pid = os.getpid()
+        self.after_fork()
+        forks.at_fork(self.after_fork)
+
+    def after_fork(self) -> None:
+        """Read the plugs afresh; the engine's pooled connections are the parent's
+        (``shellflow.model.db`` leaves them to it)."""
         self._engine: Engine | None = None
         self._cache: dict[str, tuple[float, list[Outlet]]] = {}
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._cache.clear()
+        if self._engine is None:
             self._engine = get_engine(self.url)
-            self._engine.dispose(close=False)  # never reuse a parent's connections after fork
         return self._engine
 
     def outlets(self, socket_id: str) -> list[Outlet]:
         now = time.monotonic()
         cached = self._cache.get(socket_id)
-        if cached is not None and cached[0] > now and self._pid == os.getpid():
+        if cached is not None and cached[0] > now:
             return cached[1]
         found = read_outlets(self.engine, socket_id)
         self._cache[socket_id] = (now + self.ttl, found)
@@ -276,12 +280,26 @@ def send_call(
     )  # fmt: skip
 
 
-_plugs: dict[str, Plugs] = {}
+class _Readers:
+    """The process's plugs readers by model database; each resets itself after a fork."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_url: dict[str, Plugs] = {}
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()  # the readers stay, each reset (Plugs.after_fork)
+
+
+_readers = process_state.own(__name__, _Readers())
 
 
 def plugs_for(url: str) -> Plugs:
     """The process's plugs reader for a model database (shared by its sockets)."""
-    found = _plugs.get(url)
+    found = _readers.by_url.get(url)
     if found is None:
-        found = _plugs[url] = Plugs(url)
+        with _readers.lock:
+            found = _readers.by_url.get(url)
+            if found is None:
+                found = _readers.by_url[url] = Plugs(url)
     return found
