@@ -7,6 +7,9 @@ read once, on the first call, so a module may define its sockets before anything
 configured. :func:`configure` fixes the settings explicitly for the whole process (values
 given to it win over the environment, as flags do for ``flow``), and every API object also
 takes a ``settings=`` argument of its own.
+
+The settings are the process's, kept in its runtime object (``shellflow.process_state``); a
+forked child keeps those of its parent, as it keeps its environment.
 """
 
 from __future__ import annotations
@@ -14,10 +17,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from shellflow import process_state
 from shellflow.config import Settings, load_settings
 
-_lock = threading.Lock()
-_configured: Settings | None = None
+
+class _Configured:
+    """The settings fixed by :func:`configure` or read by :func:`current`, under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.settings: Settings | None = None
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()  # the settings stay: a child is configured as its parent
+
+
+_configured = process_state.own(__name__, _Configured())
 
 
 def configure(
@@ -38,32 +53,29 @@ def configure(
     environment), the ini file and the defaults. ``configure(settings)`` takes a ready
     :class:`~shellflow.config.Settings`.
     """
-    global _configured
     if settings is None:
         flags = {"home": home, "db": db, "broker": broker, "backend": backend, "pubsub": pubsub}
         settings = load_settings(flags=flags, ini=ini, environ=environ)
-    with _lock:
-        _configured = settings
+    with _configured.lock:
+        _configured.settings = settings
     return settings
 
 
 def current() -> Settings:
     """The configured settings, or those of the environment (read once, then kept)."""
-    global _configured
-    settings = _configured
+    settings = _configured.settings
     if settings is None:
-        with _lock:
-            if _configured is None:
-                _configured = load_settings()
-            settings = _configured
+        with _configured.lock:
+            if _configured.settings is None:
+                _configured.settings = load_settings()
+            settings = _configured.settings
     return settings
 
 
 def reset() -> None:
     """Forget the configured settings: the next call reads the environment again."""
-    global _configured
-    with _lock:
-        _configured = None
+    with _configured.lock:
+        _configured.settings = None
 
 
 def resolve(settings: Settings | None) -> Settings:
