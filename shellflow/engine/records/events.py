@@ -44,11 +44,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from shellflow import forks
 from shellflow.urls import is_redis, socket_path
 
 GLOBAL = "global"
@@ -163,15 +163,19 @@ class Publisher:
         self._enabled = carries_live_events(url)
         self._channels = {name: f"{room}.{name}".encode() for name in CHANNELS}
         self._conn: Any = None
-        self._pid = -1
         self._broken = False
+        forks.at_fork(self.after_fork)
+
+    def after_fork(self) -> None:
+        """A forked process connects on its own: the connection is its parent's, left open."""
+        self._conn = None
 
     def _connection(self) -> Any:
-        if self._conn is None or self._pid != os.getpid():
+        if self._conn is None:
             conn = redis_client(self.url).connection_pool.make_connection()
             conn.connect()
             conn.send_command("CLIENT", "REPLY", "OFF")  # no reply to this nor to any later
-            self._conn, self._pid = conn, os.getpid()
+            self._conn = conn
         return self._conn
 
     def publish(self, events: Iterable[Stored]) -> None:
@@ -196,7 +200,7 @@ class Publisher:
             self.close()
 
     def close(self) -> None:
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.disconnect()
         self._conn = None

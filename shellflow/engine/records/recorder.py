@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shellflow import forks, process_state
 from shellflow.engine.records.events import Stored
 from shellflow.engine.records.spool import Spool
 from shellflow.engine.records.store import (
@@ -138,21 +139,20 @@ class _Ids:
     counter, in the shape of a UUID (a uuid4 per row cost more than the row's insert)."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        """A forked pool process draws its own prefix, or its ids would repeat its parent's."""
+        raw = os.urandom(10).hex()
+        self._prefix = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-"
         self._count = 0
 
     def __call__(self) -> str:
-        if self._pid != os.getpid():  # a forked pool process draws its own prefix
-            self._pid = os.getpid()
-            raw = os.urandom(10).hex()
-            self._prefix = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-"
-            self._count = 0
         self._count += 1
         return f"{self._prefix}{self._count:012x}"
 
 
-_new_id = _Ids()
+_new_id = process_state.own(__name__, _Ids())
 
 
 class Recorder:
@@ -172,15 +172,14 @@ class Recorder:
         self.spool = spool  # where records go, for the worker's writer to commit
         self.on_stored = on_stored  # publishes a redelivery's event, written at once
         self.dialect = dialect_of(url)
-        self._pid = -1
-        self._ensure_process()
+        self.after_fork()
+        forks.at_fork(self.after_fork)
 
     # -- process state ---------------------------------------------------------------------
 
-    def _ensure_process(self) -> None:
-        if self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
+    def after_fork(self) -> None:
+        """Start this process's own records: the parent's buffers, connection and writer
+        thread are its own (dropped here unclosed; the thread does not exist in a child)."""
         self._store = RecordStore(self.url, self.on_stored)  # redeliveries are counted now
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -207,7 +206,6 @@ class Recorder:
 
     def started(self, start: CallStart, redelivered: bool = False) -> Delivery:
         """A call begins; a redelivered one is counted durably before its function runs."""
-        self._ensure_process()
         with self._lock:
             now = self._now()
             row = {
@@ -239,7 +237,6 @@ class Recorder:
             return delivery
 
     def delivery(self, call_id: str) -> Delivery | None:
-        self._ensure_process()
         return self._deliveries.get(call_id)
 
     def finished(self, call_id: str, name: str, result: Any, output: list[str]) -> None:
@@ -254,7 +251,6 @@ class Recorder:
 
     def event(self, call_id: str, name: str, note: str, state: str | None = None) -> None:
         """An event of a call; written with the call's end, or now if the call has ended."""
-        self._ensure_process()
         with self._lock:
             now = self._now()
             row = self._calls.get(call_id)
@@ -273,7 +269,6 @@ class Recorder:
     def undelivered(self, start: CallStart, reason: str) -> None:
         """A call that could not even be sent (a plug's target): its row, ``failed`` with
         the reason, and a ``deadletter`` event, written now."""
-        self._ensure_process()
         with self._lock:
             now = self._now()
             self._known[start.call_id] = (start.name, start.flow)
@@ -291,8 +286,6 @@ class Recorder:
 
     def close(self) -> None:
         """Flush what is left (worker shutdown) and close the connection."""
-        if self._pid != os.getpid():
-            return
         with self._lock:
             try:
                 self._flush()
@@ -326,7 +319,6 @@ class Recorder:
         self, call_id: str, values: dict[str, Any], event: str, note: str, output: list[str],
         data: Any = None,
     ) -> None:  # fmt: skip
-        self._ensure_process()
         with self._lock:
             now = self._now()
             row = self._calls.pop(call_id, None)

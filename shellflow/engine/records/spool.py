@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shellflow import forks
 from shellflow.engine.pids import ProcessId, pid_alive
 
 ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
@@ -67,22 +68,22 @@ class Spool:
     def __init__(self, folder: Path, wake_fd: int | None = None) -> None:
         self.folder = folder
         self.wake_fd = wake_fd
-        self._pid = -1
+        self.after_fork()
+        forks.at_fork(self.after_fork)
+
+    def after_fork(self) -> None:
+        """A forked process appends to a file of its own, never to its parent's."""
         self._fd = -1
         self._n = 0
         self._size = 0
 
     def _open(self) -> None:
-        if self._pid != os.getpid():  # a forked process: its own file, not its parent's
-            self._pid = os.getpid()
-            self._n = 0
-            self._fd = -1
         if self._fd < 0 or self._size >= ROTATE_BYTES:
             if self._fd >= 0:
                 os.close(self._fd)
             self._n += 1
             self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"{self._pid}-{self._n}{SUFFIX}"
+            path = self.folder / f"{os.getpid()}-{self._n}{SUFFIX}"
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._size = 0
 
@@ -100,7 +101,7 @@ class Spool:
                 os.write(self.wake_fd, b"\0")
 
     def close(self) -> None:
-        if self._pid == os.getpid() and self._fd >= 0:
+        if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = -1
