@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 import weakref
 from collections.abc import Callable
 
@@ -76,3 +78,41 @@ def test_a_failing_reset_leaves_the_others_to_run() -> None:
         assert in_child(lambda: counter.resets == 1) == 0
     finally:
         forks._resets.pop(broken, None)
+
+
+# A fresh interpreter counts every os.register_at_fork made from shellflow while the
+# modules that keep per-process state are imported and their objects made.
+_COUNT = """
+import os, tempfile, pathlib
+calls = []
+original = os.register_at_fork
+def counting(**hooks):
+    calls.append(hooks)
+    return original(**hooks)
+os.register_at_fork = counting
+import shellflow.forks, shellflow.process_state
+import shellflow.model.db, shellflow.client.settings, shellflow.engine.calls.sender
+from shellflow.engine.dataflow.plugs import Plugs, plugs_for
+from shellflow.engine.records.events import Publisher
+from shellflow.engine.records.recorder import Recorder
+from shellflow.engine.records.spool import Spool
+url = "sqlite:///" + tempfile.mkdtemp() + "/model.db"
+kept = []
+for _ in range(3):
+    spool = Spool(pathlib.Path(tempfile.mkdtemp()))
+    kept += [spool, Recorder(url, spool), Publisher("redis://127.0.0.1:6379/0", "r"), Plugs(url)]
+    plugs_for(url)
+def ours(hook):
+    return (getattr(hook, "__module__", None) or "").startswith("shellflow")
+print(sum(ours(h.get("after_in_child")) for h in calls), len(shellflow.forks._resets))
+"""
+
+
+def test_the_os_is_asked_once_however_many_register() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    asked, registered = map(int, proc.stdout.split())
+    assert asked == 1
+    assert registered == 1 + 3 * 4 + 1  # the runtime object, each object kept, plugs_for's
