@@ -424,6 +424,28 @@ def test_kombu_redis_channel_creates_a_client_per_operation(
         assert third is not first and third.connection_pool is channel._pool
 
 
+def test_patches_apply_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applying shellflow's patches again changes nothing: kombu's channel is wrapped once
+    (process-wide), and a worker's app gets one one-write backend over Celery's own class."""
+    from celery.backends.redis import RedisBackend
+    from kombu.transport import redis as transport
+
+    from shellflow.engine.transport.kombu_redis import reuse_redis_clients
+    from shellflow.engine.transport.result_store import store_without_reading
+
+    monkeypatch.setattr(transport.Channel, "_create_client", transport.Channel._create_client)
+    reuse_redis_clients()
+    patched = transport.Channel._create_client
+    reuse_redis_clients()
+    assert transport.Channel._create_client is patched
+
+    app = _app()
+    store_without_reading(app)
+    store_without_reading(app)
+    assert type(app.backend).__name__ == "OneWriteBackend"
+    assert type(app.backend).__bases__ == (RedisBackend,)
+
+
 def test_kombu_redis_unacked_layout() -> None:
     """``engine.transport.unacked`` reads kombu's ``unacked`` hash by delivery tag and hands
     messages back with ``channel.qos.restore_by_tag(tag, client, leftmost=True)``."""

@@ -22,7 +22,11 @@ from typing import Any
 
 
 def store_without_reading(app: Any) -> None:
-    """Make ``app`` (a worker's) store results with one write when its backend is Redis."""
+    """Make ``app`` (a worker's) store results with one write when its backend is Redis.
+
+    Idempotent: the backend is always built over the class Celery resolves from the app's
+    configuration, never over an earlier one-write backend.
+    """
     from celery.app.backends import by_url
     from celery.backends.redis import RedisBackend
 
