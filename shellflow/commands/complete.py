@@ -86,19 +86,8 @@ def _db_url(ctx: click.Context) -> str:
 def _open(url: str) -> Reader:
     """A read-only connection of the light path, quick to give up on a silent server."""
     from shellflow.model.listing import Reader
-    from shellflow.model.urls import dialect_of, libpq_url
 
-    class QuickReader(Reader):
-        def _connect(self) -> Any:
-            if dialect_of(self.url) != "postgresql":
-                return super()._connect()
-            import psycopg2
-
-            conn = psycopg2.connect(libpq_url(self.url), connect_timeout=CONNECT_TIMEOUT)
-            conn.set_session(readonly=True, autocommit=True)
-            return conn
-
-    return QuickReader(url)
+    return Reader(url, connect_timeout=CONNECT_TIMEOUT)
 
 
 def _query(

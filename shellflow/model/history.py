@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shellflow.errors import NotFound
+from shellflow.model.dialects import sql_time
 from shellflow.model.lifecycle import Event, lifecycle, merged
 from shellflow.model.listing import Reader, _value
 
@@ -63,10 +64,7 @@ def _row(columns: tuple[tuple[str, str, str], ...], record: tuple[Any, ...]) -> 
 
 def _moment(conn: Reader, moment: datetime) -> Any:
     """A UTC time as each database compares it (SQLite keeps naive UTC text)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if conn.dialect == "sqlite":
-        return moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
+    return sql_time(conn.dialect, moment)
 
 
 def list_calls(

@@ -28,14 +28,25 @@ NOT_INITIALISED = "not initialised; run 'flow db init'"
 Row = dict[str, Any]
 
 
+CONNECT_TIMEOUT = 5  # seconds a database server has to accept a connection
+
+
 class Reader:
     """A read-only connection that speaks ``?`` placeholders on both databases
-    (``writable``: one that also writes, each statement committed on its own)."""
+    (``writable``: one that also writes, each statement committed on its own unless run in
+    a :meth:`transaction`).
 
-    def __init__(self, url: str, writable: bool = False) -> None:
+    ``connect_timeout``: how long a silent server may keep it waiting (shell completion
+    gives up sooner than a command: a TAB must answer).
+    """
+
+    def __init__(
+        self, url: str, writable: bool = False, connect_timeout: int = CONNECT_TIMEOUT
+    ) -> None:
         self.url = url
         self.dialect = dialect_of(url)
         self.writable = writable
+        self.connect_timeout = connect_timeout
         self._conn: Any = self._connect()
 
     def _connect(self) -> Any:
@@ -56,7 +67,7 @@ class Reader:
             import psycopg2
 
             try:
-                conn = psycopg2.connect(libpq_url(self.url), connect_timeout=5)
+                conn = psycopg2.connect(libpq_url(self.url), connect_timeout=self.connect_timeout)
             except psycopg2.Error as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot connect"
                 raise ServiceUnavailable("database", self.url, reason) from exc

@@ -360,3 +360,29 @@ def test_completion_reads_the_database_without_heavy_imports(network: str, tmp_p
     assert "shellflow.model.listing" in modules
     heavy = ("sqlalchemy", "alembic", "celery", "kombu", "redis", "textual", "rich", "git")
     assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
+
+
+def test_completion_gives_a_silent_server_less_time_than_a_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TAB must answer: completion asks the light path for its shorter connect timeout."""
+    import psycopg2
+
+    from shellflow.commands import complete as comp
+    from shellflow.model import listing
+
+    asked: dict[str, object] = {}
+
+    class Connection:
+        def set_session(self, **_: object) -> None:
+            pass
+
+    def connect(dsn: str, **options: object) -> Connection:
+        asked.update(options)
+        return Connection()
+
+    monkeypatch.setattr(psycopg2, "connect", connect)
+    comp._open("postgresql://u@db.invalid/x")
+    assert asked["connect_timeout"] == comp.CONNECT_TIMEOUT < listing.CONNECT_TIMEOUT
+    listing.Reader("postgresql://u@db.invalid/x")
+    assert asked["connect_timeout"] == listing.CONNECT_TIMEOUT

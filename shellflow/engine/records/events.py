@@ -210,14 +210,13 @@ def replay_since(url: str, since: datetime, room: str | None) -> list[dict[str, 
     """The messages of events stored at or after ``since`` (every processor's when
     ``room`` is None), oldest first, as the worker published them: the stored events, the
     lifecycle events the call rows tell (``shellflow.model.lifecycle``) and printed lines."""
+    from shellflow.model.dialects import sql_time
     from shellflow.model.lifecycle import ORDER, lifecycle
     from shellflow.model.listing import reader
 
     since = since.astimezone(UTC)
-    cutoff: Any = since
     with reader(url) as conn:
-        if conn.dialect == "sqlite":
-            cutoff = cutoff.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        cutoff = sql_time(conn.dialect, since)
         room_filter = "" if room is None else " AND p.name = ?"
         params: list[Any] = [cutoff] + ([] if room is None else [room])
         owners = " JOIN socket s ON s.id = c.socket_id JOIN processor p ON p.id = s.processor_id"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shellflow.model.dialects import seconds_between
 from shellflow.model.listing import Reader, _value
 
 PAGE_SIZE = 100
@@ -43,11 +44,7 @@ def _sort_expression(sort: str, dialect: str) -> str:
     if sort == "node":
         return "COALESCE(c.hostname, '')"
     if sort == "duration":
-        if dialect == "sqlite":
-            span = "(julianday(c.finished) - julianday(c.started)) * 86400.0"
-        else:
-            span = "EXTRACT(EPOCH FROM (c.finished - c.started))"
-        return f"COALESCE({span}, -1.0)"
+        return f"COALESCE({seconds_between(dialect, 'c.started', 'c.finished')}, -1.0)"
     raise ValueError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
 
 
