@@ -117,27 +117,19 @@ def record_pending(
 ) -> bool:  # fmt: skip
     """Write the ``pending`` row of a call just sent; False if a worker's record came first.
 
-    ``started`` stays empty (no worker has started it: see ``shellflow.model.lifecycle``)
-    and ``created`` is the send time, which the worker's upsert keeps. Written after the
-    publish, so a call that could not be sent leaves no row; ``ON CONFLICT DO NOTHING``
-    keeps a worker's record should the call have run in between.
+    Written after the publish, so a call that could not be sent leaves no row; the row and
+    its rules are ``shellflow.model.call_writes``'s (the one owner of the ``call`` table).
     """
     from datetime import UTC, datetime
 
-    when: Any = datetime.fromtimestamp(sent, UTC)
-    if conn.dialect == "sqlite":  # naive UTC text, as SQLAlchemy and the worker write it
-        when = when.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    values = {
-        "id": call_id, "created": when, "lastupdated": when, "name": route.name,
-        "state": "pending", "socket_id": route.socket_id, "task_id": route.task_id,
-        "parent": parent, "tracking": flow, "celeryid": call_id,
-        "args": json.dumps({"args": args, "kwargs": kwargs}, default=str),
-    }  # fmt: skip
-    sql = (
-        f"INSERT INTO call ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
-        " ON CONFLICT (id) DO NOTHING"
-    )
-    return conn.execute(sql, list(values.values())) == 1
+    from shellflow.model.call_writes import insert_pending
+
+    return insert_pending(
+        conn, call_id=call_id, name=route.name, socket_id=route.socket_id,
+        task_id=route.task_id, flow=flow, parent=parent,
+        args=json.dumps({"args": args, "kwargs": kwargs}, default=str),
+        sent=datetime.fromtimestamp(sent, UTC),
+    )  # fmt: skip
 
 
 def _route(settings: Settings, socket: str) -> SocketRoute:

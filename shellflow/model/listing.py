@@ -1,9 +1,10 @@
 """Read the network's objects straight through the database driver (sqlite3 or psycopg2).
 
 This is the path of ``flow ls`` and of shell completion: it never imports SQLAlchemy, so a
-listing starts in a fraction of the time an ORM query would need. Writes always go through
-the ORM (``shellflow.model.store``), except the few rows a cold command writes on its own
-hot path (a ``pending`` call row from ``flow task run --async``) through :func:`writer`.
+listing starts in a fraction of the time an ORM query would need. Writes of the network's
+objects go through the ORM (``shellflow.model.store``); those of calls through
+``shellflow.model.call_writes``, which a cold command (``flow task run --async``, ``flow task
+cancel``) runs on a :func:`writer`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ class Reader:
         """Run one writing statement (committed at once); the number of rows it changed."""
         return self._run(sql, params, lambda cursor: int(cursor.rowcount))
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block's statements in one transaction, committed at its end (rolled back
+        if it raises). On SQLite the write lock is taken at once, so the block's reads and
+        writes see one state (no other writer can slip in between them)."""
+        self._run("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN", (), _nothing)
+        try:
+            yield
+        except BaseException:
+            self._run("ROLLBACK", (), _nothing)
+            raise
+        self._run("COMMIT", (), _nothing)
+
     def _run(self, sql: str, params: Sequence[Any], result: Callable[[Any], T]) -> T:
         if self.dialect == "postgresql":
             sql = sql.replace("?", "%s")
@@ -98,6 +112,10 @@ class Reader:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _nothing(_cursor: Any) -> None:
+    return None
 
 
 def _missing_table(exc: Exception) -> bool:

@@ -76,7 +76,7 @@ def test_seconds_between_on_postgresql_names_both_columns() -> None:
     assert "c.finished - c.started" in expr
 
 
-@pytest.mark.parametrize("folder", ["tui", "commands"])
+@pytest.mark.parametrize("folder", ["client", "tui", "commands"])
 def test_no_dialect_branch_above_the_model(folder: str) -> None:
     found = [
         f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"

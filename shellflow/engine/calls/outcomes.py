@@ -7,7 +7,6 @@ waiting on a handle live in :mod:`shellflow.engine.calls.sender`.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,38 +146,11 @@ def record_cancelled(settings: Settings, call_ids: list[str], note: str) -> list
     results as revoked in the result backend, so whoever waits for them learns at once
     instead of waiting for a worker.
     """
-    from datetime import UTC, datetime
+    from shellflow.model import call_writes
+    from shellflow.model.listing import writer
 
-    from sqlalchemy import insert, select, update
-
-    from shellflow.model.db import session_scope
-    from shellflow.model.tables import Call, Event  # every table: the foreign keys resolve
-
-    now = datetime.now(UTC)
-    with session_scope(settings.db) as session:
-        rows = session.execute(select(Call.id, Call.state).where(Call.id.in_(call_ids)))
-        known: dict[str, str] = {call_id: state for call_id, state in rows}
-        fresh = [c for c in call_ids if c not in known]
-        pending = [c for c in call_ids if known.get(c) == "pending"]
-        if pending:  # only those still pending: a worker may have taken one meanwhile
-            taken = session.execute(
-                update(Call).where(Call.id.in_(pending), Call.state == "pending")
-                .values(state="revoked", started=None, finished=now, lastupdated=now)
-                .returning(Call.id)
-            ).scalars()  # fmt: skip
-            pending = list(taken)
-        if fresh:
-            session.execute(insert(Call), [
-                {"id": c, "name": "(cancelled before it started)", "state": "revoked",
-                 "celeryid": c, "tracking": c, "created": now, "lastupdated": now,
-                 "finished": now} for c in fresh
-            ])  # fmt: skip
-        cancelled = [c for c in call_ids if c in fresh or c in pending]
-        if cancelled:
-            session.execute(insert(Event), [
-                {"id": str(uuid.uuid4()), "name": "revoked", "note": note, "call_id": c,
-                 "created": now} for c in cancelled
-            ])  # fmt: skip
+    with writer(settings.db) as conn:
+        cancelled = call_writes.record_cancelled(conn, call_ids, note)
     backend = app_for(settings).backend
     for call_id in cancelled:
         backend.mark_as_revoked(call_id, note)

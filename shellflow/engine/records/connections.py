@@ -1,15 +1,18 @@
 """The two database connections call records are written through, driver-level.
 
 Records bypass SQLAlchemy (its per-statement overhead costs more CPU than a trivial call;
-see ``shellflow.engine.records.recorder``): SQLite through sqlite3 with a fast write-lock wait, and
-PostgreSQL through psycopg2 in asynchronous mode so a statement can be handed to the server
-before a call's result is stored and its answer awaited afterwards.
+see ``shellflow.engine.records.recorder``): SQLite through sqlite3 with a fast write-lock
+wait, and PostgreSQL through psycopg2 in asynchronous mode, whose every wait for the server
+is bounded (:attr:`PostgreSQLConnection.TIMEOUT`), so a silent server is a connection error
+that the record store retries rather than a hang.
+
+Both offer the same methods (``shellflow.model.call_writes.DriverConnection``): the SQL
+they run is ``shellflow.model.call_writes``'s, the one owner of the ``call`` table.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 SQLITE_LOCK_WAIT = 30.0  # seconds to wait for SQLite's write lock before one write fails
@@ -30,10 +33,7 @@ class SQLiteConnection:
         self.cursor = self.conn.cursor()
 
     def execute(self, statement: Any, params: Any = ()) -> None:
-        if isinstance(statement, SQLiteBatch):
-            statement.run(self)
-        else:
-            self.cursor.execute(statement, params)
+        self.cursor.execute(statement, params)
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         self.cursor.executemany(statement, rows)
@@ -61,44 +61,29 @@ class SQLiteConnection:
             waited += delay
             delay = min(delay * 1.5, 0.005)
 
+    def commit(self) -> None:
+        self.cursor.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.cursor.execute("ROLLBACK")
+
     def close(self) -> None:
         self.conn.close()
 
 
-class SQLiteBatch:
-    """Buffered records to write to SQLite in one transaction."""
-
-    def __init__(self, sql: dict[str, str], batches: Any) -> None:
-        self.sql = sql
-        self.batches = batches
-
-    def run(self, conn: SQLiteConnection) -> None:
-        conn.begin()
-        try:
-            for statement, values in self.batches:
-                if values:
-                    conn.executemany(self.sql[statement], values)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-
 class PostgreSQLConnection:
-    """A psycopg2 connection in asynchronous mode, used as a blocking one, plus ``send``:
-    hand a statement to the server now and await its answer later (``wait``)."""
+    """A psycopg2 connection in asynchronous mode, used as a blocking one whose waits for
+    the server are bounded by :attr:`TIMEOUT`."""
 
     TIMEOUT = 60.0  # seconds without any answer before the connection counts as lost
 
-    def __init__(self, dsn: str, prepare: Sequence[str] = ()) -> None:
+    def __init__(self, dsn: str) -> None:
         import psycopg2
 
         self.conn = psycopg2.connect(dsn, connect_timeout=5, async_=True)
         self.wait()
         self.cursor = self.conn.cursor()
         self.execute("SET synchronous_commit = off")
-        for statement in prepare:  # the session's prepared statements, made again on reconnect
-            self.execute(statement)
 
     def _io(self, state: int) -> None:
         import select
@@ -120,22 +105,21 @@ class PostgreSQLConnection:
                 return
             self._io(state)
 
-    def send(self, statement: bytes) -> None:
-        import psycopg2.extensions as ext
-
-        self.cursor.execute(statement)
-        while True:  # until the whole statement is in the socket
-            state = self.conn.poll()
-            if state != ext.POLL_WRITE:
-                return
-            self._io(state)
-
     def execute(self, statement: Any, params: Any = None) -> None:
         self.cursor.execute(statement, params)
         self.wait()
 
     def mogrify(self, statement: str, params: Any) -> bytes:
         return bytes(self.cursor.mogrify(statement, params))
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()

@@ -45,7 +45,8 @@ transaction cost the server about 105 us of CPU per call; one multi-row upsert o
 record is safe, so it cannot wait for other calls' records: the spool makes the record
 safe at once and leaves the batching to the writer.
 
-The commit itself, and the SQL, are ``shellflow.engine.records.store``'s.
+The commit itself is ``shellflow.engine.records.store``'s; the SQL, and the form of each
+value in a spooled row (times as the database stores them), ``shellflow.model.call_writes``'s.
 
 **One row for an ordinary call.** Its lifecycle events (received, prerun, postrun or
 failure) are told by the call row's own times and state (``shellflow.model.lifecycle``), so
@@ -79,15 +80,10 @@ from typing import Any
 from shellflow import forks, process_state
 from shellflow.engine.records.events import Stored
 from shellflow.engine.records.spool import Spool
-from shellflow.engine.records.store import (
-    FLUSH_PATIENCE,
-    Pending,
-    RecordStore,
-    RecordsUnavailable,
-    call_row,
-    sql_time,
-)
+from shellflow.engine.records.store import Pending, RecordStore, RecordsUnavailable
 from shellflow.model import lifecycle
+from shellflow.model.call_writes import call_values
+from shellflow.model.dialects import sql_time
 from shellflow.model.lifecycle import FAILURE, POSTRUN, PRERUN, RECEIVED
 from shellflow.model.urls import dialect_of
 
@@ -388,7 +384,7 @@ class Recorder:
         """
         pending = self._pending
         record = {
-            "r": [call_row(self.dialect, r) for r in pending.rows.values()],
+            "r": [call_values(self.dialect, r) for r in pending.rows.values()],
             "u": pending.updates, "e": pending.events, "l": pending.logs,
             "s": [tuple(event) for event in pending.stored],
         }  # fmt: skip
@@ -401,37 +397,14 @@ class Recorder:
         when = self._now()
         marker = (_new_id(), self._time(when), "redelivered",
                   f"Redelivered call of {row['name']}", call_id)  # fmt: skip
-        values = call_row(self.dialect, row)
-        found: dict[str, Any] = {}
-
-        def count(cursor: Any) -> None:
-            sql = self._store.sql
-            if self.dialect == "postgresql":
-                cursor.execute("BEGIN")
-            else:
-                cursor.begin()
-            try:
-                cursor.execute(sql["previous"], (call_id,))
-                previous = cursor.fetchone()
-                cursor.execute(sql["insert_new"], values)
-                cursor.execute(sql["redeliveries"], (call_id,))
-                before = int(cursor.fetchone()[0])
-                cursor.execute(sql["event"], marker)
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
-            found.update(previous=previous, before=before)
-
         try:
-            self._store.attempt(count, FLUSH_PATIENCE)
+            previous, before = self._store.count_redelivery(call_values(self.dialect, row), marker)
         except RecordsUnavailable as exc:
             from celery.exceptions import Reject
 
             raise Reject(str(exc), requeue=True) from exc
         self._store.published([self._stored_of(marker[0], call_id, "redelivered", when, None)])
-        previous = found["previous"]
         return Delivery(
-            call_id, True, redeliveries=found["before"] + 1,
+            call_id, True, redeliveries=before + 1,
             state=previous[0] if previous else None, result=previous[1] if previous else None,
         )  # fmt: skip

@@ -1,15 +1,16 @@
 """Committing call records: the worker's writer side of them.
 
-Pool processes spool each call's records (``shellflow.engine.records.recorder``); the writer thread
-of the worker's main process (``shellflow.engine.records.spool_writer``) hands the lines it reads
-to a :class:`RecordStore`, which commits them in one transaction and then publishes their
-live events. The store also runs the few writes that cannot wait for the writer (counting a
-redelivery before the function runs again), through :meth:`RecordStore.attempt`.
+Pool processes spool each call's records (``shellflow.engine.records.recorder``); the writer
+thread of the worker's main process (``shellflow.engine.records.spool_writer``) hands the
+lines it reads to a :class:`RecordStore`, which commits them in one transaction and then
+publishes their live events. The store also runs the few writes that cannot wait for the
+writer (counting a redelivery before the function runs again,
+:meth:`RecordStore.count_redelivery`).
 
-Writes go straight through the database driver (sqlite3, psycopg2) with fixed statements:
-SQLAlchemy's per-statement overhead would cost more CPU than the call itself. Every write
-is idempotent (upserts on the call's id, events and log lines keyed by their own ids), so a
-batch sent again after a lost connection, or a spool drained twice, changes nothing.
+The SQL is ``shellflow.model.call_writes``'s (the one owner of the ``call`` table); this
+module keeps what a long-lived writer needs around it: the buffer, a driver-level
+connection (sqlite3, psycopg2: SQLAlchemy's per-statement overhead would cost more CPU than
+the call itself), reconnecting while the database is away, and publishing what committed.
 """
 
 from __future__ import annotations
@@ -22,88 +23,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from shellflow.engine.records.connections import (
-    PostgreSQLConnection,
-    SQLiteBatch,
-    SQLiteConnection,
-)
+from shellflow.engine.records.connections import PostgreSQLConnection, SQLiteConnection
 from shellflow.engine.records.events import Stored
+from shellflow.model import call_writes
+from shellflow.model.call_writes import CALL_COLUMNS, ENDED, DriverConnection
 from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
 
 FLUSH_PATIENCE = 30.0  # seconds of failed writes before RecordsUnavailable
 
 log = logging.getLogger(__name__)
-
-# New columns go last: spooled call rows are lists in this order.
-CALL_COLUMNS = (
-    "id", "created", "lastupdated", "name", "owner", "state", "socket_id", "task_id", "parent",
-    "tracking", "celeryid", "args", "result", "error", "traceback", "hostname", "worker",
-    "started", "finished", "sources",
-)  # fmt: skip
-_KEEP_ON_CONFLICT = ("id", "created")
-EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
-LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
-ENDED = frozenset(("finished", "failed", "revoked"))
+T = TypeVar("T")
 
 
 class RecordsUnavailable(Exception):
     """The model database refused record writes for longer than the patience given."""
-
-
-def _sql(dialect: str) -> dict[str, str]:
-    mark = "%s" if dialect == "postgresql" else "?"
-
-    def marks(n: int) -> str:
-        return "(" + ",".join([mark] * n) + ")"
-
-    # A socket (or task) deleted while its worker runs leaves its calls unlinked, as ON
-    # DELETE SET NULL does for older calls, instead of failing their records.
-    linked = {"socket_id": f"(SELECT id FROM socket WHERE id={mark})",
-              "task_id": f"(SELECT id FROM task WHERE id={mark})"}  # fmt: skip
-    call_values = "(" + ",".join(linked.get(c, mark) for c in CALL_COLUMNS) + ")"
-    changes = ",".join(f"{c}=excluded.{c}" for c in CALL_COLUMNS if c not in _KEEP_ON_CONFLICT)
-    return {
-        "upsert": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
-        f"{call_values} ON CONFLICT (id) DO UPDATE SET {changes}",
-        # Multi-row forms: head, one values group per row joined by commas, tail.
-        "upsert_head": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES ",
-        "call_values": call_values,
-        "upsert_tail": f" ON CONFLICT (id) DO UPDATE SET {changes}",
-        "event_head": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES ",
-        "event_values": marks(len(EVENT_COLUMNS)),
-        "log_head": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES ",
-        "log_values": marks(len(LOG_COLUMNS)),
-        "insert_new": f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
-        f"{call_values} ON CONFLICT (id) DO NOTHING",
-        "event": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES "
-        f"{marks(len(EVENT_COLUMNS))} ON CONFLICT DO NOTHING",
-        "log": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES {marks(len(LOG_COLUMNS))}"
-        " ON CONFLICT DO NOTHING",
-        "state": f"UPDATE call SET state={mark}, lastupdated={mark} WHERE id={mark}",
-        "previous": f"SELECT state, result FROM call WHERE id={mark}",
-        "redeliveries": f"SELECT count(*) FROM event WHERE call_id={mark} AND name='redelivered'",
-    }
-
-
-def sql_time(dialect: str, value: datetime | None) -> Any:
-    """A time as the records store it: as is on PostgreSQL, SQLAlchemy's text on SQLite."""
-    if value is None or dialect == "postgresql":
-        return value
-    return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def times_of(dialect: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row's times as :func:`sql_time` makes them."""
-    if dialect == "postgresql":
-        return row
-    return tuple(sql_time(dialect, v) if isinstance(v, datetime) else v for v in row)
-
-
-def call_row(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
-    """A call row's values in :data:`CALL_COLUMNS` order, times as the records store them."""
-    return times_of(dialect, tuple(row[c] for c in CALL_COLUMNS))
 
 
 @dataclass
@@ -128,6 +63,14 @@ class Pending:
         self.logs.clear()
         self.stored = []  # handed to the publisher as it was: a new list, not cleared
 
+    def add_row(self, row: dict[str, Any]) -> None:
+        """Buffer a call row; a call met twice keeps its ended row over a later ``running``
+        one (two deliveries of one call may sit in two processes' spools, read in either
+        order)."""
+        old = self.rows.get(row["id"])
+        if old is None or old["state"] not in ENDED or row["state"] != "running":
+            self.rows[row["id"]] = row
+
 
 class RecordStore:
     """Buffers spooled records and commits them; one per process that writes records."""
@@ -136,17 +79,12 @@ class RecordStore:
         self.url = url
         self.on_stored = on_stored  # given each committed batch of events (live channels)
         self.dialect = dialect_of(url)
-        self.sql = _sql(self.dialect)
-        self._conn: Any = None
+        self._conn: DriverConnection | None = None
         self._lock = threading.Lock()
         self._pending = Pending()  # absorbed, to commit at the next flush
 
     def absorb(self, *lines: bytes) -> None:
-        """Buffer spooled record lines, for :meth:`flush` to commit (the writer's side).
-
-        A call met twice keeps its ended row over a later ``running`` one: two deliveries of
-        one call may sit in two processes' spools, read in either order.
-        """
+        """Buffer spooled record lines, for :meth:`flush` to commit (the writer's side)."""
         with self._lock:
             for line in lines:
                 self._absorb(json.loads(line))
@@ -155,9 +93,7 @@ class RecordStore:
         for values in record.get("r", ()):
             row: dict[str, Any] = dict.fromkeys(CALL_COLUMNS)  # lines spooled before a
             row.update(zip(CALL_COLUMNS, values, strict=False))  # column was added lack it
-            old = self._pending.rows.get(row["id"])
-            if old is None or old["state"] not in ENDED or row["state"] != "running":
-                self._pending.rows[row["id"]] = row
+            self._pending.add_row(row)
         self._pending.updates += [tuple(u) for u in record.get("u", ())]
         self._pending.events += [tuple(e) for e in record.get("e", ())]
         self._pending.logs += [tuple(entry) for entry in record.get("l", ())]
@@ -181,8 +117,9 @@ class RecordStore:
         with self._lock:
             if not self._pending:
                 return
+            batch = self._pending
             try:
-                self.attempt(lambda cursor: cursor.execute(self._statement(cursor)), patience)
+                self._attempt(lambda conn: self._write(conn, batch), patience, batch)
             except RecordsUnavailable:
                 raise
             except Exception:
@@ -192,6 +129,15 @@ class RecordStore:
             stored = self._pending.stored
             self._pending.clear()
         self.published(stored)
+
+    def count_redelivery(
+        self, row: tuple[Any, ...], marker: tuple[Any, ...], patience: float = FLUSH_PATIENCE
+    ) -> tuple[tuple[Any, ...] | None, int]:
+        """Count a redelivered call now (``shellflow.model.call_writes.count_redelivery``),
+        retrying while the database is away; RecordsUnavailable after ``patience`` s."""
+        return self._attempt(
+            lambda conn: call_writes.count_redelivery(conn, self.dialect, row, marker), patience
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -205,47 +151,27 @@ class RecordStore:
             except Exception as exc:  # live viewers only
                 log.warning("live events not published: %s", exc)
 
-    def _statement(self, cursor: Any) -> Any:
-        """PostgreSQL: the buffered records as one simple query (one implicit transaction,
-        one round trip). SQLite: a function writing them in one transaction."""
-        pending = self._pending
-        rows = [
-            times_of(self.dialect, tuple(r[c] for c in CALL_COLUMNS)) for r in pending.rows.values()
-        ]
-        if self.dialect == "postgresql":
-            # One multi-row statement per table: the server's cost per row falls to about a
-            # third of a statement per row (measured: 28 against 105 us of CPU per call row).
-            sql = self.sql
-            parts = []
-            if rows:
-                parts.append(sql["upsert_head"].encode() + b",".join(
-                    cursor.mogrify(sql["call_values"], row) for row in rows
-                ) + sql["upsert_tail"].encode())  # fmt: skip
-            parts += [cursor.mogrify(sql["state"], update) for update in pending.updates]
-            for table, values in (("event", pending.events), ("log", pending.logs)):
-                if values:
-                    parts.append(sql[f"{table}_head"].encode() + b",".join(
-                        cursor.mogrify(sql[f"{table}_values"], value) for value in values
-                    ) + b" ON CONFLICT DO NOTHING")  # fmt: skip
-            return b";".join(parts)
-        batches = (("upsert", rows), ("state", list(pending.updates)),
-                   ("event", list(pending.events)), ("log", list(pending.logs)))  # fmt: skip
-        return SQLiteBatch(self.sql, batches)
+    def _write(self, conn: DriverConnection, batch: Pending) -> None:
+        rows = [call_writes.call_values(self.dialect, row) for row in batch.rows.values()]
+        call_writes.write_records(conn, self.dialect, rows, batch.updates, batch.events,
+                                  batch.logs)  # fmt: skip
 
-    def attempt(self, work: Any, patience: float) -> None:
-        """Run ``work(cursor)``, reconnecting on connection errors for up to ``patience`` s."""
+    def _attempt(
+        self, work: Callable[[DriverConnection], T], patience: float, batch: Pending | None = None
+    ) -> T:
+        """Run ``work(connection)``, reconnecting on connection errors for up to ``patience`` s."""
         deadline = time.monotonic() + patience
         delay = 0.05
         unlinked = False
         while True:
             try:
-                work(self._connection())
-                return
+                return work(self._connection())
             except Exception as exc:
-                if self._is_missing_reference(exc) and not unlinked:
+                if batch is not None and self._is_missing_reference(exc) and not unlinked:
                     # The socket or task was deleted while the worker ran: keep the call,
                     # unlinked (as ON DELETE SET NULL would have left it).
-                    self._unlink()
+                    for key, row in list(batch.rows.items()):
+                        batch.rows[key] = {**row, "socket_id": None, "task_id": None}
                     unlinked = True
                     continue
                 if not self._is_connection_error(exc):
@@ -256,10 +182,6 @@ class RecordStore:
                 log.warning("call records: %s; retrying in %.2f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-    def _unlink(self) -> None:
-        for key, row in list(self._pending.rows.items()):
-            self._pending.rows[key] = {**row, "socket_id": None, "task_id": None}
 
     @staticmethod
     def _is_missing_reference(exc: Exception) -> bool:
@@ -280,7 +202,7 @@ class RecordStore:
                 self._conn.close()
             self._conn = None
 
-    def _connection(self) -> Any:
+    def _connection(self) -> DriverConnection:
         if self._conn is None:
             if self.dialect == "postgresql":
                 self._conn = PostgreSQLConnection(libpq_url(self.url))

@@ -1,0 +1,247 @@
+"""Every write of the ``call`` table, and of the ``event`` and ``log`` rows written with it.
+
+Why one owner: several processes write one call's row, and they must agree. ``flow task
+run --async`` records a call ``pending``; the worker that runs it completes the same row
+(an upsert by id that keeps ``created``, the time it was sent); ``flow task cancel`` turns
+a ``pending`` row ``revoked`` but must never touch one a worker has taken. The columns, the
+conflict rules and the timestamp format (:func:`shellflow.model.dialects.sql_time`) are
+therefore written down here once. SQL that only reads ``call`` stays with its readers
+(``shellflow.model.history``, ``shellflow.engine.records.events``, ...).
+
+Each writer keeps the connection it already has, and its speed:
+
+- the light path (:class:`shellflow.model.listing.Reader`: no SQLAlchemy, for a cold CLI
+  process): :func:`insert_pending` and :func:`record_cancelled`;
+- a worker's records, driver-level (``shellflow.engine.records.connections``, any
+  :class:`DriverConnection`): :func:`write_records` commits a batch of spooled records in
+  one transaction (one multi-row statement per table on PostgreSQL, ``executemany`` on
+  SQLite: see docs/engine.md for what each costs) and :func:`count_redelivery` counts a
+  redelivered message before its function runs again.
+
+Every write is idempotent (upserts on the call's id, events and log lines keyed by their
+own ids), so a batch sent again after a lost connection, or a spool drained twice, changes
+nothing. No SQLAlchemy is imported here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from shellflow.model.dialects import placeholder, sql_time, times_of
+
+if TYPE_CHECKING:
+    from shellflow.model.listing import Reader
+
+# New columns go last: a worker's spooled call rows are lists in this order.
+CALL_COLUMNS = (
+    "id", "created", "lastupdated", "name", "owner", "state", "socket_id", "task_id", "parent",
+    "tracking", "celeryid", "args", "result", "error", "traceback", "hostname", "worker",
+    "started", "finished", "sources",
+)  # fmt: skip
+_KEEP_ON_CONFLICT = ("id", "created")  # a pending row's ``created`` is when it was sent
+EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
+LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
+ENDED = frozenset(("finished", "failed", "revoked"))
+CANCELLED_NAME = "(cancelled before it started)"  # the name of a call cancelled unseen
+
+
+class DriverConnection(Protocol):
+    """A database driver's connection as the worker's record store holds it."""
+
+    def execute(self, statement: Any, params: Any = ...) -> None: ...
+    def fetchone(self) -> Any: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Batching(DriverConnection, Protocol):
+    """SQLite's: one statement run for many rows."""
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class _Mogrifying(DriverConnection, Protocol):
+    """PostgreSQL's: a statement with its values bound, as the bytes sent to the server."""
+
+    def mogrify(self, statement: str, params: Any) -> bytes: ...
+
+
+@cache
+def statements(dialect: str) -> dict[str, str]:
+    """The record store's statements, in the driver's own parameter style."""
+    mark = placeholder(dialect)
+
+    def marks(n: int) -> str:
+        return "(" + ",".join([mark] * n) + ")"
+
+    # A socket (or task) deleted while its worker runs leaves its calls unlinked, as ON
+    # DELETE SET NULL does for older calls, instead of failing their records.
+    linked = {"socket_id": f"(SELECT id FROM socket WHERE id={mark})",
+              "task_id": f"(SELECT id FROM task WHERE id={mark})"}  # fmt: skip
+    call_values = "(" + ",".join(linked.get(c, mark) for c in CALL_COLUMNS) + ")"
+    changes = ",".join(f"{c}=excluded.{c}" for c in CALL_COLUMNS if c not in _KEEP_ON_CONFLICT)
+    insert_call = f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
+    return {
+        "upsert": f"{insert_call}{call_values} ON CONFLICT (id) DO UPDATE SET {changes}",
+        # Multi-row forms: head, one values group per row joined by commas, tail.
+        "upsert_head": insert_call,
+        "call_values": call_values,
+        "upsert_tail": f" ON CONFLICT (id) DO UPDATE SET {changes}",
+        "event_head": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES ",
+        "event_values": marks(len(EVENT_COLUMNS)),
+        "log_head": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES ",
+        "log_values": marks(len(LOG_COLUMNS)),
+        "insert_new": f"{insert_call}{call_values} ON CONFLICT (id) DO NOTHING",
+        "event": f"INSERT INTO event ({','.join(EVENT_COLUMNS)}) VALUES "
+        f"{marks(len(EVENT_COLUMNS))} ON CONFLICT DO NOTHING",
+        "log": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES {marks(len(LOG_COLUMNS))}"
+        " ON CONFLICT DO NOTHING",
+        "state": f"UPDATE call SET state={mark}, lastupdated={mark} WHERE id={mark}",
+        "previous": f"SELECT state, result FROM call WHERE id={mark}",
+        "redeliveries": f"SELECT count(*) FROM event WHERE call_id={mark} AND name='redelivered'",
+    }
+
+
+def call_values(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A call row's values in :data:`CALL_COLUMNS` order, times as the database stores them."""
+    return times_of(dialect, tuple(row[c] for c in CALL_COLUMNS))
+
+
+# -- the worker's records (driver-level) ----------------------------------------------------
+
+
+def write_records(
+    conn: DriverConnection, dialect: str, rows: Sequence[tuple[Any, ...]],
+    updates: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]],
+    logs: Sequence[tuple[Any, ...]],
+) -> None:  # fmt: skip
+    """Commit a batch of records in one transaction.
+
+    ``rows``: call rows (:func:`call_values`), upserted; ``updates``: ``(state, when, id)``
+    of calls whose rows are not in the batch; ``events`` and ``logs``: rows in
+    :data:`EVENT_COLUMNS` and :data:`LOG_COLUMNS` order. On PostgreSQL the batch is one
+    simple query (one implicit transaction, one round trip), one multi-row statement per
+    table: the server's cost per row falls to about a third of a statement per row
+    (measured: 28 against 105 us of CPU per call row). On SQLite, ``executemany`` per table.
+    """
+    sql = statements(dialect)
+    if dialect == "postgresql":
+        pg = cast(_Mogrifying, conn)
+        parts = []
+        if rows:
+            parts.append(sql["upsert_head"].encode() + b",".join(
+                pg.mogrify(sql["call_values"], row) for row in rows
+            ) + sql["upsert_tail"].encode())  # fmt: skip
+        parts += [pg.mogrify(sql["state"], update) for update in updates]
+        for table, values in (("event", events), ("log", logs)):
+            if values:
+                parts.append(sql[f"{table}_head"].encode() + b",".join(
+                    pg.mogrify(sql[f"{table}_values"], value) for value in values
+                ) + b" ON CONFLICT DO NOTHING")  # fmt: skip
+        if parts:
+            conn.execute(b";".join(parts))
+        return
+    sqlite = cast(_Batching, conn)
+    conn.begin()
+    try:
+        for statement, values in (("upsert", rows), ("state", updates), ("event", events),
+                                  ("log", logs)):  # fmt: skip
+            if values:
+                sqlite.executemany(sql[statement], list(values))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def count_redelivery(
+    conn: DriverConnection, dialect: str, row: tuple[Any, ...], marker: tuple[Any, ...]
+) -> tuple[tuple[Any, ...] | None, int]:
+    """Count a redelivered call, in one transaction, before its function runs again.
+
+    Makes sure the call's row exists (``row``: :func:`call_values`; a row already there is
+    kept), reads the state and result it had, counts its earlier ``redelivered`` events and
+    adds ``marker`` (an event row). Returns ``(state, result)`` as it was (None: no row
+    yet) and the number of earlier redeliveries.
+    """
+    sql = statements(dialect)
+    call_id = row[0]
+    conn.begin()
+    try:
+        conn.execute(sql["previous"], (call_id,))
+        previous = conn.fetchone()
+        conn.execute(sql["insert_new"], row)
+        conn.execute(sql["redeliveries"], (call_id,))
+        before = int(conn.fetchone()[0])
+        conn.execute(sql["event"], marker)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return (tuple(previous) if previous else None), before
+
+
+# -- a cold command's writes (the light path) -----------------------------------------------
+
+
+def insert_pending(
+    conn: Reader, *, call_id: str, name: str, socket_id: str | None, task_id: str | None,
+    flow: str, parent: str | None, args: str, sent: datetime,
+) -> bool:  # fmt: skip
+    """Write the ``pending`` row of a call just sent; False if a worker's record came first.
+
+    ``started`` stays empty (no worker has started it: see ``shellflow.model.lifecycle``)
+    and ``created`` is ``sent``, which the worker's upsert keeps. ``ON CONFLICT DO
+    NOTHING`` keeps a worker's record should the call have run in between.
+    """
+    when = sql_time(conn.dialect, sent)
+    values = {
+        "id": call_id, "created": when, "lastupdated": when, "name": name, "state": "pending",
+        "socket_id": socket_id, "task_id": task_id, "parent": parent, "tracking": flow,
+        "celeryid": call_id, "args": args,
+    }  # fmt: skip
+    sql = (
+        f"INSERT INTO call ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
+        " ON CONFLICT (id) DO NOTHING"
+    )
+    return conn.execute(sql, list(values.values())) == 1
+
+
+def record_cancelled(
+    conn: Reader, call_ids: Sequence[str], note: str, now: datetime | None = None
+) -> list[str]:
+    """Record calls as cancelled before they started; the ids now recorded so, in order.
+
+    A call with no row gets a ``revoked`` one; a ``pending`` row (sent with ``--async``,
+    not taken yet) becomes ``revoked`` with no start time (so workers that start later
+    discard it). A row a worker wrote (started, or ended) is kept and its id left out. Each
+    cancelled call gets a ``revoked`` event carrying ``note``. One transaction: a worker
+    taking a call meanwhile either sees it revoked or keeps it.
+    """
+    when = sql_time(conn.dialect, now or datetime.now(UTC))
+    cancelled: list[str] = []
+    with conn.transaction():
+        for call_id in dict.fromkeys(call_ids):  # each once, in the order given
+            took = conn.execute(
+                "UPDATE call SET state = 'revoked', started = NULL, finished = ?,"
+                " lastupdated = ? WHERE id = ? AND state = 'pending'",
+                [when, when, call_id],
+            ) or conn.execute(
+                "INSERT INTO call (id, name, state, celeryid, tracking, created, lastupdated,"
+                " finished) VALUES (?, ?, 'revoked', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [call_id, CANCELLED_NAME, call_id, call_id, when, when, when],
+            )
+            if took == 1:
+                conn.execute(
+                    "INSERT INTO event (id, created, name, note, call_id)"
+                    " VALUES (?, ?, 'revoked', ?, ?)",
+                    [str(uuid.uuid4()), when, note, call_id],
+                )
+                cancelled.append(call_id)
+    return cancelled
