@@ -71,9 +71,26 @@ class Pending:
         if old is None or old["state"] not in ENDED or row["state"] != "running":
             self.rows[row["id"]] = row
 
+    def extend(self, later: Pending) -> None:
+        """Add records buffered after these, keeping the order they were made in."""
+        for row in later.rows.values():
+            self.add_row(row)
+        self.updates += later.updates
+        self.events += later.events
+        self.logs += later.logs
+        self.stored += later.stored
+
 
 class RecordStore:
-    """Buffers spooled records and commits them; one per process that writes records."""
+    """Buffers spooled records and commits them; one per process that writes records.
+
+    Two locks, neither held while a write waits to be retried: ``_lock`` guards the buffer
+    (held for moments: a swap, an append), ``_io`` the connection (held for one try at the
+    database). So while the database is away, :meth:`absorb`, :meth:`discard` and
+    :meth:`close` answer at once instead of waiting out the retries' sleeps, and
+    :meth:`close` ends them. Flushes run one at a time (a second waits for the first on a
+    condition, holding nothing), so batches commit in the order they were absorbed.
+    """
 
     def __init__(self, url: str, on_stored: Callable[[list[Stored]], None] | None = None) -> None:
         self.url = url
@@ -81,6 +98,10 @@ class RecordStore:
         self.dialect = dialect_of(url)
         self._conn: DriverConnection | None = None
         self._lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)  # notified when a flush ends
+        self._flushing = False
+        self._io = threading.Lock()
+        self._closed = threading.Event()  # set by close(): a retry's sleep ends early
         self._pending = Pending()  # absorbed, to commit at the next flush
 
     def absorb(self, *lines: bytes) -> None:
@@ -111,24 +132,33 @@ class RecordStore:
         """Commit what is buffered, then publish its events.
 
         RecordsUnavailable if the database stays away for ``patience`` seconds (the buffer
-        is kept); any other error means the database refused the rows themselves (the
-        buffer is dropped, since keeping it would fail every later batch as well).
+        is kept, ahead of what was absorbed meanwhile); any other error means the database
+        refused the rows themselves (the batch is dropped, since keeping it would fail
+        every later batch as well). The buffer is taken out under the lock and committed
+        without it.
         """
         with self._lock:
+            while self._flushing:
+                self._flushed.wait()
             if not self._pending:
                 return
-            batch = self._pending
-            try:
-                self._attempt(lambda conn: self._write(conn, batch), patience, batch)
-            except RecordsUnavailable:
-                raise
-            except Exception:
-                log.exception("call records refused by the database; dropped")
-                self._pending.clear()
-                raise
-            stored = self._pending.stored
-            self._pending.clear()
-        self.published(stored)
+            batch, self._pending = self._pending, Pending()
+            self._flushing = True
+        try:
+            self._attempt(lambda conn: self._write(conn, batch), patience, batch)
+        except RecordsUnavailable:
+            with self._lock:
+                batch.extend(self._pending)
+                self._pending = batch
+            raise
+        except Exception:
+            log.exception("call records refused by the database; dropped")
+            raise
+        finally:
+            with self._lock:
+                self._flushing = False
+                self._flushed.notify_all()
+        self.published(batch.stored)
 
     def count_redelivery(
         self, row: tuple[Any, ...], marker: tuple[Any, ...], patience: float = FLUSH_PATIENCE
@@ -140,7 +170,9 @@ class RecordStore:
         )
 
     def close(self) -> None:
-        with self._lock:
+        """Close the connection; a write waiting to be retried gives up at once."""
+        self._closed.set()
+        with self._io:
             self._disconnect()
 
     def published(self, events: list[Stored]) -> None:
@@ -159,13 +191,15 @@ class RecordStore:
     def _attempt(
         self, work: Callable[[DriverConnection], T], patience: float, batch: Pending | None = None
     ) -> T:
-        """Run ``work(connection)``, reconnecting on connection errors for up to ``patience`` s."""
+        """Run ``work(connection)``, reconnecting on connection errors for up to ``patience``
+        seconds; the connection's lock is held for each try, never while sleeping."""
         deadline = time.monotonic() + patience
         delay = 0.05
         unlinked = False
         while True:
             try:
-                return work(self._connection())
+                with self._io:
+                    return work(self._connection())
             except Exception as exc:
                 if batch is not None and self._is_missing_reference(exc) and not unlinked:
                     # The socket or task was deleted while the worker ran: keep the call,
@@ -176,11 +210,13 @@ class RecordStore:
                     continue
                 if not self._is_connection_error(exc):
                     raise
-                self._disconnect()
-                if time.monotonic() + delay > deadline:
+                with self._io:
+                    self._disconnect()
+                if self._closed.is_set() or time.monotonic() + delay > deadline:
                     raise RecordsUnavailable(f"cannot write call records: {exc}") from exc
                 log.warning("call records: %s; retrying in %.2f s", exc, delay)
-                time.sleep(delay)
+                if self._closed.wait(delay):
+                    raise RecordsUnavailable(f"cannot write call records: {exc}") from exc
                 delay = min(delay * 2, 2.0)
 
     @staticmethod

@@ -1,0 +1,157 @@
+"""The record store holds no lock while a write waits to be retried (SQLite files).
+
+While the database is away, the spool writer's flush retries for seconds; absorbing more
+lines, dropping them or closing the store at shutdown must not wait for those sleeps, and
+what was buffered must still be committed, in the order it was made, once the database is
+back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellflow.engine.records.store import RecordStore, RecordsUnavailable
+from shellflow.model.call_writes import CALL_COLUMNS, call_values
+from shellflow.model.listing import reader
+from tests import templates
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PROMPT = 0.5  # seconds: what "at once" allows on a loaded machine; retries sleep longer
+
+
+def _line(call_id: str, state: str, n: int, event: str | None = None) -> bytes:
+    when = T0 + timedelta(seconds=n)
+    row: dict[str, Any] = dict.fromkeys(CALL_COLUMNS)
+    row.update(id=call_id, created=when, lastupdated=when, name="store.t", state=state,
+               celeryid=call_id, started=when)  # fmt: skip
+    if state != "running":
+        row["finished"] = when
+    record: dict[str, Any] = {"r": [call_values("sqlite", row)]}
+    if event:
+        record["e"] = [(event, str(when), "retry", event, call_id)]
+    return json.dumps(record).encode()
+
+
+def _database_comes_back(path: Path) -> None:
+    path.parent.mkdir()
+    shutil.copyfile(templates.sqlite(), path)
+
+
+def _flushing(store: RecordStore, patience: float) -> tuple[threading.Thread, list[BaseException]]:
+    """A flush in the writer's thread; what it raised lands in the list."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            store.flush(patience=patience)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(0.3)  # it has failed once and sleeps before its next try
+    return thread, raised
+
+
+def _timed(action: Any) -> float:
+    began = time.monotonic()
+    action()
+    return time.monotonic() - began
+
+
+def _calls(path: Path) -> dict[str, str]:
+    with reader(f"sqlite:///{path}") as conn:
+        return {str(i): str(s) for i, s in conn.query("SELECT id, state FROM call")}
+
+
+def test_absorbing_does_not_wait_for_a_flush_that_waits_to_retry(tmp_path: Path) -> None:
+    path = tmp_path / "away" / "model.db"  # no folder yet: every connection fails
+    store = RecordStore(f"sqlite:///{path}")
+    store.absorb(_line("first", "finished", 1))
+    thread, raised = _flushing(store, patience=20)
+    try:
+        assert _timed(lambda: store.absorb(_line("second", "finished", 2))) < PROMPT
+        assert thread.is_alive()  # still retrying
+        _database_comes_back(path)
+        thread.join(10)
+        assert not thread.is_alive() and raised == []
+        assert _calls(path) == {"first": "finished"}  # its batch: what it had taken out
+        store.flush(patience=1)
+        assert _calls(path) == {"first": "finished", "second": "finished"}
+    finally:
+        store.close()
+
+
+def test_discarding_does_not_wait_either(tmp_path: Path) -> None:
+    path = tmp_path / "away" / "model.db"
+    store = RecordStore(f"sqlite:///{path}")
+    store.absorb(_line("first", "finished", 1))
+    thread, raised = _flushing(store, patience=1.5)
+    try:
+        store.absorb(_line("second", "finished", 2))
+        assert _timed(store.discard) < PROMPT
+        thread.join(10)
+        assert [type(exc) for exc in raised] == [RecordsUnavailable]
+        _database_comes_back(path)
+        store.flush(patience=1)  # the batch that failed is kept; what was discarded is not
+        assert _calls(path) == {"first": "finished"}
+    finally:
+        store.close()
+
+
+def test_closing_ends_a_flush_that_waits_to_retry_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "away" / "model.db"
+    store = RecordStore(f"sqlite:///{path}")
+    store.absorb(_line("first", "finished", 1))
+    thread, raised = _flushing(store, patience=30)
+    assert _timed(store.close) < PROMPT
+    thread.join(PROMPT)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in raised] == [RecordsUnavailable]
+    _database_comes_back(path)
+    store.flush(patience=1)  # the records were kept: a later flush commits them
+    store.close()
+    assert _calls(path) == {"first": "finished"}
+
+
+def test_a_kept_batch_stays_ahead_of_lines_absorbed_meanwhile(tmp_path: Path) -> None:
+    """A call's ended row, kept after a failed flush, is not replaced by a ``running`` row
+    of the same call absorbed while that flush waited (a redelivery read later)."""
+    path = tmp_path / "away" / "model.db"
+    store = RecordStore(f"sqlite:///{path}")
+    store.absorb(_line("c", "finished", 2, event="e-1"))
+    thread, raised = _flushing(store, patience=1.5)
+    store.absorb(_line("c", "running", 1, event="e-2"), _line("d", "running", 3))
+    thread.join(10)
+    assert [type(exc) for exc in raised] == [RecordsUnavailable]
+    _database_comes_back(path)
+    store.flush(patience=1)
+    store.close()
+    assert _calls(path) == {"c": "finished", "d": "running"}
+    with reader(f"sqlite:///{path}") as conn:
+        assert sorted(r[0] for r in conn.query("SELECT id FROM event")) == ["e-1", "e-2"]
+
+
+@pytest.mark.parametrize("flushes", [2, 4])
+def test_flushes_from_several_threads_commit_everything(tmp_path: Path, flushes: int) -> None:
+    path = tmp_path / "away" / "model.db"
+    store = RecordStore(f"sqlite:///{path}")
+    threads = []
+    for n in range(flushes):
+        store.absorb(_line(f"c{n}", "finished", n))
+        threads.append(_flushing(store, patience=20))
+    _database_comes_back(path)
+    for thread, raised in threads:
+        thread.join(10)
+        assert raised == []
+    store.flush(patience=1)
+    store.close()
+    assert _calls(path) == {f"c{n}": "finished" for n in range(flushes)}
