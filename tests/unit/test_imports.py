@@ -152,11 +152,16 @@ def violations(folder: str, forbidden: tuple[str, ...]) -> list[str]:
 ARROWS = {
     "model": (
         "click", "celery", "kombu", "textual", "rich",
-        "shellflow.commands", "shellflow.engine", "shellflow.tui", "shellflow.client",
+        "shellflow.commands", "shellflow.engine", "shellflow.tui", "shellflow.services",
+        "shellflow.client",
     ),
     "commands": ("textual", "shellflow.tui"),
     "tui": ("click", "shellflow.commands"),
-    "engine": ("click", "textual", "shellflow.commands", "shellflow.tui", "shellflow.client"),
+    "services": ("click", "textual", "shellflow.commands", "shellflow.tui"),
+    "engine": (
+        "click", "textual", "shellflow.commands", "shellflow.tui", "shellflow.services",
+        "shellflow.client",
+    ),
 }  # fmt: skip
 
 

@@ -63,6 +63,7 @@ def test_contracts_catch_an_upward_import(tmp_path: Path) -> None:
         "",
         "commands",
         "tui",
+        "services",
         "client",
         "engine",
         "model",

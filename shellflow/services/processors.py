@@ -1,0 +1,150 @@
+"""Processor actions: which right each needs, which status it requests, and restart.
+
+A processor is driven by its ``requested_status``: these functions only write it (through
+the model's store) and the agent serving the processor acts within seconds. ``flow proc``
+and the dashboard's pause, resume and restart both call them, so an action cannot be
+authorised or requested differently from one front-end to the other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shellflow.errors import CallFailed, TimedOut
+
+if TYPE_CHECKING:
+    from shellflow.config import Settings
+    from shellflow.model.access import Principal
+
+
+@dataclass(frozen=True)
+class Verb:
+    """What an action needs and asks for: the right, the requested status, and the status
+    the agent reports once it is done (what ``--wait`` waits for)."""
+
+    right: str
+    requested: str
+    reached: str
+
+
+VERBS: dict[str, Verb] = {
+    "start": Verb("START_PROCESSOR", "running", "running"),
+    "stop": Verb("STOP_PROCESSOR", "stopped", "stopped"),
+    "pause": Verb("PAUSE_PROCESSOR", "paused", "paused"),
+    "resume": Verb("RESUME_PROCESSOR", "running", "running"),
+    "remove": Verb("DELETE_PROCESSOR", "removed", "removed"),
+}
+# A restart asks to stop and then to start again, so it needs both rights.
+RESTART_RIGHTS = ("STOP_PROCESSOR", "START_PROCESSOR")
+# Statuses in which an agent holds (or is making) a worker for the processor: a restart
+# waits for such a worker to stop before asking for a new one.
+ACTIVE = ("deploying", "running", "paused", "error")
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A status asked for: ``previous`` is the status the processor had when asked."""
+
+    name: str
+    requested: str
+    previous: str
+    reached: str
+
+    @property
+    def summary(self) -> str:
+        """The one sentence both front-ends show (the CLI capitalises it)."""
+        return f"processor {self.name!r}: requested {self.requested} (was {self.previous})"
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """A restart asked for: stopped (and seen stopped) then asked to run again."""
+
+    name: str
+    previous: str
+
+    @property
+    def summary(self) -> str:
+        """The one sentence both front-ends show (the CLI capitalises it)."""
+        return f"processor {self.name!r}: restarted (was {self.previous})"
+
+
+def request(settings: Settings, principal: Principal, name: str, verb: str) -> Requested:
+    """Authorise ``verb`` (a key of :data:`VERBS`) on processor ``name`` and ask for its status.
+
+    Raises ``PermissionDenied`` (exit 5) without the verb's right, ``NotFound`` (exit 3)
+    for an unknown processor, ``KeyError`` for a verb that is not one (a programming error).
+    """
+    from shellflow.model.access import authorize
+
+    action = VERBS[verb]
+    authorize(principal, action.right, name)
+    previous = _set_requested(settings, principal, name, action.requested)
+    return Requested(name, action.requested, previous, action.reached)
+
+
+def restart(
+    settings: Settings, principal: Principal, name: str, timeout: float = 60.0
+) -> Restarted:
+    """Stop processor ``name`` and ask for it to run again (deployed afresh by its agent).
+
+    Waits up to ``timeout`` seconds for an active worker to stop (``TimedOut`` otherwise,
+    exit 7); the processor is asked to run again even then, so a restart never leaves it
+    stopped because its stop was slow to be seen.
+    """
+    from shellflow.model.access import authorize
+
+    for right in RESTART_RIGHTS:
+        authorize(principal, right, name)
+    previous = _set_requested(settings, principal, name, "stopped")
+    try:
+        if previous in ACTIVE:
+            wait_for(settings, name, "stopped", timeout)
+    finally:
+        _set_requested(settings, principal, name, "running")
+    return Restarted(name, previous)
+
+
+def status(settings: Settings, name: str) -> tuple[str, str | None]:
+    """The status an agent reports for processor ``name``, and its reason (read lightly)."""
+    from shellflow.model.listing import get_object, reader
+
+    with reader(settings.db) as conn:
+        row = get_object(conn, "processor", name)
+    return str(row["status"]), row.get("status_reason")
+
+
+def wait_for(settings: Settings, name: str, target: str, timeout: float) -> None:
+    """Return once processor ``name`` reports ``target``.
+
+    A start that ends in ``error`` raises ``CallFailed`` (exit 1) with the agent's reason
+    rather than waiting out the timeout; no status in time raises ``TimedOut`` (exit 7),
+    which most often means no agent serves the processor.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current, reason = status(settings, name)
+        if current == target:
+            return
+        if current == "error" and target == "running":
+            raise CallFailed(f"processor {name!r} failed to start: {reason}")
+        if time.monotonic() > deadline:
+            raise TimedOut(
+                f"processor {name!r} is {current}, not {target}, after {timeout:g} s;"
+                " is an agent serving it?"
+            )
+        time.sleep(0.2)
+
+
+def _set_requested(settings: Settings, principal: Principal, name: str, requested: str) -> str:
+    """Write the requested status through the store (one transaction); the status it had."""
+    from shellflow.model.db import session_scope
+    from shellflow.model.store import Store
+
+    with session_scope(settings.db) as session:
+        store = Store(session, principal.name)
+        previous = str(store.get("processor", name).status)
+        store.update("processor", name, {"requested_status": requested})
+    return previous
