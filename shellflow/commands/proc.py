@@ -8,7 +8,6 @@ agent reports the status reached (a failed start exits 1 with the processor's re
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,16 +16,8 @@ import click
 from shellflow.commands.complete import names_of
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info
-from shellflow.errors import CallFailed, TimedOut
+from shellflow.services.processors import VERBS
 
-# command -> (right, requested status, status the agent reports once done)
-ACTIONS: dict[str, tuple[str, str, str]] = {
-    "start": ("START_PROCESSOR", "running", "running"),
-    "stop": ("STOP_PROCESSOR", "stopped", "stopped"),
-    "pause": ("PAUSE_PROCESSOR", "paused", "paused"),
-    "resume": ("RESUME_PROCESSOR", "running", "running"),
-    "remove": ("DELETE_PROCESSOR", "removed", "removed"),
-}
 HELP = {
     "start": "Start a processor.",
     "stop": "Stop a processor (queued calls wait for its start).",
@@ -34,41 +25,11 @@ HELP = {
     "resume": "Resume a paused processor.",
     "remove": "Remove a processor from its node (the object stays).",
 }
-# Statuses in which an agent holds (or is making) a worker for the processor.
-ACTIVE = ("deploying", "running", "paused", "error")
 
 
-def _status(app: AppContext, name: str) -> tuple[str, str | None]:
-    from shellflow.model.listing import get_object
-
-    with app.reader() as conn:
-        row = get_object(conn, "processor", name)
-    return str(row["status"]), row.get("status_reason")
-
-
-def _request(app: AppContext, name: str, requested: str) -> str:
-    """Set the requested status; returns the status the processor had."""
-    with app.store() as store:
-        processor = store.get("processor", name)
-        previous = str(processor.status)
-        store.update("processor", name, {"requested_status": requested})
-    return previous
-
-
-def _wait_for(app: AppContext, name: str, target: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, reason = _status(app, name)
-        if status == target:
-            return
-        if status == "error" and target == "running":
-            raise CallFailed(f"processor {name!r} failed to start: {reason}")
-        if time.monotonic() > deadline:
-            raise TimedOut(
-                f"processor {name!r} is {status}, not {target}, after {timeout:g} s;"
-                " is an agent serving it?"
-            )
-        time.sleep(0.2)
+def _said(summary: str) -> str:
+    """The service's sentence as a message line of ``flow`` (which starts with a capital)."""
+    return summary[:1].upper() + summary[1:]
 
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,20 +51,19 @@ def proc() -> None:
 
 
 def _make(action: str) -> click.Command:
-    right, requested, reached = ACTIONS[action]
-
     @pass_app
     def command(app: AppContext, name: str, wait: bool, timeout: float) -> None:
-        app.authorize(right, name)
-        previous = _request(app, name, requested)
-        info(f"Processor {name!r}: requested {requested} (was {previous})")
+        from shellflow.services import processors
+
+        asked = processors.request(app.settings, app.principal, name, action)
+        info(_said(asked.summary))
         if wait:
-            _wait_for(app, name, reached, timeout)
+            processors.wait_for(app.settings, name, asked.reached, timeout)
 
     return click.command(action, help=HELP[action])(_options(command))
 
 
-for _action in ACTIONS:
+for _action in VERBS:
     proc.add_command(_make(_action))
 
 
@@ -116,14 +76,9 @@ for _action in ACTIONS:
 @pass_app
 def proc_restart(app: AppContext, name: str, wait: bool, timeout: float) -> None:
     """Restart a processor (stop it, then deploy and start it again)."""
-    app.authorize("STOP_PROCESSOR", name)
-    app.authorize("START_PROCESSOR", name)
-    previous = _request(app, name, "stopped")
-    try:
-        if previous in ACTIVE:
-            _wait_for(app, name, "stopped", timeout)
-    finally:  # asked to run again even when the stop was not seen in time
-        _request(app, name, "running")
-    info(f"Processor {name!r}: restarted (was {previous})")
+    from shellflow.services import processors
+
+    restarted = processors.restart(app.settings, app.principal, name, timeout)
+    info(_said(restarted.summary))
     if wait:
-        _wait_for(app, name, "running", timeout)
+        processors.wait_for(app.settings, name, "running", timeout)

@@ -89,9 +89,8 @@ def task_run(
     those not started. --timeout applies to each call. A reader that goes away
     ('| head -1') ends the stream with exit 0 and cancels the calls not yet started.
     """
-    from shellflow.client.oneshot import call_once, send_async
+    from shellflow.services import calls
 
-    app.authorize("RUN_TASK", socket)
     kwargs = parse_keywords(keywords)
     stream_only = [name for name, given in (("-0", nul), ("--json", json_lines),
                    ("-j", jobs), ("--unordered", unordered), ("--halt", halt != "never"))
@@ -126,17 +125,17 @@ def task_run(
             registry.record_call(place.stdout, call_id)
 
     if is_async:
-        call_id, unrecorded = send_async(app.settings, socket, args, kwargs, flow=flow_id,
-                                         parent=parent)  # fmt: skip
-        sent(call_id)
-        click.echo(call_id)
-        if unrecorded:
-            click.echo(f"flow: call {call_id} is sent, but its pending record was not"
-                       f" written ({unrecorded}); it is known once a worker takes it",
+        done = calls.send(app.settings, app.principal, socket, args, kwargs, flow=flow_id,
+                          parent=parent)  # fmt: skip
+        sent(done.call_id)
+        click.echo(done.call_id)
+        if done.unrecorded:
+            click.echo(f"flow: call {done.call_id} is sent, but its pending record was not"
+                       f" written ({done.unrecorded}); it is known once a worker takes it",
                        err=True)  # fmt: skip
         return
-    result = call_once(app.settings, socket, args, kwargs, flow=flow_id, parent=parent,
-                       timeout=timeout, on_sent=sent)  # fmt: skip
+    result = calls.run(app.settings, app.principal, socket, args, kwargs, flow=flow_id,
+                       parent=parent, timeout=timeout, on_sent=sent)  # fmt: skip
     click.echo(format_result(result))
 
 
@@ -145,15 +144,16 @@ def _run_stream(
     parent: str | None, *, nul: bool, json_lines: bool, jobs: int | None, unordered: bool,
     halt: str, timeout: float | None,
 ) -> None:  # fmt: skip
-    from shellflow.client.stream import Halt, Options, run_stream
+    from shellflow.client.stream import Halt, Options
     from shellflow.errors import ExitCode
+    from shellflow.services import calls
 
     options = Options(
         socket=socket, kwargs=kwargs, jobs=jobs, nul=nul, json_lines=json_lines,
         ordered=not unordered, halt=Halt.parse(halt), timeout=timeout, flow=flow_id,
         parent=parent, progress=_stderr_is_tty(),
     )  # fmt: skip
-    summary = run_stream(app.settings, options)
+    summary = calls.stream(app.settings, app.principal, options)
     if summary.reader_gone:
         raise SystemExit(0)
     if summary.calls or summary.bad_record is None:
@@ -186,37 +186,10 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
     with 'task run --async' is known as pending from the start; one sent otherwise is
     known once a worker takes it (--wait waits for it either way).
     """
-    from shellflow.engine.calls.outcomes import outcome, wait_for
-    from shellflow.errors import NotFound, TimedOut
+    from shellflow.services import calls
 
-    app.authorize("RUN_TASK")
-    found = outcome(app.settings, call_id)
-    if not found.done and wait_:
-        found = wait_for(app.settings, call_id, timeout)
-    if found.state == "unknown":
-        missing = NotFound("call", call_id)
-        missing.message = (
-            f"no call {call_id} is known (a call not sent with --async is known once a worker"
-            " takes it; --wait waits for it)"
-        )
-        raise missing
-    if found.state == "pending":
-        raise TimedOut(f"call {call_id} is pending: it waits in its queue for a worker; "
-                       "use --wait")  # fmt: skip
-    if not found.done:
-        raise TimedOut(f"call {call_id} has not finished yet ({found.state}); use --wait")
-    _print_outcome(found)
-
-
-def _print_outcome(found: Any) -> None:
-    from shellflow.errors import CallFailed
-
-    if found.state == "finished":
-        click.echo(format_result(found.result))
-    elif found.state == "revoked":
-        raise CallFailed(f"call {found.call_id} was cancelled")
-    else:
-        raise CallFailed(found.error or f"call {found.call_id} failed")
+    found = calls.result(app.settings, app.principal, call_id, wait=wait_, timeout=timeout)
+    click.echo(format_result(found.result))
 
 
 @task.command("cancel")
@@ -234,29 +207,10 @@ def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:
     stopped (or it already was cancelled); 4 the call has already finished, or has
     started and --terminate was not given.
     """
-    import uuid
+    from shellflow.services import calls
 
-    from shellflow.engine.calls.outcomes import cancel
-    from shellflow.errors import Conflict, UsageError
-
-    app.authorize("CANCEL_TASK")
-    try:
-        uuid.UUID(call_id)
-    except ValueError:
-        raise UsageError(f"{call_id!r} is not a call id") from None
-    found = cancel(app.settings, call_id, terminate=terminate)
-    if found.state == "queued":
-        click.echo(f"cancelled call {call_id}", err=True)
-    elif found.state == "revoked":
-        click.echo(f"call {call_id} was already cancelled", err=True)
-    elif found.done:
-        raise Conflict(f"call {call_id} has already {found.state}; it cannot be cancelled")
-    elif terminate and found.state != "unknown":
-        click.echo(f"stopping call {call_id} ({found.state}); its record will say 'revoked'",
-                   err=True)  # fmt: skip
-    else:
-        raise Conflict(f"call {call_id} has already started ({found.state}); "
-                       "use --terminate to stop it")  # fmt: skip
+    done = calls.cancel(app.settings, app.principal, call_id, terminate=terminate)
+    click.echo(done.summary, err=True)
 
 
 def _pipeline(app: AppContext) -> tuple[Any, Any]:
