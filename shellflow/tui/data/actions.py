@@ -1,33 +1,24 @@
 """What the dashboard can do, each with the ``flow ...`` command that does the same.
 
-Every action is authorised like the command it mirrors, and writes through the same model
-functions (the store for a processor's requested status, ``engine.calls.sender.send`` for a
-re-run, ``engine.calls.outcomes.cancel`` for a cancel), so the dashboard is never a second code path
-with rules of its own. The command text feeds the dashboard's command log, as lazygit shows
-the git commands it runs.
+Every action calls the same service function as the command it mirrors
+(:mod:`shellflow.services.processors` for ``flow proc``, :mod:`shellflow.services.calls` for
+``flow task run`` and ``flow task cancel``), so the rights it needs, the status it asks
+for and what it refuses are decided in one place: this module only words the question,
+names the command and turns the service's result into a one-line outcome. The command text
+feeds the dashboard's command log, as lazygit shows the git commands it runs.
 """
 
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.errors import Conflict, TimedOut
-from shellflow.model.access import authorize, current_principal
-from shellflow.model.listing import get_object, reader
+from shellflow.model.access import current_principal
+from shellflow.services import calls, processors
 from shellflow.tui.data.calls import describe_args, to_json
-
-# verb -> (right, requested status); as ``flow proc`` (shellflow/commands/proc.py) sets them.
-PROCESSOR_VERBS: dict[str, tuple[str, str]] = {
-    "pause": ("PAUSE_PROCESSOR", "paused"),
-    "resume": ("RESUME_PROCESSOR", "running"),
-}
-# Statuses in which an agent holds (or is making) a worker for the processor.
-ACTIVE = ("deploying", "running", "paused", "error")
 
 
 @dataclass(frozen=True)
@@ -40,51 +31,24 @@ class Action:
     run: Callable[[], str]
 
 
-def _request(settings: Settings, name: str, requested: str) -> str:
-    """Set a processor's requested status, as ``flow proc`` does; returns the status it had."""
-    from shellflow.model.db import session_scope
-    from shellflow.model.store import Store
-
-    with session_scope(settings.db) as session:
-        store = Store(session, current_principal().name)
-        previous = str(store.get("processor", name).status)
-        store.update("processor", name, {"requested_status": requested})
-    return previous
-
-
-def _status(settings: Settings, name: str) -> str:
-    with reader(settings.db) as conn:
-        return str(get_object(conn, "processor", name)["status"])
-
-
 def processor_action(settings: Settings, name: str, verb: str, timeout: float = 60.0) -> Action:
-    """Pause, resume or restart a processor (the agent serving it acts within seconds)."""
+    """Pause, resume or restart a processor (the agent serving it acts within seconds).
+
+    ``verb`` is ``restart`` or any verb of ``flow proc`` (the dashboard offers pause and
+    resume); ``timeout`` bounds a restart's wait for the worker to stop.
+    """
     command = f"flow proc {verb} -n {shlex.quote(name)}"
     if verb == "restart":
 
         def restart() -> str:
-            principal = current_principal()
-            authorize(principal, "STOP_PROCESSOR", name)
-            authorize(principal, "START_PROCESSOR", name)
-            previous = _request(settings, name, "stopped")
-            try:
-                if previous in ACTIVE:
-                    deadline = time.monotonic() + timeout
-                    while _status(settings, name) != "stopped":
-                        if time.monotonic() > deadline:
-                            raise TimedOut(f"processor {name!r} did not stop within {timeout:g} s")
-                        time.sleep(0.2)
-            finally:  # asked to run again even when the stop was not seen in time
-                _request(settings, name, "running")
-            return f"processor {name!r}: restarted (was {previous})"
+            return processors.restart(settings, current_principal(), name, timeout).summary
 
         return Action(f"Restart processor {name!r}?", command, restart)
-    right, requested = PROCESSOR_VERBS[verb]
+    if verb not in processors.VERBS:
+        raise KeyError(verb)
 
     def request() -> str:
-        authorize(current_principal(), right, name)
-        previous = _request(settings, name, requested)
-        return f"processor {name!r}: requested {requested} (was {previous})"
+        return processors.request(settings, current_principal(), name, verb).summary
 
     return Action(f"{verb.capitalize()} processor {name!r}?", command, request)
 
@@ -105,14 +69,16 @@ def rerun_command(socket: str, args: list[Any], kwargs: dict[str, Any]) -> str:
 
 
 def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
-    """Send the same socket the same arguments again: a new call in a new flow run."""
+    """Send the same socket the same arguments again: a new call in a new flow run.
+
+    It is sent as the ``flow task run`` it shows, without waiting for the result: recorded
+    once a worker takes it, as that command's calls are (no ``pending`` row).
+    """
     args, kwargs = describe_args(stored_args)
 
     def send_again() -> str:
-        from shellflow.engine.calls.sender import send
-
-        authorize(current_principal(), "RUN_TASK", socket)
-        sent = send(settings, socket, args, kwargs)
+        sent = calls.send(settings, current_principal(), socket, args, kwargs,
+                          record_pending=False)  # fmt: skip
         return f"sent {socket} again as call {sent.call_id}"
 
     question = f"Run {socket} again with the same arguments?"
@@ -120,7 +86,7 @@ def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
 
 
 def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Action:
-    """Cancel a call, as ``flow task cancel [--terminate]`` does (same engine call).
+    """Cancel a call, as ``flow task cancel [--terminate]`` does (the same service call).
 
     Without ``terminate`` a call already running is left alone; with it (the dashboard asks
     so for a running or received call) the worker stops it. A call already done is left
@@ -128,21 +94,7 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Acti
     """
 
     def cancel_call() -> str:
-        from shellflow.engine.calls.outcomes import cancel as engine_cancel
-
-        authorize(current_principal(), "CANCEL_TASK", call_id)
-        found = engine_cancel(settings, call_id, terminate=terminate)
-        if found.state == "queued":
-            return f"cancelled call {call_id}"
-        if found.state == "revoked":
-            return f"call {call_id} was already cancelled"
-        if found.done:
-            raise Conflict(f"call {call_id} has already {found.state}; it cannot be cancelled")
-        if terminate and found.state != "unknown":
-            return f"stopping call {call_id} ({found.state}); its record will say 'revoked'"
-        raise Conflict(
-            f"call {call_id} has already started ({found.state}); use --terminate to stop it"
-        )
+        return calls.cancel(settings, current_principal(), call_id, terminate=terminate).summary
 
     command = f"flow task cancel {call_id}" + (" --terminate" if terminate else "")
     question = f"Stop running call {call_id}?" if terminate else f"Cancel call {call_id}?"
