@@ -8,10 +8,10 @@ queue, exchange, persistence, confirm and publish retries), and reads the result
 Celery's Redis result backend, subscribed before the call is sent. The worker cannot tell
 the difference.
 
-- the broker: plain ``amqp://`` is spoken by :mod:`shellflow.client.amqpwire`; anything
+- the broker: plain ``amqp://`` is spoken by :mod:`shellflow.engine.transport.amqpwire`; anything
   else (a Redis broker, TLS, URL options) goes through kombu, as before;
 - the result backend: plain Redis (TCP or a unix socket) is read by
-  :mod:`shellflow.client.resultwire`; any other goes through Celery
+  :mod:`shellflow.engine.transport.resultwire`; any other goes through Celery
   (:func:`shellflow.engine.calls.sender.send` and ``wait``).
 
 The route is read from the database on every call (one indexed query): it is not cached
@@ -58,7 +58,7 @@ def call_once(
 
     ``on_sent(call_id)`` is called once the call is published.
     """
-    from shellflow.client import resultwire
+    from shellflow.engine.transport import resultwire
 
     backend = transport_url(settings.backend)
     if not resultwire.handles(backend):
@@ -195,7 +195,7 @@ def publish(
     kwargs: dict[str, Any], flow: str, parent: str | None,
 ) -> None:  # fmt: skip
     """Publish one task message to the socket's queue (persistent, confirmed, retried)."""
-    from shellflow.client import amqpwire
+    from shellflow.engine.transport import amqpwire
 
     headers, body = message(route, call_id, args, kwargs, flow, parent)
     broker = transport_url(settings.broker)
@@ -253,7 +253,7 @@ def _publish_kombu(
 
 
 def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None) -> Any:
-    from shellflow.client.resultwire import RedisError
+    from shellflow.engine.transport.resultwire import RedisError
 
     deadline = None if timeout is None else time.monotonic() + timeout
     try:

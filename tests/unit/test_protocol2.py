@@ -4,7 +4,7 @@ Two paths make Celery protocol-2 messages without ``app.send_task``:
 
 - ``shellflow.client.oneshot`` (a cold ``flow task run``) builds no Celery app: its
   ``message()`` writes the headers and body, ``publish()`` the AMQP properties, and either
-  ``shellflow.client.amqpwire`` (plain ``amqp://``) or a bare kombu producer sends them;
+  ``shellflow.engine.transport.amqpwire`` (plain ``amqp://``) or a bare kombu producer sends them;
 - ``shellflow.engine.calls.bursts.Burst.send`` (``flow task run --stream``) calls Celery's
   ``app.amqp.create_task_message`` and ``send_task_message`` itself, to skip the per-call
   result subscription of ``send_task``.
@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from shellflow.client import amqpwire, oneshot
+from shellflow.client import oneshot
+from shellflow.engine.transport import amqpwire
 from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, celery_conf
 from shellflow.engine.transport.routing import kombu_queue, publish_via
 from shellflow.model.routes import SocketRoute

@@ -93,8 +93,8 @@ def test_the_model_dialect_is_the_classifier_s_database() -> None:
 def test_every_caller_accepts_every_redis_socket_form() -> None:
     """The ``socket://``/``unix://`` split is gone: Celery's URL, the embedded broker, the
     live channels, the fast result path and the worker's guards agree on all three."""
-    from shellflow.client import resultwire
     from shellflow.engine.records.events import carries_live_events
+    from shellflow.engine.transport import resultwire
     from shellflow.engine.transport.routing import is_redis as routing_is_redis
     from shellflow.engine.transport.unacked import uses_redis
 
@@ -106,7 +106,7 @@ def test_every_caller_accepts_every_redis_socket_form() -> None:
 
 
 def test_the_wire_clients_leave_tls_and_options_to_the_libraries() -> None:
-    from shellflow.client import amqpwire, resultwire
+    from shellflow.engine.transport import amqpwire, resultwire
 
     assert resultwire.handles("redis://localhost:6379/0")
     assert not resultwire.handles("rediss://localhost:6379/0")
