@@ -32,7 +32,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY
-from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
+from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.urls import Backend, backend_of, transport_url
 
 if TYPE_CHECKING:
@@ -253,6 +253,7 @@ def _publish_kombu(
 
 
 def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None) -> Any:
+    from shellflow.engine.calls.result_meta import decode, value_of
     from shellflow.engine.transport.resultwire import RedisError
 
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -267,21 +268,8 @@ def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None)
             if data is None:
                 data = results.stored()
             if data is not None:
-                meta = json.loads(data)
-                if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):
-                    return _value(call_id, meta)
+                ended = decode(call_id, json.loads(data))
+                if ended is not None:
+                    return value_of(ended)
     except RedisError as exc:
         raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
-
-
-def _value(call_id: str, meta: dict[str, Any]) -> Any:
-    status, value = meta["status"], meta.get("result")
-    if status == "SUCCESS":
-        return value
-    if status == "REVOKED":
-        raise CallFailed(f"call {call_id} was cancelled")
-    if isinstance(value, dict) and "exc_type" in value:
-        words = value.get("exc_message")
-        text = " ".join(str(w) for w in words) if isinstance(words, list) else str(words)
-        raise CallFailed(text or str(value["exc_type"]))
-    raise CallFailed(str(value))

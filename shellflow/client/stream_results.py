@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from shellflow.client.stream_options import PROGRESS_EVERY
+from shellflow.engine.calls.result_meta import decode, error_text
 
 if TYPE_CHECKING:
     from shellflow.client.stream_input import Call, Sender
@@ -113,16 +114,15 @@ class ResultCollection:
         return min((c.sent for c in self.unfinished.values()), default=time.monotonic())
 
     def _settle(self, call: Call) -> None:
-        from celery import states
-
         handle = call.handle
-        status = handle.state
-        if status == states.SUCCESS:
-            call.state, call.value = "ok", handle.result
+        status, value = handle.state, handle.result
+        ended = decode(call.call_id, {"status": status, "result": value})
+        if ended is not None and ended.state == "finished":
+            call.state, call.value = "ok", ended.result
             self.summary.ok += 1
         else:
             call.state = "failed"
-            call.value = error_text(handle.result, status)
+            call.value = ended.error if ended is not None else error_text(value, status)
             self._failed()
         self.finished[call.number] = call
 
@@ -182,11 +182,3 @@ class ResultCollection:
                 "%d unfinished calls may not be cancelled: %s: %s",
                 len(ids), type(exc).__name__, " ".join(str(exc).split()),
             )  # fmt: skip
-
-
-def error_text(value: Any, status: str) -> str:
-    if status == "REVOKED":
-        return "cancelled"
-    if isinstance(value, BaseException):
-        return str(value) or type(value).__name__
-    return str(value) if value is not None else status.lower()

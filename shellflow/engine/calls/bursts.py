@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.calls.outcomes import Outcome, error_text
+from shellflow.engine.calls.result_meta import Outcome, decode
 from shellflow.engine.calls.sender import app_for, route_for, send
 from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER
 from shellflow.engine.transport.routing import publish_via
@@ -152,17 +152,9 @@ class Burst:
         return [o for o in (self._outcome(v) for v in values if v) if o is not None]
 
     def _outcome(self, data: Any) -> Outcome | None:
-        from celery import states
-
+        """The end a stored or published result tells (None: retry, started)."""
         meta = self.backend.decode_result(data)
-        status, call_id = meta.get("status"), meta.get("task_id")
-        if status == states.SUCCESS:
-            return Outcome(call_id, "finished", meta.get("result"))
-        if status == states.REVOKED:
-            return Outcome(call_id, "revoked", error="cancelled")
-        if status in states.PROPAGATE_STATES:
-            return Outcome(call_id, "failed", error=error_text(meta.get("result")))
-        return None  # retry, started: not an end
+        return decode(meta.get("task_id"), meta)
 
     def close(self) -> None:
         import contextlib

@@ -7,31 +7,13 @@ waiting on a handle live in :mod:`shellflow.engine.calls.sender`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from shellflow.config import Settings
+from shellflow.engine.calls.result_meta import Outcome, decode
 from shellflow.engine.calls.sender import app_for, release
 from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
-
-FINISHED_STATES = ("finished", "failed", "revoked")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What is known of a call: its state (a call record's), and its result or error."""
-
-    call_id: str
-    state: str  # finished | failed | revoked | running | received | retry | pending | queued
-    # | unknown (``pending``: recorded as sent, not taken yet; ``queued``: as ``cancel``
-    # found a call it could cancel)
-    result: Any = None
-    error: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state in FINISHED_STATES
 
 
 def recorded(settings: Settings, call_id: str) -> Outcome | None:
@@ -65,24 +47,12 @@ def stored(settings: Settings, call_id: str) -> Outcome:
         meta = handle.backend.get_task_meta(call_id)
     except Exception as exc:
         raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
-    status = meta.get("status")
-    if status == states.SUCCESS:
-        return Outcome(call_id, "finished", meta.get("result"))
-    if status == states.REVOKED:
-        return Outcome(call_id, "revoked", error="cancelled")
-    if status in states.PROPAGATE_STATES:
-        return Outcome(call_id, "failed", error=error_text(meta.get("result")))
-    if status in (states.STARTED, states.RETRY):
+    ended = decode(call_id, meta)
+    if ended is not None:
+        return ended
+    if meta.get("status") in (states.STARTED, states.RETRY):
         return Outcome(call_id, "running")
     return Outcome(call_id, "unknown")
-
-
-def error_text(value: Any) -> str:
-    if isinstance(value, BaseException):
-        return str(value) or type(value).__name__
-    if isinstance(value, dict):  # an exception the client could not rebuild
-        return str(value.get("exc_message") or value.get("exc_type") or value)
-    return str(value)
 
 
 def outcome(settings: Settings, call_id: str) -> Outcome:
