@@ -19,10 +19,10 @@ import socket
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shellflow.engine.transport.routing import Declare
 from shellflow.urls import is_amqp, uses_tls
 
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -38,17 +38,6 @@ class BrokerError(Exception):
     def __init__(self, message: str, recoverable: bool = True) -> None:
         super().__init__(message)
         self.recoverable = recoverable
-
-
-@dataclass(frozen=True)
-class Declare:
-    """The exchange, queue and binding kombu declares for ``declare=[queue]``."""
-
-    exchange: str
-    exchange_type: str
-    queue: str
-    routing_key: str
-    durable: bool
 
 
 def handles(url: str) -> bool:

@@ -23,21 +23,54 @@ name as direct ones; the type is kept in the model and honoured on RabbitMQ.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shellflow.model.routes import SocketRoute
 from shellflow.urls import is_redis, transport_url
 
 
-def kombu_queue(route: SocketRoute, broker_url: str = "") -> Any:
+@dataclass(frozen=True)
+class Declare:
+    """The exchange, queue and binding a call to a socket declares before it is published
+    (what kombu declares for ``declare=[queue]``), in a form every transport reads."""
+
+    exchange: str
+    exchange_type: str
+    queue: str
+    routing_key: str
+    durable: bool
+
+
+def declaration(route: SocketRoute, broker_url: str = "") -> Declare:
+    """The socket's exchange, queue and binding on this broker (fanout on Redis: direct)."""
+    qtype = "direct" if route.qtype == "fanout" and is_redis(broker_url) else route.qtype
+    return Declare(
+        exchange=route.queue, exchange_type=qtype, queue=route.name, routing_key=route.name,
+        durable=route.durable,
+    )  # fmt: skip
+
+
+def address(route: SocketRoute) -> tuple[str, str]:
+    """The exchange and routing key a call to ``route`` is published with: the default
+    exchange by queue name (direct, fanout), or the topic exchange by the socket's name.
+    :func:`publish_via` says the same in Celery's ``send_task`` options."""
+    return (route.queue, route.name) if route.qtype == "topic" else ("", route.name)
+
+
+def queue_of(declare: Declare) -> Any:
+    """The declaration as a kombu ``Queue`` (with its exchange)."""
     from kombu import Exchange, Queue
 
-    qtype = "direct" if route.qtype == "fanout" and is_redis(broker_url) else route.qtype
-    exchange = Exchange(route.queue, type=qtype, durable=route.durable)
+    exchange = Exchange(declare.exchange, type=declare.exchange_type, durable=declare.durable)
     return Queue(
-        route.name, exchange=exchange, routing_key=route.name, durable=route.durable,
-        auto_delete=False,
+        declare.queue, exchange=exchange, routing_key=declare.routing_key,
+        durable=declare.durable, auto_delete=False,
     )  # fmt: skip
+
+
+def kombu_queue(route: SocketRoute, broker_url: str = "") -> Any:
+    return queue_of(declaration(route, broker_url))
 
 
 def publish_via(route: SocketRoute, queue: Any) -> dict[str, Any]:
