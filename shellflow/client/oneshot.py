@@ -8,10 +8,12 @@ queue, exchange, persistence, confirm and publish retries), and reads the result
 Celery's Redis result backend, subscribed before the call is sent. The worker cannot tell
 the difference.
 
-- the broker: plain ``amqp://`` is spoken by :mod:`shellflow.engine.transport.amqpwire`; anything
-  else (a Redis broker, TLS, URL options) goes through kombu, as before;
+- the broker: the call goes through the one publisher
+  (:mod:`shellflow.engine.transport.publisher`), on its wire transport for plain
+  ``amqp://`` and on kombu's for anything else (a Redis broker, TLS, URL options);
 - the result backend: plain Redis (TCP or a unix socket) is read by
-  :mod:`shellflow.engine.transport.resultwire`; any other goes through Celery
+  :mod:`shellflow.engine.transport.resultwire` and decoded by
+  :mod:`shellflow.engine.calls.result_meta`; any other goes through Celery
   (:func:`shellflow.engine.calls.sender.send` and ``wait``).
 
 The route is read from the database on every call (one indexed query): it is not cached
@@ -26,12 +28,10 @@ record later completes the same row (``shellflow.engine.records.recorder`` upser
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, PUBLISH_RETRY
 from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.urls import Backend, backend_of, transport_url
 
@@ -151,102 +151,18 @@ def _ensure_embedded(settings: Settings) -> None:
 # -- publishing ----------------------------------------------------------------------------
 
 
-def message(
-    route: SocketRoute, call_id: str, args: list[Any], kwargs: dict[str, Any], flow: str,
-    parent: str | None,
-) -> tuple[dict[str, Any], tuple[Any, ...]]:  # fmt: skip
-    """The headers and body Celery's ``send_task`` gives this call (protocol 2)."""
-    import socket as pysocket
-
-    headers: dict[str, Any] = {
-        "lang": "py", "task": route.name, "id": call_id, "shadow": None, "eta": None,
-        "expires": None, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [None, None], "root_id": call_id, "parent_id": None,
-        "argsrepr": _shown(args), "kwargsrepr": _shown(kwargs),
-        "origin": f"gen{os.getpid()}@{pysocket.gethostname()}", "ignore_result": False,
-        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}, FLOW_HEADER: flow,
-    }  # fmt: skip
-    if parent:
-        headers[PARENT_HEADER] = parent
-    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
-    return headers, body
-
-
-REPR_MAX = 1024  # Celery's argsrepr_maxsize: the header shows at most this much of a value
-
-
-def _shown(value: Any) -> str:
-    """The value as the ``argsrepr`` header shows it: as Celery's ``send_task`` writes it.
-
-    A short value's ``repr`` is what Celery's ``saferepr`` gives, and costs no import; a
-    long one is cut by ``saferepr`` itself (100 ms of imports, paid only then), since a
-    header as long as the argument would exceed the broker's frame size.
-    """
-    text = repr(value)
-    if len(text) <= REPR_MAX:
-        return text
-    from celery.utils.saferepr import saferepr
-
-    return saferepr(value, REPR_MAX)
-
-
 def publish(
     settings: Settings, route: SocketRoute, call_id: str, args: list[Any],
     kwargs: dict[str, Any], flow: str, parent: str | None,
 ) -> None:  # fmt: skip
-    """Publish one task message to the socket's queue (persistent, confirmed, retried)."""
-    from shellflow.engine.transport import amqpwire
+    """Publish one task message to the socket's queue (persistent, confirmed, retried)
+    through the one publisher, on the wire transport for plain ``amqp://``, else kombu's."""
+    from shellflow.engine.transport.message import OutgoingCall
+    from shellflow.engine.transport.publisher import publish as publish_call
+    from shellflow.engine.transport.publisher import transport_for
 
-    headers, body = message(route, call_id, args, kwargs, flow, parent)
-    broker = transport_url(settings.broker)
-    if not amqpwire.handles(broker):
-        _publish_kombu(settings, route, call_id, headers, body)
-        return
-    # As shellflow.engine.transport.routing.kombu_queue declares and publish_via addresses it.
-    declare = amqpwire.Declare(
-        exchange=route.queue, exchange_type=route.qtype, queue=route.name,
-        routing_key=route.name, durable=route.durable,
-    )  # fmt: skip
-    exchange, routing_key = (
-        (route.queue, route.name) if route.qtype == "topic" else ("", route.name)
-    )
-    props = {
-        "content_type": "application/json", "content_encoding": "utf-8",
-        "application_headers": headers, "delivery_mode": 2, "priority": 0,
-        "correlation_id": call_id, "reply_to": str(uuid.uuid4()),
-    }  # fmt: skip
-    data = json.dumps(body).encode("utf-8")
-    try:
-        amqpwire.publish(broker, [declare], exchange, routing_key, data, props, PUBLISH_RETRY)
-    except amqpwire.BrokerError as exc:
-        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
-
-
-def _publish_kombu(
-    settings: Settings, route: SocketRoute, call_id: str, headers: dict[str, Any],
-    body: tuple[Any, ...],
-) -> None:  # fmt: skip
-    from kombu import Connection
-    from kombu.exceptions import OperationalError
-
-    from shellflow.engine.transport.celery_app import celery_conf
-    from shellflow.engine.transport.routing import kombu_queue
-
-    queue = kombu_queue(route, settings.broker)
-    if route.qtype == "topic":
-        exchange, routing_key = queue.exchange, route.name
-    else:  # the default exchange, by queue name (as Celery sends to a direct queue)
-        exchange, routing_key = "", queue.name
-    options = celery_conf(settings)["broker_transport_options"]
-    try:
-        with Connection(transport_url(settings.broker), transport_options=options) as conn:
-            conn.Producer(serializer="json").publish(
-                body, exchange=exchange, routing_key=routing_key, declare=[queue],
-                headers=headers, delivery_mode=2, retry=True, retry_policy=PUBLISH_RETRY,
-                correlation_id=call_id, reply_to=str(uuid.uuid4()),
-            )  # fmt: skip
-    except (OSError, OperationalError) as exc:
-        raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
+    call = OutgoingCall.make(route, args, kwargs, call_id=call_id, flow=flow, parent=parent)
+    publish_call(transport_for(settings), call, shown_url=settings.broker)
 
 
 # -- waiting -------------------------------------------------------------------------------

@@ -1,21 +1,22 @@
 """The task messages shellflow builds by hand, key by key against the ones Celery builds.
 
-Two paths make Celery protocol-2 messages without ``app.send_task``:
+Every call shellflow sends is built by ``shellflow.engine.transport.message.build`` (never by
+``app.send_task``) and carried by one of the publisher's transports
+(``shellflow.engine.transport.publisher``):
 
-- ``shellflow.client.oneshot`` (a cold ``flow task run``) builds no Celery app: its
-  ``message()`` writes the headers and body, ``publish()`` the AMQP properties, and either
-  ``shellflow.engine.transport.amqpwire`` (plain ``amqp://``) or a bare kombu producer sends them;
-- ``shellflow.engine.calls.bursts.Burst.send`` (``flow task run --stream``) calls Celery's
-  ``app.amqp.create_task_message`` and ``send_task_message`` itself, to skip the per-call
-  result subscription of ``send_task``.
+- a cold ``flow task run`` (``shellflow.client.oneshot``) builds no Celery app: the wire
+  transport (``shellflow.engine.transport.amqpwire``, plain ``amqp://``) or a bare kombu
+  producer sends the message;
+- the Python API, the scheduler, plugs (``CeleryTransport``) and streams
+  (``shellflow.engine.calls.bursts.Burst.send``, without the per-call result subscription)
+  send it through a Celery app's producer pool and ``app.amqp.send_task_message``.
 
 A worker must not be able to tell their messages from ``send_task``'s. Each test builds the
 same call both ways: shellflow's way, and Celery's (``app.amqp.create_task_message`` with
-the arguments ``send_task`` gives it, or ``app.send_task`` itself, as
-``shellflow.engine.calls.sender.send`` calls it, published to kombu's in-memory transport and
-read back) on a ``Celery`` app configured with
-``shellflow.engine.transport.celery_app.celery_conf``. No server is needed. The only differences
-allowed are named below, each with why.
+the arguments ``send_task`` gives it, or ``app.send_task`` itself, as shellflow called it
+before it had its own builder, published to kombu's in-memory transport and read back) on
+a ``Celery`` app configured with ``shellflow.engine.transport.celery_app.celery_conf``. No
+server is needed. The only differences allowed are named below, each with why.
 """
 
 from __future__ import annotations
@@ -30,24 +31,35 @@ from celery import Celery
 
 from shellflow.client import oneshot
 from shellflow.engine.transport import amqpwire
-from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER, celery_conf
-from shellflow.engine.transport.routing import kombu_queue, publish_via
+from shellflow.engine.transport.celery_app import (
+    ARGUMENT_HEADER,
+    FLOW_HEADER,
+    PARENT_HEADER,
+    SOURCES_HEADER,
+    celery_conf,
+)
+from shellflow.engine.transport.message import Origin, OutgoingCall, build
+from shellflow.engine.transport.publisher import publish
+from shellflow.engine.transport.routing import Declare, kombu_queue, publish_via
+from shellflow.engine.transport.transports.celery_producer import CeleryTransport
 from shellflow.model.routes import SocketRoute
 
 # Headers shellflow adds to Celery's own: its provenance. Celery sends them too, given as
-# ``send_task(headers=...)`` (as shellflow.engine.calls.sender.send and the plugs do); the
-# worker reads them with ``request.get`` (see test_private_apis).
+# ``send_task(headers=...)``; the worker reads them with ``request.get`` (see
+# test_private_apis).
 ADDED_HEADERS = {
     FLOW_HEADER: "the flow run the call belongs to (every path sends it)",
     PARENT_HEADER: "the call whose result this call receives (only when there is one)",
+    SOURCES_HEADER: "every call whose result it receives, when there are two or more",
+    ARGUMENT_HEADER: "the keyword argument a plug fills",
 }
 # Headers whose value may differ from Celery's, and why that is harmless.
 DIFFERENT_HEADERS = {
     "ignore_result": (
         "send_task pops the option and passes None for a task name not registered in the"
         " sending app (no shellflow client registers its sockets), while"
-        " create_task_message's default, oneshot and Burst give False; a worker reads the"
-        " header as a truth value, so both mean 'store the result'"
+        " create_task_message's default and shellflow's builder give False; a worker reads"
+        " the header as a truth value, so both mean 'store the result'"
     ),
 }
 # AMQP properties whose value may differ from Celery's, and why that is harmless.
@@ -144,8 +156,10 @@ def test_oneshot_message_equals_create_task_message(parent: str | None) -> None:
     """Headers, body and correlation id, against what create_task_message builds as
     send_task calls it (reply_to the app's thread_oid, no sent event)."""
     route, call_id, flow = _route(), str(uuid.uuid4()), str(uuid.uuid4())
-    headers, body = oneshot.message(route, call_id, ARGS, KWARGS, flow, parent)
     app = _celery()
+    call = OutgoingCall.make(route, ARGS, KWARGS, call_id=call_id, flow=flow, parent=parent)
+    ours = build(call, "memory://", Origin(reply_to=app.thread_oid))
+    headers, body = ours.headers, ours.body
     built = app.amqp.create_task_message(
         call_id, route.name, ARGS, KWARGS, reply_to=app.thread_oid,
         create_sent_event=app.conf.task_send_sent_event,
@@ -157,6 +171,7 @@ def test_oneshot_message_equals_create_task_message(parent: str | None) -> None:
     assert json.dumps(body) == json.dumps(built.body)
     assert set(built.properties) == {"correlation_id", "reply_to"}
     assert built.properties["correlation_id"] == call_id
+    assert ours.properties == built.properties
     assert built.sent_event is None
 
 
@@ -174,13 +189,19 @@ def test_create_task_message_headers_are_the_ones_shellflow_writes() -> None:
     assert sorted(built.body[2]) == ["callbacks", "chain", "chord", "errbacks"]
 
 
-def test_oneshot_argsrepr_of_a_long_argument_is_celerys() -> None:
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [(["x" * 5000], {}), ([], {}), ([], {"k": "y" * 3000})],
+    ids=["long", "none", "long-keyword"],
+)  # fmt: skip
+def test_argsrepr_is_celerys(args: list[Any], kwargs: dict[str, Any]) -> None:
+    """A long value is cut as Celery cuts it; no arguments show as Celery's ``()``."""
     route, call_id = _route(), str(uuid.uuid4())
-    args = ["x" * 5000]
-    headers, _ = oneshot.message(route, call_id, args, {}, call_id, None)
+    call = OutgoingCall.make(route, args, kwargs, call_id=call_id)
+    headers = build(call, "memory://", Origin(reply_to="r")).headers
     app = _celery()
-    built = app.amqp.create_task_message(call_id, route.name, args, {}, reply_to="r")
+    built = app.amqp.create_task_message(call_id, route.name, args, kwargs, reply_to="r")
     assert headers["argsrepr"] == built.headers["argsrepr"]
+    assert headers["kwargsrepr"] == built.headers["kwargsrepr"]
 
 
 # -- the whole message on the wire, against app.send_task ----------------------------------
@@ -225,7 +246,7 @@ def test_oneshot_wire_publish_equals_send_task(qtype: str, monkeypatch: pytest.M
     # The declaration send_task makes (declare=[queue]) on the same broker URL.
     queue = kombu_queue(route, broker)
     assert wire["declare"] == [
-        amqpwire.Declare(
+        Declare(
             exchange=queue.exchange.name, exchange_type=queue.exchange.type, queue=queue.name,
             routing_key=queue.routing_key, durable=queue.durable,
         )
@@ -282,3 +303,67 @@ def test_burst_message_equals_send_task(monkeypatch: pytest.MonkeyPatch) -> None
     }
     assert ours.body == celery.body
     assert ours.delivery_info == celery.delivery_info
+
+
+# -- CeleryTransport (sender, scheduler, plugs) against app.send_task ----------------------
+
+
+@pytest.mark.parametrize("qtype", ["direct", "topic", "fanout"])
+def test_celery_transport_message_equals_send_task(qtype: str) -> None:
+    """The Python API's, the scheduler's and the plugs' calls: the publisher on an app's
+    producer pool, against send_task with the same headers (a plug's, with its argument)."""
+    route, call_id = _route(qtype), str(uuid.uuid4())
+    app = _celery()
+    call = OutgoingCall.make(route, ARGS, KWARGS, call_id=call_id, flow="f-4", parent="p-4",
+                             argument="n")  # fmt: skip
+    publish(CeleryTransport(app), call)
+    ours = _take(app, route)
+    headers = {FLOW_HEADER: "f-4", PARENT_HEADER: "p-4", ARGUMENT_HEADER: "n"}
+    celery = _celery_message(app, route, call_id, headers)
+    _compare(_headers_of(ours), _headers_of(celery), DIFFERENT_HEADERS)
+    assert ours.properties["reply_to"] == celery.properties["reply_to"] == app.thread_oid
+    allowed = {"delivery_tag"}
+    assert {k: v for k, v in ours.properties.items() if k not in allowed} == {
+        k: v for k, v in celery.properties.items() if k not in allowed
+    }
+    assert ours.body == celery.body
+    assert ours.delivery_info == celery.delivery_info
+
+
+def test_a_call_sent_inside_a_task_is_its_child_as_with_send_task() -> None:
+    """From inside a worker's task (a plug firing), Celery's lineage headers name the task
+    as parent and its root as root, and the call joins the task's trail."""
+    from celery._state import _task_stack
+
+    app = _celery()
+
+    @app.task(name="sfp2.source", bind=True)
+    def source(self: Any) -> None:  # pragma: no cover - only its request is used
+        pass
+
+    route = _route("direct")
+    source.push_request(id="src-1", root_id="root-1", called_directly=False)
+    _task_stack.push(source)
+    try:
+        call = OutgoingCall.make(route, ARGS, KWARGS, flow="f-5", parent="src-1")
+        publish(CeleryTransport(app), call)
+        ours = _take(app, route)
+        children = list(source.request.children)
+        celery = _celery_message(app, route, str(uuid.uuid4()),
+                                 {FLOW_HEADER: "f-5", PARENT_HEADER: "src-1"})  # fmt: skip
+    finally:
+        _task_stack.pop()
+        source.pop_request()
+    assert (ours.headers["root_id"], ours.headers["parent_id"]) == ("root-1", "src-1")
+    assert (celery.headers["root_id"], celery.headers["parent_id"]) == ("root-1", "src-1")
+    assert [child.id for child in children] == [call.call_id]
+
+
+def test_sources_are_deduplicated_once_and_sent_when_several() -> None:
+    route = _route()
+    funnel = OutgoingCall.make(route, [], {}, parent=["a", "b", "a", "c"])
+    assert (funnel.parent, funnel.sources) == ("c", ("a", "b", "c"))
+    assert funnel.provenance[SOURCES_HEADER] == ["a", "b", "c"]
+    join = OutgoingCall.make(route, [], {}, parent="x", sources=["b", "b"])
+    assert join.parent == "x" and SOURCES_HEADER not in join.provenance  # one: the parent's
+    assert OutgoingCall.make(route, [], {}, parent=[]).parent is None

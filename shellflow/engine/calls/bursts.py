@@ -1,6 +1,6 @@
 """The fast path for sending many calls: one result subscription for a whole stream.
 
-It speaks the same message protocol as :func:`shellflow.engine.calls.sender.send`; it exists
+It publishes as :func:`shellflow.engine.calls.sender.send` does (the one publisher); it exists
 because Celery's own client pays per call (a subscription each) what a stream cannot
 afford. One call from a cold process (a single ``flow task run``) has its own path,
 :mod:`shellflow.client.oneshot`, which builds no Celery app at all.
@@ -15,8 +15,9 @@ from typing import Any
 from shellflow.config import Settings
 from shellflow.engine.calls.result_meta import Outcome, decode
 from shellflow.engine.calls.sender import app_for, route_for, send
-from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER
-from shellflow.engine.transport.routing import publish_via
+from shellflow.engine.transport.message import OutgoingCall
+from shellflow.engine.transport.publisher import publish
+from shellflow.engine.transport.transports.celery_producer import CeleryTransport
 from shellflow.errors import ServiceUnavailable
 from shellflow.model.listing import reader
 
@@ -49,8 +50,10 @@ class Burst:
     (still UUID-shaped: ``xxxxxxxx-xxxx-4xxx-yxxx-`` and a 12-digit counter), subscribes once
     to the pattern of their result channels before sending anything, and publishes each call
     as Celery's ``send_task`` does without the per-call subscription. Results are decoded
-    straight from the pub/sub messages; :meth:`look` reads the stored results of given calls
-    (one MGET) for anything a dropped connection may have hidden.
+    straight from the pub/sub messages (``shellflow.engine.calls.result_meta``); :meth:`look`
+    reads the stored results of given calls (one MGET) for anything a dropped connection
+    may have hidden. Calls go through the one publisher
+    (``shellflow.engine.transport.publisher``) on the app's producer pool.
 
     ``native`` is False when the result backend is not Redis: callers then use :func:`send`.
     """
@@ -70,10 +73,8 @@ class Burst:
             type(backend).__name__ in ("RedisBackend", "SentinelBackend")
         )  # fmt: skip
         self.pubsub: Any = None
-        via = publish_via(self.route, self.queue)  # as send() publishes
-        # As send_task routes them (once: the same for every call of the burst).
-        options = {"queue": self.queue, "declare": [self.queue], **via}
-        self._options = self.app.amqp.router.route(options, self.route.name, (), {}, None)
+        # The app's producer pool, without send_task's per-call result subscription.
+        self.transport = CeleryTransport(self.app, subscribe=False)
 
     def start(self) -> None:
         """Subscribe to the burst's result channels and wait until the server confirms."""
@@ -100,27 +101,10 @@ class Burst:
         call_id = f"{self.prefix}{next(self._count):012x}"
         if not self.native:
             return send(self.settings, self.socket, args, kwargs, flow=flow, parent=parent).call_id
-        headers = {FLOW_HEADER: flow or call_id}
-        if parent:
-            headers[PARENT_HEADER] = parent
-        app, name = self.app, self.route.name
-        options = {**self._options, "headers": headers}
-        try:
-            message = app.amqp.create_task_message(
-                call_id, name, args, kwargs, reply_to=app.thread_oid,
-                create_sent_event=app.conf.task_send_sent_event, **options,
-            )  # fmt: skip
-            with (
-                app.producer_or_acquire() as producer,
-                producer.connection._reraise_as_library_errors(),
-            ):
-                app.amqp.send_task_message(producer, name, message, **options)
-        except Exception as exc:
-            from kombu.exceptions import OperationalError
-
-            if isinstance(exc, (OSError, OperationalError)):
-                raise ServiceUnavailable("broker", self.settings.broker, str(exc)) from exc
-            raise
+        call = OutgoingCall.make(
+            self.route, args, kwargs, call_id=call_id, flow=flow, parent=parent
+        )
+        publish(self.transport, call, shown_url=self.settings.broker)
         return call_id
 
     def results(self, timeout: float) -> list[Outcome]:

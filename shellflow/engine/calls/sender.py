@@ -13,32 +13,31 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shellflow import process_state
 from shellflow.config import Settings
-from shellflow.engine.transport.celery_app import (
-    FLOW_HEADER,
-    PARENT_HEADER,
-    SOURCES_HEADER,
-    make_app,
-)
-from shellflow.engine.transport.routing import kombu_queue, publish_via
-from shellflow.errors import CallFailed, ServiceUnavailable, TimedOut
+from shellflow.engine.transport.celery_app import make_app
+from shellflow.engine.transport.message import OutgoingCall
+from shellflow.engine.transport.publisher import publish
+from shellflow.engine.transport.routing import kombu_queue
+from shellflow.errors import CallFailed, TimedOut
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, socket_route
 
 if TYPE_CHECKING:
     from celery import Celery
 
+    from shellflow.engine.transport.transports.celery_producer import CeleryTransport
+
 ROUTE_TTL = 2.0  # seconds a socket's route is trusted before it is read again
 
 
 class _Cache:
-    """The sender's per-process state: Celery apps by (broker, backend), routes by (db, socket).
+    """The sender's per-process state: Celery apps and their transports by (broker, backend),
+    routes by (db, socket).
 
     Readers look entries up without the lock (one dict read); every write takes it.
     """
@@ -50,6 +49,7 @@ class _Cache:
         """Forget the parent's apps (their pools hold its connections) and routes, unclosed."""
         self.lock = threading.Lock()
         self.apps: dict[tuple[str, str], Celery] = {}
+        self.transports: dict[tuple[str, str], CeleryTransport] = {}
         self.routes: dict[tuple[str, str], tuple[float, SocketRoute, Any]] = {}
 
 
@@ -73,6 +73,22 @@ def app_for(settings: Settings) -> Celery:
             if app is None:
                 app = _cache.apps[key] = make_app(settings)
     return app
+
+
+def transport_for(settings: Settings) -> CeleryTransport:
+    """The process's publisher transport on :func:`app_for`'s app (its producer pool, and
+    its result subscription, which :func:`wait` reads)."""
+    key = (settings.broker, settings.backend)
+    transport = _cache.transports.get(key)
+    if transport is None:
+        from shellflow.engine.transport.transports.celery_producer import CeleryTransport
+
+        app = app_for(settings)
+        with _cache.lock:
+            transport = _cache.transports.get(key)
+            if transport is None:
+                transport = _cache.transports[key] = CeleryTransport(app)
+    return transport
 
 
 def route_for(settings: Settings, socket: str) -> tuple[SocketRoute, Any]:
@@ -110,33 +126,13 @@ def send(
     ``parent`` may name several calls (the members of a funnel whose results the call
     receives): the last is recorded as its parent, all of them as its sources.
     """
-    route, queue = route_for(settings, socket)
-    app = app_for(settings)
-    call_id = str(uuid.uuid4())
-    flow = flow or call_id
-    headers: dict[str, Any] = {FLOW_HEADER: flow}
-    if parent and not isinstance(parent, str):
-        sources = list(dict.fromkeys(parent))
-        if len(sources) > 1:
-            headers[SOURCES_HEADER] = sources
-        parent = sources[-1] if sources else None
-    if parent:
-        headers[PARENT_HEADER] = parent
-    # Direct and fanout: the default exchange (routing by queue name) reaches the socket's
-    # queue alone; topic goes through its exchange (shellflow.engine.transport.routing).
-    via = publish_via(route, queue)
-    try:
-        handle = app.send_task(
-            route.name, args=args, kwargs=kwargs, task_id=call_id, queue=queue,
-            declare=[queue], headers=headers, **via,
-        )  # fmt: skip
-    except Exception as exc:
-        from kombu.exceptions import OperationalError
-
-        if isinstance(exc, (OSError, OperationalError)):
-            raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
-        raise
-    return Sent(call_id=call_id, flow=flow, handle=handle)
+    route, _ = route_for(settings, socket)
+    transport = transport_for(settings)
+    call = OutgoingCall.make(route, args, kwargs, flow=flow, parent=parent)
+    publish(transport, call, shown_url=settings.broker)
+    handle = transport.app.AsyncResult(call.call_id)
+    handle.ignored = None  # as send_task leaves it: the task is not registered here
+    return Sent(call_id=call.call_id, flow=call.flow, handle=handle)
 
 
 def release(handle: Any) -> None:

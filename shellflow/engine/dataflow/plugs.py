@@ -45,13 +45,9 @@ from sqlalchemy import Engine, bindparam, text
 
 from shellflow import forks, process_state
 from shellflow.engine.dataflow.joins import Arrival, arrive, release
-from shellflow.engine.transport.celery_app import (
-    ARGUMENT_HEADER,
-    FLOW_HEADER,
-    PARENT_HEADER,
-    SOURCES_HEADER,
-)
-from shellflow.engine.transport.routing import kombu_queue, publish_via
+from shellflow.engine.transport.celery_app import FLOW_HEADER, PARENT_HEADER
+from shellflow.engine.transport.message import OutgoingCall
+from shellflow.engine.transport.publisher import Transport, publish
 from shellflow.model.db import get_engine
 from shellflow.model.routes import SocketRoute
 
@@ -156,25 +152,44 @@ def plugged_call_id(*parts: str) -> str:
 
 
 class Plugs:
-    """Reads and fires one process's plugs (a prefork child opens its own connections)."""
+    """Reads and fires one process's plugs (a prefork child opens its own connections).
 
-    def __init__(self, url: str, ttl: float = PLUG_SECONDS) -> None:
+    Calls go through the one publisher on ``transport`` when given (a test's
+    ``StubTransport``), else on the firing app's producer pool.
+    """
+
+    def __init__(
+        self, url: str, ttl: float = PLUG_SECONDS, transport: Transport | None = None
+    ) -> None:
         self.url = url
         self.ttl = ttl
+        self.transport = transport
         self.after_fork()
         forks.at_fork(self.after_fork)
 
     def after_fork(self) -> None:
         """Read the plugs afresh; the engine's pooled connections are the parent's
-        (``shellflow.model.db`` leaves them to it)."""
+        (``shellflow.model.db`` leaves them to it), and so is a firing app's pool."""
         self._engine: Engine | None = None
         self._cache: dict[str, tuple[float, list[Outlet]]] = {}
+        self._carrier: Any = None  # a CeleryTransport on the firing app, made on first use
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = get_engine(self.url)
         return self._engine
+
+    def carrier(self, app: Any) -> Transport:
+        """The transport plugs publish on: the given one, or ``app``'s producer pool."""
+        if self.transport is not None:
+            return self.transport
+        if self._carrier is None or self._carrier.app is not app:
+            from shellflow.engine.transport.transports.celery_producer import CeleryTransport
+
+            self._carrier = CeleryTransport(app)
+        carrier: Transport = self._carrier
+        return carrier
 
     def outlets(self, socket_id: str) -> list[Outlet]:
         now = time.monotonic()
@@ -248,9 +263,11 @@ class Plugs:
         key = f"{call_id}/{outlet.plug_id}"
         if not outlet.joins:
             args, kwargs = ([], {outlet.argument: value}) if outlet.argument else ([value], {})
-            headers = {ARGUMENT_HEADER: outlet.argument} if outlet.argument else {}
-            send_call(app, outlet.target, plugged_call_id(key), args, kwargs, flow, call_id,
-                      headers)  # fmt: skip
+            call = OutgoingCall.make(
+                outlet.target, args, kwargs, call_id=plugged_call_id(key), flow=flow,
+                parent=call_id, argument=outlet.argument,
+            )  # fmt: skip
+            publish(self.carrier(app), call)  # a failure's own error is its reason
             return
 
         def fire(inputs: dict[str, Arrival]) -> None:
@@ -259,25 +276,15 @@ class Plugs:
             keys = sorted(got.key for got in inputs.values())
             target_call = plugged_call_id(flow, outlet.target.socket_id, *keys)
             sources = sorted({got.call for got in inputs.values()})
-            send_call(app, outlet.target, target_call, args, kwargs, flow, call_id,
-                      {SOURCES_HEADER: sources})  # fmt: skip
+            call = OutgoingCall.make(
+                outlet.target, args, kwargs, call_id=target_call, flow=flow, parent=call_id,
+                sources=sources,
+            )  # fmt: skip
+            publish(self.carrier(app), call)
 
         arrival = Arrival(key=key, call=call_id, value=value)
         arrive(self.engine, flow, outlet.target.socket_id, outlet.slot, arrival, outlet.slots,
                fire)  # fmt: skip
-
-
-def send_call(
-    app: Any, target: SocketRoute, call_id: str, args: list[Any], kwargs: dict[str, Any],
-    flow: str, parent: str, headers: dict[str, Any] | None = None,
-) -> None:  # fmt: skip
-    """Publish one call to the target socket's durable queue (persistent, confirmed)."""
-    queue = kombu_queue(target, app.conf.broker_url)
-    app.send_task(
-        target.name, args=args, kwargs=kwargs, task_id=call_id, queue=queue,
-        declare=[queue], **publish_via(target, queue),
-        headers={FLOW_HEADER: flow, PARENT_HEADER: parent, **(headers or {})},
-    )  # fmt: skip
 
 
 class _Readers:
