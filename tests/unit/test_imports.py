@@ -92,6 +92,34 @@ def test_help_loads_no_command_group(tmp_path: Path) -> None:
     assert groups == []
 
 
+def test_the_one_shot_publish_path_loads_no_messaging_library() -> None:
+    """A cold ``flow task run`` on plain ``amqp://`` and Redis results builds its message,
+    picks the wire transport and decodes its result without Celery, kombu or redis-py."""
+    code = (
+        "import sys, types\n"
+        "from shellflow.client import oneshot\n"
+        "from shellflow.engine.calls.result_meta import decode, value_of\n"
+        "from shellflow.engine.transport import resultwire\n"
+        "from shellflow.engine.transport.message import OutgoingCall, build\n"
+        "from shellflow.engine.transport.publisher import transport_for\n"
+        "from shellflow.model.routes import SocketRoute\n"
+        "route = SocketRoute('s', 'p', 'm', 'f', 'q', 'topic', True, 'started', 'started',"
+        " 'i', 't')\n"
+        "settings = types.SimpleNamespace(broker='amqp://guest:guest@127.0.0.1//')\n"
+        "transport = transport_for(settings)\n"
+        "assert type(transport).__name__ == 'WireTransport', transport\n"
+        "message = build(OutgoingCall.make(route, [1], {}), transport.broker_url,"
+        " transport.origin())\n"
+        "message.encoded()\n"
+        "assert value_of(decode('c', {'status': 'SUCCESS', 'result': 1})) == 1\n"
+        "assert resultwire.handles('redis://127.0.0.1:6379/0')\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert _loaded(set(proc.stdout.split()), ("celery", "kombu", "redis", "amqp")) == []
+
+
 def test_listing_loads_no_sqlalchemy(tmp_path: Path, initialised_db: str) -> None:
     modules = modules_after(tmp_path, "ls", "queues")
     assert "shellflow.model.listing" in modules  # it did read the database
