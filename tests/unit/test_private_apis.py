@@ -200,7 +200,7 @@ def test_celery_redis_result_key_channel_and_metadata() -> None:
     failed = json.loads(next(entry for entry in client.log if entry[0] == "publish")[2])
     assert failed["status"] == "FAILURE"
     assert failed["result"]["exc_type"] == "ValueError"
-    assert failed["result"]["exc_message"] == ["boom", 2]  # a list: oneshot joins it
+    assert failed["result"]["exc_message"] == ["boom", 2]  # a list: result_meta joins it
     assert states.FAILURE in states.PROPAGATE_STATES and states.REVOKED in states.PROPAGATE_STATES
 
 
@@ -240,14 +240,26 @@ def test_celery_async_result_consumer() -> None:
     assert _app(backend=None).backend.is_async is False  # disabled: stream polls instead
 
 
-# -- Celery: sending (engine/calls/bursts.py) ----------------------------------------------------
+# -- Celery: sending (engine/transport/transports/celery_producer.py) ----------------------------
 
 
 def test_celery_task_message_building_blocks() -> None:
-    """What ``Burst.send`` calls in place of ``send_task``: ``app.amqp.router.route``,
-    ``app.amqp.create_task_message``, ``app.amqp.send_task_message``,
-    ``app.producer_or_acquire`` and ``app.thread_oid``."""
+    """What ``CeleryTransport.send`` calls in place of ``send_task``:
+    ``app.amqp.router.route``, ``celery.app.amqp.task_message`` (the tuple
+    ``create_task_message`` returns, filled with shellflow's own message),
+    ``app.amqp.send_task_message``, ``app.producer_or_acquire``, ``app.thread_oid``,
+    ``app.current_worker_task`` (its ``request.id``, ``root_id``), ``Task.add_trail`` and
+    ``backend.on_task_call(producer, task_id)``. ``create_task_message`` itself is what
+    ``test_protocol2`` compares the builder with."""
+    from celery.app.amqp import task_message
+    from celery.app.task import Task
+
     app = _app()
+    assert task_message._fields == ("headers", "properties", "body", "sent_event")
+    assert type(app.amqp.create_task_message("i", "n", [], {}, reply_to="r")) is task_message
+    assert app.current_worker_task is None  # outside a task: no parent
+    assert _params(Task.add_trail) == ["self", "result"]
+    assert _params(app.backend.on_task_call) == ["producer", "task_id"]
     create = _params(app.amqp.create_task_message)
     assert create[:4] == ["task_id", "name", "args", "kwargs"]
     assert {"reply_to", "create_sent_event", "options"} <= set(create)
@@ -269,8 +281,10 @@ def test_celery_task_message_building_blocks() -> None:
 
 
 def test_celery_send_task_still_takes_the_steps_burst_copies() -> None:
-    """``Burst.send`` is ``send_task`` without its per-call result subscription
-    (``backend.on_task_call``). A new step in ``send_task`` must be copied, or shown here."""
+    """``CeleryTransport.send`` is ``send_task``'s publishing half (its result subscription
+    ``backend.on_task_call`` optional: a stream's ``Burst`` turns it off), with shellflow's
+    message for ``create_task_message``'s. A new step in ``send_task`` must be copied, or
+    shown here."""
     steps = _calls(Celery.send_task)
     assert {
         "route", "create_task_message", "producer_or_acquire", "_reraise_as_library_errors",
@@ -287,12 +301,14 @@ def test_celery_send_task_still_takes_the_steps_burst_copies() -> None:
         "route", "create_task_message", "producer_or_acquire", "_reraise_as_library_errors",
         "on_task_call", "send_task_message",
     }  # fmt: skip
-    assert not unknown, f"send_task calls something new: {sorted(unknown)}; does Burst need it?"
+    assert not unknown, (
+        f"send_task calls something new: {sorted(unknown)}; does CeleryTransport need it?"
+    )
 
 
 def test_kombu_reraise_as_library_errors() -> None:
     """``kombu.Connection._reraise_as_library_errors()`` (private), as send_task and
-    ``Burst.send`` use it: a transport's connection error becomes OperationalError."""
+    ``CeleryTransport.send`` use it: a transport's connection error becomes OperationalError."""
     import redis
     from kombu import Connection
     from kombu.exceptions import OperationalError
