@@ -19,6 +19,7 @@ reader) register their own reset with ``shellflow.forks``, held weakly.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable, MutableMapping
 from typing import Protocol, TypeVar
 
 from shellflow import forks
@@ -33,6 +34,25 @@ class Part(Protocol):
 
 
 P = TypeVar("P", bound=Part)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def made_once(
+    table: MutableMapping[K, V], lock: threading.Lock, key: K, make: Callable[[], V]
+) -> V:
+    """``table[key]``, made by ``make()`` under ``lock`` the first time it is asked for.
+
+    A lookup takes no lock (one dict read, on every call); a miss takes it and looks again,
+    so two threads never make the same value twice.
+    """
+    found = table.get(key)
+    if found is None:
+        with lock:
+            found = table.get(key)
+            if found is None:
+                found = table[key] = make()
+    return found
 
 
 class ProcessState:

@@ -58,14 +58,7 @@ def get_engine(url: str) -> Engine:
     A URL of an unsupported kind is a usage error (exit 2); a folder that cannot be made
     means the database is unavailable (exit 6).
     """
-    engine = _engines.by_url.get(url)
-    if engine is not None:
-        return engine
-    with _engines.lock:
-        engine = _engines.by_url.get(url)
-        if engine is None:
-            engine = _engines.by_url[url] = _create_engine(url)
-    return engine
+    return process_state.made_once(_engines.by_url, _engines.lock, url, lambda: _create_engine(url))
 
 
 def _create_engine(url: str) -> Engine:

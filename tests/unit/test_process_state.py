@@ -111,3 +111,31 @@ def test_a_child_builds_its_own_celery_app(monkeypatch: pytest.MonkeyPatch, tmp_
         assert sender.app_for(settings) is first and len(made) == 1
     finally:
         sender._cache.apps.pop((settings.broker, settings.backend), None)
+
+
+def test_made_once_makes_each_value_once_across_threads() -> None:
+    import threading
+    import time
+
+    from shellflow.process_state import made_once
+
+    table: dict[str, object] = {}
+    lock = threading.Lock()
+    made: list[str] = []
+
+    def make() -> object:
+        made.append("x")
+        time.sleep(0.01)  # long enough for every thread to miss the first lookup
+        return object()
+
+    got: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(made_once(table, lock, "k", make)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == ["x"]
+    assert len({id(value) for value in got}) == 1 and got[0] is table["k"]

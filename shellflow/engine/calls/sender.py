@@ -66,29 +66,19 @@ class Sent:
 def app_for(settings: Settings) -> Celery:
     """The process's Celery app for these broker and backend URLs (built on first use)."""
     key = (settings.broker, settings.backend)
-    app = _cache.apps.get(key)
-    if app is None:
-        with _cache.lock:
-            app = _cache.apps.get(key)
-            if app is None:
-                app = _cache.apps[key] = make_app(settings)
-    return app
+    return process_state.made_once(_cache.apps, _cache.lock, key, lambda: make_app(settings))
 
 
 def transport_for(settings: Settings) -> CeleryTransport:
     """The process's publisher transport on :func:`app_for`'s app (its producer pool, and
     its result subscription, which :func:`wait` reads)."""
-    key = (settings.broker, settings.backend)
-    transport = _cache.transports.get(key)
-    if transport is None:
-        from shellflow.engine.transport.transports.celery_producer import CeleryTransport
+    from shellflow.engine.transport.transports.celery_producer import CeleryTransport
 
-        app = app_for(settings)
-        with _cache.lock:
-            transport = _cache.transports.get(key)
-            if transport is None:
-                transport = _cache.transports[key] = CeleryTransport(app)
-    return transport
+    app = app_for(settings)
+    key = (settings.broker, settings.backend)
+    return process_state.made_once(
+        _cache.transports, _cache.lock, key, lambda: CeleryTransport(app)
+    )
 
 
 def route_for(settings: Settings, socket: str) -> tuple[SocketRoute, Any]:

@@ -303,10 +303,4 @@ _readers = process_state.own(__name__, _Readers())
 
 def plugs_for(url: str) -> Plugs:
     """The process's plugs reader for a model database (shared by its sockets)."""
-    found = _readers.by_url.get(url)
-    if found is None:
-        with _readers.lock:
-            found = _readers.by_url.get(url)
-            if found is None:
-                found = _readers.by_url[url] = Plugs(url)
-    return found
+    return process_state.made_once(_readers.by_url, _readers.lock, url, lambda: Plugs(url))
