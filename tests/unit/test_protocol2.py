@@ -285,9 +285,7 @@ def test_burst_message_equals_send_task(monkeypatch: pytest.MonkeyPatch) -> None
     route = _route("direct")
     app = _celery(backend="redis://127.0.0.1:1/0")  # Redis: the burst's native path
     monkeypatch.setattr(bursts, "app_for", lambda settings: app)
-    monkeypatch.setattr(
-        bursts, "route_for", lambda settings, socket: (route, kombu_queue(route, "memory://"))
-    )
+    monkeypatch.setattr(bursts, "route_for", lambda settings, socket: route)
     burst = bursts.Burst(_settings("memory://"), route.name)
     assert burst.native, "the burst did not recognise Celery's Redis result backend"
     call_id = burst.send(ARGS, KWARGS, flow="f-3", parent="p-3")

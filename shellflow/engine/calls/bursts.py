@@ -28,7 +28,7 @@ def socket_concurrency(settings: Settings, socket: str) -> int:
     The agents' worker rows say what runs; without any (a worker started by hand) the
     processor's own concurrency is the answer.
     """
-    route, _ = route_for(settings, socket)
+    route = route_for(settings, socket)
     with reader(settings.db) as conn:
         rows = conn.query(
             "SELECT p.concurrency, (SELECT sum(w.concurrency) FROM worker w"
@@ -64,7 +64,7 @@ class Burst:
         self.settings = settings
         self.socket = socket
         self.app = app_for(settings)
-        self.route, self.queue = route_for(settings, socket)
+        self.route = route_for(settings, socket)
         self.prefix = str(uuid.uuid4())[:24]
         self._count = itertools.count(1)
         backend = self.app.backend

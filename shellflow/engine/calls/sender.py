@@ -22,7 +22,6 @@ from shellflow.config import Settings
 from shellflow.engine.transport.celery_app import make_app
 from shellflow.engine.transport.message import OutgoingCall
 from shellflow.engine.transport.publisher import publish
-from shellflow.engine.transport.routing import kombu_queue
 from shellflow.errors import CallFailed, TimedOut
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, socket_route
@@ -50,7 +49,7 @@ class _Cache:
         self.lock = threading.Lock()
         self.apps: dict[tuple[str, str], Celery] = {}
         self.transports: dict[tuple[str, str], CeleryTransport] = {}
-        self.routes: dict[tuple[str, str], tuple[float, SocketRoute, Any]] = {}
+        self.routes: dict[tuple[str, str], tuple[float, SocketRoute]] = {}
 
 
 _cache = process_state.own(__name__, _Cache())
@@ -81,19 +80,18 @@ def transport_for(settings: Settings) -> CeleryTransport:
     )
 
 
-def route_for(settings: Settings, socket: str) -> tuple[SocketRoute, Any]:
-    """The socket's route and kombu queue, read again once :data:`ROUTE_TTL` has passed."""
+def route_for(settings: Settings, socket: str) -> SocketRoute:
+    """The socket's route, read again once :data:`ROUTE_TTL` has passed."""
     key = (settings.db, socket)
     now = time.monotonic()
     cached = _cache.routes.get(key)
     if cached is not None and cached[0] > now:
-        return cached[1], cached[2]
+        return cached[1]
     with reader(settings.db) as conn:  # outside the lock: other sockets' sends go on
         route = socket_route(conn, socket)
-    queue = kombu_queue(route, settings.broker)
     with _cache.lock:
-        _cache.routes[key] = (now + ROUTE_TTL, route, queue)
-    return route, queue
+        _cache.routes[key] = (now + ROUTE_TTL, route)
+    return route
 
 
 def forget_routes() -> None:
@@ -116,7 +114,7 @@ def send(
     ``parent`` may name several calls (the members of a funnel whose results the call
     receives): the last is recorded as its parent, all of them as its sources.
     """
-    route, _ = route_for(settings, socket)
+    route = route_for(settings, socket)
     transport = transport_for(settings)
     call = OutgoingCall.make(route, args, kwargs, flow=flow, parent=parent)
     publish(transport, call, shown_url=settings.broker)
