@@ -35,4 +35,5 @@ def reuse_redis_clients() -> None:
         return client
 
     setattr(_create_client, _MARK, True)
+    _create_client.__wrapped__ = original  # type: ignore[attr-defined]  # kombu's own, for tests
     transport.Channel._create_client = _create_client  # type: ignore[method-assign]
