@@ -80,14 +80,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _create_pg_database(template: str | None = None) -> str:
-    """A new database of this test's own; a copy of ``template`` when one is named."""
+def _create_pg_database(template: str | None = None, name: str | None = None) -> str:
+    """A new database of this test's own (``name`` replaces the one so named); a copy of
+    ``template`` when one is named."""
     import psycopg2
 
-    name = f"sf_test_{uuid.uuid4().hex[:12]}"
+    name = name or f"sf_test_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
     with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     return name
@@ -143,20 +145,11 @@ def db_url(
 def initialised_db(db_url: str) -> str:
     """``db_url``'s database at the newest revision, copied from a migrated template."""
     if db_url.startswith("sqlite"):
-        shutil.copyfile(templates.sqlite(), db_url.removeprefix("sqlite:///"))
-        return db_url
-    import psycopg2
-
+        return templates.copy_sqlite(Path(db_url.removeprefix("sqlite:///")))
     from shellflow.model.db import dispose_engines
 
-    name = db_url.rsplit("/", 1)[1]
-    dispose_engines()
-    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{templates.postgresql()}"')
-    conn.close()
+    dispose_engines()  # no pooled connection may hold the empty database being replaced
+    _create_pg_database(templates.postgresql(), name=db_url.rsplit("/", 1)[1])
     return db_url
 
 

@@ -155,6 +155,9 @@ def deploy(kind: str, flow: FlowRunner, broker: str = AMQP_URL) -> Iterator[Depl
     finally:
         deployment.kill_workers()
         if kind == "embedded":
+            from shellflow.model.db import dispose_engines
+
+            dispose_engines()  # set-up ran in this process: close its SQLite connections
             _stop_embedded_broker(home)
         else:
             from shellflow.engine.transport.routing import delete_broker_objects
