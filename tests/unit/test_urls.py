@@ -92,15 +92,14 @@ def test_the_model_dialect_is_the_classifier_s_database() -> None:
 
 def test_every_caller_accepts_every_redis_socket_form() -> None:
     """The ``socket://``/``unix://`` split is gone: Celery's URL, the embedded broker, the
-    live channels, the fast result path and the worker's guards agree on all three."""
+    live channels, the fast result path and the worker's guards (all asking
+    ``shellflow.urls.is_redis``) agree on all three."""
     from shellflow.engine.records.events import carries_live_events
     from shellflow.engine.transport import resultwire
-    from shellflow.engine.transport.routing import is_redis as routing_is_redis
-    from shellflow.engine.transport.unacked import uses_redis
 
     for scheme in ("redis+socket", "unix", "socket"):
         url = f"{scheme}:///tmp/sf/broker.sock"
-        assert carries_live_events(url) and routing_is_redis(url) and uses_redis(url)
+        assert carries_live_events(url) and is_redis(url)
         assert resultwire.handles(transport_url(url)) and resultwire.handles(url)
         assert resultwire._endpoint(url)[0] == "/tmp/sf/broker.sock"
 

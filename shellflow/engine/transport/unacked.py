@@ -65,9 +65,6 @@ def holder_of(key: str) -> tuple[str, ProcessId | None]:
     return host, ProcessId.parse(process)
 
 
-uses_redis = is_redis  # the name shellflow.engine.worker.runtime imports
-
-
 class Holdings:
     """The worker main process's record of the messages it holds (see the docstring)."""
 

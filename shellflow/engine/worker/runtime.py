@@ -32,10 +32,11 @@ from shellflow.engine.transport.celery_app import (
 )
 from shellflow.engine.transport.kombu_redis import reuse_redis_clients
 from shellflow.engine.transport.result_store import store_without_reading
-from shellflow.engine.transport.routing import is_redis, kombu_queue
+from shellflow.engine.transport.routing import kombu_queue
 from shellflow.errors import UsageError
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
+from shellflow.urls import is_redis
 
 
 class SocketError(Exception):
@@ -272,9 +273,9 @@ def _track_holdings(settings: Settings) -> None:
     from celery import signals
 
     from shellflow.engine.records.events import redis_client
-    from shellflow.engine.transport.unacked import Holdings, uses_redis
+    from shellflow.engine.transport.unacked import Holdings
 
-    if not uses_redis(settings.broker):
+    if not is_redis(settings.broker):
         return
     holdings: list[Holdings] = []  # made in the main process on its first message
 
