@@ -17,7 +17,10 @@ from shellflow.commands.context import AppContext, pass_app
 
 
 def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> list[str]:
-    argv = [sys.executable, "-m", "shellflow.tui"]
+    """The child's command line. ``-P``, as for every other launch: without it ``python -m``
+    puts the current directory first on sys.path, and a ``textual/``, ``rich/`` or
+    ``argparse.py`` there would run with the database URL in its environment."""
+    argv = [sys.executable, "-P", "-m", "shellflow.tui"]
     argv += ["--read-only"] if read_only else []
     argv += [word for channel in channels for word in ("--channel", channel)]
     return argv + (["--debug"] if debug else [])

@@ -99,8 +99,29 @@ def test_flow_tui_command_help_and_argv(cli) -> None:
     shown = cli.ok("tui", "--help").stdout
     assert "--read-only" in shown and "--channel" in shown
     argv = dashboard_argv(True, ("proc1", "global"), False)
-    assert argv[1:] == ["-m", "shellflow.tui", "--read-only", "--channel", "proc1",
+    assert argv[1:] == ["-P", "-m", "shellflow.tui", "--read-only", "--channel", "proc1",
                         "--channel", "global"]  # fmt: skip
+
+
+def test_dashboard_child_never_imports_from_the_current_directory(tmp_path) -> None:
+    """``flow tui`` run in a folder holding ``textual/`` or a module named like a standard
+    one: the child it starts imports neither (they would see the database URL)."""
+    import subprocess
+
+    from shellflow.commands.tui import dashboard_argv
+
+    marker = tmp_path / "imported"
+    planted = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    (tmp_path / "textual").mkdir()
+    (tmp_path / "textual" / "__init__.py").write_text(planted)
+    (tmp_path / "rich").mkdir()
+    (tmp_path / "rich" / "__init__.py").write_text(planted)
+    (tmp_path / "argparse.py").write_text(planted)  # the child's first import
+    done = subprocess.run(dashboard_argv(False, (), False), cwd=tmp_path, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60,
+                          start_new_session=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr  # no terminal: refused, having imported nothing
+    assert not marker.exists(), marker.read_text()
 
 
 def test_dashboard_needs_a_terminal(tmp_path) -> None:
