@@ -72,7 +72,8 @@ def test_contracts_catch_an_upward_import(tmp_path: Path) -> None:
     for package in packages:
         (fake / package).mkdir(parents=True, exist_ok=True)
         (fake / package / "__init__.py").write_text("")
-    for module in ("config", "urls", "process_state", "errors", "redact", "forks", "engine/pids"):
+    floor = ("errors", "redact", "forks", "printable", "engine/pids")
+    for module in ("config", "urls", "process_state", *floor):
         (fake / f"{module}.py").write_text("")
     (fake / "model" / "bad.py").write_text(
         "import click\n\n\ndef f():\n    from shellflow import engine\n"
