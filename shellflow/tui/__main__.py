@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from shellflow.errors import ShellflowError
+from shellflow.printable import printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except ShellflowError as exc:
         if options.debug:
             raise
-        print(f"flow: {exc.message}", file=sys.stderr)
+        print(f"flow: {printable(exc.message)}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130

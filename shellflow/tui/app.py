@@ -23,6 +23,7 @@ from textual.screen import Screen
 
 from shellflow.config import Settings
 from shellflow.model.listing import Reader, reader
+from shellflow.printable import printable
 from shellflow.redact import mask_text
 from shellflow.tui.data.actions import Action
 from shellflow.tui.data.calls import now
@@ -173,10 +174,11 @@ class Dashboard(App[None]):
 
     def _logged(self, entry: LoggedCommand) -> None:
         self.command_log.append(entry)
-        self.notify(
-            f"$ {entry.command}\n{entry.outcome}",
+        self.notify(  # names and error texts as stored: never markup, controls escaped
+            f"$ {printable(entry.command)}\n{printable(entry.outcome)}",
             severity="error" if entry.failed else "information",
             timeout=6,
+            markup=False,
         )
         for screen in _screens_of(self, CommandLogScreen):
             screen.add(entry)

@@ -52,4 +52,4 @@ async def test_both_databases_list_detail_graph_and_network(cli, initialised_db,
         assert app.screen.call is not None and app.screen.call["id"] == ids["c"]
         await pilot.press("n")
         await settle(pilot)
-        assert app.screen.query_one("#processors").get_row_at(0)[0] == "proc1"
+        assert str(app.screen.query_one("#processors").get_row_at(0)[0]) == "proc1"

@@ -156,13 +156,13 @@ async def test_network_screen_lists_everything(filled_db, make_dashboard) -> Non
         screen = app.screen
         assert type(screen).__name__ == "NetworkScreen"
         processors = screen.query_one("#processors")
-        assert processors.get_row_at(0)[0] == "proc1"
+        assert str(processors.get_row_at(0)[0]) == "proc1"  # cells are Text, never markup
         assert str(processors.get_row_at(0)[1]) == "running"
         assert screen.query_one("#sockets").row_count == 2
-        assert screen.query_one("#plugs").get_row_at(0)[0] == "plug1"
-        node = screen.query_one("#nodes").get_row_at(0)
+        assert str(screen.query_one("#plugs").get_row_at(0)[0]) == "plug1"
+        node = [str(cell) for cell in screen.query_one("#nodes").get_row_at(0)]
         assert node[3] == "0.50" and node[4] == "12.0s ago"
-        assert screen.query_one("#agents").get_row_at(0)[4] == "12.0s ago"
+        assert str(screen.query_one("#agents").get_row_at(0)[4]) == "12.0s ago"
         bar = str(screen.query_one("#status-bar").render())
         assert "hosts 1 · queues 1 · processors 1/1" in bar
 
@@ -178,7 +178,7 @@ async def test_network_screen_says_why_queue_depths_are_unknown(filled_db, make_
         await settle(pilot)
         sockets = app.screen.query_one("#sockets")
         assert sockets.row_count == 2
-        assert [sockets.get_row_at(n)[4] for n in range(2)] == ["?", "?"]
+        assert [str(sockets.get_row_at(n)[4]) for n in range(2)] == ["?", "?"]
         bar = str(app.screen.query_one("#status-bar").render())
         assert "broker unavailable at redis://127.0.0.1:1/0" in bar
 

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from shellflow.printable import printable
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """``y``/Enter confirms, ``n``/Escape declines."""
@@ -25,8 +27,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
-            yield Static(Text(self.question, style="bold"))
-            yield Static(Text.assemble(("$ ", "dim"), (self.command, "cyan")), id="confirm-command")
+            # Both name a socket or a call id as stored: shown as text, controls escaped.
+            yield Static(Text(printable(self.question), style="bold"))
+            command = Text.assemble(("$ ", "dim"), (printable(self.command), "cyan"))
+            yield Static(command, id="confirm-command")
             yield Static(Text("y / Enter: yes    n / Escape: no", style="dim"))
 
     def action_answer(self, yes: bool) -> None:

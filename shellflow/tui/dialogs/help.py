@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -40,7 +41,7 @@ class HelpDialog(ModalScreen[None]):
         for key, text in GLOBAL_KEYS:
             table.add_row(key, text)
         with VerticalScroll(id="help"):
-            yield Static(f"[b]{self.for_screen.title or 'Keys'}[/b]")
+            yield Static(Text(self.for_screen.title or "Keys", style="bold"))
             yield Static(table)
 
     async def action_dismiss(self, result: None = None) -> None:

@@ -17,8 +17,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from shellflow.model.history import UNFINISHED, get_call
+from shellflow.printable import printable
 from shellflow.tui.data.calls import call_logs, describe_args
-from shellflow.tui.widgets import StatusBar, state_text
+from shellflow.tui.widgets import StatusBar, plain, state_text
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -28,7 +29,9 @@ def _json(value: Any) -> Syntax | Text:
     text = json.dumps(value, ensure_ascii=False, default=repr)
     if len(text) > 72:  # one line when it fits, indented when it does not
         text = json.dumps(value, indent=2, ensure_ascii=False, default=repr)
-    return Syntax(text, "json", word_wrap=True, background_color="default")
+    # JSON escapes C0 itself but lets DEL and C1 through: those are written out too.
+    return Syntax(printable(text, multiline=True), "json", word_wrap=True,
+                  background_color="default")  # fmt: skip
 
 
 def _section(title: str) -> Text:
@@ -40,22 +43,23 @@ def render_call(call: dict[str, Any], logs: list[dict[str, Any]]) -> Group:
     facts = Table.grid(padding=(0, 1))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    facts.add_row("call", call["id"])
-    facts.add_row("socket", call["name"])
+    # Every stored value as plain(): a rich Table would read a str cell as markup.
+    facts.add_row("call", plain(call["id"]))
+    facts.add_row("socket", plain(call["name"]))
     facts.add_row("state", state_text(call["state"]))
-    facts.add_row("started", call.get("started") or "")
-    facts.add_row("finished", call.get("finished") or "")
-    facts.add_row("node", " ".join(filter(None, (call.get("hostname"), call.get("worker")))))
-    facts.add_row("parent", call.get("parent") or "(none: a root call)")
-    facts.add_row("flow run", call.get("flow") or "")
+    facts.add_row("started", plain(call.get("started")))
+    facts.add_row("finished", plain(call.get("finished")))
+    facts.add_row("node", plain(" ".join(filter(None, (call.get("hostname"), call.get("worker"))))))
+    facts.add_row("parent", plain(call.get("parent") or "(none: a root call)"))
+    facts.add_row("flow run", plain(call.get("flow")))
     if call.get("owner"):
-        facts.add_row("owner", call["owner"])
+        facts.add_row("owner", plain(call["owner"]))
     args, kwargs = describe_args(call.get("args"))
     parts: list[Any] = [facts, _section("Arguments"), _json({"args": args, "kwargs": kwargs})]
     if call.get("error") or call.get("traceback"):
-        parts += [_section("Error"), Text(call.get("error") or "", style="bold red")]
+        parts += [_section("Error"), plain(call.get("error"), "bold red", multiline=True)]
         if call.get("traceback"):
-            parts.append(Text(call["traceback"].rstrip(), style="red"))
+            parts.append(plain(call["traceback"].rstrip(), "red", multiline=True))
     elif "result" in call:
         parts += [_section("Result"), _json(call["result"])]
     events = Table.grid(padding=(0, 1))
@@ -63,12 +67,13 @@ def render_call(call: dict[str, Any], logs: list[dict[str, Any]]) -> Group:
     events.add_column(no_wrap=True)
     events.add_column()
     for event in call.get("events", []):
-        events.add_row((event["date"] or "")[11:23], state_text(event["name"]), event["note"] or "")
+        date = plain((event["date"] or "")[11:23])
+        events.add_row(date, state_text(event["name"]), plain(event["note"]))
     parts += [_section(f"Events ({len(call.get('events', []))})"), events]
     lines = Text()
     for line in logs:
-        lines.append((line["date"] or "")[11:23] + " ", style="dim")
-        lines.append(line["text"] + "\n")
+        lines.append(printable((line["date"] or "")[11:23]) + " ", style="dim")
+        lines.append(printable(line["text"], multiline=True) + "\n")
     parts += [_section(f"Log lines ({len(logs)})"), lines if logs else Text("none", style="dim")]
     return Group(*parts)
 
@@ -127,7 +132,7 @@ class CallDetailScreen(Screen[None]):
         self.dashboard.from_thread(self._show, call, logs)
 
     def _failed(self, exc: Exception) -> None:
-        self.query_one("#detail", Static).update(Text(str(exc), style="bold red"))
+        self.query_one("#detail", Static).update(plain(exc, "bold red"))
         self.dashboard.report_problem(exc)
 
     def _show(self, call: dict[str, Any], logs: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from shellflow.model.history import flow_calls, get_call, tree
-from shellflow.tui.widgets import STATE_STYLES, StatusBar
+from shellflow.tui.widgets import STATE_STYLES, StatusBar, plain
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 def label(call: dict[str, Any]) -> Text:
     return Text.assemble(
-        (call["name"], "bold"),
+        plain(call["name"], "bold"),
         " ",
-        (call["state"], STATE_STYLES.get(call["state"], "")),
-        (f"  {call['id'][:8]}", "dim"),
+        plain(call["state"], STATE_STYLES.get(call["state"], "")),
+        plain(f"  {call['id'][:8]}", "dim"),
     )
 
 
@@ -95,8 +95,10 @@ class CallGraphScreen(Screen[None]):
             states[call["state"]] = states.get(call["state"], 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
         self.query_one("#graph-info", Static).update(
-            f"flow run {flow[:8]} · {len(calls)} calls: {summary}"
-            f" · as of {self.dashboard.clock():%H:%M:%S}"
+            plain(
+                f"flow run {flow[:8]} · {len(calls)} calls: {summary}"
+                f" · as of {self.dashboard.clock():%H:%M:%S}"
+            )
         )
 
     def _node(self) -> TreeNode[dict[str, Any]] | None:

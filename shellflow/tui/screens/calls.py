@@ -26,7 +26,7 @@ from shellflow.tui.data.calls import (
     count_calls,
     fetch_page,
 )
-from shellflow.tui.widgets import StatusBar, clip, seconds_text, state_text
+from shellflow.tui.widgets import StatusBar, clip, plain, seconds_text, state_text
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -226,7 +226,7 @@ class CallsScreen(Screen[None]):
         text = f"calls {span} of {'' if exact else '≈'}{total:,} · sort {self.sort} {arrow}"
         if str(self.where):
             text += f" · filter: {self.where}"
-        self.query_one("#calls-info", Static).update(text)
+        self.query_one("#calls-info", Static).update(plain(text))  # the filter as typed
 
     def _selected_id(self) -> str | None:
         if not self.page or not self.page.rows:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog
 
-from shellflow.tui.widgets import StatusBar
+from shellflow.tui.widgets import StatusBar, plain
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard, LoggedCommand
@@ -37,7 +37,8 @@ class CommandLogScreen(Screen[None]):
 
     def add(self, entry: LoggedCommand) -> None:
         line = Text.assemble(
-            (entry.at.strftime("%H:%M:%S "), "dim"), ("$ ", "dim"), (entry.command, "cyan")
+            (entry.at.strftime("%H:%M:%S "), "dim"), ("$ ", "dim"), plain(entry.command, "cyan")
         )
-        line.append(f"\n  {entry.outcome}", style="red" if entry.failed else "green")
+        line.append("\n  ")
+        line.append_text(plain(entry.outcome, "red" if entry.failed else "green"))
         self.query_one(RichLog).write(line)

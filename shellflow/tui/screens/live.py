@@ -6,7 +6,6 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static
 
 from shellflow.tui.data.live import Subscription, event_line, pattern_of
-from shellflow.tui.widgets import STATE_STYLES, StatusBar
+from shellflow.tui.widgets import STATE_STYLES, StatusBar, plain
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -35,7 +34,7 @@ class ChannelPane(Vertical):
         self.listening = threading.Event()  # set while subscribed (tests wait for it)
 
     def compose(self) -> ComposeResult:
-        yield Static(self.pattern, classes="channel-title")
+        yield Static(plain(self.pattern), classes="channel-title")
         yield RichLog(max_lines=1000, wrap=False, markup=False)
 
     def on_mount(self) -> None:
@@ -70,7 +69,7 @@ class ChannelPane(Vertical):
                 subscription.close()
 
     def _title(self, text: str, style: str) -> None:
-        self.query_one(".channel-title", Static).update(Text(text, style=style))
+        self.query_one(".channel-title", Static).update(plain(text, style))
 
     def receive(self, event: dict[str, Any]) -> None:
         screen: LiveScreen = self.screen  # type: ignore[assignment]
@@ -87,7 +86,7 @@ class ChannelPane(Vertical):
         style = STATE_STYLES.get(str(event.get("state")), "")
         if event.get("channel") == "error":
             style = "red"
-        self.query_one(RichLog).write(Text(line, style=style))
+        self.query_one(RichLog).write(plain(line, style))
 
     def release(self, filter_text: str) -> None:
         while self.held:
@@ -135,7 +134,7 @@ class LiveScreen(Screen[None]):
         text = f"{state} · {len(self.panes())} channel(s)"
         if self.filter_text:
             text += f" · filter: {self.filter_text}"
-        self.query_one("#live-info", Static).update(text)
+        self.query_one("#live-info", Static).update(plain(text))
 
     def action_pause(self) -> None:
         self.paused = not self.paused

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from shellflow.tui.data.network import Network, age, queue_depths, read_network
-from shellflow.tui.widgets import StatusBar, clip, seconds_text
+from shellflow.tui.widgets import StatusBar, clip, plain, seconds_text
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -36,7 +36,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 
 def _status(value: str | None) -> Text:
-    return Text(value or "", style=STATUS_STYLES.get(value or "", ""))
+    return plain(value, STATUS_STYLES.get(value or "", ""))
 
 
 class NetworkScreen(Screen[None]):
@@ -118,7 +118,10 @@ class NetworkScreen(Screen[None]):
         chosen = table.cursor_row
         table.clear()
         for key, row in zip(keys, rows, strict=True):
-            table.add_row(*row, key=key)
+            # A str cell would be read as markup: every one goes in as plain text.
+            table.add_row(
+                *(cell if isinstance(cell, Text) else plain(cell) for cell in row), key=key
+            )
         if rows:
             table.move_cursor(row=min(chosen, len(rows) - 1))
 

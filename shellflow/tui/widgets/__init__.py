@@ -1,6 +1,6 @@
 """Widgets shared by the dashboard's screens."""
 
-from shellflow.tui.widgets.state import STATE_STYLES, clip, seconds_text, state_text
+from shellflow.tui.widgets.state import STATE_STYLES, clip, plain, seconds_text, state_text
 from shellflow.tui.widgets.status_bar import StatusBar
 
-__all__ = ["STATE_STYLES", "StatusBar", "clip", "seconds_text", "state_text"]
+__all__ = ["STATE_STYLES", "StatusBar", "clip", "plain", "seconds_text", "state_text"]

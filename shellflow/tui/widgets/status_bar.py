@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from shellflow.printable import printable
 from shellflow.tui.data.network import Summary
 
 
@@ -27,10 +28,11 @@ class StatusBar(Static):
     def _redraw(self, _: object = None) -> None:
         summary: Summary | None = getattr(self.app, "summary", None)
         problem: str = getattr(self.app, "problem", "")
-        text = Text.assemble(("shellflow", "bold"), " ▸ ", (self.crumbs, "bold"))
+        # Crumbs hold a socket name and a call id, problems an error text: both are stored.
+        text = Text.assemble(("shellflow", "bold"), " ▸ ", (printable(self.crumbs), "bold"))
         if problem:
             text.append("  ")
-            text.append(problem, style="bold red")
+            text.append(printable(problem), style="bold red")
         elif summary is not None:
             text.append(
                 f"  hosts {summary.hosts} · queues {summary.queues} · processors "
