@@ -216,8 +216,12 @@ def _interrupted() -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    """One line on stderr, whatever the message holds."""
-    click.echo(f"flow: {' '.join(message.split())}", err=True)
+    """One line on stderr, whatever the message holds: it may quote stored names, values or
+    error texts, so what splitting on whitespace leaves of their control characters is
+    written out (shellflow.printable), never sent to the terminal."""
+    from shellflow.printable import printable
+
+    click.echo(f"flow: {printable(' '.join(message.split()))}", err=True)
     return code
 
 

@@ -10,6 +10,7 @@ import click
 
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
+from shellflow.printable import printable
 
 CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 
@@ -58,12 +59,13 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _tree_lines(nodes: list[dict[str, Any]], prefix: str = "") -> Iterator[str]:
+    """The call tree drawn for a person: stored names and ids with their controls escaped."""
     for index, node in enumerate(nodes):
         last = index == len(nodes) - 1
         branch = (
             "" if not prefix and index == 0 and len(nodes) == 1 else ("└── " if last else "├── ")
         )
-        yield f"{prefix}{branch}{node['name']}  {node['id']}  {node['state']}"
+        yield printable(f"{prefix}{branch}{node['name']}  {node['id']}  {node['state']}")
         extension = "    " if last else "│   "
         yield from _tree_lines(node["children"], prefix + (extension if branch else ""))
 

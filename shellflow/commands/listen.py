@@ -30,6 +30,7 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, stdout_is_tty, write_lines
+from shellflow.printable import printable
 
 
 def _adaptor(path: str) -> Any:
@@ -48,6 +49,7 @@ def _adaptor(path: str) -> Any:
 
 
 def _readable(event: dict[str, Any]) -> str:
+    """One event as a line for a person: its control characters written out (printable)."""
     data = event.get("data")
     text = data if isinstance(data, str) else ("" if data is None else json.dumps(data))
     date = str(event.get("date", ""))[11:23]
@@ -58,7 +60,7 @@ def _readable(event: dict[str, Any]) -> str:
         event.get("state"),
         event.get("socket"),
     )
-    return " ".join(str(f) for f in (*fields, text)).rstrip()
+    return printable(" ".join(str(f) for f in (*fields, text)).rstrip())
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

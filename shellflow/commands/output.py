@@ -2,9 +2,13 @@
 
 Lists are a table on a terminal, NDJSON with ``--json`` and tab-separated rows when piped.
 The tab-separated form escapes what would break a row (backslash, tab, newline, carriage
-return as ``\\\\``, ``\\t``, ``\\n``, ``\\r``), prints None as an empty field and booleans as
-``true``/``false``, so ``cut -f`` and ``while IFS=$'\\t' read`` see one record per line.
-rich is imported only to draw a table on a terminal; colour never under NO_COLOR.
+return as ``\\\\``, ``\\t``, ``\\n``, ``\\r``) and every other control character as ``\\xNN``
+(:mod:`shellflow.printable`), prints None as an empty field and booleans as ``true``/``false``,
+so ``cut -f`` and ``while IFS=$'\\t' read`` see one record per line and no field can drive the
+terminal it ends up on. rich is imported only to draw a table on a terminal; colour never under
+NO_COLOR. Stored text in a table, and every message on stderr, has its control characters
+escaped the same way (backslashes left alone there); NDJSON and ``--json`` print values
+exactly (JSON escapes C0 itself).
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from typing import Any
 
 import click
 
-_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+from shellflow.printable import printable
+
+# Fields of ``flow ls call`` (and others) that hold several lines: their newlines and tabs
+# stay in a table's cell; everywhere else they are written out.
+MULTILINE_FIELDS = frozenset({"traceback", "error", "description"})
 
 
 class ReaderGone(Exception):
@@ -65,8 +73,9 @@ def to_json(value: Any) -> str:
 
 
 def info(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    click.echo(message, err=True)
+    """A message for the person at the terminal (stderr); it may name stored objects, so its
+    control characters are written out."""
+    click.echo(printable(message, multiline=True), err=True)
 
 
 def _text(value: Any) -> str:
@@ -83,8 +92,9 @@ def _text(value: Any) -> str:
 
 
 def tsv_field(value: Any) -> str:
-    """One field of a tab-separated row, escaped so it cannot split the row."""
-    return _text(value).translate(_TSV_ESCAPES)
+    """One field of a tab-separated row, escaped so it cannot split the row: backslash first
+    (so the field reads back exactly), then every control character."""
+    return printable(_text(value).replace("\\", "\\\\"))
 
 
 def tsv_row(values: Iterable[Any]) -> str:
@@ -121,16 +131,24 @@ def _console() -> Any:
     )
 
 
+def _cell(value: Any, multiline: bool = False) -> Any:
+    """A stored value as a table cell: Text, not str, so "[red]" shows as written, not as
+    markup; control characters written out (newlines and tabs kept in a multi-line field)."""
+    from rich.text import Text
+
+    return Text(printable(_text(value), multiline=multiline))
+
+
 def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    shown = title if title is None else printable(title)
+    table = Table(title=shown, title_justify="left", header_style="bold")
     for column in columns:
-        table.add_column(column)
+        table.add_column(_cell(column))
     for row in rows:
-        # Text, not str: a stored value such as "[red]" must show as written, not as markup.
-        table.add_row(*(Text(_text(value)) for value in row))
+        table.add_row(*(v if isinstance(v, Text) else _cell(v) for v in row))
     return table
 
 
@@ -153,7 +171,9 @@ def print_object(obj: Mapping[str, Any], as_json: bool) -> None:
         write_lines(tsv_row((key, value)) for key, value in obj.items())
         return
     console = _console()
-    fields = [(k, v) for k, v in obj.items() if not isinstance(v, list)]
+    fields = [
+        (k, _cell(v, k in MULTILINE_FIELDS)) for k, v in obj.items() if not isinstance(v, list)
+    ]
     console.print(_table(["field", "value"], fields))
     for key, items in obj.items():
         if not isinstance(items, list):

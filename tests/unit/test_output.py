@@ -50,6 +50,17 @@ def test_tsv_rows_escape_separators(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(line.count("\t") == len(COLUMNS) - 1 for line in out.splitlines())
 
 
+def test_tsv_fields_write_every_control_character_out(capsys: pytest.CaptureFixture[str]) -> None:
+    """An OSC 52 clipboard write, a C1 CSI and DEL in a stored name never reach the pipe's
+    reader raw (it may well be a terminal, through ``| less -R`` or ``| cat``); JSON stays
+    exact."""
+    name = "a\x1b]52;c;eA==\x07b\x9b2J\x7f\\x1b"
+    print_rows(["name"], [{"name": name}], as_json=False)
+    assert capsys.readouterr().out == "a\\x1b]52;c;eA==\\x07b\\x9b2J\\x7f\\\\x1b\n"
+    print_rows(["name"], [{"name": name}], as_json=True)
+    assert json.loads(capsys.readouterr().out) == {"name": name}
+
+
 def test_tsv_has_no_colour_or_table(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +91,9 @@ def test_table_on_a_terminal(tty: None, capsys: pytest.CaptureFixture[str]) -> N
     assert all(column in header for column in COLUMNS)
     assert "[red]markup[/]" in out  # stored text shows as written, never as rich markup
     assert "true" in out and "false" in out
+    print_rows(["name"], [{"name": "x\x1b[2J\x9b1m\ny"}], as_json=False)
+    out = capsys.readouterr().out
+    assert "x\\x1b[2J\\x9b1m\\ny" in out and "\x1b[2J" not in out and "\x9b" not in out
 
 
 def test_object_tables_on_a_terminal(tty: None, capsys: pytest.CaptureFixture[str]) -> None:
