@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 from shellflow.client.stream_options import PROGRESS_EVERY
 from shellflow.client.values import format_result
+from shellflow.printable import printable
 
 if TYPE_CHECKING:
     from shellflow.client.stream_input import Call
@@ -49,7 +50,9 @@ class OrderedOutput:
             self.out.flush()
             return
         self._clear_progress()
-        self.err.write(f"flow: record {call.number} (call {call.call_id}): {call.value}\n")
+        # The error is the function's own text: one line, its control characters written out.
+        error = printable(str(call.value))
+        self.err.write(f"flow: record {call.number} (call {call.call_id}): {error}\n")
         self.err.flush()
 
     def _show_progress(self, started: float) -> None:

@@ -36,3 +36,20 @@ def test_every_code_point_is_shown_once_and_no_control_survives() -> None:
             assert kept == (char if char in "\t\n" else shown), hex(code)
         else:
             assert shown == kept == char, hex(code)
+
+
+def test_a_streamed_call_failure_is_one_line_with_its_controls_written_out() -> None:
+    """``flow task run --stream``: a call's error (the function's own text) on stderr."""
+    import io
+    from types import SimpleNamespace
+
+    from shellflow.client.stream_input import Call
+    from shellflow.client.stream_output import OrderedOutput
+
+    output = OrderedOutput()
+    output.options = SimpleNamespace(progress=False)  # type: ignore[assignment]
+    output.err = io.StringIO()
+    output._write(Call(3, "c-1", None, 0.0, "failed", "Boom\x1b]52;c;eA==\x07\nline 2\x9b"))
+    assert output.err.getvalue() == (
+        "flow: record 3 (call c-1): Boom\\x1b]52;c;eA==\\x07\\nline 2\\x9b\n"
+    )
