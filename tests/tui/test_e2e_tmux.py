@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.tui.conftest import call_id
+from tests.tui.test_hostile import hostile_db  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -90,5 +91,42 @@ def test_flow_tui_with_an_unreachable_database_retries(tmp_path: Path) -> None:
         tmux.wait_for("queues 0")
         tmux.keys("q")
         tmux.wait_for("EXIT=0")
+    finally:
+        tmux.close()
+
+
+def test_stored_escape_sequences_never_reach_a_real_terminal(hostile_db, tmp_path: Path) -> None:  # noqa: F811
+    """A call id that sets the window title (OSC 0) and names that write the clipboard
+    (OSC 52), stored straight into the database: neither the dashboard nor ``flow ls call``
+    lets tmux see them (with set-clipboard on, tmux keeps what OSC 52 sends as a buffer)."""
+    from shellflow.printable import printable
+    from tests.tui.test_hostile import CALL
+
+    flow = Path(sys.executable).with_name("flow")
+    env = (
+        f"env SHELLFLOW_DB={shlex.quote(hostile_db)}"
+        f" SHELLFLOW_HOME={shlex.quote(str(tmp_path / 'h'))}"
+    )
+    command = (
+        f"{env} {flow} tui; echo TUI=$?; {env} {flow} ls call -r --id {shlex.quote(CALL)};"
+        f" {env} {flow} ls calls; echo EXIT=$?; sleep 600"
+    )
+    tmux = Tmux()
+    try:
+        tmux.run("new-session", "-d", "-s", "tui", "-x", "200", "-y", "50", "sleep 600")
+        tmux.run("set-option", "-g", "set-clipboard", "on")
+        tmux.run("respawn-pane", "-k", "-t", "tui", command)
+        tmux.wait_for("calls 1-2 of 2")
+        tmux.keys("Enter")
+        tmux.wait_for("Arguments")
+        tmux.keys("Escape", "q")
+        tmux.wait_for("EXIT=0")
+        shown = tmux.run("capture-pane", "-p", "-t", "tui", "-S", "-1000")  # with its history
+        assert "TUI=0" in shown
+        assert printable(CALL) in shown  # the call id, written out by ls call
+        assert "\\x1b]52;c;cHduZWQ=\\x07" in shown
+        title = tmux.run("display-message", "-p", "-t", "tui", "#{pane_title}")
+        assert "pwned" not in title
+        assert tmux.run("list-buffers") == ""  # no clipboard write reached tmux
     finally:
         tmux.close()
