@@ -9,9 +9,9 @@ dashboard) passes stored text through :func:`printable` first.
 
 **The form** (README, "Control characters in stored text"): each character of Unicode
 category Cc (C0 ``U+0000``-``U+001F``, DEL ``U+007F``, C1 ``U+0080``-``U+009F``) is shown as
-its Python escape:
-``\\t``, ``\\n``, ``\\r`` for tab, newline and carriage return, ``\\xNN`` for every other one
-(ESC is ``\\x1b``); a lone surrogate (which no terminal can be sent) is shown as ``\\udNNN``.
+its Python escape: ``\\t``, ``\\n``, ``\\r`` for tab, newline and carriage return, ``\\xNN``
+for every other one (ESC is ``\\x1b``); a lone surrogate (which no terminal can be sent) is
+shown as ``\\udNNN``.
 Backslashes are left alone, so a human reading ``\\x1b`` cannot tell it from the four typed
 characters; the exact value is what ``--json`` prints. Multi-line fields (a traceback, printed
 output) keep their newlines and tabs.
