@@ -32,6 +32,7 @@ from shellflow.client.api import Plug, Processor, Socket
 from shellflow.client.objects import ensure_arguments
 from shellflow.client.settings import resolve
 from shellflow.errors import UsageError
+from shellflow.model.checks import check_name
 
 if TYPE_CHECKING:
     from shellflow.config import Settings
@@ -77,6 +78,8 @@ def socket(
     """Mark a method as a socket of its class's processor (``interval``, ``cron``, ``wait``,
     ``description`` as for ``flow add socket``)."""
 
+    check_name("socket", name)  # refused where it is written, before any class is built
+
     def mark(function: F) -> F:
         target = _function(function)
         if target is None:
@@ -93,6 +96,7 @@ def plug(
 ) -> Callable[[F], F]:
     """Mark a socket's method with a plug carrying its result (``type="ERROR"``: its errors)
     to ``target``; put it above ``@socket``."""
+    check_name("plug", name)
 
     def mark(function: F) -> F:
         inner = _function(function)
@@ -118,6 +122,7 @@ def processor(
     name: str, *, gitrepo: str, module: str, settings: Settings | None = None, **fields: Any
 ) -> Callable[[C], C]:
     """Create the processor ``name`` and the sockets and plugs its class's methods mark."""
+    check_name("processor", name)
 
     def build(cls: C) -> C:
         resolved = resolve(settings)

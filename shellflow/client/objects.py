@@ -88,10 +88,12 @@ def differences(kind: str, obj: Any, values: Mapping[str, Any]) -> list[str]:
 
 def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     """Create the object unless it exists with these values; True when it was created."""
+    from shellflow.model.checks import check_name
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
     values = fields_of(kind, values)
+    check_name(kind, values.get("name"))  # the one name rule, before any database is opened
     missing = [key for key in REQUIRED[kind] if key not in values]
     owner = owner_and_authorize(kind)
     with session_scope(settings.db) as session:

@@ -208,7 +208,7 @@ INVALID = [
      r"either interval or cron"),
     ("sockets:\n  s: {queue: q, processor: p, task: not-a-name}\n", r"not a Python function"),
     ("plugs:\n  x: {source: a, target: a, queue: q}\n", r"cannot connect a socket to itself"),
-    ("queues:\n  \"bad\tname\": {}\n", r"name .* must be printable"),
+    ("queues:\n  \"bad\tname\": {}\n", r"name .* is not allowed: a name is 1 to 200"),
     ("version: 2\n", r"bad\.yaml:1: version must be 1"),
     ("- just\n- a list\n", r"bad\.yaml:1: expected a mapping of sections"),
     ("queues:\n  1: {}\n", r"bad\.yaml:2:3: key 1 must be text"),
