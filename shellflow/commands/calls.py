@@ -89,13 +89,48 @@ def _graph_text(nodes: list[dict[str, Any]], fmt: str) -> list[str]:
         walk(node)
     if fmt == "dot":
         lines = ["digraph flow {"]
-        lines += [f'  "{n["id"]}" [label="{n["name"]}\\n{n["state"]}"];' for n in flat]
-        lines += [f'  "{a["id"]}" -> "{b["id"]}";' for a, b in edges]
+        lines += [
+            f'  "{_dot(n["id"])}" [label="{_dot(n["name"])}\\n{_dot(n["state"])}"];' for n in flat
+        ]
+        lines += [f'  "{_dot(a["id"])}" -> "{_dot(b["id"])}";' for a, b in edges]
         return [*lines, "}"]
+    # Mermaid ids are bare words: number the calls rather than trust a stored id.
+    key = {n["id"]: f"c{index}" for index, n in enumerate(flat)}
     lines = ["graph TD"]
-    lines += [f'  {n["id"].replace("-", "")}["{n["name"]}<br/>{n["state"]}"]' for n in flat]
-    lines += [f"  {a['id'].replace('-', '')} --> {b['id'].replace('-', '')}" for a, b in edges]
+    lines += [f'  {key[n["id"]]}["{_mermaid(n["name"])}<br/>{_mermaid(n["state"])}"]' for n in flat]
+    lines += [f"  {key[a['id']]} --> {key[b['id']]}" for a, b in edges]
     return lines
+
+
+def _dot(value: Any) -> str:
+    """Text inside a DOT double-quoted string: a quote cannot end it, a backslash cannot
+    start an escape (``\\l``, ``\\N``), and a line break or control character is shown as
+    its escape, so no stored name adds a statement or an attribute."""
+    text = "" if value is None else str(value)
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif not char.isprintable():
+            out.append(char.encode("unicode_escape").decode("ascii").replace("\\", "\\\\"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+# Characters Mermaid would read in a quoted label: the closing quote, its entity marker #,
+# the backtick of a markdown string, and HTML (labels are rendered as HTML).
+_MERMAID = {'"': "#quot;", "#": "#35;", "`": "#96;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
+
+
+def _mermaid(value: Any) -> str:
+    """Text inside a Mermaid ``["..."]`` label, as entity codes where Mermaid would read it
+    as syntax; a line break or control character is shown as its escape."""
+    text = "" if value is None else str(value)
+    return "".join(
+        _MERMAID.get(c, c) if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def _strip(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -66,7 +66,24 @@ _DESCRIBE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = 
 
 
 def _join(*parts: Any) -> str:
-    return ", ".join(str(p) for p in parts if p not in (None, ""))
+    return _shown(", ".join(str(p) for p in parts if p not in (None, "")))
+
+
+def _shown(text: str) -> str:
+    """A description on one line: zsh reads candidates three lines at a time and fish one
+    line each (a tab starting the description), so a newline or tab in stored text would add
+    a candidate of its own; every unprintable character becomes a space."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def _offered(value: object, prefix: str) -> bool:
+    """Whether a stored value may be a candidate: it extends what was typed and follows the
+    name rule. A shell puts a candidate on the command line as it is (bash does not quote
+    it), so a name stored before the rule holding ``$(...)``, a quote or a newline is never
+    offered; completion prints nothing on stderr, so it is skipped silently."""
+    from shellflow.model.checks import valid_name
+
+    return isinstance(value, str) and value.startswith(prefix) and valid_name(value)
 
 
 def _like(prefix: str) -> str:
@@ -120,10 +137,10 @@ def object_names(conn: Reader, kind: str, prefix: str) -> list[CompletionItem]:
     for record in conn.query(sql, [_like(prefix)]):
         name = record[0]
         # LIKE ignores case on SQLite; a shell only offers what extends the typed text.
-        if not isinstance(name, str) or not name.startswith(prefix) or name in items:
+        if not _offered(name, prefix) or name in items:
             continue
         row = dict(zip(keys, record[1:], strict=True))
-        items[name] = CompletionItem(name, help=describe(row) or None)
+        items[name] = CompletionItem(name, help=_shown(describe(row)) or None)
     return list(items.values())
 
 
@@ -148,7 +165,7 @@ def recent_calls(conn: Reader, prefix: str, column: str = "id") -> list[Completi
         )
     items = []
     for value, name, state, started in conn.query(sql, [_like(prefix)]):
-        if isinstance(value, str) and value.startswith(prefix):
+        if _offered(value, prefix):
             items.append(CompletionItem(value, help=_join(name, state, _moment(started))))
     return items
 
