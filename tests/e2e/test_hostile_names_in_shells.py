@@ -157,3 +157,21 @@ def test_fish_completion_offers_only_good_names(hostile: str, shell: dict[str, s
     offered = fish_complete("flow task run -s ", shell, COMPLETIONS / "flow.fish")
     assert [value for value, _ in offered] == GOOD
     assert all("\n" not in help_ for _, help_ in offered)
+
+
+def test_zsh_tab_then_enter_runs_nothing(
+    hostile: str, shell: dict[str, str], workdir: Path, request: pytest.FixtureRequest
+) -> None:
+    needs("zsh")
+    term = Terminal(["zsh", "-f", "-i"], shell)
+    request.addfinalizer(term.close)
+    term.type(
+        f"cd {workdir}; PS1='READ''Y> '; autoload -Uz compinit; compinit -u;"
+        f" source {COMPLETIONS / '_flow'}\n"
+    )
+    term.wait_for(lambda s: s.count("READY> ") == 1)
+    term.type("flow ls socket -n a\t\n")
+    term.type("echo END-$?\n")
+    screen = term.wait_for(lambda s: "\nEND-" in s)
+    assert "\nEND-3" in screen
+    assert not (workdir / "pwned").exists()
