@@ -197,3 +197,15 @@ def test_cancel_of_a_queued_call_records_it_revoked(filled_db) -> None:
     with reader(url) as conn:
         assert get_call(conn, queued)["state"] == "revoked"
     assert cancel(settings, queued).run() == f"call {queued} was already cancelled"
+
+
+def test_cancel_shows_a_hostile_call_id_quoted_for_the_shell() -> None:
+    """The command a dialog shows can be pasted into a shell: a stored id runs nothing."""
+    import shlex
+
+    from shellflow.config import load_settings
+    from shellflow.tui.data.actions import cancel
+
+    hostile = "x; touch pwned $(id)"
+    action = cancel(load_settings({}), hostile, terminate=True)
+    assert shlex.split(action.command) == ["flow", "task", "cancel", hostile, "--terminate"]

@@ -96,6 +96,6 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Acti
     def cancel_call() -> str:
         return calls.cancel(settings, current_principal(), call_id, terminate=terminate).summary
 
-    command = f"flow task cancel {call_id}" + (" --terminate" if terminate else "")
+    command = f"flow task cancel {shlex.quote(call_id)}" + (" --terminate" if terminate else "")
     question = f"Stop running call {call_id}?" if terminate else f"Cancel call {call_id}?"
     return Action(question, command, cancel_call)
