@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from shellflow.client.stream_options import PROGRESS_EVERY
-from shellflow.client.values import parse_value
+from shellflow.client.values import input_value
 from shellflow.errors import UsageError
+from shellflow.values import MAX_BYTES, MAX_DEPTH, ValueRefused, check, decode_text, size_text
 
 if TYPE_CHECKING:
     from shellflow.client.stream import Stream
@@ -31,14 +32,29 @@ EOF = object()  # the sender's last hand-over: no more calls
 SKIP = object()  # a record without a value (a blank line of NDJSON)
 
 
+RECORD_MAX = MAX_BYTES + 2  # a record longer than this cannot be a call's input
+
+
 class BadRecord(UsageError):
-    """An input record that cannot be a call's input (``--json`` and not JSON)."""
+    """An input record that cannot be a call's input (``--json`` and not JSON, bytes that
+    are not UTF-8, a value beyond a limit of ``shellflow.values``)."""
+
+
+class LongRecord(bytes):
+    """The start of a record longer than any call's input may be (read no further)."""
 
 
 def read_records(source: IO[bytes], nul: bool) -> Iterator[bytes]:
-    """Records of a byte stream: lines without their newline, or NUL-terminated records."""
+    """Records of a byte stream: lines without their newline, or NUL-terminated records.
+
+    A record longer than :data:`RECORD_MAX` is yielded as a :class:`LongRecord` (its
+    start) and ends the reading: memory stays bounded whatever the input.
+    """
     if not nul:
-        for line in source:
+        while line := source.readline(RECORD_MAX):
+            if not line.endswith(b"\n") and len(line) >= RECORD_MAX:
+                yield LongRecord(line)
+                return
             yield line[:-1] if line.endswith(b"\n") else line
         return
     read = getattr(source, "read1", source.read)  # what is there: a pipe may be slow
@@ -47,22 +63,36 @@ def read_records(source: IO[bytes], nul: bool) -> Iterator[bytes]:
         parts = (rest + chunk).split(b"\0")
         rest = parts.pop()
         yield from parts
+        if len(rest) >= RECORD_MAX:
+            yield LongRecord(rest)
+            return
     if rest:
         yield rest
 
 
 def record_value(record: bytes, number: int, json_lines: bool) -> Any:
     """A record's value (the sender's thread); SKIP or a BadRecord when it has none."""
-    text = record.decode("utf-8", errors="replace")
-    if not json_lines:
-        return parse_value(text)
-    if not text.strip():
-        return SKIP
+    what = f"record {number}"
+    if isinstance(record, LongRecord):
+        return BadRecord(f"{what}: longer than {size_text(MAX_BYTES)}, the limit of a"
+                         " call's input")  # fmt: skip
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return BadRecord(f"record {number}: not JSON: {message}")
+        if not json_lines:
+            return input_value(record, what)
+        text = decode_text(record, what)
+        if not text.strip():
+            return SKIP
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            return BadRecord(f"{what}: nested deeper than {MAX_DEPTH} levels")
+        except ValueError as exc:
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return BadRecord(f"{what}: not JSON: {message}")
+        check(value, what)
+        return value
+    except ValueRefused as exc:
+        return BadRecord(str(exc))
 
 
 @dataclass

@@ -16,10 +16,11 @@ from typing import Any
 
 import click
 
-from shellflow.client.values import format_result, parse_value
+from shellflow.client.values import ValueRefused, format_result, input_value, parse_value
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
+from shellflow.values import MAX_BYTES, size_text
 
 __all__ = ["format_result", "parse_keywords", "parse_value", "task"]
 
@@ -110,13 +111,16 @@ def task_run(
         return
     args: list[Any] = []
     if data is not None:
-        args.append(parse_value(data))
+        args.append(input_value(data, "--data"))
     elif not stdin_is_tty():
-        text = sys.stdin.read()
-        if text.endswith("\n"):
-            text = text[:-1]
-        if text or not kwargs:
-            args.append(parse_value(text))
+        raw = sys.stdin.buffer.read(MAX_BYTES + 2)
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if len(raw) > MAX_BYTES:
+            raise ValueRefused(f"stdin: longer than {size_text(MAX_BYTES)}, the limit of a"
+                               " call's input")  # fmt: skip
+        if raw or not kwargs:
+            args.append(input_value(raw, "stdin"))
     # Upstream commands have recorded their calls by the time our input ended.
     parent = registry.call_writing(place.upstream) if place and registry else None
 

@@ -114,8 +114,19 @@ def message_key(event: dict[str, Any]) -> tuple[str, str]:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
-def dumps(event: dict[str, Any]) -> str:
-    return _ENCODER.encode(event)
+def dumps(event: Any) -> str:
+    """JSON text of a message or its data; data JSON cannot write (past the recursion
+    limit: the worker refuses such results, but a message must never fail) is null."""
+    try:
+        return _ENCODER.encode(event)
+    except (ValueError, RecursionError, TypeError):
+        return "null"
+
+
+def _utf8(text: str) -> bytes:
+    """A message's bytes: a lone surrogate in its text becomes JSON's own escape for it
+    (the same value for a reader), never an error that loses the batch."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 GLOBAL_BYTES = GLOBAL.encode()
@@ -133,12 +144,12 @@ def encoded(room: str, event: Stored) -> list[tuple[str, bytes]]:
             f'"room":{_text(room)},"socket":{_text(event.socket)},'
             f'"call":{_text(event.call)},"flow":{flow}')  # fmt: skip
     if event.state == "log":
-        return [("log", f'{{"channel":"log"{tail},"data":{dumps(event.data)}}}'.encode())]
-    out = [("task", f'{{"channel":"task"{tail}}}'.encode())]
+        return [("log", _utf8(f'{{"channel":"log"{tail},"data":{dumps(event.data)}}}'))]
+    out = [("task", _utf8(f'{{"channel":"task"{tail}}}'))]
     if event.state == "postrun":
-        out.append(("result", f'{{"channel":"result"{tail},"data":{dumps(event.data)}}}'.encode()))
+        out.append(("result", _utf8(f'{{"channel":"result"{tail},"data":{dumps(event.data)}}}')))
     elif event.state == "failure":
-        out.append(("error", f'{{"channel":"error"{tail},"data":{dumps(event.data)}}}'.encode()))
+        out.append(("error", _utf8(f'{{"channel":"error"{tail},"data":{dumps(event.data)}}}')))
     return out
 
 

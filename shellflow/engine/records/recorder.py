@@ -86,9 +86,11 @@ from shellflow.model.call_writes import call_values
 from shellflow.model.dialects import sql_time
 from shellflow.model.lifecycle import FAILURE, POSTRUN, PRERUN, RECEIVED
 from shellflow.model.urls import dialect_of
+from shellflow.values import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, shown_text
 
 RUNNING_AFTER = 0.25  # seconds before a running call's row is written ahead of its end
 KNOWN_CALLS = 256  # calls whose socket and flow run are remembered for their late events
+TRACE_MAX = 4 * MAX_ERROR_CHARS  # characters of a traceback kept
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,34 @@ class Delivery:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
-_json = _ENCODER.encode  # one encoder, not one per value as json.dumps(..., options) makes
+_encode = _ENCODER.encode  # one encoder, not one per value as json.dumps(..., options) makes
+_ascii = json.JSONEncoder(separators=(",", ":"), default=repr).encode
+
+
+def _json(value: Any) -> str:
+    """A value as the JSON text a call row stores; never raises.
+
+    The worker refuses values beyond the limits (``shellflow.values``) before they get here,
+    but a record must be written whatever a message held: text that is not UTF-8 (a lone
+    surrogate) is written as JSON's escape (ASCII JSON, the same value), and a value JSON
+    cannot write at all (nested past the recursion limit, an integer past Python's digit
+    limit) as a JSON string saying so.
+    """
+    try:
+        text = _encode(value)
+        if not text.isascii():
+            text.encode("utf-8")  # a lone surrogate raises here, not in the spool
+        return text
+    except UnicodeEncodeError:
+        return _ascii(value)
+    except (ValueError, RecursionError, TypeError) as exc:
+        return _ascii(f"<not recordable: {type(exc).__name__}: {shown_text(str(exc), 200)}>")
+
+
+def _text(value: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+    """Plain text a row stores (an error, a traceback, a printed line): NUL and lone
+    surrogates escaped, cut to ``limit``, so no database refuses the call's record."""
+    return None if value is None else shown_text(value, limit)
 
 
 def _spooled(value: Any) -> Any:
@@ -128,6 +157,17 @@ def _spooled(value: Any) -> Any:
 
 
 _spool_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_spooled).encode
+_spool_ascii = json.JSONEncoder(separators=(",", ":"), default=_spooled).encode
+
+
+def _spooled_line(record: dict[str, Any]) -> bytes:
+    """One spool line; a record JSON cannot write whole loses its live events' data (the
+    ``s`` entries: published, never stored), not its rows."""
+    try:
+        return _spool_json(record).encode("utf-8", "backslashreplace") + b"\n"
+    except (ValueError, RecursionError, TypeError):
+        record["s"] = [(*event[:6], None) for event in record["s"]]
+        return _spool_ascii(record).encode() + b"\n"
 
 
 class _Ids:
@@ -242,8 +282,10 @@ class Recorder:
     def failed(
         self, call_id: str, name: str, error: str, traceback: str, output: list[str]
     ) -> None:
-        self._end(call_id, {"state": "failed", "error": error, "traceback": traceback},
-                  FAILURE, lifecycle.note(FAILURE, name, error), output, error)  # fmt: skip
+        error = _text(error) or ""
+        values = {"state": "failed", "error": error, "traceback": _text(traceback, TRACE_MAX)}
+        self._end(call_id, values, FAILURE, lifecycle.note(FAILURE, name, error), output,
+                  error)  # fmt: skip
 
     def event(self, call_id: str, name: str, note: str, state: str | None = None) -> None:
         """An event of a call; written with the call's end, or now if the call has ended."""
@@ -274,8 +316,9 @@ class Recorder:
                 "task_id": start.task_id, "parent": start.parent, "tracking": start.flow,
                 "celeryid": start.call_id, "args": _json(start.args),
                 "hostname": start.hostname, "worker": start.worker, "started": None,
-                "finished": now, "result": None, "error": f"Undeliverable: {reason}"[:2000],
-                "traceback": None, "sources": _json(start.sources) if start.sources else None,
+                "finished": now, "result": None, "traceback": None,
+                "error": shown_text(f"Undeliverable: {reason}", 2000),
+                "sources": _json(start.sources) if start.sources else None,
             }  # fmt: skip
             self._event(start.call_id, "deadletter", reason[:2000], now)
             self._flush_or_reject()
@@ -294,7 +337,7 @@ class Recorder:
     def _event(
         self, call_id: str, name: str, note: str, when: datetime, data: Any = None
     ) -> tuple[Any, ...]:
-        row = (_new_id(), self._time(when), name, note, call_id)
+        row = (_new_id(), self._time(when), name, shown_text(note, 2000), call_id)
         self._pending.events.append(row)
         self._pending.stored.append(self._stored_of(row[0], call_id, name, when, data))
         return row
@@ -327,6 +370,7 @@ class Recorder:
                 self._pending.rows[call_id] = row
                 self._lifecycle(call_id, event, now, data)
             for line in output:
+                line = shown_text(line, MAX_OUTPUT_BYTES)
                 log_id = _new_id()
                 entry = (log_id, self._time(now), call_id, "call", line, "stdout", False)
                 self._pending.logs.append(entry)
@@ -383,12 +427,17 @@ class Recorder:
         or, after a crash, when a worker starts again.
         """
         pending = self._pending
-        record = {
-            "r": [call_values(self.dialect, r) for r in pending.rows.values()],
-            "u": pending.updates, "e": pending.events, "l": pending.logs,
-            "s": [tuple(event) for event in pending.stored],
-        }  # fmt: skip
-        self.spool.append(_spool_json(record).encode() + b"\n")
+        try:
+            record = {
+                "r": [call_values(self.dialect, r) for r in pending.rows.values()],
+                "u": pending.updates, "e": pending.events, "l": pending.logs,
+                "s": [tuple(event) for event in pending.stored],
+            }  # fmt: skip
+            line = _spooled_line(record)
+        except Exception:  # these records alone are lost, never the next call's
+            pending.clear()
+            raise
+        self.spool.append(line)  # a full disk: kept, written with the next flush
         pending.clear()
 
     def _count_redelivery(self, row: dict[str, Any]) -> Delivery:

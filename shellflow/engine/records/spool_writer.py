@@ -163,11 +163,35 @@ class SpoolWriter:
         except Exception:  # unreadable or refused as a whole: find the line(s) to blame
             store.discard()
         for _, _, line in batch:
-            try:
-                store.absorb(line)
-                store.flush(patience=5.0)
-            except RecordsUnavailable:
-                raise
-            except Exception as exc:
-                store.discard()
-                log.error("call records refused by the database, dropped: %s: %.300r", exc, line)
+            for attempt in (line, storable(line)):
+                try:
+                    store.absorb(attempt)
+                    store.flush(patience=5.0)
+                    break
+                except RecordsUnavailable:
+                    raise
+                except Exception as exc:
+                    store.discard()
+                    if attempt is not line:
+                        log.error("call records refused by the database, dropped: %s: %.300r",
+                                  exc, line)  # fmt: skip
+
+
+def storable(line: bytes) -> bytes:
+    """A spooled line with its stored text made storable (NUL and lone surrogates escaped,
+    as the recorder writes them), for a line the database refused: spooled by an older
+    worker, or text that slipped past the recorder. Its live events' data is not stored."""
+    import json
+
+    from shellflow.values import shown_text
+
+    def clean(value: Any) -> Any:
+        return shown_text(value, 1 << 62) if isinstance(value, str) else value
+
+    try:
+        record = json.loads(line)
+        for key in ("r", "u", "e", "l"):
+            record[key] = [[clean(v) for v in entry] for entry in record.get(key, ())]
+        return json.dumps(record, separators=(",", ":")).encode()
+    except Exception:  # unreadable: it stays refused
+        return line

@@ -30,6 +30,7 @@ from shellflow.engine.transport.celery_app import (
 )
 from shellflow.engine.transport.routing import Declare, address, declaration
 from shellflow.model.routes import SocketRoute
+from shellflow.values import check_call
 
 REPR_MAX = 1024  # Celery's argsrepr_maxsize: the header shows at most this much of a value
 # The AMQP properties kombu's producer gives a Celery task message (its json serializer,
@@ -70,6 +71,7 @@ class OutgoingCall:
         """A call with a fresh id (unless given), in its own flow run unless ``flow`` names
         one. ``parent`` may list several calls (a funnel's members): the last is its
         parent, all of them its sources."""
+        check_call(args, kwargs)  # refused here, not half carried (shellflow.values)
         call_id = call_id or str(uuid.uuid4())
         if parent is not None and not isinstance(parent, str):
             listed = list(dict.fromkeys(parent))

@@ -37,6 +37,16 @@ from shellflow.errors import UsageError
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
 from shellflow.urls import is_redis
+from shellflow.values import (
+    LIMITS_DOC,
+    MAX_OUTPUT_BYTES,
+    ValueRefused,
+    check_call,
+    shown_text,
+    size_text,
+    text_problem,
+)
+from shellflow.values import problem as value_problem
 
 
 class SocketError(Exception):
@@ -144,18 +154,52 @@ def _register(
         )  # fmt: skip
         captured = io.StringIO()
         try:
+            refused = input_problem(args, kwargs)
+            if refused is not None:
+                raise ValueRefused(refused)
             with contextlib.redirect_stdout(captured):
                 result = function(*args, **kwargs)
+            printed = captured.getvalue()
+            refused = result_problem(result, printed)
+            if refused is not None:
+                raise ValueRefused(refused)
         except Exception as exc:
             output = captured.getvalue().splitlines()
-            message = f"{type(exc).__name__}: {exc}"
+            message = shown_text(f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, ValueRefused):
+                message = str(exc)
             recorder.failed(call_id, route.name, message, traceback.format_exc(), output)
             fire(self, call_id, flow, "ERROR", error_value(exc, call_id, route.name))
             raise SocketError(message) from None
-        output = captured.getvalue().splitlines()
+        output = printed.splitlines()
         recorder.finished(call_id, route.name, result, output)
         fire(self, call_id, flow, "RESULT", result)
         return result
+
+
+def input_problem(args: Any, kwargs: Any) -> str | None:
+    """Why a message's input is refused (a client that did not check it sent it), or None."""
+    try:
+        check_call(args, kwargs)
+    except ValueRefused as exc:
+        return f"input refused: {exc} (see {LIMITS_DOC})"
+    return None
+
+
+def result_problem(result: Any, printed: str) -> str | None:
+    """Why a call's result or printed output cannot be carried and recorded, or None:
+    the call then fails with this reason rather than be half recorded."""
+    found = value_problem(result)
+    if found is not None:
+        return f"result refused: {found} (see {LIMITS_DOC})"
+    found = text_problem(printed)
+    if found is None and len(printed) > MAX_OUTPUT_BYTES // 4:
+        size = len(printed.encode("utf-8"))
+        if size > MAX_OUTPUT_BYTES:
+            found = f"{size} bytes, over the {size_text(MAX_OUTPUT_BYTES)} limit"
+    if found is not None:
+        return f"printed output refused: {found} (see {LIMITS_DOC})"
+    return None
 
 
 def build(

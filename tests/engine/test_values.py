@@ -1,0 +1,199 @@
+"""Values round-trip or are refused, never half handled (README, "Values and limits").
+
+The client refuses input no call can carry (exit 2, one line naming the record and the
+limit; a stream's records before it run); the worker refuses results and printed output it
+cannot carry (the call fails with the reason, exit 1), and whatever a message or a function
+holds, every call ends recorded and the worker goes on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.engine.conftest import Deployment
+from tests.engine.values_net import ENDED, flow_bytes, hostile_network, states
+from tests.waiting import poll
+
+
+def _refused(done: subprocess.CompletedProcess[bytes], *words: str) -> None:
+    err = done.stderr.decode("utf-8", "backslashreplace")
+    lines = err.strip().splitlines()
+    assert done.returncode == 2, err
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("flow: "), err
+    for word in words:
+        assert word in lines[-1], err
+
+
+@pytest.fixture
+def hostile(deployment: Deployment) -> dict[str, str]:
+    names = hostile_network(deployment)
+    deployment.start_worker(names["processor"], concurrency=1)
+    return names
+
+
+def test_input_no_call_can_carry_is_refused(
+    deployment: Deployment, hostile: dict[str, str]
+) -> None:
+    d, echo = deployment, hostile["echo"]
+    argv = b"caf\xe9".decode("utf-8", "surrogateescape")  # as Python reads a non-UTF-8 argv
+    _refused(flow_bytes(d, "task", "run", "-s", echo, "--data", argv),
+             "--data", "not UTF-8 text at byte 4 (0xe9)")  # fmt: skip
+    _refused(flow_bytes(d, "task", "run", "-s", echo, stdin=b"caf\xe9\n"), "stdin", "not UTF-8")
+    done = flow_bytes(d, "task", "run", "--stream", "-s", echo, stdin=b"ok\ncaf\xe9\nlater\n")
+    _refused(done, "record 2: not UTF-8 text at byte 4")
+    assert done.stdout == b"ok\n"  # the records before it ran, the ones after did not
+    for data, words in [
+        ('"\\ud800"', "lone surrogate U+D800"),
+        ('"a\\u0000b"', "NUL (U+0000)"),
+        ("1e400", "beyond the float range"),
+        (str(2**64), "beyond 64 bits"),
+        ("[" * 65 + "]" * 65, "deeper than 64 levels"),
+    ]:
+        _refused(flow_bytes(d, "task", "run", "-s", echo, "--data", data), "--data", words)
+    deepest = b"[" * 100_000 + b"]" * 100_000  # past the JSON parser's recursion limit
+    _refused(flow_bytes(d, "task", "run", "-s", echo, stdin=deepest), "stdin", "64 levels")
+    for line, words in [
+        (b"NaN", "NaN"),
+        (b'{"a": Infinity}', "float range"),
+        (b'"\\udc80"', "surrogate"),
+    ]:
+        done = flow_bytes(
+            d, "task", "run", "--stream", "--json", "-s", echo, stdin=b"1\n" + line + b"\n"
+        )
+        _refused(done, "record 2", words)
+        assert done.stdout == b"1\n"
+    ten_mb = b"y" * (10 << 20)
+    _refused(flow_bytes(d, "task", "run", "--stream", "-s", echo, stdin=ten_mb + b"\n"),
+             "record 1", "8 MiB")  # fmt: skip
+    _refused(flow_bytes(d, "task", "run", "-s", echo, stdin=ten_mb), "stdin", "8 MiB")
+    # Text that is not JSON is text, as before: NaN is not a JSON number.
+    assert flow_bytes(d, "task", "run", "-s", echo, "--data", "NaN").stdout == b"NaN\n"
+
+
+def test_python_api_refuses_the_same(deployment: Deployment, hostile: dict[str, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from shellflow.errors import UsageError
+    from tests.engine.chaos import Client
+
+    client = Client(deployment, monkeypatch)
+    for value in ("\ud800", "a\0b", float("nan"), float("inf"), 2**70, {1.5: 1}, object()):
+        with pytest.raises(UsageError, match="argument 1"):
+            client.send(hostile["echo"], value)
+    assert client.wait(client.send(hostile["echo"], "fine")) == "fine"
+
+
+def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Publish a call as a client that checks nothing would: the worker must defend itself."""
+    from shellflow.config import load_settings
+    from shellflow.engine.transport.message import OutgoingCall
+    from shellflow.engine.transport.publisher import publish, transport_for
+    from shellflow.model.listing import reader
+    from shellflow.model.routes import socket_route
+
+    for key, item in d.env.items():
+        monkeypatch.setenv(key, item)
+    settings = load_settings()
+    with reader(settings.db) as conn:
+        route = socket_route(conn, socket)
+    call_id = str(uuid.uuid4())
+    call = OutgoingCall(call_id=call_id, route=route, args=[value], kwargs={}, flow=call_id)
+    publish(transport_for(settings), call, shown_url=settings.broker)
+    return call_id
+
+
+def _nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_hostile_battery_leaves_the_worker_serving(
+    deployment: Deployment, hostile: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile input (sent by a client that checks, and by one that does not) and hostile
+    results through one worker process; then the same process serves 200 of 200 calls in
+    order, every call of the battery ended recorded, and no error shows another call's data."""
+    d, n = deployment, hostile
+    first_pid = flow_bytes(d, "task", "run", "-s", n["pid"])
+    assert first_pid.returncode == 0, first_pid.stderr
+    secret = f"secret-{uuid.uuid4().hex}"  # another user's data: it must show up nowhere else
+    assert (
+        flow_bytes(d, "task", "run", "-s", n["echo"], "--data", secret).stdout
+        == secret.encode() + b"\n"
+    )
+    hostile_input = [
+        b"\xff\xfe random \x80 bytes", b"caf\xe9", b'"\\u0000"', b'"\\ud800"',
+        b"[" * 5000, b"z" * (10 << 20),
+    ]  # fmt: skip
+    streamed = flow_bytes(d, "task", "run", "--stream", "-s", n["echo"],
+                          stdin=b"\n".join(hostile_input) + b"\n")  # fmt: skip
+    _refused(streamed, "record 1: not UTF-8")
+    for record in hostile_input[1:]:
+        done = flow_bytes(d, "task", "run", "-s", n["echo"], stdin=record)
+        assert done.returncode == 2, done.stderr
+    # What a client that checks nothing sends: the worker refuses it, the call fails alone.
+    unchecked = ("\ud800", "a\0b", _nested(200), float("nan"), "w" * (9 << 20))
+    raw = [_raw_call(d, n["echo"], value, monkeypatch) for value in unchecked]
+    results = {
+        "deep": "deeper than 64 levels", "big": "over the 8 MiB limit", "nul_result": "NUL",
+        "surrogate_result": "lone surrogate", "print_nul": "printed output refused",
+        "raise_nul": "ValueError: bad\\x00news", "not_json": "not a JSON value (object)",
+        "huge_int": "beyond 64 bits", "nan": "NaN",
+    }  # fmt: skip
+    for function, words in results.items():
+        done = flow_bytes(d, "task", "run", "-s", n[function])
+        err = done.stderr.decode("utf-8", "backslashreplace")
+        assert done.returncode == 1, (function, err)
+        assert words in err and "Traceback" not in err, (function, err)
+        assert secret not in err, (function, err)
+    seq = "".join(f"{i}\n" for i in range(1, 201)).encode()
+    served = flow_bytes(d, "task", "run", "--stream", "-j", "8", "-s", n["echo"], stdin=seq)
+    assert served.returncode == 0, served.stderr
+    assert served.stdout == seq  # 200 of 200, in order
+    assert flow_bytes(d, "task", "run", "-s", n["pid"]).stdout == first_pid.stdout
+    # Every call of the battery ended recorded: nothing running or pending, none lost.
+    expected = {n["echo"]: 1 + len(raw) + 200, **{n[f]: 1 for f in results}}
+    for socket, count in expected.items():
+        poll(lambda s=socket, c=count: len(states(d, s)) == c and set(states(d, s)) <= set(ENDED),
+             60, lambda s=socket: f"{s}: {states(d, s)}")  # fmt: skip
+    failed = d.query("SELECT id, error FROM call WHERE name = ? AND state = 'failed'", (n["echo"],))
+    assert {row[0] for row in failed} == set(raw)
+    assert all("input refused" in row[1] and secret not in row[1] for row in failed), failed
+    logs = d.query("SELECT text FROM log WHERE text LIKE ?", ("before%",))
+    assert [row[0] for row in logs] == ["before\\x00after"]
+
+
+@pytest.mark.parametrize("megabytes", [7])
+def test_a_result_under_the_limit_is_carried(
+    deployment: Deployment, hostile: dict[str, str], megabytes: int
+) -> None:
+    done = flow_bytes(deployment, "task", "run", "-s", hostile["big"], f"megabytes:={megabytes}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"x" * (megabytes << 20) + b"\n"
+    poll(lambda: states(deployment, hostile["big"]) == ["finished"], 60)
+
+
+def test_records_match_what_was_sent(deployment: Deployment, hostile: dict[str, str]) -> None:
+    d = deployment
+    values = ["café ☕", "tab\there", "\U0001f600", {"k": [1, 2.5, None, True]}, "\x1b[31m"]
+    lines = b"".join(json.dumps(v).encode() + b"\n" for v in values)
+    done = flow_bytes(d, "task", "run", "--stream", "--json", "-s", hostile["echo"], stdin=lines)
+    assert done.returncode == 0, done.stderr
+    shown = [v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in values]
+    assert done.stdout == "".join(f"{text}\n" for text in shown).encode()
+    rows = d.wait_rows(
+        "SELECT args, result FROM call WHERE name = ?", (hostile["echo"],), len(values)
+    )
+    assert sorted(json.dumps(json.loads(a)["args"][0]) for a, _ in rows) == sorted(
+        json.dumps(v) for v in values
+    )
+    assert sorted(json.dumps(json.loads(r)) for _, r in rows) == sorted(
+        json.dumps(v) for v in values
+    )
