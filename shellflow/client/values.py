@@ -22,9 +22,16 @@ def _not_json(word: str) -> Any:
 def parse_value(text: str) -> Any:
     """A JSON value, or the text itself when it is not JSON (never evaluated).
 
-    Strict JSON: ``NaN`` and ``Infinity`` are text. JSON nested too deep for the parser is
-    refused (:class:`ValueRefused`), as it would be past the depth limit anyway.
+    Strict JSON: ``NaN`` and ``Infinity`` are text. (JSON nested too deep for the parser is
+    text here; :func:`input_value` refuses it.)
     """
+    try:
+        return _parsed(text)
+    except ValueRefused:
+        return text
+
+
+def _parsed(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_not_json)
     except RecursionError:
@@ -37,10 +44,13 @@ def input_value(data: bytes | str, what: str) -> Any:
     """One call's input from the shell (``--data``, stdin, a stream's record): UTF-8 text,
     read as :func:`parse_value` does, and checked; :class:`ValueRefused` naming ``what``."""
     if isinstance(data, str):  # argv: bytes that are not UTF-8 come as surrogate escapes
-        data = data.encode("utf-8", "surrogateescape")
+        try:
+            data = data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate no byte stands for: not UTF-8 either
+            data = data.encode("utf-8", "surrogatepass")
     text = decode_text(data, what)
     try:
-        value = parse_value(text)
+        value = _parsed(text)
     except ValueRefused as exc:
         raise ValueRefused(f"{what}: {exc}") from None
     check(value, what)
