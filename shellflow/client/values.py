@@ -44,10 +44,7 @@ def input_value(data: bytes | str, what: str) -> Any:
     """One call's input from the shell (``--data``, stdin, a stream's record): UTF-8 text,
     read as :func:`parse_value` does, and checked; :class:`ValueRefused` naming ``what``."""
     if isinstance(data, str):  # argv: bytes that are not UTF-8 come as surrogate escapes
-        try:
-            data = data.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # a surrogate no byte stands for: not UTF-8 either
-            data = data.encode("utf-8", "surrogatepass")
+        data = _argv_bytes(data)
     text = decode_text(data, what)
     try:
         value = _parsed(text)
@@ -55,6 +52,13 @@ def input_value(data: bytes | str, what: str) -> Any:
         raise ValueRefused(f"{what}: {exc}") from None
     check(value, what)
     return value
+
+
+def _argv_bytes(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for: not UTF-8 either
+        return text.encode("utf-8", "surrogatepass")
 
 
 def format_result(value: Any) -> str:

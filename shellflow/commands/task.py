@@ -20,7 +20,7 @@ from shellflow.client.values import ValueRefused, format_result, input_value, pa
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
-from shellflow.values import MAX_BYTES, size_text
+from shellflow.values import MAX_BYTES, check_call, size_text
 
 __all__ = ["format_result", "parse_keywords", "parse_value", "task"]
 
@@ -93,6 +93,7 @@ def task_run(
     from shellflow.services import calls
 
     kwargs = parse_keywords(keywords)
+    check_call([], kwargs)  # key:=1e400 is refused before any input is read
     stream_only = [name for name, given in (("-0", nul), ("--json", json_lines),
                    ("-j", jobs), ("--unordered", unordered), ("--halt", halt != "never"))
                    if given]  # fmt: skip

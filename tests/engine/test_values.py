@@ -72,6 +72,8 @@ def test_input_no_call_can_carry_is_refused(
     _refused(flow_bytes(d, "task", "run", "--stream", "-s", echo, stdin=ten_mb + b"\n"),
              "record 1", "8 MiB")  # fmt: skip
     _refused(flow_bytes(d, "task", "run", "-s", echo, stdin=ten_mb), "stdin", "8 MiB")
+    done = flow_bytes(d, "task", "run", "-s", echo, "--data", "1", "n:=1e400")
+    _refused(done, "argument n", "float range")
     # Text that is not JSON is text, as before: NaN is not a JSON number.
     assert flow_bytes(d, "task", "run", "-s", echo, "--data", "NaN").stdout == b"NaN\n"
 
