@@ -199,3 +199,52 @@ def test_records_match_what_was_sent(deployment: Deployment, hostile: dict[str, 
     assert sorted(json.dumps(json.loads(r)) for _, r in rows) == sorted(
         json.dumps(v) for v in values
     )
+
+
+def _raw_body(d: Deployment, socket: str, body: bytes, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Publish a call whose body is ``body`` as it is (JSON no decoder takes, say)."""
+    from kombu import Connection
+
+    from shellflow.config import load_settings
+    from shellflow.engine.transport.celery_app import celery_conf
+    from shellflow.engine.transport.message import Origin, OutgoingCall, build
+    from shellflow.engine.transport.routing import queue_of
+    from shellflow.model.listing import reader
+    from shellflow.model.routes import socket_route
+    from shellflow.urls import transport_url
+
+    for key, item in d.env.items():
+        monkeypatch.setenv(key, item)
+    settings = load_settings()
+    with reader(settings.db) as conn:
+        route = socket_route(conn, socket)
+    call_id = str(uuid.uuid4())
+    call = OutgoingCall(call_id=call_id, route=route, args=[], kwargs={}, flow=call_id)
+    url = transport_url(settings.broker)
+    message = build(call, url, Origin(reply_to=call_id))
+    options = celery_conf(settings)["broker_transport_options"]
+    with Connection(url, transport_options=options) as conn:
+        conn.Producer().publish(
+            body, content_type="application/json", content_encoding="utf-8",
+            exchange=message.exchange, routing_key=message.routing_key,
+            declare=[queue_of(message.declare)], headers=message.headers, delivery_mode=2,
+        )  # fmt: skip
+    return call_id
+
+
+def test_a_message_no_decoder_takes_is_answered(
+    deployment: Deployment, hostile: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes that are not UTF-8, JSON nested past the parser: sent by a client that checks
+    nothing, the call ends failed and recorded, its caller is answered, the worker goes on."""
+    d, echo = deployment, hostile["echo"]
+    bodies = [b'[["caf\xe9"],{},{}]', b"[[" + b"[" * 100_000 + b"]" * 100_000 + b"],{},{}]"]
+    ids = [_raw_body(d, echo, body, monkeypatch) for body in bodies]
+    for call_id in ids:
+        done = flow_bytes(d, "task", "result", call_id, "--wait", "--timeout", "120")
+        err = done.stderr.decode("utf-8", "backslashreplace")
+        assert done.returncode == 1, err
+        assert "cannot be decoded" in err and "Traceback" not in err, err
+    rows = d.wait_rows("SELECT id, state FROM call WHERE name = ?", (echo,), len(ids))
+    assert sorted(rows) == sorted((call_id, "failed") for call_id in ids)
+    assert flow_bytes(d, "task", "run", "-s", echo, "--data", "after").stdout == b"after\n"

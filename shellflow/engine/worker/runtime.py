@@ -217,6 +217,7 @@ def build(
     from celery import signals
 
     from shellflow.engine.worker.delivery import guard, policy_of
+    from shellflow.engine.worker.undecodable import consumer_class
 
     for entry in reversed(path):
         if entry not in sys.path:
@@ -240,6 +241,8 @@ def build(
     for route in routes:
         function = guard(load_function(route), route, policy, recorder)
         _register(app, route, function, recorder)
+    worker_name = f"{processor}@{pysocket.gethostname()}"
+    app.conf.worker_consumer = consumer_class(recorder, routes, worker_name)
 
     names = {route.name for route in routes}
 
