@@ -166,9 +166,10 @@ def _register(
         except Exception as exc:
             output = captured.getvalue().splitlines()
             message = shown_text(f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, ValueRefused):
-                message = str(exc)
-            recorder.failed(call_id, route.name, message, traceback.format_exc(), output)
+            trace = traceback.format_exc()
+            if isinstance(exc, ValueRefused):  # shellflow's own check: its reason says all
+                message, trace = str(exc), ""
+            recorder.failed(call_id, route.name, message, trace, output)
             fire(self, call_id, flow, "ERROR", error_value(exc, call_id, route.name))
             raise SocketError(message) from None
         output = printed.splitlines()
