@@ -78,16 +78,22 @@ def test_input_no_call_can_carry_is_refused(
     assert flow_bytes(d, "task", "run", "-s", echo, "--data", "NaN").stdout == b"NaN\n"
 
 
-def test_python_api_refuses_the_same(deployment: Deployment, hostile: dict[str, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_python_api_refuses_the_same(deployment: Deployment, hostile: dict[str, str]) -> None:
+    import shellflow
+    from shellflow.client import settings as api_settings
     from shellflow.errors import UsageError
-    from tests.engine.chaos import Client
 
-    client = Client(deployment, monkeypatch)
-    for value in ("\ud800", "a\0b", float("nan"), float("inf"), 2**70, {1.5: 1}, object()):
-        with pytest.raises(UsageError, match="argument 1"):
-            client.send(hostile["echo"], value)
-    assert client.wait(client.send(hostile["echo"], "fine")) == "fine"
+    shellflow.configure(environ=deployment.env)
+    try:
+        echo = shellflow.Socket(name=hostile["echo"])
+        for value in ("\ud800", "a\0b", float("nan"), float("inf"), 2**70, {1.5: 1}, object()):
+            with pytest.raises(UsageError, match="argument 1"):
+                echo(value)
+        with pytest.raises(UsageError, match="argument key: nested deeper than 64 levels"):
+            echo("fine", key=_nested(65))
+        assert echo("fine").get(timeout=120) == "fine"
+    finally:
+        api_settings.reset()
 
 
 def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.MonkeyPatch) -> str:
