@@ -83,6 +83,8 @@ def _records_match(d: Deployment, socket: str, sent: list[Any]) -> None:
     want = sorted(key(v) for v in sent)
     d.wait_rows("SELECT id FROM call WHERE name = ?", (socket,), len(sent), timeout=120)
     assert sorted(key(args[0]) for args in args_of(d, socket)) == want
+    results = d.query("SELECT result FROM call WHERE name = ?", (socket,))
+    assert sorted(key(json.loads(row[0])) for row in results) == want  # echo: the same
 
 
 lines = st.binary(max_size=24).map(lambda b: b.replace(b"\n", b""))
