@@ -145,6 +145,14 @@ def write_ini(path: Path, values: Mapping[str, str]) -> None:
         raise CallFailed(f"cannot write configuration file {path}: {_one_line(exc)}") from exc
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the system cannot even look up (too long) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def load_settings(
     flags: Mapping[str, str | None] | None = None,
     ini: str | os.PathLike[str] | None = None,
@@ -166,7 +174,7 @@ def load_settings(
         ini_path, ini_source = Path(env[ENV_INI]).expanduser(), f"env {ENV_INI}"
     else:
         ini_path, ini_source = default_ini_path(), "default"
-    if ini and ini_must_exist and not ini_path.exists():
+    if ini and ini_must_exist and not _exists(ini_path):
         from shellflow.errors import UsageError
 
         raise UsageError(f"configuration file {ini_path} does not exist")

@@ -26,6 +26,7 @@ class Backend(StrEnum):
     RPC = "rpc"  # Celery's result backend over the AMQP broker
     SQLITE = "sqlite"
     POSTGRESQL = "postgresql"
+    MEMORY = "memory"  # kombu's in-process transport (tests, examples)
     OTHER = "other"  # anything else: left to kombu, Celery or SQLAlchemy to accept or refuse
 
 
@@ -39,6 +40,7 @@ _SCHEMES = {
     "amqps": Backend.AMQP,
     "pyamqp": Backend.AMQP,
     "rpc": Backend.RPC,
+    "memory": Backend.MEMORY,
 }
 # Databases name a driver after a "+" (postgresql+psycopg2://, sqlite+pysqlite://).
 _DATABASES = {
@@ -98,3 +100,48 @@ def transport_url(url: str) -> str:
     if backend_of(text) is Backend.REDIS_SOCKET and "://" in text:
         return "redis+socket://" + text.partition("://")[2]
     return url
+
+
+# The backends each setting may name; anything else is a typing mistake, refused up front
+# (exit 2) rather than left for a library to misread deep inside a command.
+ROLES: dict[str, tuple[Backend, ...]] = {
+    "db": (Backend.SQLITE, Backend.POSTGRESQL),
+    "broker": (Backend.REDIS, Backend.REDIS_SOCKET, Backend.AMQP, Backend.MEMORY),
+    "backend": (Backend.REDIS, Backend.REDIS_SOCKET, Backend.RPC),
+    "pubsub": (Backend.REDIS, Backend.REDIS_SOCKET, Backend.AMQP),
+}
+_EXAMPLES = {
+    "db": "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME",
+    "broker": "redis://HOST:PORT/DB, redis+socket:///PATH or amqp://USER:PASSWORD@HOST:PORT//",
+    "backend": "redis://HOST:PORT/DB, redis+socket:///PATH or rpc://",
+    "pubsub": "redis://HOST:PORT/DB or redis+socket:///PATH",
+}
+
+
+def url_problem(role: str, url: str) -> str | None:
+    """Why ``url`` cannot be the ``role`` setting (``db``, ``broker``, ``backend`` or
+    ``pubsub``), in words a user can act on; None when it can.
+
+    Only what can be told without connecting is checked: the scheme, the port, and a Redis
+    database number.
+    """
+    from urllib.parse import urlsplit
+
+    text = str(url).strip()
+    if not text.isprintable():
+        return "it holds control characters"
+    backend = backend_of(text)
+    if backend not in ROLES[role] or "://" not in text:
+        scheme = scheme_of(text)
+        what = f"unknown scheme {scheme!r}" if scheme else "it is not a URL"
+        return f"{what}; use {_EXAMPLES[role]}"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return str(exc)
+    if backend is Backend.REDIS:
+        number = parts.path.strip("/")
+        if number and not (number.isdigit() and int(number) < 2**31):
+            return f"the Redis database {number!r} is not a number"
+    return None

@@ -55,7 +55,9 @@ def configure(
     """
     if settings is None:
         flags = {"home": home, "db": db, "broker": broker, "backend": backend, "pubsub": pubsub}
-        settings = load_settings(flags=flags, ini=ini, environ=environ)
+        from shellflow.model.urls import check_settings
+
+        settings = check_settings(load_settings(flags=flags, ini=ini, environ=environ))
     with _configured.lock:
         _configured.settings = settings
     return settings

@@ -199,6 +199,10 @@ def cli(
     flags = {"db": db, "backend": backend, "broker": broker, "pubsub": pubsub}
     # ``flow -i NEW.ini --config`` creates the file it names; otherwise it must exist.
     settings = load_settings(flags, ini=ini, debug=debug, ini_must_exist=not configure)
+    if not configure and ctx.invoked_subcommand not in ("config", "completion"):
+        from shellflow.model.urls import check_settings
+
+        check_settings(settings)  # ``flow config show`` still shows, ``--config`` mends, one
     ctx.obj = AppContext(settings=settings)
     if configure:
         from shellflow.commands.config_cmd import configure_interactively
@@ -239,6 +243,20 @@ def _silence_stdout() -> None:
         pass
 
 
+def _unreadable(args: list[str]) -> str | None:
+    """Why an argument cannot be taken as text: bytes that are not UTF-8 (Python hands them
+    over as lone surrogates, which no database, message or terminal takes) or a NUL."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            return f"argument '{shown}' is not UTF-8 text; flow takes UTF-8 arguments only"
+        if "\0" in arg:
+            return f"argument {arg!r} holds a NUL character"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected failure becomes one line on stderr and its exit code.
 
@@ -248,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     code: Any = 0
+    unreadable = _unreadable(args)
+    if unreadable:
+        from shellflow.errors import ExitCode
+
+        sys.exit(_fail(unreadable, ExitCode.USAGE))
     try:
         code = cli.main(args=args, prog_name="flow", standalone_mode=False)
     except click.exceptions.Exit as exc:

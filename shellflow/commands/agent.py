@@ -8,8 +8,8 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, print_object
+from shellflow.commands.params import LOGLEVELS, SECONDS, TEXT, whole
 
-LOGLEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
 NODE_HELP = "Node name [default: this machine's hostname]"
 
 
@@ -25,8 +25,8 @@ def agent() -> None:
 
 
 @agent.command("start")
-@click.option("--node", help=NODE_HELP)
-@click.option("--cpus", type=click.IntRange(min=1), help="CPUs this node offers [default: all]")
+@click.option("--node", type=TEXT, help=NODE_HELP)
+@click.option("--cpus", type=whole(1), help="CPUs this node offers [default: all]")
 @click.option("--detach", is_flag=True, help="Run in the background (pidfile and log in the home)")
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
 @pass_app
@@ -58,10 +58,10 @@ def agent_start(
 
 
 @agent.command("stop")
-@click.option("--node", help=NODE_HELP)
+@click.option("--node", type=TEXT, help=NODE_HELP)
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     default=120.0,
     show_default=True,
     help="Seconds to wait for its workers to finish their calls",
@@ -98,7 +98,7 @@ def _moment(value: Any) -> str | None:
 
 
 @agent.command("status")
-@click.option("--node", help=NODE_HELP)
+@click.option("--node", type=TEXT, help=NODE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print it as one JSON object")
 @pass_app
 def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import click
 
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.params import TEXT, parse_since, whole
 from shellflow.printable import printable
 
 CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 
 
 @click.command("calls")
-@click.option("-p", "--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("-p", "--page", type=whole(1), default=1, show_default=True)
 @click.option("-r", "--rows", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @click.option("-u", "--unfinished", is_flag=True, help="Only calls still pending or running")
 @click.option("-a", "--ascend", is_flag=True, help="Oldest first")
-@click.option("--socket", help="Only calls of this socket",
+@click.option("--socket", type=TEXT, help="Only calls of this socket",
               shell_complete=later_completer("names_of", "socket"))  # fmt: skip
 @click.option("--state", help="Only calls in this state (finished, failed, running, ...)",
               shell_complete=later_completer("call_states"))  # fmt: skip
-@click.option("--since", help="Only calls started at or after this ISO time")
+@click.option("--since", metavar="TIME",
+              help="Only calls started since TIME (ISO time, or 90s, 15m, 2h, 1d ago)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
 @pass_app
 def ls_calls(
@@ -36,26 +37,33 @@ def ls_calls(
     from shellflow.model.history import list_calls
 
     app.authorize("READ")
+    if state is not None:
+        from shellflow.commands.complete import CALL_STATES
+
+        if state not in CALL_STATES:
+            states = ", ".join(CALL_STATES)
+            raise click.BadParameter(f"{state!r} is not one of {states}", param_hint="--state")
     with app.reader() as conn:
         result = list_calls(
             conn, page=page, rows=rows, unfinished=unfinished, ascending=ascend, socket=socket,
-            state=state, since=_since(since),
+            state=state, since=parse_since(since) if since is not None else None,
         )  # fmt: skip
+        if socket is not None and not result.rows and not result.total:
+            _known_socket(conn, socket)
     print_rows(CALL_LIST_COLUMNS, result.rows, as_json)
     about = "" if result.exact else "~"  # PostgreSQL's estimate for a large total
     info(f"Page {result.page} of {about}{result.pages} of {about}{result.total} total records")
 
 
-def _since(text: str | None) -> datetime | None:
-    """An ISO date or time; without a zone it is taken as UTC."""
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO date or time", param_hint="--since"
-        ) from exc
+def _known_socket(conn: Any, name: str) -> None:
+    """NotFound (exit 3, with close names) for a socket neither stored nor in any call:
+    a typing mistake, not an empty list."""
+    from shellflow.errors import NotFound
+    from shellflow.model.listing import names
+
+    known = names(conn, "socket")
+    if name not in known:
+        raise NotFound("socket", name, known)
 
 
 def _tree_lines(nodes: list[dict[str, Any]], prefix: str = "") -> Iterator[str]:
@@ -138,7 +146,7 @@ def _strip(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @click.command("call")
-@click.option("--id", "call_id", required=True, help="ID of the call",
+@click.option("--id", "call_id", required=True, type=TEXT, help="ID of the call",
               shell_complete=later_completer("call_ids"))  # fmt: skip
 @click.option("-r", "--result", is_flag=True, help="Include the call's result")
 @click.option("-t", "--tree", "show_tree", is_flag=True, help="Show the forward call tree")

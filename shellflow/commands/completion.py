@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from shellflow.commands.params import Place
+
 PROG = "flow"
 COMPLETE_VAR = "_FLOW_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -155,7 +157,7 @@ def show(shell: str) -> None:
 @click.option(
     "--path",
     "target",
-    type=click.Path(dir_okay=False, writable=True),
+    type=Place(dir_okay=False, writable=True),
     help="Write the script here instead of where SHELL looks",
 )
 def install(shell: str | None, target: str | None) -> None:

@@ -8,6 +8,7 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, stdin_is_tty
+from shellflow.commands.params import whole
 from shellflow.errors import ExitCode, UsageError
 from shellflow.redact import mask_url
 
@@ -90,7 +91,7 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
 
 
 @db.command("json")
-@click.option("--indent", type=click.IntRange(min=0), help="Pretty-print with this indent")
+@click.option("--indent", type=whole(0, 64), help="Pretty-print with this indent")
 @pass_app
 def db_json(app: AppContext, indent: int | None) -> None:
     """Dump the database to JSON: one object, a list of rows per table (no password hashes)."""

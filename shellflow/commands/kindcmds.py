@@ -13,6 +13,7 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.kinds import right_for
+from shellflow.commands.params import TEXT
 
 if TYPE_CHECKING:
     from shellflow.commands.kinds import Opt
@@ -28,7 +29,9 @@ def _apply_options(
         if for_update:
             kwargs.pop("default", None)
             kwargs.setdefault("default", None)
-        if kind and option.key == "name" and "type" not in kwargs:
+        if "type" not in kwargs and option.required:
+            kwargs["type"] = TEXT  # a required text may be left out on update, never empty
+        if kind and option.key == "name" and not isinstance(kwargs.get("type"), click.Choice):
             kwargs["shell_complete"] = names_of(kind)  # an existing object's name
         help_text = option.help + (" [required]" if option.required and not for_update else "")
         command = click.option(*option.decls, option.key, help=help_text, **kwargs)(command)
@@ -144,7 +147,7 @@ def make_update(kind: str) -> click.Command:
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
 
     command = _apply_options(command, options, for_update=True, kind=kind)
-    command = click.option("--rename", help="New name")(command)
+    command = click.option("--rename", type=TEXT, help="New name")(command)
     # -n identifies the object to change, so it stays required.
     return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
 
@@ -163,6 +166,7 @@ def make_delete(kind: str) -> click.Command:
 
     identity = [o for o in KIND_OPTIONS[kind] if o.key in ("socket", "user", "role")]
     name_opt = next(o for o in KIND_OPTIONS[kind] if o.key == "name")
+    choice = isinstance(name_opt.kwargs.get("type"), click.Choice)
 
     @pass_app
     def command(app: AppContext, name: str, cascade: bool, **extra: Any) -> None:
@@ -185,7 +189,7 @@ def make_delete(kind: str) -> click.Command:
         "name",
         required=True,
         help=name_opt.help,
-        shell_complete=None if "type" in name_opt.kwargs else names_of(kind),
+        shell_complete=None if choice else names_of(kind),
         **{k: v for k, v in name_opt.kwargs.items() if k in ("type", "metavar")},
     )(command)
     return click.command(kind, help=f"Delete a {kind} from the database.")(command)
@@ -220,7 +224,11 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
         "--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)"
     )(command)
     command = click.option(
-        "-n", "--name", help=f"Show one {kind} with its relations", shell_complete=names_of(kind)
+        "-n",
+        "--name",
+        type=TEXT,
+        help=f"Show one {kind} with its relations",
+        shell_complete=names_of(kind),
     )(command)
     return click.command(
         PLURALS[kind] if hidden else kind, help=f"List {PLURALS[kind]}.", hidden=hidden

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from shellflow.commands.complete import names_of
+from shellflow.commands.params import STRICT_BOOL, TEXT, whole
 from shellflow.model.rights import RIGHTS
 
 QUEUE_TYPES = ("topic", "direct", "fanout")
@@ -38,7 +39,7 @@ def opt(*decls: str, key: str, required: bool = False, help: str = "", **kw: Any
     return Opt(tuple(decls), key, required, help, kw, **flags)
 
 
-NAME = opt("-n", "--name", key="name", required=True, help="Unique name")
+NAME = opt("-n", "--name", key="name", required=True, help="Unique name", type=TEXT)
 DESCRIPTION = opt("--description", key="description", help="Free text")
 NETWORK = opt(
     "--network", key="network", help="Network it belongs to", shell_complete=names_of("network")
@@ -60,9 +61,19 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             default=None,
             help="Survive a broker restart [default: durable]",
         ),
-        opt("--message-ttl", key="message_ttl", type=int, help="Message time-to-live in ms"),
-        opt("--expires", key="expires", type=int, help="Delete the queue after this many idle ms"),
-        opt("--max-length", key="max_length", type=int, help="Most messages kept (-1: no limit)"),
+        opt("--message-ttl", key="message_ttl", type=whole(0), help="Message time-to-live in ms"),
+        opt(
+            "--expires",
+            key="expires",
+            type=whole(1),
+            help="Delete the queue after this many idle ms",
+        ),
+        opt(
+            "--max-length",
+            key="max_length",
+            type=whole(-1),
+            help="Most messages kept (-1: no limit)",
+        ),
         NETWORK,
     ],
     "processor": [
@@ -85,33 +96,33 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             "--concurrency",
             "--cpus",
             key="concurrency",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="CPUs (worker processes) to occupy [default: 1]",
         ),
         opt(
             "-w",
             "--workers",
             key="workers",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="Number of worker tasks",
         ),
         opt(
             "-r",
             "--retries",
             key="retries",
-            type=click.IntRange(min=0),
+            type=whole(0),
             help="Retries of a failed call",
         ),
         opt(
             "--retry-delay",
             key="retrydelay",
-            type=click.IntRange(min=0),
+            type=whole(0),
             help="Seconds between retries",
         ),
         opt(
             "--time-limit",
             key="timelimit",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="Seconds a call may run",
         ),
         opt(
@@ -141,7 +152,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
         ),
         opt("-mp", "--modulepath", key="modulepath", help="Repository path holding the module"),
         opt("-e", "--endpoint", key="endpoint", help="API endpoint path"),
-        opt("-a", "--api", key="hasapi", type=bool, help="Has an API endpoint"),
+        opt("-a", "--api", key="hasapi", type=STRICT_BOOL, help="Has an API endpoint"),
         DESCRIPTION,
     ],
     "socket": [
@@ -168,7 +179,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             "-i",
             "--interval",
             key="interval",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="Run every N seconds",
         ),
         opt("--cron", key="cron", help="Run on a cron schedule, e.g. '*/5 * * * *'"),
@@ -237,15 +248,21 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             "-p",
             "--position",
             key="position",
-            type=click.IntRange(min=0),
+            type=whole(0),
             help="Position in the call",
         ),
-        opt("-k", "--kind", key="kind", type=int, help="Parameter kind (inspect.Parameter.kind)"),
+        opt(
+            "-k",
+            "--kind",
+            key="kind",
+            type=whole(0, 4),
+            help="Parameter kind (inspect.Parameter.kind)",
+        ),
     ],
     "node": [
         NAME,
         opt("-h", "--hostname", key="hostname", help="Host name"),
-        opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it offers"),
+        opt("-c", "--cpus", key="cpus", type=whole(0), help="CPUs it offers"),
         opt(
             "--scheduler",
             key="scheduler",
@@ -264,8 +281,8 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             shell_complete=names_of("node"),
         ),
         opt("-h", "--hostname", key="hostname", help="Host name"),
-        opt("-c", "--cpus", key="cpus", type=click.IntRange(min=0), help="CPUs it manages"),
-        opt("-p", "--port", key="port", type=click.IntRange(0, 65535), help="Health-check port"),
+        opt("-c", "--cpus", key="cpus", type=whole(0), help="CPUs it manages"),
+        opt("-p", "--port", key="port", type=whole(0, 65535), help="Health-check port"),
     ],
     "scheduler": [
         NAME,
@@ -280,7 +297,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             "-i",
             "--interval",
             key="interval",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="Seconds between passes",
         ),
         NETWORK,
@@ -300,7 +317,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             "-c",
             "--cpus",
             key="cpus",
-            type=click.IntRange(min=1),
+            type=whole(1),
             help="CPUs it occupies [default: 1]",
         ),
     ],

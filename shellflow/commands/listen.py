@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, stdout_is_tty, write_lines
+from shellflow.commands.params import TEXT, parse_since, whole
+from shellflow.engine.records.events import CHANNELS
 from shellflow.printable import printable
 
 
@@ -48,6 +48,17 @@ def _adaptor(path: str) -> Any:
     return adaptor
 
 
+def _known(app: AppContext, name: str) -> None:
+    """NotFound (exit 3, with close names) unless ``name`` is a stored processor."""
+    from shellflow.errors import NotFound
+    from shellflow.model.listing import names
+
+    with app.reader() as conn:
+        known = names(conn, "processor")
+    if name not in known:
+        raise NotFound("processor", name, known)
+
+
 def _readable(event: dict[str, Any]) -> str:
     """One event as a line for a person: its control characters written out (printable)."""
     data = event.get("data")
@@ -63,28 +74,17 @@ def _readable(event: dict[str, Any]) -> str:
     return printable(" ".join(str(f) for f in (*fields, text)).rstrip())
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_since(text: str) -> datetime:
-    """An ISO time (UTC unless it says otherwise) or a duration back from now (``15m``)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if match:
-        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO time nor a duration like 15m", param_hint="--since"
-        ) from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @click.command()
-@click.option("-n", "--name", required=True, help="Processor to listen to ('global': every one)")
-@click.option("-c", "--channel", help="Channel: task, log, result or error [default: all]")
-@click.option("-a", "--adaptor", help="module.Class whose put(event) receives each event")
-@click.option("--count", type=click.IntRange(min=1), help="Stop after this many events")
+@click.option(
+    "-n", "--name", required=True, type=TEXT, help="Processor to listen to ('global': every one)"
+)
+@click.option(
+    "-c", "--channel", type=click.Choice(CHANNELS), help="Channel to print [default: all]"
+)
+@click.option(
+    "-a", "--adaptor", type=TEXT, help="module.Class whose put(event) receives each event"
+)
+@click.option("--count", type=whole(1), help="Stop after this many events")
 @click.option(
     "--since",
     metavar="TIME",
@@ -106,6 +106,8 @@ def listen(
     start = parse_since(since) if since is not None else None
     app.authorize("READ_PROCESSOR", name)
     sink = _adaptor(adaptor) if adaptor else None
+    if name != GLOBAL:
+        _known(app, name)  # a mistyped name would otherwise wait, silently, for ever
     pattern = GLOBAL if name == GLOBAL else (f"{name}.{channel}" if channel else f"{name}.*")
     pubsub = redis_client(app.settings.pubsub).pubsub()
     try:

@@ -16,6 +16,7 @@ import click
 from shellflow.commands.complete import names_of
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info
+from shellflow.commands.params import SECONDS, TEXT
 from shellflow.services.processors import VERBS
 
 HELP = {
@@ -34,14 +35,19 @@ def _said(summary: str) -> str:
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
-        "--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+        "--timeout", type=SECONDS, default=60.0, show_default=True,
         help="Seconds to wait for the agent",
     )(command)  # fmt: skip
     command = click.option(
         "--wait", is_flag=True, help="Return once the agent reports the new status"
     )(command)
     return click.option(
-        "-n", "--name", required=True, help="Processor name", shell_complete=names_of("processor")
+        "-n",
+        "--name",
+        required=True,
+        type=TEXT,
+        help="Processor name",
+        shell_complete=names_of("processor"),
     )(command)
 
 
@@ -68,10 +74,10 @@ for _action in VERBS:
 
 
 @proc.command("restart")
-@click.option("-n", "--name", required=True, help="Processor name",
+@click.option("-n", "--name", required=True, type=TEXT, help="Processor name",
               shell_complete=names_of("processor"))  # fmt: skip
 @click.option("--wait", is_flag=True, help="Return once the agent reports it running")
-@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--timeout", type=SECONDS, default=60.0, show_default=True,
               help="Seconds to wait for the agent at each step")  # fmt: skip
 @pass_app
 def proc_restart(app: AppContext, name: str, wait: bool, timeout: float) -> None:

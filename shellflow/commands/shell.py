@@ -19,6 +19,7 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, write_lines
+from shellflow.commands.params import Place
 from shellflow.commands.shell_names import MARKER, choose, ours
 
 ALLOW_SHADOW = click.option(
@@ -80,7 +81,7 @@ def script(flow: str, socket: str) -> str:
 
 
 @shell.command("install", epilog=LEFT_OUT.format(what="a command on PATH (ls, sudo, flow)"))
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder", type=Place(file_okay=False, path_type=Path))
 @ALLOW_SHADOW
 @pass_app
 def shell_install(app: AppContext, folder: Path, allow_shadow: bool) -> None:

@@ -20,6 +20,7 @@ from shellflow.client.values import ValueRefused, format_result, input_value, pa
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
+from shellflow.commands.params import SECONDS, TEXT, whole
 from shellflow.values import MAX_BYTES, check_call, size_text
 
 __all__ = ["format_result", "parse_keywords", "parse_value", "task"]
@@ -54,18 +55,19 @@ def task() -> None:
     "-s",
     "--socket",
     required=True,
+    type=TEXT,
     help="Socket to call",
     shell_complete=later_completer("names_of", "socket"),
 )
 @click.option("--data", help="Input: a JSON value, or text passed as a string")
 @click.option("--async", "is_async", is_flag=True, help="Print the call id and return")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait for a result")
-@click.option("--flow", "flow_id", help="Join this flow run",
+@click.option("--timeout", type=SECONDS, help="Seconds to wait for a result")
+@click.option("--flow", "flow_id", type=TEXT, help="Join this flow run",
               shell_complete=later_completer("flow_ids"))  # fmt: skip
 @click.option("--stream", is_flag=True, help="Each input line is one call")
 @click.option("-0", "--null", "nul", is_flag=True, help="--stream: records end with NUL")
 @click.option("--json", "json_lines", is_flag=True, help="--stream: records are NDJSON")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="--stream: calls at once")
+@click.option("-j", "--jobs", type=whole(1, 10_000), help="--stream: calls at once")
 @click.option("--unordered", is_flag=True, help="--stream: write results as they come")
 @click.option("--halt", default="never", metavar="WHEN",
               help="--stream: never, soon,fail=N or now,fail=N")  # fmt: skip
@@ -177,9 +179,9 @@ def _stderr_is_tty() -> bool:
 
 
 @task.command("result")
-@click.argument("call_id", metavar="ID")
+@click.argument("call_id", metavar="ID", type=TEXT)
 @click.option("--wait", "wait_", is_flag=True, help="Wait for an unfinished call to end")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait with --wait")
+@click.option("--timeout", type=SECONDS, help="Seconds to wait with --wait")
 @pass_app
 def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | None) -> None:
     """Print the result of call ID, as 'flow task run' prints it.
@@ -198,7 +200,7 @@ def task_result(app: AppContext, call_id: str, wait_: bool, timeout: float | Non
 
 
 @task.command("cancel")
-@click.argument("call_id", metavar="ID")
+@click.argument("call_id", metavar="ID", type=TEXT)
 @click.option("--terminate", is_flag=True, help="Also stop the call if it is running")
 @pass_app
 def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:

@@ -14,6 +14,7 @@ import sys
 import click
 
 from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.params import TEXT
 
 
 def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> list[str]:
@@ -32,6 +33,7 @@ def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> l
     "--channel",
     "channels",
     multiple=True,
+    type=TEXT,
     metavar="NAME",
     help="Live channel: global, PROCESSOR or PROCESSOR.CHANNEL (repeatable)",
 )

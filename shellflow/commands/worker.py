@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shellflow.commands.context import AppContext, pass_app
+from shellflow.commands.params import LOGLEVELS, TEXT, Place, whole
 
 
 @click.group()
@@ -13,20 +14,23 @@ def worker() -> None:
 
 
 @worker.command("start")
-@click.option("-n", "--name", "processor", required=True, help="Processor whose sockets to serve")
+@click.option(
+    "-n", "--name", "processor", required=True, type=TEXT, help="Processor whose sockets to serve"
+)
 @click.option(
     "-c",
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=whole(1),
     help="Worker processes [default: the processor's CPUs]",
 )
 @click.option(
     "--path",
     "paths",
     multiple=True,
+    type=Place(file_okay=False),
     help="Folder to import the processor's module from (repeatable)",
 )
-@click.option("--loglevel", default="WARNING", show_default=True)
+@click.option("--loglevel", type=LOGLEVELS, default="WARNING", show_default=True)
 @pass_app
 def worker_start(
     app: AppContext, processor: str, concurrency: int | None, paths: tuple[str, ...], loglevel: str
@@ -39,4 +43,4 @@ def worker_start(
     if concurrency is None:
         with app.reader() as conn:
             concurrency = int(get_object(conn, "processor", processor)["concurrency"] or 1)
-    serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel)
+    serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shellflow.urls import Backend, backend_of, scheme_of
+from shellflow.urls import Backend, backend_of, scheme_of, url_problem
+
+if TYPE_CHECKING:
+    from shellflow.config import Settings
 
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -55,3 +59,20 @@ def sqlite_path(url: str) -> Path | None:
     if not path or path == ":memory:":
         return None
     return Path(path)
+
+
+def check_settings(settings: Settings) -> Settings:
+    """Refuse (exit 2) a URL setting a user mistyped: an unknown scheme, a bad port...
+
+    Only the form is read; whether a server answers there is for the command to find.
+    """
+    for key in ("db", "broker", "backend", "pubsub"):
+        setting = settings.values[key]
+        problem = url_problem(key, setting.value)
+        if problem:
+            from shellflow.errors import UsageError
+            from shellflow.redact import mask_url
+
+            where = "--" + key if setting.source == "flag" else setting.source
+            raise UsageError(f"bad {key} URL {mask_url(setting.value)!r} ({where}): {problem}")
+    return settings
