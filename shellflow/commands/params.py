@@ -49,8 +49,11 @@ class Seconds(click.FloatRange):
         super().__init__(min=0, max=SECONDS_MAX)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super(click.FloatRange, self).convert(value, param, ctx)  # FLOAT's parse
-        if isinstance(number, float) and math.isnan(number):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isnan(number):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return super().convert(number, param, ctx)
 
