@@ -56,11 +56,29 @@ def check_lengths(kind: str, model: Any, values: Mapping[str, Any]) -> None:
             )
 
 
+def check_integers(kind: str, model: Any, values: Mapping[str, Any]) -> None:
+    """Each whole number fits its column: SQLite raises OverflowError past 64 bits and
+    PostgreSQL a DataError past 32 (INTEGER) or 64 bits (BIGINT), each its own way."""
+    from sqlalchemy import BigInteger, Integer
+
+    columns = model.__table__.columns
+    for key, value in values.items():
+        column = columns.get(key)
+        if column is None or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if not isinstance(column.type, Integer):
+            continue
+        bits = 63 if isinstance(column.type, BigInteger) else 31
+        if not -(2**bits) <= value < 2**bits:
+            raise UsageError(f"{kind} {key} {value} is out of range: at most {2**bits - 1}")
+
+
 def check_values(kind: str, model: Any, values: Mapping[str, Any]) -> None:
     for key in ("name", "rename"):
         if values.get(key) is not None:
             check_name(kind, values[key])
     check_lengths(kind, model, values)
+    check_integers(kind, model, values)
 
 
 def check_cron(line: str) -> None:

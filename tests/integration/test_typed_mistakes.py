@@ -316,3 +316,21 @@ def test_bytes_that_are_not_utf8_in_a_real_argv_are_one_usage_line(tmp_path: Pat
     lines = proc.stderr.decode().splitlines()
     assert (proc.returncode, len(lines)) == (2, 1), proc.stderr
     assert "caf\\xe9" in lines[0] and "UTF-8" in lines[0]
+
+
+def test_a_number_past_its_column_is_refused_on_every_path_to_the_store(
+    battery: Battery,
+) -> None:
+    """The CLI bounds its options; the store bounds what compose and the Python API send."""
+    from shellflow.errors import UsageError
+    from shellflow.model.checks import check_integers
+    from shellflow.model.network import Processor
+
+    check_integers("processor", Processor, {"concurrency": 2**31 - 1})
+    with pytest.raises(UsageError, match="concurrency 2147483648 is out of range"):
+        check_integers("processor", Processor, {"concurrency": 2**31})
+    compose = battery.place.root / "huge.yaml"
+    compose.write_text(world.COMPOSE.replace("hostname: h1", f"hostname: h1, concurrency: {world.HUGE}"))
+    result = battery("compose", "up", str(compose))
+    assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
+    assert "concurrency" in result.stderr and "out of range" in result.stderr
