@@ -110,6 +110,7 @@ ROLES: dict[str, tuple[Backend, ...]] = {
     "backend": (Backend.REDIS, Backend.REDIS_SOCKET, Backend.RPC),
     "pubsub": (Backend.REDIS, Backend.REDIS_SOCKET, Backend.AMQP),
 }
+LABELS = {"db": "database", "broker": "broker", "backend": "result backend", "pubsub": "pub/sub"}
 _EXAMPLES = {
     "db": "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME",
     "broker": "redis://HOST:PORT/DB, redis+socket:///PATH or amqp://USER:PASSWORD@HOST:PORT//",
@@ -133,8 +134,8 @@ def url_problem(role: str, url: str) -> str | None:
     backend = backend_of(text)
     if backend not in ROLES[role] or "://" not in text:
         scheme = scheme_of(text)
-        what = f"unknown scheme {scheme!r}" if scheme else "it is not a URL"
-        return f"{what}; use {_EXAMPLES[role]}"
+        what = f"scheme {scheme!r}" if scheme else "URL without a scheme"
+        return f"unsupported {LABELS[role]} {what}; use {_EXAMPLES[role]}"
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - parsing the port is the check

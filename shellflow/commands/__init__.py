@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import click
 
 from shellflow import __version__
+from shellflow.commands.params import TEXT
 
 
 class Lazy(NamedTuple):
@@ -169,11 +170,17 @@ class LazyGroup(click.Group):
     invoke_without_command=True,
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug output")
-@click.option("-d", "--db", metavar="URL", help="Model database URL [env SHELLFLOW_DB]")
-@click.option("--backend", metavar="URL", help="Task result backend URL [env SHELLFLOW_BACKEND]")
-@click.option("--broker", metavar="URL", help="Message broker URL [env SHELLFLOW_BROKER]")
-@click.option("--pubsub", metavar="URL", help="Live channel URL [env SHELLFLOW_PUBSUB]")
-@click.option("-i", "--ini", metavar="FILE", help="Configuration file [env SHELLFLOW_INI]")
+@click.option("-d", "--db", metavar="URL", type=TEXT, help="Model database URL [env SHELLFLOW_DB]")
+@click.option(
+    "--backend", metavar="URL", type=TEXT, help="Task result backend URL [env SHELLFLOW_BACKEND]"
+)
+@click.option(
+    "--broker", metavar="URL", type=TEXT, help="Message broker URL [env SHELLFLOW_BROKER]"
+)
+@click.option("--pubsub", metavar="URL", type=TEXT, help="Live channel URL [env SHELLFLOW_PUBSUB]")
+@click.option(
+    "-i", "--ini", metavar="FILE", type=TEXT, help="Configuration file [env SHELLFLOW_INI]"
+)
 @click.option("-c", "--config", "configure", is_flag=True, help="Configure shellflow interactively")
 @click.version_option(__version__, "--version", prog_name="flow")
 @click.pass_context

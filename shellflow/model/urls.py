@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shellflow.urls import Backend, backend_of, scheme_of, url_problem
+from shellflow.urls import LABELS, Backend, backend_of, scheme_of, url_problem
 
 if TYPE_CHECKING:
     from shellflow.config import Settings
@@ -74,5 +74,6 @@ def check_settings(settings: Settings) -> Settings:
             from shellflow.redact import mask_url
 
             where = "--" + key if setting.source == "flag" else setting.source
-            raise UsageError(f"bad {key} URL {mask_url(setting.value)!r} ({where}): {problem}")
+            label = LABELS[key]
+            raise UsageError(f"bad {label} URL {mask_url(setting.value)!r} ({where}): {problem}")
     return settings

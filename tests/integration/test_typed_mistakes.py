@@ -223,8 +223,8 @@ def test_every_hostile_value_of_a_global_option_ends_with_its_code(
         for target in GLOBAL_TARGETS:
             result = battery(option, value, *target)
             problems = broken_rules(result)
-            if value and value.strip() and result.exit_code == 0:
-                problems.append("a bad URL or file was taken")
+            if result.exit_code != 2:  # none of them is a URL nor a readable ini file
+                problems.append(f"exit {result.exit_code}, not 2")
             if problems:
                 wrong.append(f"flow {option} {value[:30]!r} {' '.join(target)}: "
                              f"{'; '.join(problems)}: {result.stderr.strip()!r}")  # fmt: skip
@@ -334,3 +334,22 @@ def test_a_number_past_its_column_is_refused_on_every_path_to_the_store(
     result = battery("compose", "up", str(compose))
     assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
     assert "concurrency" in result.stderr and "out of range" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["DB", "BROKER", "BACKEND", "PUBSUB"])
+def test_a_bad_url_from_the_environment_or_the_ini_file_says_where_it_came_from(
+    battery: Battery, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv(f"SHELLFLOW_{key}", "xyz://a")
+    result = battery("ls", "queues")
+    assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
+    assert f"env SHELLFLOW_{key}" in result.stderr
+    monkeypatch.delenv(f"SHELLFLOW_{key}")
+    ini = battery.place.root / "bad.ini"
+    scheme = "postgresql" if key == "DB" else "redis"
+    ini.write_text(f"[shellflow]\n{key.lower()} = {scheme}://h:99999/0\n")
+    result = battery("-i", str(ini), "ls", "queues")
+    assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
+    assert f"ini {ini}" in result.stderr and "Port out of range" in result.stderr
+    shown = battery("-i", str(ini), "config", "show")  # still shown, so it can be mended
+    assert shown.exit_code == 0, shown.stderr
