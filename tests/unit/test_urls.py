@@ -15,6 +15,7 @@ from shellflow.urls import (
     scheme_of,
     socket_path,
     transport_url,
+    url_problem,
     uses_tls,
 )
 
@@ -29,6 +30,7 @@ FORMS = [
     ("amqps://guest:guest@rabbit.example:5671/vhost", Backend.AMQP),
     ("pyamqp://guest@localhost//", Backend.AMQP),
     ("rpc://", Backend.RPC),
+    ("memory://", Backend.MEMORY),
     ("sqlite:///home/me/.local/share/shellflow/shellflow.db", Backend.SQLITE),
     ("sqlite://", Backend.SQLITE),
     ("sqlite+pysqlite:///x.db", Backend.SQLITE),
@@ -131,3 +133,37 @@ def test_the_celery_app_speaks_redis_socket_for_every_socket_form(tmp_path: Path
         options = celery_conf(settings)["broker_transport_options"]
         assert options.get("visibility_timeout") == VISIBILITY_TIMEOUT
         assert transport_url(settings.broker).startswith("redis+socket://")
+
+
+# (setting, URL, a word of the problem; None: the URL is taken)
+CHECKED = [
+    ("db", "sqlite:///x.db", None),
+    ("db", "postgresql+psycopg2://u:p@h:5432/sf", None),
+    ("db", "nosuchscheme://x", "unsupported database scheme 'nosuchscheme'"),
+    ("db", "redis://h/0", "unsupported database scheme 'redis'"),
+    ("db", "nonsense", "without a scheme"),
+    ("db", "postgresql://u@h:port/db", "Port could not be cast"),
+    ("broker", "redis+socket:///tmp/b.sock", None),
+    ("broker", "amqps://g:g@h:5671//", None),
+    ("broker", "memory://", None),
+    ("broker", "xyz://a", "unsupported broker scheme 'xyz'"),
+    ("broker", "redis://h:99999/0", "Port out of range"),
+    ("broker", "redis://h:6379/notanumber", "database 'notanumber' is not a number"),
+    ("broker", "redis://h:6379/0\x1b[2J", "control characters"),
+    ("backend", "rpc://", None),
+    ("backend", "redis://h:6379/3", None),
+    ("backend", "amqp://g@h//", "unsupported result backend scheme 'amqp'"),
+    ("pubsub", "unix:///run/redis.sock?db=2", None),
+    ("pubsub", "rpc://", "unsupported pub/sub scheme 'rpc'"),
+    ("pubsub", "", "without a scheme"),
+]
+
+
+@pytest.mark.parametrize(("role", "url", "problem"), CHECKED)
+def test_a_setting_takes_the_urls_of_its_own_services_only(
+    role: str, url: str, problem: str | None
+) -> None:
+    found = url_problem(role, url)
+    assert (found is None) == (problem is None), found
+    if problem is not None:
+        assert problem in str(found)
