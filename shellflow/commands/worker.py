@@ -27,7 +27,7 @@ def worker() -> None:
     "--path",
     "paths",
     multiple=True,
-    type=Place(file_okay=False),
+    type=Place(file_okay=False, exists=True),
     help="Folder to import the processor's module from (repeatable)",
 )
 @click.option("--loglevel", type=LOGLEVELS, default="WARNING", show_default=True)

@@ -36,7 +36,10 @@ TABLE = {0, 1, 2, 3, 4, 5, 6, 7, 130}
 FORBIDDEN = re.compile(r"Traceback|internal error|\b[A-Z][A-Za-z]*(?:Error|Exception)\b")
 PATIENCE = 20  # seconds one command may take before it counts as a hang
 # Options that name an object which must already exist (on these verbs).
-REFERENCES = {"queue", "processor", "source", "target", "socket", "node", "user"}
+REFERENCES = {
+    "queue", "processor", "source", "target", "socket", "node", "user", "role", "network",
+    "scheduler", "add_role", "remove_role",
+}  # fmt: skip  (a plug's --argument may name a new one: it is added to the target's task)
 NOT_A_REFERENCE = {("agent", "start"), ("agent", "stop"), ("agent", "status")}
 
 
@@ -169,9 +172,9 @@ def expected_code(path: tuple[str, ...], param: click.Parameter, value: str,
         return usage if value.endswith("no-such-file.yaml") and kind.exists else None
     if value == "" and (needed or param.required):
         return usage
-    if value == world.NO_SUCH and needed and path[:2] not in NOT_A_REFERENCE:
+    if value == world.NO_SUCH and path[:2] not in NOT_A_REFERENCE:
         verb = path[0]
-        if param.name in REFERENCES or (param.name == "name" and verb != "add"):
+        if param.name in REFERENCES or (param.name == "name" and verb != "add" and needed):
             return {3, 2}  # 2: should names grow stricter, a name may be refused as such
     return None
 
