@@ -37,8 +37,18 @@ FORBIDDEN = re.compile(r"Traceback|internal error|\b[A-Z][A-Za-z]*(?:Error|Excep
 PATIENCE = 20  # seconds one command may take before it counts as a hang
 # Options that name an object which must already exist (on these verbs).
 REFERENCES = {
-    "queue", "processor", "source", "target", "socket", "node", "user", "role", "network",
-    "scheduler", "add_role", "remove_role",
+    "queue",
+    "processor",
+    "source",
+    "target",
+    "socket",
+    "node",
+    "user",
+    "role",
+    "network",
+    "scheduler",
+    "add_role",
+    "remove_role",
 }  # fmt: skip  (a plug's --argument may name a new one: it is added to the target's task)
 NOT_A_REFERENCE = {("agent", "start"), ("agent", "stop"), ("agent", "status")}
 
@@ -333,7 +343,8 @@ def test_a_number_past_its_column_is_refused_on_every_path_to_the_store(
     with pytest.raises(UsageError, match="concurrency 2147483648 is out of range"):
         check_integers("processor", Processor, {"concurrency": 2**31})
     compose = battery.place.root / "huge.yaml"
-    compose.write_text(world.COMPOSE.replace("hostname: h1", f"hostname: h1, concurrency: {world.HUGE}"))
+    huge = f"hostname: h1, concurrency: {world.HUGE}"
+    compose.write_text(world.COMPOSE.replace("hostname: h1", huge))
     result = battery("compose", "up", str(compose))
     assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
     assert "concurrency" in result.stderr and "out of range" in result.stderr
