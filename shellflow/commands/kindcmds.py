@@ -51,6 +51,10 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise click.UsageError("--password-stdin: stdin held no password")
+        try:
+            line.encode("utf-8")  # stdin's bytes that are not UTF-8 arrive as lone surrogates
+        except UnicodeEncodeError:
+            raise click.UsageError("--password-stdin: the password is not UTF-8 text") from None
         values["password"] = line
     if not adding:
         return values

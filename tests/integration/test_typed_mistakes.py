@@ -367,3 +367,21 @@ def test_a_bad_url_from_the_environment_or_the_ini_file_says_where_it_came_from(
     assert f"ini {ini}" in result.stderr and "Port out of range" in result.stderr
     shown = battery("-i", str(ini), "config", "show")  # still shown, so it can be mended
     assert shown.exit_code == 0, shown.stderr
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_one_usage_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import _flow_executable
+
+    db = templates.copy_sqlite(tmp_path / "model.db")
+    proc = subprocess.run(
+        [*_flow_executable(), "add", "user", "-n", "u9", "-e", "u9@example.org",
+         "--password-stdin"],
+        input=b"caf\xe9\n", capture_output=True, timeout=60,
+        env={**os.environ, "SHELLFLOW_DB": db},
+    )  # fmt: skip
+    lines = proc.stderr.decode().splitlines()
+    assert (proc.returncode, len(lines)) == (2, 1), proc.stderr
+    assert "not UTF-8" in lines[0]
