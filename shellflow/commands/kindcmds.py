@@ -29,8 +29,8 @@ def _apply_options(
         if for_update:
             kwargs.pop("default", None)
             kwargs.setdefault("default", None)
-        if "type" not in kwargs and option.required:
-            kwargs["type"] = TEXT  # a required text may be left out on update, never empty
+        if "type" not in kwargs and (option.required or "shell_complete" in kwargs):
+            kwargs["type"] = TEXT  # a required text or a name may be left out, never empty
         if kind and option.key == "name" and not isinstance(kwargs.get("type"), click.Choice):
             kwargs["shell_complete"] = names_of(kind)  # an existing object's name
         help_text = option.help + (" [required]" if option.required and not for_update else "")

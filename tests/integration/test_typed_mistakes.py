@@ -165,7 +165,7 @@ def expected_code(path: tuple[str, ...], param: click.Parameter, value: str,
     """The codes a value that is wrong for this parameter must give (None: any code)."""
     kind = param.type
     usage = {2}
-    if value == world.NOT_UTF8:
+    if value in (world.NOT_UTF8, world.NUL):
         return usage
     if isinstance(kind, click.types.IntParamType):
         low = getattr(kind, "min", None)
@@ -208,6 +208,8 @@ def test_every_hostile_value_of_every_option_ends_with_its_code(
 ) -> None:
     command = dict(COMMANDS)[path]
     base = world.base_args(path, command, battery.place)
+    control = battery(*path, *world.render(command, base))
+    assert control.exit_code in world.control_codes(path), (base, control.stderr)
     wrong: list[str] = []
     for param in _params(command):
         for value in world.hostile(param, battery.place):
@@ -278,6 +280,8 @@ NAMED = [
     (["update", "processor", "-n", "p1", "-a", ""], 2),
     (["-i", "x" * 5000, "ls", "queues"], 2),
     (["worker", "start", "-n", "p1", "--loglevel", "LOUD"], 2),
+    (["delete", "privilege", "-n", "READ", "-u", "u1", "-r", ""], 2),
+    (["update", "node", "-n", "n1", "--network", ""], 2),
     (["ls", "calls", "-r", "0"], 2),
     (["ls", "calls", "-p", world.HUGE], 2),
 ]

@@ -40,6 +40,7 @@ SEED = [
     ("add", "scheduler", "-n", "sc1"),
     ("add", "node", "-n", "n1", "-h", "h1", "--network", "net1", "--scheduler", "sc1"),
     ("add", "agent", "-n", "ag1", "--node", "n1"),
+    ("add", "node", "-n", "n2", "-h", "h2"),  # free for a new agent
     ("add", "queue", "-n", "q1"),
     ("add", "processor", "-n", "p1", "-m", "mod", "-g", "https://example.org/r.git", "-h", "h1"),
     ("add", "socket", "-n", "s1", "-q", "q1", "-pn", "p1", "-t", "t1"),
@@ -154,10 +155,11 @@ def base_args(path: tuple[str, ...], command: click.Command, place: Place) -> di
                 values["name"] = EXISTING[kind]
         elif param.name == "name" or (param.name == "processor" and path[0] == "worker"):
             values[str(param.name)] = "p1"
-        elif param.required and param.name in VALID:
+        elif _required(param) and param.name in VALID:
             values[str(param.name)] = VALID[str(param.name)]
     extra = {
         ("add", "privilege"): {"user": "u1"},
+        ("add", "agent"): {"node": "n2"},
         ("delete", "privilege"): {"user": "u1"},
         ("delete", "argument"): {"socket": "s1"},
         ("update", "argument"): {"socket": "s1"},
@@ -170,6 +172,27 @@ def base_args(path: tuple[str, ...], command: click.Command, place: Place) -> di
         ("agent", "start"): {"node": "n1"},
     }.get(path[:2], {})
     return values | extra
+
+
+def _required(param: click.Parameter) -> bool:
+    """Required by click, or by ``flow add`` (which prompts on a terminal, so leaves it
+    optional to click and says ``[required]`` in the help)."""
+    return param.required or "[required]" in (getattr(param, "help", None) or "")
+
+
+def control_codes(path: tuple[str, ...]) -> set[int]:
+    """What a command given only its valid arguments ends with: 0, or 6 where it needs a
+    service (all point at a closed port); an update with nothing to change is a usage error,
+    a call id that is not stored is not found."""
+    if path[0] == "update":
+        return {2}
+    if path[0] == "delete":
+        return {0, 4}  # 4: others depend on it (without --cascade)
+    if path[0] == "broker":
+        return {2}  # the broker URL is not the embedded one
+    if path in (("task", "result"), ("task", "cancel"), ("ls", "call")):
+        return {3, 6}
+    return {0, 6}
 
 
 def render(command: click.Command, values: dict[str, str]) -> list[str]:
@@ -189,7 +212,8 @@ def render(command: click.Command, values: dict[str, str]) -> list[str]:
 
 LONG = "x" * 5000
 NOT_UTF8 = os.fsdecode(b"caf\xe9")  # what Python makes of a non-UTF-8 byte in argv
-CONTROL = "a\x1b[2J\x07\x00b"
+CONTROL = "a\x1b[2J\x07b"  # reaches the store: shown escaped, never raw, by the outputs
+NUL = "a\x00b"  # only in-process: no argv can hold one
 HUGE = "99999999999999999999999"
 UNKNOWN_URL = "xyz://a"
 NO_SUCH = "no_such_name_zz"
@@ -208,7 +232,7 @@ def hostile(param: click.Parameter, place: Place) -> list[str]:
         return ["", "maybe"]
     if isinstance(kind, click.Path):
         folder, missing, latin = str(place.folder), str(place.missing), str(place.not_utf8)
-        return ["", folder, missing, latin, NOT_UTF8, CONTROL]
+        return ["", folder, missing, latin, NOT_UTF8, CONTROL, NUL]
     return [
         "",
         " ",
@@ -216,6 +240,7 @@ def hostile(param: click.Parameter, place: Place) -> list[str]:
         NO_SUCH,
         LONG,
         CONTROL,
+        NUL,
         NOT_UTF8,
         str(place.folder),
         str(place.missing),
