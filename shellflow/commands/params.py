@@ -22,17 +22,27 @@ SECONDS_MAX = 365 * 24 * 3600.0
 
 
 class Text(click.ParamType):
-    """Text that is not empty nor only blanks: a name, a module, a call id."""
+    """Text that is not empty nor only blanks: a name, a module, a call id; at most
+    ``longest`` characters, none of them a control character, when it says so."""
 
     name = "text"
+
+    def __init__(self, longest: int | None = None) -> None:
+        self.longest = longest
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():
             self.fail("must not be empty", param, ctx)
+        if self.longest is not None and isinstance(value, str):
+            if len(value) > self.longest:
+                self.fail(f"at most {self.longest} characters, got {len(value)}", param, ctx)
+            if not value.isprintable():
+                self.fail(f"{value!r} holds control characters", param, ctx)
         return value
 
 
 TEXT = Text()
+FLOW_ID = Text(longest=36)  # a flow run's id is kept in a 36-character column (a UUID's)
 
 
 def whole(low: int = 0, high: int = INT_MAX) -> click.IntRange:

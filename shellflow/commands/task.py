@@ -20,7 +20,7 @@ from shellflow.client.values import ValueRefused, format_result, input_value, pa
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
-from shellflow.commands.params import SECONDS, TEXT, whole
+from shellflow.commands.params import FLOW_ID, SECONDS, TEXT, whole
 from shellflow.values import MAX_BYTES, check_call, size_text
 
 __all__ = ["format_result", "parse_keywords", "parse_value", "task"]
@@ -62,7 +62,7 @@ def task() -> None:
 @click.option("--data", help="Input: a JSON value, or text passed as a string")
 @click.option("--async", "is_async", is_flag=True, help="Print the call id and return")
 @click.option("--timeout", type=SECONDS, help="Seconds to wait for a result")
-@click.option("--flow", "flow_id", type=TEXT, help="Join this flow run",
+@click.option("--flow", "flow_id", type=FLOW_ID, help="Join this flow run",
               shell_complete=later_completer("flow_ids"))  # fmt: skip
 @click.option("--stream", is_flag=True, help="Each input line is one call")
 @click.option("-0", "--null", "nul", is_flag=True, help="--stream: records end with NUL")
@@ -103,7 +103,8 @@ def task_run(
         raise click.UsageError(f"{', '.join(stream_only)} only go with --stream")
     if stream and (is_async or data is not None):
         raise click.UsageError("--stream reads its input from stdin; no --data or --async")
-    flow_id = flow_id or os.environ.get("SHELLFLOW_FLOW") or None
+    if flow_id is None and os.environ.get("SHELLFLOW_FLOW"):
+        flow_id = _flow_from_environment(os.environ["SHELLFLOW_FLOW"])
     place, registry = _pipeline(app) if flow_id is None else (None, None)
     if place is not None and registry is not None and place.key:
         flow_id = registry.flow_for(place.key)
@@ -176,6 +177,14 @@ def _stderr_is_tty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _flow_from_environment(value: str) -> str:
+    """SHELLFLOW_FLOW, checked as --flow is (exit 2 naming the variable)."""
+    try:
+        return str(FLOW_ID.convert(value, None, None))
+    except click.BadParameter as exc:
+        raise click.UsageError(f"SHELLFLOW_FLOW: {exc.format_message()}") from None
 
 
 @task.command("result")

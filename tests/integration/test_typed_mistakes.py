@@ -282,6 +282,7 @@ NAMED = [
     (["worker", "start", "-n", "p1", "--loglevel", "LOUD"], 2),
     (["delete", "privilege", "-n", "READ", "-u", "u1", "-r", ""], 2),
     (["update", "node", "-n", "n1", "--network", ""], 2),
+    (["task", "run", "-s", "s1", "--flow", "f" * 37], 2),
     (["ls", "calls", "-r", "0"], 2),
     (["ls", "calls", "-p", world.HUGE], 2),
 ]
