@@ -129,6 +129,10 @@ def url_problem(role: str, url: str) -> str | None:
     from urllib.parse import urlsplit
 
     text = str(url).strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding, in an environment variable
+        return "it is not UTF-8 text"
     if not text.isprintable():
         return "it holds control characters"
     backend = backend_of(text)

@@ -257,7 +257,10 @@ def _unreadable(args: list[str]) -> str | None:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            try:
+                shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:  # main([...]) called with a surrogate no argv holds
+                shown = ascii(arg)[1:-1]
             return f"argument '{shown}' is not UTF-8 text; flow takes UTF-8 arguments only"
         if "\0" in arg:
             return f"argument {arg!r} holds a NUL character"

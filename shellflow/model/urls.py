@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,19 +62,33 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path)
 
 
+def _shown(text: str) -> str:
+    """Text that may hold bytes of another encoding, shown with those bytes as ``\\xe9``."""
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no decoding makes (only the Python API can)
+        return ascii(text)[1:-1]
+
+
 def check_settings(settings: Settings) -> Settings:
     """Refuse (exit 2) a URL setting a user mistyped: an unknown scheme, a bad port...
 
     Only the form is read; whether a server answers there is for the command to find.
     """
+    from shellflow.errors import UsageError
+    from shellflow.redact import mask_url
+
+    home = settings.values["home"]
+    try:
+        home.value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = _shown(home.value)
+        raise UsageError(f"home folder '{shown}' ({home.source}) is not UTF-8 text") from None
     for key in ("db", "broker", "backend", "pubsub"):
         setting = settings.values[key]
         problem = url_problem(key, setting.value)
         if problem:
-            from shellflow.errors import UsageError
-            from shellflow.redact import mask_url
-
             where = "--" + key if setting.source == "flag" else setting.source
-            label = LABELS[key]
-            raise UsageError(f"bad {label} URL {mask_url(setting.value)!r} ({where}): {problem}")
+            shown = _shown(mask_url(setting.value))
+            raise UsageError(f"bad {LABELS[key]} URL '{shown}' ({where}): {problem}")
     return settings

@@ -390,3 +390,18 @@ def test_a_password_on_stdin_that_is_not_utf8_is_one_usage_line(tmp_path: Path) 
     lines = proc.stderr.decode().splitlines()
     assert (proc.returncode, len(lines)) == (2, 1), proc.stderr
     assert "not UTF-8" in lines[0]
+
+
+def test_a_home_or_url_in_another_encoding_is_one_usage_line_naming_it(
+    battery: Battery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHELLFLOW_DB")  # the default database is under the home
+    monkeypatch.setenv("SHELLFLOW_HOME", world.NOT_UTF8)
+    result = battery("ls", "queues")
+    assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
+    assert "caf\\xe9" in result.stderr and "SHELLFLOW_HOME" in result.stderr
+    monkeypatch.delenv("SHELLFLOW_HOME")
+    monkeypatch.setenv("SHELLFLOW_DB", "sqlite:///" + world.NOT_UTF8)
+    result = battery("ls", "queues")
+    assert (result.exit_code, broken_rules(result)) == (2, []), result.stderr
+    assert "caf\\xe9" in result.stderr and "not UTF-8" in result.stderr
