@@ -27,6 +27,26 @@ def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> l
     return argv + (["--debug"] if debug else [])
 
 
+def _check_channels(app: AppContext, channels: tuple[str, ...]) -> None:
+    """Each ``--channel`` names ``global`` or a stored processor (exit 3 with close names),
+    checked here: the dashboard, once started, would wait on a mistyped one for ever."""
+    from shellflow.engine.records.events import CHANNELS, GLOBAL
+    from shellflow.errors import NotFound
+    from shellflow.model.listing import names
+
+    wanted = set()
+    for channel in channels:
+        processor, dot, last = channel.rpartition(".")
+        wanted.add(processor if dot and last in (*CHANNELS, "*") else channel)
+    wanted.discard(GLOBAL)
+    if not wanted:
+        return
+    with app.reader() as conn:
+        known = names(conn, "processor")
+    for name in sorted(wanted - set(known)):
+        raise NotFound("processor", name, known)
+
+
 @click.command()
 @click.option("--read-only", is_flag=True, help="Hide actions (pause, resume, re-run, cancel)")
 @click.option(
@@ -49,6 +69,7 @@ def tui(app: AppContext, read_only: bool, channels: tuple[str, ...]) -> None:
     from shellflow.config import ENV, ENV_INI, KEYS
 
     app.authorize("READ")
+    _check_channels(app, channels)
     env = dict(os.environ)
     for key in KEYS:
         env[ENV[key]] = app.settings[key]

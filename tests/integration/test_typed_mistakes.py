@@ -283,6 +283,8 @@ NAMED = [
     (["delete", "privilege", "-n", "READ", "-u", "u1", "-r", ""], 2),
     (["update", "node", "-n", "n1", "--network", ""], 2),
     (["task", "run", "-s", "s1", "--flow", "f" * 37], 2),
+    (["tui", "--channel", "global", "--channel", "NO_SUCH.log"], 3),
+    (["tui", "--channel", "p1.log", "--channel", "p1"], 0),
     (["ls", "calls", "-r", "0"], 2),
     (["ls", "calls", "-p", world.HUGE], 2),
 ]
