@@ -102,6 +102,15 @@ def stream(settings: Settings, principal: Principal, options: Options) -> Summar
     return run_stream(settings, options)
 
 
+def _check_call_id(call_id: str) -> None:
+    """Call ids are UUIDs: anything else is a typing mistake (exit 2), told without asking
+    the result backend (which would be exit 6 when it is down, or a search for nothing)."""
+    try:
+        uuid.UUID(call_id)
+    except ValueError:
+        raise UsageError(f"{call_id!r} is not a call id") from None
+
+
 def result(
     settings: Settings, principal: Principal, call_id: str, *, wait: bool = False,
     timeout: float | None = None,
@@ -116,6 +125,7 @@ def result(
     from shellflow.model.access import authorize
 
     authorize(principal, "RUN_TASK")
+    _check_call_id(call_id)
     found = outcome(settings, call_id)
     if not found.done and wait:
         found = wait_for(settings, call_id, timeout)
@@ -153,10 +163,7 @@ def cancel(
     from shellflow.model.access import authorize
 
     authorize(principal, "CANCEL_TASK", call_id)
-    try:
-        uuid.UUID(call_id)
-    except ValueError:
-        raise UsageError(f"{call_id!r} is not a call id") from None
+    _check_call_id(call_id)
     found = engine_cancel(settings, call_id, terminate=terminate)
     if found.state == "queued":
         return Cancelled(call_id, "cancelled", found.state)

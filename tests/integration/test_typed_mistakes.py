@@ -285,6 +285,7 @@ NAMED = [
     (["task", "run", "-s", "s1", "--flow", "f" * 37], 2),
     (["tui", "--channel", "global", "--channel", "NO_SUCH.log"], 3),
     (["tui", "--channel", "p1.log", "--channel", "p1"], 0),
+    (["task", "result", "not-a-call-id"], 2),
     (["ls", "calls", "-r", "0"], 2),
     (["ls", "calls", "-p", world.HUGE], 2),
 ]
