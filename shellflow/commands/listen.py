@@ -31,6 +31,7 @@ from shellflow.commands.output import info, stdout_is_tty, write_lines
 from shellflow.commands.params import TEXT, parse_since, whole
 from shellflow.engine.records.events import CHANNELS
 from shellflow.printable import printable
+from shellflow.redact import mask_url
 
 
 def _adaptor(path: str) -> Any:
@@ -100,14 +101,24 @@ def listen(
     NAME's events as they happen: NDJSON when piped, readable lines on a terminal. With
     --since, the events stored since then come first, with no gap and no duplicate.
     """
-    from shellflow.engine.records.events import GLOBAL, message_key, redis_client, replay_since
-    from shellflow.errors import ServiceUnavailable
+    from shellflow.engine.records.events import (
+        GLOBAL,
+        carries_live_events,
+        message_key,
+        redis_client,
+        replay_since,
+    )
+    from shellflow.errors import ServiceUnavailable, UsageError
 
     start = parse_since(since) if since is not None else None
     app.authorize("READ_PROCESSOR", name)
     sink = _adaptor(adaptor) if adaptor else None
     if name != GLOBAL:
         _known(app, name)  # a mistyped name would otherwise wait, silently, for ever
+    if not carries_live_events(app.settings.pubsub):
+        raise UsageError(
+            f"live channels need a Redis pub/sub URL; {mask_url(app.settings.pubsub)} carries none"
+        )
     pattern = GLOBAL if name == GLOBAL else (f"{name}.{channel}" if channel else f"{name}.*")
     pubsub = redis_client(app.settings.pubsub).pubsub()
     try:

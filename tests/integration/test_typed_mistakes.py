@@ -286,6 +286,7 @@ NAMED = [
     (["tui", "--channel", "global", "--channel", "NO_SUCH.log"], 3),
     (["tui", "--channel", "p1.log", "--channel", "p1"], 0),
     (["task", "result", "not-a-call-id"], 2),
+    (["--pubsub", "amqp://g:g@127.0.0.1:1//", "listen", "-n", "p1"], 2),
     (["ls", "calls", "-r", "0"], 2),
     (["ls", "calls", "-p", world.HUGE], 2),
 ]
