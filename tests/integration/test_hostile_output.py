@@ -34,6 +34,7 @@ def hostile(tag: str) -> str:
 
 
 CALL = ("\x1b]0;pwned\x07[/]" + "0" * 36)[:36]
+WELL_FORMED = "0b0b0b0b-0000-4000-8000-000000000015"  # `task result` takes only a UUID
 
 
 def raw_controls(text: str, allowed: str = "\n") -> set[str]:
@@ -95,6 +96,19 @@ def hostile_db(cli: Any, initialised_db: str) -> str:
             )
         )  # fmt: skip
         session.execute(
+            insert(Call.__table__).values(
+                id=WELL_FORMED,
+                name=hostile("socket"),
+                socket_id=socket_id,
+                state="failed",
+                started=now,
+                finished=now,
+                lastupdated=now,
+                tracking=WELL_FORMED,
+                error=hostile("error"),
+            )
+        )
+        session.execute(
             insert(Event.__table__).values(
                 id="e" * 36, name="received", note=hostile("note"), call_id=CALL, created=now
             )
@@ -154,7 +168,10 @@ def test_call_tree_lines_are_escaped(hostile_db: str, flow: Any) -> None:
 
 
 def test_error_lines_write_stored_text_out(hostile_db: str, flow: Any) -> None:
-    failed = flow("task", "result", CALL)  # the call's stored error, as its failure
+    refused = flow("task", "result", CALL)  # not a UUID: refused, the id written out
+    assert refused.code == 2
+    assert refused.stderr.count("\n") == 1 and not raw_controls(refused.stderr)
+    failed = flow("task", "result", WELL_FORMED)  # the call's stored error, as its failure
     assert failed.code == 1
     assert failed.stderr.count("\n") == 1 and not raw_controls(failed.stderr)
     assert printable(" ".join(hostile("error").split())) in failed.stderr

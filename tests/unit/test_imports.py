@@ -86,9 +86,13 @@ def test_help_and_version_load_no_heavy_library(tmp_path: Path, args: list[str])
 
 
 def test_help_loads_no_command_group(tmp_path: Path) -> None:
-    """``flow --help`` lists the groups from a table; their modules stay unread."""
+    """``flow --help`` lists the groups from a table; their modules stay unread.
+
+    ``commands.params`` (the option types the global flags use; it imports only click and
+    the standard library) is the one module of the package the root group needs."""
     modules = modules_after(tmp_path, "--help")
-    groups = sorted(m for m in modules if m.startswith("shellflow.commands."))
+    shared = {"shellflow.commands.params"}
+    groups = sorted(m for m in modules if m.startswith("shellflow.commands.") and m not in shared)
     assert groups == []
 
 
