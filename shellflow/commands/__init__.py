@@ -252,18 +252,30 @@ def _silence_stdout() -> None:
 
 def _unreadable(args: list[str]) -> str | None:
     """Why an argument cannot be taken as text: bytes that are not UTF-8 (Python hands them
-    over as lone surrogates, which no database, message or terminal takes) or a NUL."""
-    for arg in args:
+    over as lone surrogates, which no database, message or terminal takes) or a NUL. The
+    line names the option the argument belongs to, or its position, and the first bad byte."""
+    for number, arg in enumerate(args):
+        option, _, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not option:
+            before = args[number - 1] if number else ""
+            option = before if before.startswith("-") and before != "--" else ""
+        what = option or f"argument {number + 1}"
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
+            from shellflow.values import ValueRefused, decode_text
+
             try:
-                shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+                raw = os.fsencode(value)
             except UnicodeEncodeError:  # main([...]) called with a surrogate no argv holds
-                shown = ascii(arg)[1:-1]
-            return f"argument '{shown}' is not UTF-8 text; flow takes UTF-8 arguments only"
+                raw = value.encode("utf-8", "surrogatepass")
+            try:
+                decode_text(raw, what)
+            except ValueRefused as refused:
+                return str(refused)
+            return f"{what}: not UTF-8 text"
         if "\0" in arg:
-            return f"argument {arg!r} holds a NUL character"
+            return f"{what}: holds a NUL character"
     return None
 
 
