@@ -82,8 +82,17 @@ def check_values(kind: str, model: Any, values: Mapping[str, Any]) -> None:
 
 
 def check_cron(line: str) -> None:
-    """A cron line croniter can run: five fields (six with seconds)."""
+    """A cron line croniter can run (five fields, six with seconds) that fires again within
+    ``shellflow.model.cron.HORIZON_YEARS`` (``0 0 31 2 *`` is refused: it never fires)."""
+    import time
+
     from croniter import croniter
 
+    from shellflow.model.cron import NoNextTime, next_time
+
     if len(line.split()) not in (5, 6) or not croniter.is_valid(line):
-        raise UsageError(f"cron line {line!r} is not valid; e.g. '*/5 * * * *'")
+        raise UsageError(f"cron line {line[:100]!r} is not valid; e.g. '*/5 * * * *'")
+    try:
+        next_time(line, time.time())
+    except NoNextTime as exc:
+        raise UsageError(str(exc)) from None

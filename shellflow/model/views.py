@@ -58,6 +58,14 @@ _PLUGS_OF_SOCKET = Related(
     " WHERE p.source_id = ? OR p.target_id = ? ORDER BY p.name",
 )
 
+# What the scheduler said of the socket (a schedule it skipped, and why), newest first.
+_LOG_OF_SOCKET = Related(
+    "log",
+    ("text",),
+    "SELECT text FROM log WHERE oid = ? AND discriminator = 'socket'"
+    " ORDER BY created DESC, id DESC LIMIT 10",
+)
+
 VIEWS: dict[str, View] = {
     "queue": View(
         "queue",
@@ -118,7 +126,7 @@ VIEWS: dict[str, View] = {
         ),
         "JOIN processor p ON p.id = o.processor_id JOIN queue q ON q.id = o.queue_id"
         " JOIN task t ON t.id = o.task_id",
-        related=(_PLUGS_OF_SOCKET,),
+        related=(_PLUGS_OF_SOCKET, _LOG_OF_SOCKET),
     ),
     "plug": View(
         "plug",

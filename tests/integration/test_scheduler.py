@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -187,3 +188,82 @@ def test_only_the_lease_holder_places(cli, initialised_db: str) -> None:
     assert place_if_leader(first, now) == ["placed p1 on a", "placed p2 on a"]  # packed
     assert place_if_leader(second, now + 1) == []  # not the holder: places nothing
     assert _placements(initialised_db) == {"p1": "a.host", "p2": "a.host"}
+
+
+NEVER = ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 2 * 30"]  # the last: seconds
+
+
+@pytest.mark.parametrize("line", NEVER)
+def test_a_cron_line_that_never_fires_is_refused(
+    cli, initialised_db: str, tmp_path, line: str
+) -> None:
+    cli.ok("add", "queue", "-n", "q")
+    cli.ok("add", "processor", "-n", "p", "-g", "/repo", "-m", "m")
+    add = cli("add", "socket", "-n", "s", "-q", "q", "-pn", "p", "-t", "f", "--cron", line)
+    cli.ok("add", "socket", "-n", "t", "-q", "q", "-pn", "p", "-t", "f", "--cron", "0 0 29 2 *")
+    update = cli("update", "socket", "-n", "t", "--cron", line)
+    compose = tmp_path / "never.yaml"
+    compose.write_text(f"sockets:\n  s: {{queue: q, processor: p, task: f, cron: '{line}'}}\n")
+    composed = cli("compose", "up", str(compose))
+    for result in (add, update, composed):
+        assert result.code == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "never fires" in result.stderr and "8 years" in result.stderr, result.stderr
+    shown = [json.loads(line) for line in cli.ok("ls", "sockets", "--json").stdout.splitlines()]
+    assert [(s["name"], s["cron"]) for s in shown] == [("t", "0 0 29 2 *")]  # leap days run
+
+
+def _store_schedule(url: str, socket: str, **values: object) -> None:
+    """Write a schedule straight into the database, past every check (as an old version,
+    or a hand-edited row, may have left it)."""
+    from sqlalchemy import update
+
+    from shellflow.model.db import session_scope
+    from shellflow.model.network import Socket
+
+    with session_scope(url) as session:
+        session.execute(update(Socket).where(Socket.name == socket).values(**values))
+
+
+@pytest.mark.timeout(120)  # the tick used to loop forever on a negative interval
+@pytest.mark.parametrize(
+    "bad",
+    [{"cron": "0 0 31 2 *"}, {"cron": "not a cron line"}, {"cron": None, "interval": 0},
+     {"cron": None, "interval": -5}],
+    ids=["never", "unreadable", "zero-interval", "negative-interval"],
+)  # fmt: skip
+def test_a_bad_stored_schedule_is_skipped_and_the_others_fire_on_time(
+    cli, scheduled: str, bad: dict[str, object]
+) -> None:
+    _store_schedule(scheduled, "minutely", **bad)
+    fired: list[str] = []
+    schedulers = [_scheduler(fired, "s1"), _scheduler(fired, "s2")]
+    t0 = 1_800_000_000.0
+    assert schedulers[0].tick(t0) == []
+    assert schedulers[1].tick(t0 + 1) == []
+    assert schedulers[0].tick(t0 + 5.0) == ["every5"]
+    assert schedulers[1].tick(t0 + 10.0) == ["every5"]
+    for step in range(3, 14):  # every tick after: the others on time, the bad one never
+        assert schedulers[step % 2].tick(t0 + 5.0 * step) == ["every5"]
+    assert "minutely" not in fired
+    shown = json.loads(cli.ok("ls", "socket", "-n", "minutely", "--json").stdout)
+    assert len(shown["log"]) == 1, shown["log"]  # said once, not on every tick
+    assert "scheduler skipped" in shown["log"][0]
+    if bad.get("cron") == "0 0 31 2 *":
+        assert "never fires" in shown["log"][0]
+    # Its schedule changed through the checks: it runs again, counted from then.
+    cli.ok("update", "socket", "-n", "minutely", "--interval", "2")
+    assert "minutely" not in schedulers[0].tick(t0 + 71.0)
+    assert "minutely" in schedulers[1].tick(t0 + 73.0)
+
+
+@pytest.mark.timeout(120)
+def test_a_long_missed_interval_fires_once_then_keeps_its_beat(scheduled: str) -> None:
+    fired: list[str] = []
+    scheduler = _scheduler(fired)
+    t0 = 1_800_000_000.0
+    scheduler.tick(t0)
+    year = 365 * 86400.0
+    assert "every5" in scheduler.tick(t0 + year + 2.0)  # 6 million beats missed: one call
+    assert "every5" not in scheduler.tick(t0 + year + 4.9)
+    assert "every5" in scheduler.tick(t0 + year + 5.0)  # back on the beat of t0

@@ -39,7 +39,22 @@ def populated(cli: Any, initialised_db: str) -> str:
         ("update", "socket", "-n", DO_THIS, "-i", "60"),
     ):
         cli.ok(*args)
+    _skipped_schedule(initialised_db, DO_SOMETHING)  # a line in the socket's log
     return initialised_db
+
+
+def _skipped_schedule(url: str, socket: str) -> None:
+    """A schedule that never fires, stored past the checks: the scheduler logs its skip."""
+    from sqlalchemy import update
+
+    from shellflow.config import load_settings
+    from shellflow.engine.fleet.scheduler import Scheduler
+    from shellflow.model.db import session_scope
+    from shellflow.model.network import Socket
+
+    with session_scope(url) as session:
+        session.execute(update(Socket).where(Socket.name == socket).values(cron="0 0 31 2 *"))
+    Scheduler(load_settings(), fire=lambda _: None).tick()
 
 
 def test_every_kind_has_a_view() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket as pysocket
 import time
 from collections.abc import Callable
@@ -23,15 +24,24 @@ from sqlalchemy.exc import IntegrityError
 
 import shellflow.model.tables  # noqa: F401  (registers every table)
 from shellflow.config import Settings
-from shellflow.model.base import Base
+from shellflow.model.base import Base, new_id, utcnow
+from shellflow.model.cron import next_time
 from shellflow.model.db import get_engine
 
 JOBS = Base.metadata.tables["jobs"]
 SOCKETS = Base.metadata.tables["socket"]
+LOG = Base.metadata.tables["log"]
 LEASE_ID = "shellflow.scheduler.lease"
 LEASE_SECONDS = 5.0
 SWEEP_EVERY = 60.0  # seconds between two sweeps of abandoned joins
 log = logging.getLogger(__name__)
+
+
+class ScheduleError(Exception):
+    """A schedule that cannot run; its text is the reason, on one line."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(" ".join(str(cause).split())[:300] or type(cause).__name__)
 
 
 @dataclass(frozen=True)
@@ -47,18 +57,45 @@ class Schedule:
 
     @property
     def spec(self) -> str:
-        return f"every {self.interval}s" if self.interval else f"cron {self.cron}"
+        return f"every {self.interval}s" if self.interval is not None else f"cron {self.cron}"
 
     def next_after(self, moment: float) -> float:
-        """The first due time strictly after ``moment`` (epoch seconds)."""
-        if self.interval:
-            return moment + self.interval
-        from datetime import UTC, datetime
+        """The first due time strictly after ``moment`` (epoch seconds).
 
-        from croniter import croniter
+        :class:`ScheduleError` for a schedule that cannot run (an interval below one
+        second, a cron line that never fires or that croniter cannot read: stored before
+        the checks, or written straight into the database); the tick skips that socket.
+        """
+        try:
+            if self.interval is not None:
+                if self.interval < 1:
+                    raise ValueError(f"interval {self.interval} is not a number of seconds >= 1")
+                return moment + self.interval
+            return next_time(str(self.cron), moment)
+        except Exception as exc:
+            raise ScheduleError(exc) from exc
 
-        start = datetime.fromtimestamp(moment, UTC)
-        return float(croniter(self.cron, start).get_next(float))
+    def beat_after(self, due: float, now: float) -> float:
+        """The first due time after ``now`` on the beat of ``due`` (a due time reached): a
+        socket that missed several fires once, then gets back on its beat, computed at
+        once rather than one missed time after another (an interval of 1 s missed for a
+        year is 31 million of them)."""
+        following = self.next_after(due)
+        if following > now:
+            return following
+        if self.interval is not None:
+            step = float(self.interval)
+            return following + (math.floor((now - following) / step) + 1) * step
+        return self.next_after(now)
+
+
+def _stored_spec(job: Any) -> str | None:
+    """The schedule a job row was computed for (None if the row cannot be read)."""
+    try:
+        spec = json.loads(job.job_state).get("schedule")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return spec if isinstance(spec, str) else None
 
 
 def schedules(conn: Connection) -> list[Schedule]:
@@ -110,15 +147,19 @@ class Scheduler:
         for job_id, schedule in current.items():
             job = jobs.get(job_id)
             state = json.dumps({"socket": schedule.socket, "schedule": schedule.spec})
-            if job is None or json.loads(job.job_state).get("schedule") != schedule.spec:
-                # New (or changed) schedule: first due time counted from now.
-                self._put(conn, job is not None, job_id, schedule.next_after(now), state)
+            # A schedule that cannot run raises ScheduleError before any statement: it is
+            # skipped with the transaction intact, and the other sockets fire.
+            try:
+                if job is None or _stored_spec(job) != schedule.spec:
+                    # New (or changed, or unreadable) schedule: first due time counted from now.
+                    self._put(conn, job is not None, job_id, schedule.next_after(now), state)
+                    continue
+                if job.next_run_time is None or job.next_run_time > now:
+                    continue  # not due, or skipped for an error until its schedule changes
+                following = schedule.beat_after(job.next_run_time, now)
+            except ScheduleError as exc:
+                self._skip(conn, schedule, job, exc)
                 continue
-            if job.next_run_time is None or job.next_run_time > now:
-                continue
-            following = schedule.next_after(job.next_run_time)
-            while following <= now:  # missed several: fire once, then get back on the beat
-                following = schedule.next_after(following)
             claimed = conn.execute(
                 update(JOBS)
                 .where(JOBS.c.id == job_id, JOBS.c.next_run_time == job.next_run_time)
@@ -127,6 +168,36 @@ class Scheduler:
             if claimed == 1:
                 due.append(schedule)
         return due
+
+    def _skip(self, conn: Connection, schedule: Schedule, job: Any, exc: ScheduleError) -> None:
+        """Park a schedule that cannot run: its job row keeps no due time (so it is not
+        retried every tick) and says why, until the socket's schedule changes. The one
+        scheduler that parks it writes a line in the socket's log (``flow ls socket -n
+        NAME`` shows it) and a warning in the agent's log."""
+        reason = str(exc)
+        state = json.dumps({"socket": schedule.socket, "schedule": schedule.spec,
+                            "error": reason})  # fmt: skip
+        if job is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(JOBS).values(id=schedule.job_id, next_run_time=None,
+                                                     job_state=state))  # fmt: skip
+            except IntegrityError:
+                return  # another scheduler parked it
+        else:
+            parked = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == schedule.job_id, JOBS.c.job_state == job.job_state)
+                .values(next_run_time=None, job_state=state)
+            ).rowcount
+            if parked != 1:
+                return
+        moment = utcnow()
+        text = f"{moment:%Y-%m-%dT%H:%M:%SZ} scheduler skipped {schedule.spec}: {reason}"
+        conn.execute(insert(LOG).values(id=new_id(), created=moment, oid=schedule.socket_id,
+                                        discriminator="socket", text=text,
+                                        source="scheduler"))  # fmt: skip
+        log.warning("socket %s not scheduled: %s", schedule.socket, reason)
 
     @staticmethod
     def _put(conn: Connection, exists: bool, job_id: str, due: float, state: str) -> None:
