@@ -31,9 +31,17 @@ def _read(file: str) -> Spec:
     Every problem of an invalid file is shown, one line each, the last as the error.
     """
     from shellflow.model.compose import ComposeError, load
+    from shellflow.model.compose_load import MAX_BYTES, too_large
 
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:  # never more than the bound, whatever the file (/dev/zero, a pipe that never ends)
+        if file == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with Path(file).open("rb") as stream:
+                data = stream.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ComposeError([too_large("<stdin>" if file == "-" else file)])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise click.BadParameter(f"cannot read {file!r}: {reason}", param_hint="FILE") from None

@@ -3,11 +3,19 @@
 The whole file is checked before the database is touched: YAML syntax, known sections and
 fields, types, choices, names and cron lines, each error with its ``file:line``; all the
 problems found are raised together in one :class:`ComposeError`.
+
+The parser is bounded, so no file can cost more than a large honest one: at most
+:data:`MAX_BYTES` (1 MiB), nested at most :data:`MAX_DEPTH` levels, and holding at most
+:data:`MAX_NODES` values once every alias is counted as the values it repeats (a "billion
+laughs" file of nested aliases is refused before anything walks it; an alias-free file
+within the size bound never reaches that count). A user's value quoted in an error is cut
+short (:func:`shown`), never written out whole.
 """
 
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,8 +46,87 @@ class _Mapping(dict[str, Any]):
     lines: dict[str, int]
 
 
+MAX_BYTES = 1 << 20  # a compose file's size bound: 1 MiB
+MAX_DEPTH = 32  # nesting of sequences and mappings (a valid file uses 3)
+MAX_NODES = 1_000_000  # values, aliases counted as what they repeat (1 MiB holds < 600 000)
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = 4
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """A user's value as an error quotes it: its repr, cut short whatever its size."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class _Loader(yaml.SafeLoader):
-    """The safe loader, with key lines kept and duplicate or non-text keys refused."""
+    """The safe loader, with key lines kept, duplicate or non-text keys refused, and its
+    depth and alias expansion bounded (:data:`MAX_DEPTH`, :data:`MAX_NODES`)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )  # fmt: skip
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose values, each alias counted as the values it repeats, are
+    more than :data:`MAX_NODES`, or where an alias repeats a node that contains it.
+
+    Counted on the composed nodes, where an alias is the one node it names, each node
+    once (its count remembered): linear in the file, however large the expansion. No
+    recursion: the alias chains that make the expansion also make depth.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None,
+                    f"aliases expand to more than {MAX_NODES} values: refused", node.start_mark,
+                )  # fmt: skip
+            continue
+        if key in sizes:
+            continue
+        if key in open_:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias repeats a node that contains it", node.start_mark
+            )
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _construct_mapping(loader: Any, node: Any) -> _Mapping:
@@ -51,11 +138,11 @@ def _construct_mapping(loader: Any, node: Any) -> _Mapping:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} must be text (quote it)", key_node.start_mark
+                None, None, f"key {shown(key)} must be text (quote it)", key_node.start_mark
             )
         if key in mapping:
             raise yaml.constructor.ConstructorError(
-                None, None, f"{key!r} appears twice in one mapping", key_node.start_mark
+                None, None, f"{shown(key)} appears twice in one mapping", key_node.start_mark
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
@@ -72,14 +159,21 @@ def load(text: str, source: str, base: Path | None = None) -> Spec:
     taken relative to ``base``, the file's folder, as docker compose does with its paths:
     the file and the repository travel together.
     """
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ComposeError([too_large(source)])
     try:
         document = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ComposeError([f"{where}: {' '.join(str(problem).split())}"]) from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        problem = problem if len(problem) <= 200 else problem[:197] + "..."  # may quote input
+        raise ComposeError([f"{where}: {problem}"]) from None
     return _Checker(source, base or Path.cwd()).check(document)
+
+
+def too_large(source: str) -> str:
+    return f"{source}: larger than {MAX_BYTES} bytes (1 MiB), the most a compose file holds"
 
 
 class _Checker:
@@ -108,7 +202,7 @@ class _Checker:
             if section == "version":
                 continue
             if section not in SECTIONS:
-                self.problem(line, f"unknown section {section!r}{_close(section, SECTIONS)}")
+                self.problem(line, f"unknown section {shown(section)}{_close(section, SECTIONS)}")
                 continue
             if body is None:
                 continue
@@ -126,7 +220,7 @@ class _Checker:
         return Spec(self.source, tuple(objects))
 
     def check_object(self, kind: str, name: str, body: Any, line: int) -> Declared | None:
-        label = f"{kind} {name!r}"
+        label = f"{kind} {shown(name)}"
         if body is None:
             body = _Mapping()
         if not isinstance(body, _Mapping):
@@ -139,7 +233,7 @@ class _Checker:
             spot = body.lines[key]
             spec = known.get(key)
             if spec is None:
-                self.problem(spot, f"{label}: unknown field {key!r}{_close(key, known)}")
+                self.problem(spot, f"{label}: unknown field {shown(key)}{_close(key, known)}")
                 continue
             checked = self.check_value(spec, value, spot, label)
             if checked is not None:
@@ -166,9 +260,8 @@ class _Checker:
         wrong = not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool))
         if wrong:
             hint = " (quote it)" if spec.type is str else ""
-            self.problem(
-                line, f"{label}: {spec.name} must be {_type_name(spec.type)}, got {value!r}{hint}"
-            )
+            wanted = _type_name(spec.type)
+            self.problem(line, f"{label}: {spec.name} must be {wanted}, got {shown(value)}{hint}")
             return None
         if spec.choices:
             normal = value.upper() if spec.choices == PLUG_TYPES else value
@@ -190,7 +283,7 @@ class _Checker:
             if values["cron"] is not None:
                 check_cron(values["cron"])
             if not values["task"].isidentifier():
-                raise UsageError(f"task {values['task']!r} is not a Python function name")
+                raise UsageError(f"task {shown(values['task'])} is not a Python function name")
         if kind == "plug" and values["source"] == values["target"]:
             raise UsageError("a plug cannot connect a socket to itself")
 
