@@ -60,6 +60,8 @@ def call_once(
     """
     from shellflow.engine.transport import resultwire
 
+    # One deadline for all of it: subscribing, publishing (retries included) and waiting.
+    deadline = None if timeout is None else time.monotonic() + timeout
     backend = transport_url(settings.backend)
     if not resultwire.handles(backend):
         from shellflow.engine.calls.sender import send, wait
@@ -72,14 +74,14 @@ def call_once(
     _ensure_embedded(settings)
     call_id = str(uuid.uuid4())
     try:
-        results = resultwire.ResultChannel(backend, call_id)
+        results = resultwire.ResultChannel(backend, call_id, deadline)
     except resultwire.RedisError as exc:
         raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
     try:
-        publish(settings, route, call_id, args, kwargs, flow or call_id, parent)
+        publish(settings, route, call_id, args, kwargs, flow or call_id, parent, deadline)
         if on_sent is not None:
             on_sent(call_id)
-        return _wait(settings, results, call_id, timeout)
+        return _wait(settings, results, call_id, timeout, deadline)
     finally:
         results.close()
 
@@ -153,26 +155,28 @@ def _ensure_embedded(settings: Settings) -> None:
 
 def publish(
     settings: Settings, route: SocketRoute, call_id: str, args: list[Any],
-    kwargs: dict[str, Any], flow: str, parent: str | None,
+    kwargs: dict[str, Any], flow: str, parent: str | None, deadline: float | None = None,
 ) -> None:  # fmt: skip
     """Publish one task message to the socket's queue (persistent, confirmed, retried)
-    through the one publisher, on the wire transport for plain ``amqp://``, else kombu's."""
+    through the one publisher, on the wire transport for plain ``amqp://`` (by
+    ``deadline``, a ``time.monotonic()`` time, when given), else kombu's."""
     from shellflow.engine.transport.message import OutgoingCall
     from shellflow.engine.transport.publisher import publish as publish_call
     from shellflow.engine.transport.publisher import transport_for
 
     call = OutgoingCall.make(route, args, kwargs, call_id=call_id, flow=flow, parent=parent)
-    publish_call(transport_for(settings), call, shown_url=settings.broker)
+    publish_call(transport_for(settings, deadline), call, shown_url=settings.broker)
 
 
 # -- waiting -------------------------------------------------------------------------------
 
 
-def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None) -> Any:
+def _wait(
+    settings: Settings, results: Any, call_id: str, timeout: float | None, deadline: float | None
+) -> Any:
     from shellflow.engine.calls.result_meta import decode, value_of
     from shellflow.engine.transport.resultwire import RedisError
 
-    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             left = LOOK_EVERY
@@ -184,8 +188,23 @@ def _wait(settings: Settings, results: Any, call_id: str, timeout: float | None)
             if data is None:
                 data = results.stored()
             if data is not None:
-                ended = decode(call_id, json.loads(data))
+                ended = decode(call_id, _metadata(data))
                 if ended is not None:
                     return value_of(ended)
     except RedisError as exc:
         raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
+
+
+def _metadata(data: bytes) -> dict[str, Any]:
+    """Celery's result metadata from what Redis gave: a JSON object, else RedisError (the
+    backend, or whatever answers in its place, gave something else)."""
+    from shellflow.engine.transport.resultwire import RedisError
+
+    try:
+        meta = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RedisError(f"malformed result for the call: not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        kind = type(meta).__name__
+        raise RedisError(f"malformed result for the call: a JSON {kind}, not an object")
+    return meta

@@ -214,7 +214,7 @@ def test_oneshot_wire_publish_equals_send_task(qtype: str, monkeypatch: pytest.M
     sent: list[dict[str, Any]] = []
 
     def capture(url: str, declare: Any, exchange: str, routing_key: str, body: bytes,
-                props: Any, retry: Any) -> None:  # fmt: skip
+                props: Any, retry: Any, deadline: float | None = None) -> None:  # fmt: skip
         sent.append({"declare": declare, "exchange": exchange, "routing_key": routing_key,
                      "body": body, "props": dict(props), "retry": retry})  # fmt: skip
 

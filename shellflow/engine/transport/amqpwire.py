@@ -11,6 +11,14 @@ Anything else (TLS, URL options) is left to kombu: :func:`handles` says which UR
 module takes. A refused or lost connection is retried as Celery's publish retry policy
 says (``shellflow.engine.transport.celery_app.PUBLISH_RETRY``); what is still failing then raises
 :class:`BrokerError`.
+
+The server is not trusted: the whole publish, retries included, ends by one deadline
+(the caller's, e.g. ``flow task run --timeout``, else :data:`PUBLISH_TIMEOUT`; each attempt
+at most :data:`ATTEMPT_TIMEOUT`), every socket wait recomputed from it, so neither
+heartbeats nor bytes trickled one by one stretch it. A frame is checked before its payload
+is read (known type, length within the negotiated ``frame_max``) and after (the frame-end
+byte), and a reply too short or of the wrong shape is a :class:`BrokerError` saying so
+(not recoverable: a broker that speaks wrongly is not asked again).
 """
 
 from __future__ import annotations
@@ -26,9 +34,14 @@ from shellflow.engine.transport.routing import Declare
 from shellflow.urls import is_amqp, uses_tls
 
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
+FRAME_KINDS = (FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT)
 FRAME_END = b"\xce"
+FRAME_MAX = 131072  # the largest frame this client takes (RabbitMQ's default), until tuned
+FRAME_MIN = 4096  # the protocol's frame-min-size: a broker may not tune below it
 CONNECT_TIMEOUT = 4.0  # seconds, as kombu's default for py-amqp
-IO_TIMEOUT = 10.0
+ATTEMPT_TIMEOUT = 15.0  # seconds for one attempt: connect, handshake, declare, publish, confirm
+CLOSE_TIMEOUT = 1.0  # seconds to wait for the broker's close-ok
+PUBLISH_TIMEOUT = 60.0  # seconds for the whole publish, retries included, without a deadline
 
 
 class BrokerError(Exception):
@@ -38,6 +51,10 @@ class BrokerError(Exception):
     def __init__(self, message: str, recoverable: bool = True) -> None:
         super().__init__(message)
         self.recoverable = recoverable
+
+
+def _malformed(what: str) -> BrokerError:
+    return BrokerError(f"malformed reply from the broker: {what}", recoverable=False)
 
 
 def handles(url: str) -> bool:
@@ -145,23 +162,33 @@ def content(channel: int, body: bytes, props: Mapping[str, Any], frame_max: int)
 
 
 class _Connection:
-    """One connection with one channel (1) in confirm mode."""
+    """One connection with one channel (1) in confirm mode, ended by ``deadline`` (a
+    :func:`time.monotonic` time): every wait on the socket gets only what is left of it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, deadline: float) -> None:
         host, port, user, password, vhost = _endpoint(url)
+        self.deadline = deadline
         try:
-            self.sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+            self.sock = socket.create_connection((host, port), timeout=self._left(CONNECT_TIMEOUT))
+        except TimeoutError as exc:
+            raise BrokerError("timed out connecting to the broker") from exc
         except OSError as exc:
             raise BrokerError(f"[Errno {exc.errno}] {exc.strerror or exc}") from exc
-        self.sock.settimeout(IO_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-        self.frame_max = 131072
+        self.buffer = bytearray()
+        self.frame_max = FRAME_MAX
         try:
             self._handshake(user, password, vhost)
         except BaseException:
             self.sock.close()
             raise
+
+    def _left(self, cap: float | None = None) -> float:
+        """Seconds left before the deadline (at most ``cap``); none left raises."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BrokerError("timed out waiting for the broker")
+        return left if cap is None else min(left, cap)
 
     def _handshake(self, user: str, password: str, vhost: str) -> None:
         """connection.start, tune and open; channel.open; confirm.select."""
@@ -187,7 +214,11 @@ class _Connection:
             )
         )
         args = self._expect(0, 10, 30)  # connection.tune
+        if len(args) < 8:
+            raise _malformed(f"connection.tune of {len(args)} bytes")
         channel_max, frame_max, _ = struct.unpack_from(">HIH", args)
+        if 0 < frame_max < FRAME_MIN:
+            raise _malformed(f"frame_max {frame_max} is below the protocol's {FRAME_MIN}")
         self.frame_max = min(frame_max or self.frame_max, self.frame_max)
         self._send(
             frame(FRAME_METHOD, 0, method(10, 31, struct.pack(">HIH", channel_max or 65535,
@@ -256,11 +287,14 @@ class _Connection:
                 raise BrokerError("the broker did not accept the message (nack)", False)
 
     def close(self) -> None:
+        """connection.close, waiting a moment (CLOSE_TIMEOUT) for close-ok: the message is
+        confirmed already, or the publish failed; either way the caller goes on."""
+        self.deadline = min(self.deadline, time.monotonic() + CLOSE_TIMEOUT)
         try:
             self._send(frame(FRAME_METHOD, 0, method(10, 50, struct.pack(">H", 200)
                        + _shortstr("") + struct.pack(">HH", 0, 0))))  # fmt: skip
             self._expect(0, 10, 51)
-        except (OSError, BrokerError):
+        except (OSError, BrokerError, struct.error):
             pass
         finally:
             self.sock.close()
@@ -269,36 +303,62 @@ class _Connection:
 
     def _send(self, data: bytes) -> None:
         try:
+            self.sock.settimeout(self._left())
             self.sock.sendall(data)
+        except TimeoutError as exc:
+            raise BrokerError("timed out sending to the broker") from exc
         except OSError as exc:
             raise BrokerError(f"connection lost: {exc}") from exc
 
     def _read(self, size: int) -> bytes:
+        """Exactly ``size`` bytes (bounded by the callers: a frame header's or frame_max)."""
         while len(self.buffer) < size:
             try:
+                self.sock.settimeout(self._left())
                 data = self.sock.recv(max(65536, size - len(self.buffer)))
+            except TimeoutError as exc:
+                raise BrokerError("timed out waiting for the broker") from exc
             except OSError as exc:
                 raise BrokerError(f"connection lost: {exc}") from exc
             if not data:
                 raise BrokerError("the broker closed the connection")
             self.buffer += data
-        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        out = bytes(self.buffer[:size])
+        del self.buffer[:size]
         return out
 
+    def _frame(self) -> tuple[int, int, bytes]:
+        """The next frame's type, channel and payload, its length checked before it is read
+        (a frame may not exceed frame_max, its 7-byte header and end byte included)."""
+        kind, channel, size = struct.unpack(">BHI", self._read(7))
+        if kind not in FRAME_KINDS:
+            raise _malformed(f"unknown frame type {kind}")
+        if size > self.frame_max - 8:
+            raise _malformed(f"a frame of {size} bytes, over frame_max {self.frame_max}")
+        data = self._read(size + 1)
+        if data[-1:] != FRAME_END:
+            raise _malformed(f"frame end byte {data[-1:].hex() or 'missing'}, not ce")
+        return kind, channel, data[:-1]
+
     def _method(self) -> tuple[int, int, int, bytes]:
-        """The next method frame (heartbeats skipped); a close from the broker raises."""
+        """The next method frame (heartbeats skipped, the deadline running on); a close
+        from the broker raises."""
         while True:
-            kind, channel, size = struct.unpack(">BHI", self._read(7))
-            payload = self._read(size + 1)[:-1]
+            kind, channel, payload = self._frame()
             if kind != FRAME_METHOD:
                 continue
+            if len(payload) < 4:
+                raise _malformed(f"a method frame of {len(payload)} bytes")
             class_id, method_id = struct.unpack_from(">HH", payload)
             args = payload[4:]
             if class_id == 10 and method_id in (60, 61):  # connection.blocked / unblocked
                 continue
             if (class_id, method_id) in ((10, 50), (20, 40)):  # connection.close, channel.close
+                if len(args) < 3:
+                    raise _malformed(f"a close of {len(args)} bytes")
                 code, length = struct.unpack_from(">HB", args)
                 text = args[3 : 3 + length].decode("utf-8", "replace")
+                text = " ".join(text.split())[:200]
                 if class_id == 20:
                     self._send(frame(FRAME_METHOD, channel, method(20, 41)))
                 else:
@@ -319,14 +379,17 @@ class _Connection:
 
 def publish(
     url: str, declare: Sequence[Declare], exchange: str, routing_key: str, body: bytes,
-    props: Mapping[str, Any], retry: Mapping[str, float],
+    props: Mapping[str, Any], retry: Mapping[str, float], deadline: float | None = None,
 ) -> None:  # fmt: skip
     """Declare, publish and wait for the confirm, retrying connection failures per ``retry``
-    (``max_retries``, ``interval_start``, ``interval_step``, ``interval_max``: kombu's)."""
+    (``max_retries``, ``interval_start``, ``interval_step``, ``interval_max``: kombu's),
+    all of it by ``deadline`` (a :func:`time.monotonic` time; default: PUBLISH_TIMEOUT on)."""
+    if deadline is None:
+        deadline = time.monotonic() + PUBLISH_TIMEOUT
     interval = float(retry.get("interval_start", 0))
     for attempt in range(int(retry.get("max_retries", 0)) + 1):
         try:
-            conn = _Connection(url)
+            conn = _Connection(url, min(deadline, time.monotonic() + ATTEMPT_TIMEOUT))
             try:
                 for what in declare:
                     conn.declare(what)
@@ -334,8 +397,11 @@ def publish(
             finally:
                 conn.close()
             return
+        except struct.error as exc:  # a reply shorter than its own fields say
+            raise _malformed(str(exc)) from exc
         except BrokerError as exc:
-            if not exc.recoverable or attempt >= int(retry.get("max_retries", 0)):
+            last = attempt >= int(retry.get("max_retries", 0))
+            if not exc.recoverable or last or time.monotonic() + interval >= deadline:
                 raise
         time.sleep(interval)
         interval = min(interval + float(retry.get("interval_step", 1)),

@@ -70,15 +70,16 @@ def publish(
     return message
 
 
-def transport_for(settings: Settings) -> Transport:
-    """A cold process's transport: the AMQP wire when it can, else kombu."""
+def transport_for(settings: Settings, deadline: float | None = None) -> Transport:
+    """A cold process's transport: the AMQP wire when it can, else kombu. ``deadline`` (a
+    ``time.monotonic()`` time, e.g. from ``flow task run --timeout``) ends the wire's sends."""
     from shellflow.engine.transport import amqpwire
 
     broker = transport_url(settings.broker)
     if amqpwire.handles(broker):
         from shellflow.engine.transport.transports.wire import WireTransport
 
-        return WireTransport(broker)
+        return WireTransport(broker, deadline=deadline)
     from shellflow.engine.transport.celery_app import celery_conf
     from shellflow.engine.transport.transports.kombu_connection import KombuTransport
 

@@ -21,9 +21,12 @@ class WireTransport:
 
     unavailable: tuple[type[BaseException], ...] = (amqpwire.BrokerError,)
 
-    def __init__(self, url: str, retry: Mapping[str, float] = PUBLISH_RETRY) -> None:
+    def __init__(
+        self, url: str, retry: Mapping[str, float] = PUBLISH_RETRY, deadline: float | None = None
+    ) -> None:
         self.broker_url = url
         self.retry = retry
+        self.deadline = deadline  # time.monotonic() by which a send ends (None: the wire's own)
 
     def origin(self) -> Origin:
         """No Celery app, hence no ``thread_oid``: a fresh address, as only ``rpc://``
@@ -34,5 +37,5 @@ class WireTransport:
         props = {**DELIVERY, "application_headers": message.headers, **message.properties}
         amqpwire.publish(
             self.broker_url, [message.declare], message.exchange, message.routing_key,
-            message.encoded(), props, self.retry,
+            message.encoded(), props, self.retry, deadline=self.deadline,
         )  # fmt: skip
