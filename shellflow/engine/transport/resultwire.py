@@ -149,7 +149,7 @@ class _Connection:
         if kind == b":":
             return self._number(rest, "integer")
         if kind == b"$":
-            size = self._length(rest, MAX_BULK_BYTES, "bulk string")
+            size = self._length(rest, MAX_BULK_BYTES, "a bulk string")
             if size < 0:
                 return None
             data = self._exactly(size + 2)
@@ -157,7 +157,7 @@ class _Connection:
                 raise _malformed("a bulk string not ended by CRLF")
             return data[:-2]
         if kind in (b"*", b">"):
-            size = self._length(rest, MAX_ARRAY_ITEMS, "array")
+            size = self._length(rest, MAX_ARRAY_ITEMS, "an array")
             if size > 0 and depth >= MAX_DEPTH:
                 raise _malformed(f"arrays nested deeper than {MAX_DEPTH}")
             return None if size < 0 else [self._value(depth + 1) for _ in range(size)]
@@ -171,11 +171,11 @@ class _Connection:
 
     def _length(self, text: bytes, bound: int, what: str) -> int:
         """A length, refused over ``bound`` before anything of it is read."""
-        size = self._number(text, f"{what} length")
+        size = self._number(text, f"{what}'s length")
         if size > bound:
-            raise _malformed(f"a {what} of {size} (at most {bound})")
+            raise _malformed(f"{what} of {size}, over {bound}")
         if size < -1:
-            raise _malformed(f"a {what} of {size}")
+            raise _malformed(f"{what} of {size}")
         return size
 
     def _fill(self, most: int = 65536) -> None:
