@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from shellflow.model.routes import SocketRoute
 
 LOOK_EVERY = 1.0  # seconds between reads of the stored result, should a message be lost
+WIRE_GRACE = 2.0  # seconds past --timeout for an exchange with a server begun before it
 
 
 def call_once(
@@ -61,7 +62,10 @@ def call_once(
     from shellflow.engine.transport import resultwire
 
     # One deadline for all of it: subscribing, publishing (retries included) and waiting.
+    # A call not finished by then is TimedOut; the wire gets WIRE_GRACE more, so that an
+    # exchange begun in time may end (a server still not done then is unavailable).
     deadline = None if timeout is None else time.monotonic() + timeout
+    wire = None if deadline is None else deadline + WIRE_GRACE
     backend = transport_url(settings.backend)
     if not resultwire.handles(backend):
         from shellflow.engine.calls.sender import send, wait
@@ -74,11 +78,11 @@ def call_once(
     _ensure_embedded(settings)
     call_id = str(uuid.uuid4())
     try:
-        results = resultwire.ResultChannel(backend, call_id, deadline)
+        results = resultwire.ResultChannel(backend, call_id, wire)
     except resultwire.RedisError as exc:
         raise ServiceUnavailable("result backend", settings.backend, str(exc)) from exc
     try:
-        publish(settings, route, call_id, args, kwargs, flow or call_id, parent, deadline)
+        publish(settings, route, call_id, args, kwargs, flow or call_id, parent, wire)
         if on_sent is not None:
             on_sent(call_id)
         return _wait(settings, results, call_id, timeout, deadline)
@@ -185,7 +189,7 @@ def _wait(
                 if left <= 0:
                     raise TimedOut(f"call {call_id} did not finish within {timeout:g} s")
             data = results.next(left)
-            if data is None:
+            if data is None and (deadline is None or time.monotonic() < deadline):
                 data = results.stored()
             if data is not None:
                 ended = decode(call_id, _metadata(data))

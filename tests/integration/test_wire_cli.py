@@ -68,7 +68,10 @@ BACKENDS = {
     "huge bulk": (fake.redis(answer=fake.send(b"$99999999999\r\n")), "over 67108864"),
     "garbage": (fake.redis(answer=fake.send(b"HTTP/1.1 400\r\n")), "unknown reply type"),
     "a JSON list": (fake.redis(fake.message(b"[1, 2]")), "a JSON list, not an object"),
-    "trickled": (fake.redis(fake.trickle(b"*3\r\n$7\r\nmessage\r\n" * 100)), "timed out"),
+    "trickled": (
+        fake.redis(fake.trickle(b"*3\r\n$7\r\nmessage\r\n$1000\r\n" + b"x" * 1000)),
+        "timed out",
+    ),
 }
 
 
