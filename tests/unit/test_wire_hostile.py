@@ -192,6 +192,17 @@ def test_redis_waits_end_by_the_deadline(script: fake.Script) -> None:
     assert "timed out" in str(error), str(error)
 
 
+def test_a_flood_of_other_replies_does_not_hold_the_wait() -> None:
+    """Well-formed replies that are no result, without end: next() still returns."""
+    flood = fake.redis(fake.forever(b"*1\r\n$4\r\npong\r\n" * 10_000, every=0.001))
+    with fake.serving(flood) as port:
+        channel = resultwire.ResultChannel(f"redis://127.0.0.1:{port}/0", "c-1")
+        try:
+            assert channel.next(0.5) is None
+        finally:
+            channel.close()
+
+
 @pytest.mark.parametrize(
     ("payload", "said"),
     [

@@ -239,8 +239,9 @@ class ResultChannel:
     def next(self, timeout: float) -> bytes | None:
         """A result published within ``timeout`` seconds, or None."""
         deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            if not self.sub.ready(deadline - time.monotonic()):
+        while True:  # other replies (a flood of them, even) are skipped until ``timeout``
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sub.ready(left):
                 return None
             message = self.sub.reply()
             if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
