@@ -192,6 +192,36 @@ def test_redis_waits_end_by_the_deadline(script: fake.Script) -> None:
     assert "timed out" in str(error), str(error)
 
 
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        (fake.redis(fake.send(b":7\r\n")), "an integer on a subscribed connection"),
+        (fake.redis(fake.send(b"*2\r\n$7\r\nmessage\r\n$1\r\nx\r\n")), "pub/sub message not of"),
+        (
+            fake.redis(fake.send(b"*3\r\n$7\r\nmessage\r\n$1\r\nx\r\n:1\r\n")),
+            "pub/sub message not of",
+        ),
+    ],
+    ids=["integer", "short-message", "integer-data"],
+)
+def test_a_reply_of_an_unexpected_type_is_said(script: fake.Script, said: str) -> None:
+    error = _redis_error(script, lambda channel: channel.next(5))
+    assert "malformed reply from Redis" in str(error) and said in str(error), str(error)
+
+
+def test_a_get_of_an_unexpected_type_is_said() -> None:
+    def script(conn, stop):  # type: ignore[no-untyped-def]
+        data = conn.recv(65536)
+        if b"SUBSCRIBE" in data:
+            conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n")
+        else:
+            conn.sendall(b"*1\r\n:1\r\n")  # GET answered with an array
+        fake.hold(stop)
+
+    error = _redis_error(script, lambda channel: channel.stored())
+    assert "an array for GET, not a string" in str(error), str(error)
+
+
 def test_a_flood_of_other_replies_does_not_hold_the_wait() -> None:
     """Well-formed replies that are no result, without end: next() still returns."""
     flood = fake.redis(fake.forever(b"*1\r\n$4\r\npong\r\n" * 10_000, every=0.001))

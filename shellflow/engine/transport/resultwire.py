@@ -84,6 +84,10 @@ def _command(*words: str | bytes) -> bytes:
     return b"".join(out)
 
 
+def _kind(reply: Any) -> str:
+    return {list: "an array", int: "an integer"}.get(type(reply), "a string")
+
+
 class _Connection:
     """One connection; ``deadline`` (a :func:`time.monotonic` time, or None) ends every wait."""
 
@@ -244,9 +248,12 @@ class ResultChannel:
             if left <= 0 or not self.sub.ready(left):
                 return None
             message = self.sub.reply()
-            if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-                data = message[2]
-                return data if isinstance(data, bytes) else None
+            if not isinstance(message, list):  # a subscribed connection hears arrays only
+                raise _malformed(f"{_kind(message)} on a subscribed connection")
+            if message[:1] == [b"message"]:
+                if len(message) != 3 or not isinstance(message[2], bytes):
+                    raise _malformed("a pub/sub message not of [message, channel, string]")
+                return message[2]
 
     def stored(self) -> bytes | None:
         """The result stored under the call's key (None while there is none)."""
@@ -256,7 +263,9 @@ class ResultChannel:
                 self.getter.hello.append(_command("SELECT", str(self.getter.db)))
         self.getter.send(_command("GET", self.key))
         value = self.getter.reply()
-        return value if isinstance(value, bytes) else None
+        if value is not None and not isinstance(value, bytes):
+            raise _malformed(f"{_kind(value)} for GET, not a string")
+        return value
 
     def close(self) -> None:
         self.sub.close()
