@@ -49,6 +49,8 @@ class _Mapping(dict[str, Any]):
 MAX_BYTES = 1 << 20  # a compose file's size bound: 1 MiB
 MAX_DEPTH = 32  # nesting of sequences and mappings (a valid file uses 3)
 MAX_NODES = 1_000_000  # values, aliases counted as what they repeat (1 MiB holds < 600 000)
+MAX_INT = 2**31 - 1  # every number of a file goes into an INTEGER column
+MAX_INT_DIGITS = 100
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
@@ -79,6 +81,16 @@ class _Loader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """A value YAML's resolver took for a date, number... that is none (2026-13-45)
+        is a YAML error at its line, not a Python one."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {shown(node.value)}: {exc}", node.start_mark
+            ) from None
 
     def compose_document(self) -> Any:
         node = super().compose_document()
@@ -149,7 +161,19 @@ def _construct_mapping(loader: Any, node: Any) -> _Mapping:
     return mapping
 
 
+def _construct_int(loader: Any, node: Any) -> int:
+    """YAML's int, refused past MAX_INT_DIGITS digits (Python's own limit, 4300, would be
+    a ValueError outside YAML's errors; no field takes a number that long anyway)."""
+    if len(str(node.value)) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a number of {len(str(node.value))} characters: too long",
+            node.start_mark,
+        )  # fmt: skip
+    return int(yaml.SafeLoader.construct_yaml_int(loader, node))
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load(text: str, source: str, base: Path | None = None) -> Spec:
@@ -271,6 +295,9 @@ class _Checker:
             return normal
         if spec.minimum is not None and value < spec.minimum:
             self.problem(line, f"{label}: {spec.name} must be at least {spec.minimum}")
+            return None
+        if spec.type is int and value > MAX_INT:
+            self.problem(line, f"{label}: {spec.name} must be at most {MAX_INT}")
             return None
         return value
 

@@ -51,6 +51,12 @@ HOSTILE = {
         r"unknown field",
     ),
     "long undefined alias": ("a: *" + "z" * 200_000 + "\n", r"undefined alias"),
+    "number of 5000 digits": ("queues:\n  q: {message_ttl: " + "1" * 5000 + "}\n", r"too long"),
+    "no such date": ("queues:\n  q: {type: 2026-13-45}\n", r":2:.*cannot read '2026-13-45'"),
+    "number past INTEGER": (
+        "queues:\n  q: {message_ttl: 99999999999999999999999}\n",
+        r"at most 2147483647",
+    ),
 }
 
 
