@@ -4,11 +4,12 @@ The whole file is checked before the database is touched: YAML syntax, known sec
 fields, types, choices, names and cron lines, each error with its ``file:line``; all the
 problems found are raised together in one :class:`ComposeError`.
 
-The parser is bounded, so no file can cost more than a large honest one: at most
+The parser is bounded, so no file can cost much more than a large honest one: at most
 :data:`MAX_BYTES` (1 MiB), nested at most :data:`MAX_DEPTH` levels, and holding at most
-:data:`MAX_NODES` values once every alias is counted as the values it repeats (a "billion
-laughs" file of nested aliases is refused before anything walks it; an alias-free file
-within the size bound never reaches that count). A user's value quoted in an error is cut
+:data:`MAX_NODES` values, counted as they are parsed and again with every alias counted as
+the values it repeats (a "billion laughs" file of nested aliases is refused before anything
+walks it). PyYAML's pure-Python parser holds a few hundred bytes per value: the bound keeps
+the worst file near 200 MB and a few seconds. A user's value quoted in an error is cut
 short (:func:`shown`), never written out whole.
 """
 
@@ -48,7 +49,7 @@ class _Mapping(dict[str, Any]):
 
 MAX_BYTES = 1 << 20  # a compose file's size bound: 1 MiB
 MAX_DEPTH = 32  # nesting of sequences and mappings (a valid file uses 3)
-MAX_NODES = 1_000_000  # values, aliases counted as what they repeat (1 MiB holds < 600 000)
+MAX_NODES = 250_000  # values, aliases counted as what they repeat (a 1 MiB network: < 100 000)
 MAX_INT = 2**31 - 1  # every number of a file goes into an INTEGER column
 MAX_INT_DIGITS = 100
 
@@ -69,15 +70,21 @@ class _Loader(yaml.SafeLoader):
     depth and alias expansion bounded (:data:`MAX_DEPTH`, :data:`MAX_NODES`)."""
 
     depth = 0
+    nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self.depth += 1
+        self.nodes += 1  # as they come: a flat file of too many values stops there
         try:
             if self.depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"nested deeper than {MAX_DEPTH} levels",
                     self.peek_event().start_mark,
                 )  # fmt: skip
+            if self.nodes > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_NODES} values", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1

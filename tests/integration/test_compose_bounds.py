@@ -52,6 +52,10 @@ HOSTILE = {
     ),
     "long undefined alias": ("a: *" + "z" * 200_000 + "\n", r"undefined alias"),
     "number of 5000 digits": ("queues:\n  q: {message_ttl: " + "1" * 5000 + "}\n", r"too long"),
+    "too many values": (
+        "x: [" + ",".join(["a"] * 400_000) + "]\n",
+        rf"more than {MAX_NODES} values",
+    ),
     "no such date": ("queues:\n  q: {type: 2026-13-45}\n", r":2:.*cannot read '2026-13-45'"),
     "number past INTEGER": (
         "queues:\n  q: {message_ttl: 99999999999999999999999}\n",
