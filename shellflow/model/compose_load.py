@@ -50,8 +50,7 @@ class _Mapping(dict[str, Any]):
 MAX_BYTES = 1 << 20  # a compose file's size bound: 1 MiB
 MAX_DEPTH = 32  # nesting of sequences and mappings (a valid file uses 3)
 MAX_NODES = 250_000  # values, aliases counted as what they repeat (a 1 MiB network: < 100 000)
-MAX_INT = 2**31 - 1  # every number of a file goes into an INTEGER column
-MAX_INT_DIGITS = 100
+MAX_INT_DIGITS = 100  # a number's characters (a column's range is the store's check)
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
@@ -302,9 +301,6 @@ class _Checker:
             return normal
         if spec.minimum is not None and value < spec.minimum:
             self.problem(line, f"{label}: {spec.name} must be at least {spec.minimum}")
-            return None
-        if spec.type is int and value > MAX_INT:
-            self.problem(line, f"{label}: {spec.name} must be at most {MAX_INT}")
             return None
         return value
 
