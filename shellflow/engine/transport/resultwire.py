@@ -29,13 +29,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shellflow.urls import Backend, backend_of, socket_path, uses_tls
+from shellflow.values import MAX_BYTES
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 30.0  # seconds for one whole reply, once waited for
 KEY_PREFIX = "celery-task-meta-"  # Celery's RedisBackend keys and channels
 # The largest reply read: a call's stored result (Celery's metadata around the value) is a
-# bulk string; this bounds it well above the largest result a worker stores.
-MAX_BULK_BYTES = 64 * 1024 * 1024
+# bulk string. A worker stores no result over shellflow.values.MAX_BYTES of compact JSON;
+# JSON's escapes can make it up to six times longer (\u0000 for one byte), plus metadata.
+MAX_BULK_BYTES = 8 * MAX_BYTES
 MAX_LINE_BYTES = 64 * 1024  # a status, error, integer or length line
 MAX_ARRAY_ITEMS = 64  # a pub/sub message has 3 (4 for a pattern's)
 MAX_DEPTH = 4
