@@ -104,6 +104,7 @@ def listen(
     from shellflow.engine.records.events import (
         GLOBAL,
         carries_live_events,
+        channel_pattern,
         message_key,
         redis_client,
         replay_since,
@@ -119,7 +120,7 @@ def listen(
         raise UsageError(
             f"live channels need a Redis pub/sub URL; {mask_url(app.settings.pubsub)} carries none"
         )
-    pattern = GLOBAL if name == GLOBAL else (f"{name}.{channel}" if channel else f"{name}.*")
+    pattern = channel_pattern(name, channel)
     pubsub = redis_client(app.settings.pubsub).pubsub()
     try:
         pubsub.psubscribe(pattern)

@@ -144,6 +144,31 @@ def test_channel_patterns() -> None:
     assert pattern_of("proc1") == "proc1.*"
     assert pattern_of("proc1.eeb1") == "proc1.eeb1.*"  # a dotted processor name
     assert pattern_of("proc1.eeb1.log") == "proc1.eeb1.log"
+    assert pattern_of("p[1]*.task") == "p\\[1\\]\\*.task"  # a stored name, taken literally
+    assert pattern_of("p?.*") == "p\\?.*"
+
+
+def test_a_processor_name_holding_glob_characters_hears_its_own_channels_only() -> None:
+    """Redis reads ``*?[]`` in a pattern as globs: a name stored before the name rule must
+    not subscribe to its neighbours' channels (``a[b]`` would hear ``ab``)."""
+    import uuid
+
+    from shellflow.engine.records.events import channel_pattern, redis_client
+    from tests.conftest import REDIS_URL, require_service
+
+    require_service("redis")
+    prefix = f"glob{uuid.uuid4().hex[:8]}"
+    client = redis_client(REDIS_URL)
+    pubsub = client.pubsub()
+    pubsub.psubscribe(channel_pattern(f"{prefix}[b]*"))
+    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+    for channel in (f"{prefix}b.task", f"{prefix}bx.log", f"{prefix}[b]*.log"):
+        client.publish(channel, channel)
+    heard = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        heard.append(message["data"].decode())
+    pubsub.close()
+    assert heard == [f"{prefix}[b]*.log"]
 
 
 def test_queue_depths_on_redis_amqp_and_a_stopped_embedded_broker(tmp_path) -> None:

@@ -54,6 +54,18 @@ from shellflow.urls import is_redis, socket_path
 GLOBAL = "global"
 CHANNELS = ("task", "log", "result", "error")
 log = logging.getLogger(__name__)
+_GLOB_CHARACTERS = str.maketrans({c: "\\" + c for c in "\\*?[]"})
+
+
+def channel_pattern(processor: str, channel: str | None = None) -> str:
+    """The Redis pattern of one processor's live channels (one, or all when ``channel`` is
+    None), or of every processor's (``global``).
+
+    A name stored before the name rule may hold ``*?[]``, which Redis would read as glob
+    characters and so subscribe to other processors' channels: they are escaped here."""
+    if processor == GLOBAL:
+        return GLOBAL
+    return f"{processor.translate(_GLOB_CHARACTERS)}.{channel or '*'}"
 
 
 def redis_client(url: str) -> Any:

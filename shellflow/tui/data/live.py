@@ -13,14 +13,17 @@ def pattern_of(channel: str) -> str:
 
     Processor names may hold dots, so only a known channel name ends a ``PROCESSOR.CHANNEL``.
     """
-    from shellflow.engine.records.events import CHANNELS, GLOBAL
+    from shellflow.engine.records.events import CHANNELS, GLOBAL, channel_pattern
 
     channel = channel.strip()
     if channel in ("", GLOBAL):
         return GLOBAL
-    if channel.rpartition(".")[2] in (*CHANNELS, "*"):
-        return channel
-    return f"{channel}.*"
+    name, _, last = channel.rpartition(".")
+    if name and last in CHANNELS:
+        return channel_pattern(name, last)
+    if name and last == "*":
+        return channel_pattern(name)
+    return channel_pattern(channel)
 
 
 class Subscription:
