@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.conftest import ROOT, Deployment
+from tests.engine.conftest import Deployment, module_network
 from tests.waiting import poll
 
 FUNCTIONS = ("flaky", "slow", "crash", "echo")
@@ -21,18 +21,8 @@ EVENTS_NAMED = (
 
 def chaos_network(d: Deployment, retries: int = 2) -> dict[str, str]:
     """A processor serving ``pyfi.processors.chaos`` with ``retries`` and no retry delay."""
-    names = {"queue": d.name("chaos.q"), "processor": d.name("chaos")}
-    names |= {f: d.name(f"pyfi.processors.chaos.{f}") for f in FUNCTIONS}
-    d.setup("add", "queue", "-n", names["queue"], "-t", "direct")
-    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
-         "examples/processors", "-m", "pyfi.processors.chaos", "-h", "localhost", "-c", "2",
-         "--retries", str(retries), "--retry-delay", "0")  # fmt: skip
-    for function in FUNCTIONS:
-        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
-             names["processor"], "-t", function)  # fmt: skip
-    d.broker_queues += [names[f] for f in FUNCTIONS] + [names[f] + ".dead" for f in FUNCTIONS]
-    d.broker_exchanges.append(names["queue"])
-    return names
+    return module_network(d, "chaos", FUNCTIONS, "-c", "2", "--retries", str(retries),
+                          "--retry-delay", "0")  # fmt: skip
 
 
 class Client:

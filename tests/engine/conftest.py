@@ -240,3 +240,23 @@ def build_network(d: Deployment) -> dict[str, str]:
     d.broker_queues += [names[f] for f in ("do_something", "do_this", "add_two")]
     d.broker_exchanges.append(names["queue"])
     return names
+
+
+def module_network(
+    d: Deployment, module: str, functions: tuple[str, ...], *processor_options: str
+) -> dict[str, str]:
+    """One queue and one processor serving ``pyfi.processors.MODULE`` from examples/, one
+    socket per function (each with its dead-letter queue cleaned up), on ``-c 1`` unless
+    ``processor_options`` say otherwise; names keyed ``queue``, ``processor`` and by function."""
+    names = {"queue": d.name(f"{module}.q"), "processor": d.name(module)}
+    names |= {f: d.name(f"pyfi.processors.{module}.{f}") for f in functions}
+    d.setup("add", "queue", "-n", names["queue"], "-t", "direct")
+    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
+            "examples/processors", "-m", f"pyfi.processors.{module}", "-h", "localhost",
+            "-c", "1", *processor_options)  # fmt: skip
+    for function in functions:
+        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
+                names["processor"], "-t", function)  # fmt: skip
+    d.broker_queues += [names[f] for f in functions] + [names[f] + ".dead" for f in functions]
+    d.broker_exchanges.append(names["queue"])
+    return names

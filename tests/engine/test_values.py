@@ -96,11 +96,11 @@ def test_python_api_refuses_the_same(deployment: Deployment, hostile: dict[str, 
         api_settings.reset()
 
 
-def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Publish a call as a client that checks nothing would: the worker must defend itself."""
+def _settings_and_route(
+    d: Deployment, socket: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
+    """The deployment's settings (its environment set here) and the socket's route."""
     from shellflow.config import load_settings
-    from shellflow.engine.transport.message import OutgoingCall
-    from shellflow.engine.transport.publisher import publish, transport_for
     from shellflow.model.listing import reader
     from shellflow.model.routes import socket_route
 
@@ -108,7 +108,15 @@ def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.Monkey
         monkeypatch.setenv(key, item)
     settings = load_settings()
     with reader(settings.db) as conn:
-        route = socket_route(conn, socket)
+        return settings, socket_route(conn, socket)
+
+
+def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Publish a call as a client that checks nothing would: the worker must defend itself."""
+    from shellflow.engine.transport.message import OutgoingCall
+    from shellflow.engine.transport.publisher import publish, transport_for
+
+    settings, route = _settings_and_route(d, socket, monkeypatch)
     call_id = str(uuid.uuid4())
     call = OutgoingCall(call_id=call_id, route=route, args=[value], kwargs={}, flow=call_id)
     publish(transport_for(settings), call, shown_url=settings.broker)
@@ -211,19 +219,12 @@ def _raw_body(d: Deployment, socket: str, body: bytes, monkeypatch: pytest.Monke
     """Publish a call whose body is ``body`` as it is (JSON no decoder takes, say)."""
     from kombu import Connection
 
-    from shellflow.config import load_settings
     from shellflow.engine.transport.celery_app import celery_conf
     from shellflow.engine.transport.message import Origin, OutgoingCall, build
     from shellflow.engine.transport.routing import queue_of
-    from shellflow.model.listing import reader
-    from shellflow.model.routes import socket_route
     from shellflow.urls import transport_url
 
-    for key, item in d.env.items():
-        monkeypatch.setenv(key, item)
-    settings = load_settings()
-    with reader(settings.db) as conn:
-        route = socket_route(conn, socket)
+    settings, route = _settings_and_route(d, socket, monkeypatch)
     call_id = str(uuid.uuid4())
     call = OutgoingCall(call_id=call_id, route=route, args=[], kwargs={}, flow=call_id)
     url = transport_url(settings.broker)

@@ -9,7 +9,7 @@ import subprocess
 from typing import Any
 
 from tests.conftest import _flow_executable
-from tests.engine.conftest import ROOT, Deployment
+from tests.engine.conftest import Deployment, module_network
 
 FUNCTIONS = ("echo", "pid", "deep", "big", "nul_result", "surrogate_result", "print_nul",
              "raise_nul", "not_json", "huge_int", "nan")  # fmt: skip
@@ -18,18 +18,7 @@ ENDED = ("finished", "failed")
 
 def hostile_network(d: Deployment) -> dict[str, str]:
     """One processor with ONE worker process serving every function of the module."""
-    names = {"queue": d.name("hostile.q"), "processor": d.name("hostile")}
-    names |= {f: d.name(f"pyfi.processors.hostile.{f}") for f in FUNCTIONS}
-    d.setup("add", "queue", "-n", names["queue"], "-t", "direct")
-    d.setup("add", "processor", "-n", names["processor"], "-g", str(ROOT), "-mp",
-            "examples/processors", "-m", "pyfi.processors.hostile", "-h", "localhost",
-            "-c", "1")  # fmt: skip
-    for function in FUNCTIONS:
-        d.setup("add", "socket", "-n", names[function], "-q", names["queue"], "-pn",
-                names["processor"], "-t", function)  # fmt: skip
-    d.broker_queues += [names[f] for f in FUNCTIONS] + [names[f] + ".dead" for f in FUNCTIONS]
-    d.broker_exchanges.append(names["queue"])
-    return names
+    return module_network(d, "hostile", FUNCTIONS)
 
 
 def flow_bytes(
