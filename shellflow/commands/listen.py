@@ -129,7 +129,7 @@ def listen(
         raise ServiceUnavailable("pub/sub", app.settings.pubsub, str(exc)) from exc
     if not confirmed or confirmed.get("type") != "psubscribe":
         raise ServiceUnavailable("pub/sub", app.settings.pubsub, "subscription not confirmed")
-    info(f"Listening to {pattern}")
+    info(f"Listening to {name if name == GLOBAL else name + '.' + (channel or '*')}")
     tty = stdout_is_tty()
     printed = 0
 

@@ -146,6 +146,10 @@ def test_channel_patterns() -> None:
     assert pattern_of("proc1.eeb1.log") == "proc1.eeb1.log"
     assert pattern_of("p[1]*.task") == "p\\[1\\]\\*.task"  # a stored name, taken literally
     assert pattern_of("p?.*") == "p\\?.*"
+    from shellflow.tui.data.live import shown_pattern
+
+    assert shown_pattern("p[1]*.task") == "p[1]*.task" and shown_pattern("p?") == "p?.*"
+    assert shown_pattern(" ") == "global"
 
 
 def test_a_processor_name_holding_glob_characters_hears_its_own_channels_only() -> None:

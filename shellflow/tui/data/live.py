@@ -8,22 +8,39 @@ from typing import Any
 from shellflow.errors import ServiceUnavailable
 
 
-def pattern_of(channel: str) -> str:
-    """``global``, ``PROCESSOR`` (every channel of it) or ``PROCESSOR.CHANNEL``.
+def _parts(channel: str) -> tuple[str, str | None]:
+    """``(processor, channel)`` of what a pane listens to; ``channel`` None means all.
 
-    Processor names may hold dots, so only a known channel name ends a ``PROCESSOR.CHANNEL``.
+    Processor names may hold dots, so only a known channel name (or ``*``) ends a
+    ``PROCESSOR.CHANNEL``; ``global`` (or nothing) is every processor's.
     """
-    from shellflow.engine.records.events import CHANNELS, GLOBAL, channel_pattern
+    from shellflow.engine.records.events import CHANNELS, GLOBAL
 
     channel = channel.strip()
     if channel in ("", GLOBAL):
-        return GLOBAL
+        return GLOBAL, None
     name, _, last = channel.rpartition(".")
     if name and last in CHANNELS:
-        return channel_pattern(name, last)
+        return name, last
     if name and last == "*":
-        return channel_pattern(name)
-    return channel_pattern(channel)
+        return name, None
+    return channel, None
+
+
+def pattern_of(channel: str) -> str:
+    """The Redis pattern for ``global``, ``PROCESSOR`` (every channel of it) or
+    ``PROCESSOR.CHANNEL``, the processor's name matched literally."""
+    from shellflow.engine.records.events import channel_pattern
+
+    return channel_pattern(*_parts(channel))
+
+
+def shown_pattern(channel: str) -> str:
+    """What a pane listens to, as a person reads it (the name as stored, unescaped)."""
+    from shellflow.engine.records.events import GLOBAL
+
+    name, which = _parts(channel)
+    return GLOBAL if name == GLOBAL else f"{name}.{which or '*'}"
 
 
 class Subscription:

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static
 
-from shellflow.tui.data.live import Subscription, event_line, pattern_of
+from shellflow.tui.data.live import Subscription, event_line, shown_pattern
 from shellflow.tui.widgets import STATE_STYLES, StatusBar, plain
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class ChannelPane(Vertical):
     def __init__(self, channel: str) -> None:
         super().__init__(classes="channel")
         self.channel = channel
-        self.pattern = pattern_of(channel)
+        self.pattern = shown_pattern(channel)
         self.held: deque[dict[str, Any]] = deque(maxlen=HELD)
         self.seen = 0
         self._stop = threading.Event()
