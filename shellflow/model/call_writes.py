@@ -12,6 +12,9 @@ Each writer keeps the connection it already has, and its speed:
 
 - the light path (:class:`shellflow.model.listing.Reader`: no SQLAlchemy, for a cold CLI
   process): :func:`insert_pending` and :func:`record_cancelled`;
+- the scheduler's outbox (any :class:`Writing` connection, the scheduler's claim
+  transaction included): :func:`insert_scheduled` records a due time's call ``pending``
+  with the claim, :func:`mark_sent` and :func:`mark_unsent` say what the broker did with it;
 - a worker's records, driver-level (``shellflow.engine.records.connections``, any
   :class:`DriverConnection`): :func:`write_records` commits a batch of spooled records in
   one transaction (one multi-row statement per table on PostgreSQL, ``executemany`` on
@@ -36,6 +39,9 @@ from shellflow.model.dialects import placeholder, sql_time, times_of
 if TYPE_CHECKING:
     from shellflow.model.listing import Reader
 
+# The scheduler's outbox: events of a scheduled call (see insert_scheduled).
+SCHEDULED, SENT, UNSENT = "scheduled", "sent", "unsent"
+_SCHEDULE_IDS = uuid.UUID("6f1c2a52-3b8e-5d0c-9a77-5c4e0b1d2f16")  # namespace of scheduled ids
 # New columns go last: a worker's spooled call rows are lists in this order.
 CALL_COLUMNS = (
     "id", "created", "lastupdated", "name", "owner", "state", "socket_id", "task_id", "parent",
@@ -47,6 +53,15 @@ EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
 LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
 ENDED = frozenset(("finished", "failed", "revoked"))
 CANCELLED_NAME = "(cancelled before it started)"  # the name of a call cancelled unseen
+
+
+class Writing(Protocol):
+    """A connection that runs one ``?``-placeholder statement and says how many rows it
+    changed: :class:`shellflow.model.listing.Reader`, or the scheduler's claim transaction."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> int: ...
 
 
 class DriverConnection(Protocol):
@@ -191,7 +206,7 @@ def count_redelivery(
 
 
 def insert_pending(
-    conn: Reader, *, call_id: str, name: str, socket_id: str | None, task_id: str | None,
+    conn: Writing, *, call_id: str, name: str, socket_id: str | None, task_id: str | None,
     flow: str, parent: str | None, args: str, sent: datetime,
 ) -> bool:  # fmt: skip
     """Write the ``pending`` row of a call just sent; False if a worker's record came first.
@@ -245,3 +260,55 @@ def record_cancelled(
                 )
                 cancelled.append(call_id)
     return cancelled
+
+
+# -- the scheduler's outbox -----------------------------------------------------------------
+
+
+def scheduled_call_id(socket_id: str, due: float) -> str:
+    """The call id of one socket's firing at one due time (epoch seconds): the same wherever
+    and however often it is computed, so a due time claimed twice still makes one call."""
+    return str(uuid.uuid5(_SCHEDULE_IDS, f"{socket_id}@{due!r}"))
+
+
+def _event_id(call_id: str, name: str) -> str:
+    """A scheduled call's outbox event id: one per call and name (written once)."""
+    return str(uuid.uuid5(_SCHEDULE_IDS, f"{call_id}/{name}"))
+
+
+def _outbox_event(conn: Writing, call_id: str, name: str, note: str, when: datetime) -> int:
+    return conn.execute(
+        "INSERT INTO event (id, created, name, note, call_id) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        [_event_id(call_id, name), sql_time(conn.dialect, when), name, note[:2000], call_id],
+    )
+
+
+def insert_scheduled(
+    conn: Writing, *, call_id: str, name: str, socket_id: str, task_id: str | None,
+    due: datetime, now: datetime,
+) -> bool:  # fmt: skip
+    """Record a due time's call ``pending``, with a ``scheduled`` event, before it is sent.
+
+    Run in the transaction that claims the due time, so a claimed due time always has its
+    call: the scheduler then sends it, and sends it again until the broker takes it (its
+    ``sent`` event, :func:`mark_sent`). False if the call was recorded already.
+    """
+    if not insert_pending(
+        conn, call_id=call_id, name=name, socket_id=socket_id, task_id=task_id, flow=call_id,
+        parent=None, args='{"args": [], "kwargs": {}}', sent=now,
+    ):  # fmt: skip
+        return False
+    _outbox_event(conn, call_id, SCHEDULED, f"due {due:%Y-%m-%dT%H:%M:%S}Z", now)
+    return True
+
+
+def mark_sent(conn: Writing, call_id: str, note: str, now: datetime | None = None) -> None:
+    """The broker took the scheduled call (confirmed): it is not sent again."""
+    _outbox_event(conn, call_id, SENT, note, now or datetime.now(UTC))
+
+
+def mark_unsent(conn: Writing, call_id: str, reason: str, now: datetime | None = None) -> None:
+    """The scheduled call's first send failed (the first failure's reason is kept): the
+    scheduler holding the lease sends it again until the broker takes it."""
+    _outbox_event(conn, call_id, UNSENT, reason, now or datetime.now(UTC))

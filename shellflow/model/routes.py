@@ -50,6 +50,13 @@ def socket_route(conn: Reader, socket: str) -> SocketRoute:
     return _route(rows[0])
 
 
+def socket_route_by_id(conn: Reader, socket_id: str) -> SocketRoute | None:
+    """The route of the socket with this id (None once it is deleted): a renamed socket's
+    calls still reach it (the scheduler's outbox keeps ids, not names)."""
+    rows = conn.query(_SQL + " WHERE s.id = ?", [socket_id])
+    return _route(rows[0]) if rows else None
+
+
 def processor_routes(conn: Reader, processor: str) -> list[SocketRoute]:
     rows = conn.query(_SQL + " WHERE p.name = ? ORDER BY s.name", [processor])
     if not rows and not conn.query("SELECT 1 FROM processor WHERE name = ?", [processor]):

@@ -239,6 +239,7 @@ def test_joins_of_runs_that_never_complete_are_swept(
     from shellflow.config import load_settings
     from shellflow.engine.dataflow.joins import JOIN, sweep
     from shellflow.engine.fleet.scheduler import Scheduler, sweep_joins_if_leader
+    from shellflow.engine.transport.transports.stub import StubTransport
     from shellflow.model.base import utcnow
 
     engine = get_engine(initialised_db)
@@ -254,7 +255,7 @@ def test_joins_of_runs_that_never_complete_are_swept(
     assert rows(initialised_db) == 2
     # The agents' scheduler sweeps with the configured age limit (seconds).
     monkeypatch.setenv("SHELLFLOW_JOIN_TTL", "600")
-    scheduler = Scheduler(load_settings(), fire=lambda s: None, name="sweeper")
+    scheduler = Scheduler(load_settings(), transport=StubTransport(), name="sweeper")
     assert sweep_joins_if_leader(scheduler) == 1  # "older": an hour > ten minutes
     assert sweep_joins_if_leader(scheduler) == 0  # not again before SWEEP_EVERY
     for slot, key in (("two", "recent/2"), (POSITIONAL, "recent/3")):

@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 
 from shellflow.config import load_settings
+from shellflow.engine.transport.message import TaskMessage
+from shellflow.engine.transport.transports.stub import StubTransport
 
 
 @pytest.fixture
@@ -23,10 +25,22 @@ def scheduled(cli, initialised_db: str) -> str:
     return initialised_db
 
 
+class _Recording(StubTransport):
+    """The in-memory transport, also noting which socket each message went to."""
+
+    def __init__(self, fired: list[str]) -> None:
+        super().__init__()
+        self.fired = fired
+
+    def send(self, message: TaskMessage) -> None:
+        super().send(message)
+        self.fired.append(message.name)
+
+
 def _scheduler(fired: list[str], name: str = "s1"):  # type: ignore[no-untyped-def]
     from shellflow.engine.fleet.scheduler import Scheduler
 
-    return Scheduler(load_settings(), fire=lambda s: fired.append(s.socket), name=name)
+    return Scheduler(load_settings(), transport=_Recording(fired), name=name)
 
 
 def test_interval_and_cron_fire_on_time(scheduled: str) -> None:
@@ -45,16 +59,10 @@ def test_interval_and_cron_fire_on_time(scheduled: str) -> None:
 
 def test_two_schedulers_never_double_fire(scheduled: str) -> None:
     fired: list[str] = []
-    lock = threading.Lock()
-
-    def record(name: str) -> None:
-        with lock:
-            fired.append(name)
-
     from shellflow.engine.fleet.scheduler import Scheduler
 
     schedulers = [
-        Scheduler(load_settings(), fire=lambda s: record(s.socket), name=f"s{i}") for i in range(2)
+        Scheduler(load_settings(), transport=_Recording(fired), name=f"s{i}") for i in range(2)
     ]
     t0 = 1_800_000_000.0
     schedulers[0].tick(t0)
@@ -267,3 +275,133 @@ def test_a_long_missed_interval_fires_once_then_keeps_its_beat(scheduled: str) -
     assert "every5" in scheduler.tick(t0 + year + 2.0)  # 6 million beats missed: one call
     assert "every5" not in scheduler.tick(t0 + year + 4.9)
     assert "every5" in scheduler.tick(t0 + year + 5.0)  # back on the beat of t0
+
+
+# -- the outbox: a due time's call is recorded before it is sent, and sent until taken ------
+
+
+def _calls_of(socket: str) -> list[tuple[str, str]]:
+    """The calls of a socket, as (id, state), oldest first."""
+    from shellflow.model.listing import reader
+
+    with reader(load_settings().db) as conn:
+        rows = conn.query(
+            "SELECT c.id, c.state FROM call c JOIN socket s ON s.id = c.socket_id"
+            " WHERE s.name = ? ORDER BY c.created",
+            [socket],
+        )
+    return [(str(i), str(state)) for i, state in rows]
+
+
+def _events_of(call_id: str) -> list[str]:
+    from shellflow.model.listing import reader
+
+    with reader(load_settings().db) as conn:
+        rows = conn.query("SELECT name FROM event WHERE call_id = ? ORDER BY created", [call_id])
+    return [str(name) for (name,) in rows]
+
+
+def _socket_id(socket: str) -> str:
+    from shellflow.model.listing import reader
+
+    with reader(load_settings().db) as conn:
+        return str(conn.query("SELECT id FROM socket WHERE name = ?", [socket])[0][0])
+
+
+def test_a_due_time_the_broker_refused_makes_one_call_sent_once_it_is_back(
+    scheduled: str,
+) -> None:
+    from shellflow.model.call_writes import scheduled_call_id
+
+    fired: list[str] = []
+    scheduler = _scheduler(fired)
+    broker = scheduler.transport
+    assert isinstance(broker, StubTransport)
+    t0 = 1_800_000_000.0
+    scheduler.tick(t0)
+    broker.refuse(3)  # the broker is away for the due time and the next two sends
+    assert scheduler.tick(t0 + 5.0) == ["every5"]  # claimed: its call is recorded
+    expected = scheduled_call_id(_socket_id("every5"), t0 + 5.0)
+    assert _calls_of("every5") == [(expected, "pending")] and broker.messages == []
+    assert _events_of(expected) == ["scheduled", "unsent"]
+    assert scheduler.tick(t0 + 5.1) == []  # sent again: refused again
+    assert _calls_of("every5") == [(expected, "pending")] and broker.messages == []
+    assert scheduler.tick(t0 + 5.2) == [] and broker.refusals == 0 and broker.messages == []
+    assert scheduler.tick(t0 + 5.3) == []  # the broker is back: it takes the call
+    assert [m.call.call_id for m in broker.messages] == [expected]
+    assert broker.messages[0].name == "every5"
+    assert _events_of(expected) == ["scheduled", "unsent", "sent"]
+    assert scheduler.tick(t0 + 5.4) == []  # taken: never sent again
+    assert scheduler.tick(t0 + 9.9) == []
+    assert len(broker.messages) == 1 and fired == ["every5"]
+    assert _calls_of("every5") == [(expected, "pending")]  # until a worker takes it
+    assert scheduler.tick(t0 + 10.0) == ["every5"]  # the next due time: its own call
+    assert len(_calls_of("every5")) == 2 and len(broker.messages) == 2
+
+
+def test_only_the_lease_holder_sends_a_refused_call_again(scheduled: str) -> None:
+    first, second = _scheduler([], "first"), _scheduler([], "second")
+    t0 = 1_800_000_000.0
+    first.tick(t0)
+    first.tick(t0 + 4.0)  # first holds the lease until t0 + 9
+    second.transport.refuse(1)  # type: ignore[attr-defined]
+    assert second.tick(t0 + 5.0) == ["every5"]  # second claimed it; its send failed
+    assert second.tick(t0 + 5.1) == []  # not the lease holder: sends nothing again
+    assert second.transport.messages == []  # type: ignore[attr-defined]
+    assert first.tick(t0 + 5.2) == []
+    assert [m.name for m in first.transport.messages] == ["every5"]  # type: ignore[attr-defined]
+    assert len(_calls_of("every5")) == 1
+
+
+def test_a_claim_whose_scheduler_died_before_sending_is_sent_later(scheduled: str) -> None:
+    """Claimed and recorded, then nothing (the scheduler stopped between its commit and its
+    send): after ORPHANED_AFTER seconds the lease holder sends it."""
+    from datetime import UTC, datetime
+
+    from shellflow.engine.fleet import outbox
+    from shellflow.engine.fleet.scheduler import Scheduler
+
+    settings = load_settings()
+    dead = Scheduler(settings, transport=StubTransport(), name="dead")
+    t0 = 1_800_000_000.0
+    dead.tick(t0)
+    with dead.engine.begin() as conn:  # the claim alone, as a scheduler killed after it
+        [claimed] = dead._claim_due(conn, t0 + 5.0)
+    assert outbox.unsent(settings) == []  # its scheduler may still be sending it
+    later = datetime.now(UTC) + timedelta(seconds=outbox.ORPHANED_AFTER + 1)
+    assert outbox.unsent(settings, later) == [claimed]
+    broker = StubTransport()
+    assert outbox.resend(settings, broker, later) == [claimed.call_id]
+    assert [m.call.call_id for m in broker.messages] == [claimed.call_id]
+    assert outbox.unsent(settings, later) == []
+    assert _calls_of("every5") == [(claimed.call_id, "pending")]
+
+
+def test_a_waiting_call_cancelled_or_whose_socket_is_deleted_is_not_sent(
+    cli, scheduled: str
+) -> None:
+    fired: list[str] = []
+    scheduler = _scheduler(fired)
+    broker = scheduler.transport
+    assert isinstance(broker, StubTransport)
+    t0 = 1_800_000_000.0
+    scheduler.tick(t0)
+    broker.refuse(1)
+    assert sorted(scheduler.tick(t0 + 60.0)) == ["every5", "minutely"]  # one refused
+    [(waiting, _)] = [c for c in _calls_of("every5") + _calls_of("minutely") if c[1] == "pending"
+                      and "unsent" in _events_of(c[0])]  # fmt: skip
+    other = "minutely" if _calls_of("every5")[0][0] == waiting else "every5"
+    if len(broker.messages) == 1:  # the other one went
+        assert broker.messages[0].name == other
+    cli.ok("delete", "socket", "-n", "every5" if other == "minutely" else "minutely")
+    scheduler.tick(t0 + 60.1)
+    assert len(broker.messages) == 1  # the deleted socket's call was not sent
+    from shellflow.model.listing import reader
+
+    with reader(load_settings().db) as conn:
+        state, note = conn.query(
+            "SELECT c.state, e.note FROM call c JOIN event e ON e.call_id = c.id"
+            " WHERE c.id = ? AND e.name = 'revoked'",
+            [waiting],
+        )[0]
+    assert state == "revoked" and "deleted" in note

@@ -49,12 +49,13 @@ def _skipped_schedule(url: str, socket: str) -> None:
 
     from shellflow.config import load_settings
     from shellflow.engine.fleet.scheduler import Scheduler
+    from shellflow.engine.transport.transports.stub import StubTransport
     from shellflow.model.db import session_scope
     from shellflow.model.network import Socket
 
     with session_scope(url) as session:
         session.execute(update(Socket).where(Socket.name == socket).values(cron="0 0 31 2 *"))
-    Scheduler(load_settings(), fire=lambda _: None).tick()
+    Scheduler(load_settings(), transport=StubTransport()).tick()
 
 
 def test_every_kind_has_a_view() -> None:

@@ -4,6 +4,9 @@ Every agent runs a scheduler; none of them needs to be elected for firing to be 
 each socket's next due time lives in a ``jobs`` row, and a scheduler fires only after it
 moved that row from the due time it read to the next one with a compare-and-set UPDATE.
 Two schedulers reading the same due time race on that UPDATE, one wins, one fires.
+The winner records the due time's call ``pending`` in the same transaction and sends it
+after the commit, again until the broker takes it (:mod:`shellflow.engine.fleet.outbox`):
+a broker away across a due time delays that firing, and loses none.
 Placement, which must not run twice at once, is done by the holder of a short lease kept
 in the same table (see :mod:`shellflow.engine.fleet.placement`).
 """
@@ -17,16 +20,20 @@ import socket as pysocket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 import shellflow.model.tables  # noqa: F401  (registers every table)
 from shellflow.config import Settings
+from shellflow.engine.fleet import outbox
 from shellflow.model.base import Base, new_id, utcnow
 from shellflow.model.cron import next_time
 from shellflow.model.db import get_engine
+
+if TYPE_CHECKING:
+    from shellflow.engine.transport.publisher import Transport
 
 JOBS = Base.metadata.tables["jobs"]
 SOCKETS = Base.metadata.tables["socket"]
@@ -50,6 +57,7 @@ class Schedule:
     socket: str
     interval: int | None
     cron: str | None
+    task_id: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -100,50 +108,64 @@ def _stored_spec(job: Any) -> str | None:
 
 def schedules(conn: Connection) -> list[Schedule]:
     rows = conn.execute(
-        select(SOCKETS.c.id, SOCKETS.c.name, SOCKETS.c.interval, SOCKETS.c.cron).where(
-            (SOCKETS.c.interval.is_not(None)) | (SOCKETS.c.cron.is_not(None))
-        )
+        select(
+            SOCKETS.c.id, SOCKETS.c.name, SOCKETS.c.interval, SOCKETS.c.cron, SOCKETS.c.task_id
+        ).where((SOCKETS.c.interval.is_not(None)) | (SOCKETS.c.cron.is_not(None)))
     )
-    return [Schedule(r.id, r.name, r.interval, r.cron) for r in rows]
-
-
-Fire = Callable[[Schedule], None]
+    return [Schedule(r.id, r.name, r.interval, r.cron, r.task_id) for r in rows]
 
 
 class Scheduler:
-    """One scheduler; ``tick`` fires what is due and says which sockets it fired."""
+    """One scheduler; ``tick`` fires what is due and says which sockets it fired.
 
-    def __init__(self, settings: Settings, fire: Fire | None = None, name: str | None = None):
+    ``transport``: what carries the calls (the broker's, made on first use, by default; a
+    test's :class:`shellflow.engine.transport.transports.stub.StubTransport`).
+    """
+
+    def __init__(
+        self, settings: Settings, transport: Transport | None = None, name: str | None = None
+    ) -> None:
         self.settings = settings
         self.engine = get_engine(settings.db)
-        self.fire = fire or self._send
+        self._transport = transport
         self.name = name or f"{pysocket.gethostname()}:{id(self)}"
         self.next_sweep = 0.0
 
-    def _send(self, schedule: Schedule) -> None:
-        from shellflow.engine.calls.sender import send
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            from shellflow.engine.transport.publisher import transport_for
 
-        send(self.settings, schedule.socket, [], {})
+            self._transport = transport_for(self.settings)
+        return self._transport
 
     def tick(self, now: float | None = None) -> list[str]:
+        """Claim what is due (each due time's call recorded ``pending`` with its claim) and
+        send it; the lease holder then sends again what the broker has not taken. Returns
+        the sockets whose due time this scheduler claimed (each has its call recorded)."""
         now = time.time() if now is None else now
-        fired: list[str] = []
         with self.engine.begin() as conn:
             due = self._claim_due(conn, now)
-        for schedule in due:
+        refused = False  # the broker just refused: sending again in this tick would too
+        for claimed in due:
             try:
-                self.fire(schedule)
-                fired.append(schedule.socket)
-            except Exception as exc:  # one socket failing must not stop the others
-                log.warning("scheduled call of %s failed: %s", schedule.socket, exc)
-        return fired
+                refused |= outbox.deliver(self.settings, self.transport, claimed) == "failed"
+            except Exception as exc:  # recorded, pending: resent by the lease holder
+                refused = True
+                log.warning("scheduled call of %s not sent: %s", claimed.socket, exc)
+        if not refused and self.hold_lease(now):
+            try:
+                outbox.resend(self.settings, self.transport)
+            except Exception as exc:  # the database away: next tick
+                log.warning("scheduled calls not sent again: %s", exc)
+        return [claimed.socket for claimed in due]
 
-    def _claim_due(self, conn: Connection, now: float) -> list[Schedule]:
+    def _claim_due(self, conn: Connection, now: float) -> list[outbox.Claimed]:
         current = {s.job_id: s for s in schedules(conn)}
         jobs = {r.id: r for r in conn.execute(select(JOBS).where(JOBS.c.id.like("socket:%")))}
         for job_id in set(jobs) - set(current):  # socket deleted or no longer scheduled
             conn.execute(JOBS.delete().where(JOBS.c.id == job_id))
-        due: list[Schedule] = []
+        due: list[outbox.Claimed] = []
         for job_id, schedule in current.items():
             job = jobs.get(job_id)
             state = json.dumps({"socket": schedule.socket, "schedule": schedule.spec})
@@ -165,8 +187,12 @@ class Scheduler:
                 .where(JOBS.c.id == job_id, JOBS.c.next_run_time == job.next_run_time)
                 .values(next_run_time=following)
             ).rowcount
-            if claimed == 1:
-                due.append(schedule)
+            if claimed == 1:  # this scheduler's due time: its call, in the same transaction
+                call = outbox.record(
+                    conn, schedule.socket_id, schedule.socket, schedule.task_id, job.next_run_time
+                )
+                if call is not None:
+                    due.append(call)
         return due
 
     def _skip(self, conn: Connection, schedule: Schedule, job: Any, exc: ScheduleError) -> None:
