@@ -38,7 +38,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 Outcome = Literal["sent", "failed", "revoked"]
-ORPHANED_AFTER = 30.0  # seconds after which a claimed call nobody sent or failed is resent
+# Seconds after which a claimed call that nobody sent or failed is sent by the lease holder:
+# longer than any one send may take (the AMQP wire gives up after PUBLISH_TIMEOUT, 60 s;
+# kombu's retries with their connect timeouts, under 50 s), so a send still under way is
+# never doubled by this, only one whose scheduler stopped between its commit and its send.
+ORPHANED_AFTER = 120.0
 log = logging.getLogger(__name__)
 
 
