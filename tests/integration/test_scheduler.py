@@ -309,7 +309,7 @@ def _socket_id(socket: str) -> str:
 
 
 def test_a_due_time_the_broker_refused_makes_one_call_sent_once_it_is_back(
-    scheduled: str,
+    cli, scheduled: str
 ) -> None:
     from shellflow.model.call_writes import scheduled_call_id
 
@@ -331,6 +331,8 @@ def test_a_due_time_the_broker_refused_makes_one_call_sent_once_it_is_back(
     assert [m.call.call_id for m in broker.messages] == [expected]
     assert broker.messages[0].name == "every5"
     assert _events_of(expected) == ["scheduled", "unsent", "sent"]
+    shown = cli.ok("ls", "call", "--id", expected).stdout  # what a user sees of the wait
+    assert "unsent" in shown and "ConnectionRefusedError" in shown and "sent again" in shown
     assert scheduler.tick(t0 + 5.4) == []  # taken: never sent again
     assert scheduler.tick(t0 + 9.9) == []
     assert len(broker.messages) == 1 and fired == ["every5"]
