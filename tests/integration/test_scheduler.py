@@ -407,3 +407,22 @@ def test_a_waiting_call_cancelled_or_whose_socket_is_deleted_is_not_sent(
             [waiting],
         )[0]
     assert state == "revoked" and "deleted" in note
+
+
+def test_a_due_time_recorded_twice_is_one_call(scheduled: str) -> None:
+    """The call id is a function of socket and due time: recording it again (a claim made
+    again after a crash, say) adds no second call and no second event."""
+    from shellflow.engine.fleet import outbox
+    from shellflow.engine.fleet.scheduler import Scheduler
+    from shellflow.model.call_writes import scheduled_call_id
+
+    scheduler = Scheduler(load_settings(), transport=StubTransport())
+    socket_id, due = _socket_id("every5"), 1_800_000_005.0
+    with scheduler.engine.begin() as conn:
+        first = outbox.record(conn, socket_id, "every5", None, due)
+        again = outbox.record(conn, socket_id, "every5", None, due)
+    assert first is not None and first.call_id == scheduled_call_id(socket_id, due)
+    assert again is None
+    assert scheduled_call_id(socket_id, due + 5.0) != first.call_id
+    assert _calls_of("every5") == [(first.call_id, "pending")]
+    assert _events_of(first.call_id) == ["scheduled"]
