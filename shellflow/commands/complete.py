@@ -32,7 +32,9 @@ RECENT_CALLS = 30
 CONNECT_TIMEOUT = 2
 # The states a call goes through (shellflow.model.calls.CALL_STATES, which imports
 # SQLAlchemy; a unit test keeps the two equal).
-CALL_STATES = ("pending", "received", "running", "finished", "failed", "retry", "revoked")
+CALL_STATES = (
+    "pending", "received", "running", "finished", "failed", "retry", "revoked", "dead",
+)  # fmt: skip
 
 # For each kind: the view's columns a description is made of, and how.
 _DESCRIBE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = {

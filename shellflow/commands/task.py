@@ -1,4 +1,4 @@
-"""``flow task run|result|cancel``: call a socket from the shell, and follow its calls.
+"""``flow task run|result|cancel|retry``: call a socket from the shell, and follow its calls.
 
 Input is a JSON value (text that is not JSON is passed as a string, never evaluated) from
 ``--data`` or from stdin, given to the function as its first argument; ``key=value`` and
@@ -227,6 +227,64 @@ def task_cancel(app: AppContext, call_id: str, terminate: bool) -> None:
 
     done = calls.cancel(app.settings, app.principal, call_id, terminate=terminate)
     click.echo(done.summary, err=True)
+
+
+@task.command("retry")
+@click.argument("call_id", metavar="[ID]", required=False, type=TEXT)
+@click.option("--state", type=click.Choice(("dead", "failed", "revoked")),
+              help="Retry every call in this state not retried yet")  # fmt: skip
+@click.option("-s", "--socket", type=TEXT, help="With --state: only this socket's calls",
+              shell_complete=later_completer("names_of", "socket"))  # fmt: skip
+@click.option("--async", "is_async", is_flag=True, help="Print the new call's id and return")
+@click.option("--timeout", type=SECONDS, help="Seconds to wait for a result")
+@pass_app
+def task_retry(
+    app: AppContext, call_id: str | None, state: str | None, socket: str | None,
+    is_async: bool, timeout: float | None,
+) -> None:  # fmt: skip
+    """Send call ID again, as a new call linked to it, and print its result.
+
+    \b
+    A dead call (its worker died each time it ran it), a failed or a cancelled one can be
+    retried: the new call gets its socket, arguments, flow run and parent, and names it
+    ('flow ls call --id NEW' shows "retry of"). Like 'task run', it waits for the result
+    (--async: prints the new call's id and returns). --state STATE [--socket NAME]
+    retries every such call not retried yet, oldest first, printing the new ids.
+    Exit codes: 0 sent (and its result printed); 1 the new call failed; 3 no call with
+    that id; 4 the call cannot be retried (not ended yet, finished, or no recorded
+    arguments); 7 no result within --timeout.
+    """
+    from shellflow.services import calls
+
+    if (call_id is None) == (state is None):
+        raise click.UsageError("give a call ID or --state, not both")
+    if socket is not None and state is None:
+        raise click.UsageError("--socket only goes with --state")
+    if state is not None:
+        if timeout is not None:
+            raise click.UsageError("--timeout only goes with a call ID")
+        done = calls.retry_many(app.settings, app.principal, state, socket)
+        for sent in done:
+            click.echo(sent.call_id)
+            _say_unlinked(sent)
+        where = f" of {socket}" if socket else ""
+        click.echo(f"flow: retried {len(done)} {state} call(s){where}", err=True)
+        return
+    assert call_id is not None
+    sent = calls.retry(app.settings, app.principal, call_id)
+    click.echo(f"flow: call {sent.retry_of} retried as call {sent.call_id}", err=True)
+    _say_unlinked(sent)
+    if is_async:
+        click.echo(sent.call_id)
+        return
+    found = calls.result(app.settings, app.principal, sent.call_id, wait=True, timeout=timeout)
+    click.echo(format_result(found.result))
+
+
+def _say_unlinked(sent: Any) -> None:
+    if sent.unlinked:
+        click.echo(f"flow: call {sent.call_id} is sent, but its record or its link to call"
+                   f" {sent.retry_of} was not written ({sent.unlinked})", err=True)  # fmt: skip
 
 
 def _pipeline(app: AppContext) -> tuple[Any, Any]:

@@ -51,7 +51,7 @@ CALL_COLUMNS = (
 _KEEP_ON_CONFLICT = ("id", "created")  # a pending row's ``created`` is when it was sent
 EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
 LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
-ENDED = frozenset(("finished", "failed", "revoked"))
+ENDED = frozenset(("finished", "failed", "revoked", "dead"))
 CANCELLED_NAME = "(cancelled before it started)"  # the name of a call cancelled unseen
 
 
@@ -260,6 +260,22 @@ def record_cancelled(
                 )
                 cancelled.append(call_id)
     return cancelled
+
+
+def link_retry(conn: Reader, old: str, new: str, now: datetime | None = None) -> None:
+    """Link call ``new`` to the call it retries, ``old`` (``flow task retry``), both ways.
+
+    ``new``'s ``taskparent`` names ``old`` (its ``pending`` row was written as it was sent;
+    no worker upsert touches the column, so the link stays whoever writes the row next), and
+    ``old`` gets a ``retried`` event naming ``new``. One transaction.
+    """
+    when = sql_time(conn.dialect, now or datetime.now(UTC))
+    with conn.transaction():
+        conn.execute("UPDATE call SET taskparent = ? WHERE id = ?", [old, new])
+        conn.execute(
+            "INSERT INTO event (id, created, name, note, call_id) VALUES (?, ?, 'retried', ?, ?)",
+            [str(uuid.uuid4()), when, f"Retried as call {new}", old],
+        )
 
 
 # -- the scheduler's outbox -----------------------------------------------------------------

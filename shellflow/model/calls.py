@@ -13,7 +13,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shellflow.model.base import Base, IdMixin, utcnow
 
-CALL_STATES = ("pending", "received", "running", "finished", "failed", "retry", "revoked")
+# ``dead``: redelivered too often (its worker died each time), set aside in its dead-letter
+# queue (shellflow.engine.worker.delivery); ``flow task retry`` sends it again.
+CALL_STATES = (
+    "pending", "received", "running", "finished", "failed", "retry", "revoked", "dead",
+)  # fmt: skip
 UNFINISHED_WHERE = "state IN ('pending', 'received', 'running', 'retry')"
 
 
@@ -45,6 +49,8 @@ class Call(IdMixin, Base):
     # JSON list of the calls whose results this call received, when there were several (a
     # join's target, a funnel's final step); ``parent`` is the last of them to arrive.
     sources: Mapped[str | None] = mapped_column(Text)
+    # The call this one retries (``flow task retry``): set by the command that sends it, and
+    # kept by the worker's upserts (not one of shellflow.model.call_writes.CALL_COLUMNS).
     taskparent: Mapped[str | None] = mapped_column(String(36))
     tracking: Mapped[str | None] = mapped_column(String(36), index=True)
     celeryid: Mapped[str | None] = mapped_column(String(64), unique=True)

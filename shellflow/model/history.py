@@ -163,7 +163,7 @@ def _estimate(conn: Reader, sql: str, params: list[Any]) -> int:
 def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, Any]:
     """One call with its events (and its result when asked), like the spec's listing 9."""
     columns = (*DETAIL_COLUMNS, ("result", "c.result", "str"), ("args", "c.args", "str"),
-               ("sources", "c.sources", "str"))  # fmt: skip
+               ("sources", "c.sources", "str"), ("retry_of", "c.taskparent", "str"))  # fmt: skip
     found = conn.query(_select(columns) + " WHERE c.id = ?", [call_id])
     if not found:
         near = [
@@ -176,6 +176,8 @@ def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, A
     sources = _sources(call.pop("sources"))
     if sources:  # several calls fed this one (a join's target, a funnel's final step)
         call["sources"] = sources
+    if call["retry_of"] is None:  # the call this one retries ('flow task retry'), if any
+        call.pop("retry_of")
     if not result:
         call.pop("result")
     stored = [

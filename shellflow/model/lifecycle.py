@@ -71,7 +71,7 @@ def lifecycle(
     steps: list[tuple[str, datetime]] = [(RECEIVED, started), (PRERUN, started)]
     if finished is not None and state == "finished":
         steps.append((POSTRUN, finished))
-    elif finished is not None and state == "failed":
+    elif finished is not None and state in ("failed", "dead"):
         steps.append((FAILURE, finished))
     for name, when in steps:
         if name not in skip:

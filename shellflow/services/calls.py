@@ -1,6 +1,7 @@
-"""Calls: run, send, follow and cancel them, with the rules both front-ends share.
+"""Calls: run, send, follow, cancel and retry them, with the rules both front-ends share.
 
-``flow task run|result|cancel`` and the dashboard's re-run and cancel call these functions,
+``flow task run|result|cancel|retry`` and the dashboard's re-run, retry and cancel call these
+functions,
 so which right a call needs, when a cancel is refused (and why), and how a call's outcome
 maps to an exit code are decided here once. Sending goes through the client's one-shot
 path (``shellflow.client.oneshot``) or the engine's sender, and cancelling through
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from shellflow.config import Settings
     from shellflow.engine.calls.outcomes import Outcome
     from shellflow.model.access import Principal
+    from shellflow.model.retries import Ended
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def result(
         raise TimedOut(f"call {call_id} has not finished yet ({found.state}); use --wait")
     if found.state == "revoked":
         raise CallFailed(f"call {call_id} was cancelled")
+    if found.state == "dead":
+        raise CallFailed(f"call {call_id} is dead: {found.error or 'redelivered too often'};"
+                         f" 'flow task retry {call_id}' sends it again")  # fmt: skip
     if found.state != "finished":
         raise CallFailed(found.error or f"call {call_id} failed")
     return found
@@ -176,6 +181,80 @@ def cancel(
     raise Conflict(
         f"call {call_id} has already started ({found.state}); use --terminate to stop it"
     )
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A call sent again: ``call_id`` is the new call, ``retry_of`` the one it retries;
+    ``unlinked`` says why the new call's record or its link was not written (None: it was)."""
+
+    call_id: str
+    retry_of: str
+    socket: str
+    unlinked: str | None = None
+
+
+def retry(settings: Settings, principal: Principal, call_id: str) -> Retried:
+    """Send call ``call_id`` again, as a new call linked to it (``flow task retry ID``).
+
+    The new call gets the old one's socket, arguments, flow run and parent, is recorded
+    ``pending`` as it is sent, and names the old call (its ``taskparent``; the old call gets
+    a ``retried`` event naming the new one). ``NotFound`` (exit 3): no call with that id is
+    recorded; ``Conflict`` (exit 4): the call has not ended, or has finished (its result
+    stands), or its record holds no arguments to send again (cancelled before any worker
+    saw it). Needs ``RUN_TASK`` on the socket, as running it does.
+    """
+    from shellflow.model.listing import reader
+    from shellflow.model.retries import RETRYABLE, call_to_retry
+
+    _check_call_id(call_id)
+    with reader(settings.db) as conn:
+        old = call_to_retry(conn, call_id)
+    if old is None:
+        missing = NotFound("call", call_id)
+        missing.message = f"no call {call_id} is recorded"
+        raise missing
+    if old.state not in RETRYABLE:
+        why = "its result stands" if old.state == "finished" else "it has not ended"
+        raise Conflict(f"call {call_id} is {old.state}: {why}; only a failed, dead or"
+                       " cancelled call can be retried")  # fmt: skip
+    if old.args is None:
+        raise Conflict(f"call {call_id} has no recorded arguments to send again")
+    return _send_retry(settings, principal, old)
+
+
+def retry_many(
+    settings: Settings, principal: Principal, state: str, socket: str | None = None
+) -> list[Retried]:
+    """Retry every call in ``state`` (of ``socket``) not retried yet, oldest first
+    (``flow task retry --state STATE [--socket NAME]``). Calls whose records hold no
+    arguments are left out. ``UsageError`` for a state that cannot be retried."""
+    from shellflow.model.listing import reader
+    from shellflow.model.retries import RETRYABLE, calls_to_retry
+
+    if state not in RETRYABLE:
+        raise UsageError(f"--state {state}: only {', '.join(RETRYABLE)} calls can be retried")
+    if socket is not None:
+        _authorize_run(principal, socket)
+    with reader(settings.db) as conn:
+        found = calls_to_retry(conn, state, socket)
+    return [_send_retry(settings, principal, old) for old in found if old.args is not None]
+
+
+def _send_retry(settings: Settings, principal: Principal, old: Ended) -> Retried:
+    from shellflow.model.call_writes import link_retry
+    from shellflow.model.listing import writer
+
+    sent = send(settings, principal, old.socket, old.args or [], old.kwargs, flow=old.flow,
+                parent=old.parent)  # fmt: skip
+    unlinked = sent.unrecorded
+    if unlinked is None:
+        try:
+            with writer(settings.db) as conn:
+                link_retry(conn, old.call_id, sent.call_id)
+        except Exception as exc:  # the call is on its way: say so rather than fail
+            unlinked = " ".join(str(exc).split()) or type(exc).__name__
+    return Retried(sent.call_id, old.call_id, old.socket, unlinked)
 
 
 def _authorize_run(principal: Principal, socket: str) -> None:

@@ -127,9 +127,9 @@ def test_a_poison_call_ends_in_the_dead_letter_queue(
     with pytest.raises(CallFailed, match="DeadLettered"):
         client.wait(sent, timeout=180)
     assert counter.read_text() == str(1 + MAX_REDELIVERIES)
-    assert d.wait_for("SELECT state FROM call WHERE id = ?", (sent.call_id,), [("failed",)])
+    assert d.wait_for("SELECT state FROM call WHERE id = ?", (sent.call_id,), [("dead",)])
     state, error = d.query("SELECT state, error FROM call WHERE id = ?", (sent.call_id,))[0]
-    assert state == "failed" and error.startswith("DeadLettered:")
+    assert state == "dead" and error.startswith("DeadLettered:")
     assert d.query(EVENTS_NAMED, (chaos["crash"], "redelivered")) == [(1 + MAX_REDELIVERIES,)]
     with Connection(transport_url(client.settings.broker)) as conn:
         message = dead_letter_queue(chaos["crash"])(conn.channel()).get(no_ack=True)

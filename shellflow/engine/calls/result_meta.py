@@ -22,7 +22,7 @@ from typing import Any
 
 from shellflow.errors import CallFailed
 
-FINISHED_STATES = ("finished", "failed", "revoked")
+FINISHED_STATES = ("finished", "failed", "revoked", "dead")
 ENDED_STATUSES = ("SUCCESS", "FAILURE", "REVOKED")  # Celery's READY_STATES
 
 

@@ -280,10 +280,13 @@ class Recorder:
                   lifecycle.note(POSTRUN, name), output, result)  # fmt: skip
 
     def failed(
-        self, call_id: str, name: str, error: str, traceback: str, output: list[str]
-    ) -> None:
+        self, call_id: str, name: str, error: str, traceback: str, output: list[str],
+        state: str = "failed",
+    ) -> None:  # fmt: skip
+        """The call ended with ``error``: ``failed`` (its function raised, or its value was
+        refused) or ``dead`` (redelivered too often: ``shellflow.engine.worker.delivery``)."""
         error = _text(error) or ""
-        values = {"state": "failed", "error": error, "traceback": _text(traceback, TRACE_MAX)}
+        values = {"state": state, "error": error, "traceback": _text(traceback, TRACE_MAX)}
         self._end(call_id, values, FAILURE, lifecycle.note(FAILURE, name, error), output,
                   error)  # fmt: skip
 

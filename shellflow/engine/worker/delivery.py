@@ -8,7 +8,9 @@ redeliveries itself, in the call records: a message flagged ``redelivered`` writ
 once a call has been redelivered more than :data:`MAX_REDELIVERIES` times it is not run
 again: its message is copied, with the reason, to the socket's dead-letter queue
 ``<socket>.dead`` (a durable queue bound to the direct exchange ``shellflow.dead``), and the
-call ends ``failed`` with a ``DeadLettered`` error, so its caller is answered.
+call ends ``dead`` (a state of its own: its function never raised) with the reason as its
+error, and its caller is answered with a ``DeadLettered`` error. Its ERROR plugs do not fire.
+``flow task retry`` (``shellflow.services.calls.retry``) sends it again as a new call.
 
 Why counted here rather than by the broker: RabbitMQ can count deliveries itself
 (``x-delivery-limit`` with a dead-letter exchange), but only on quorum queues, which change

@@ -33,6 +33,7 @@ from shellflow.engine.transport.celery_app import (
 from shellflow.engine.transport.kombu_redis import reuse_redis_clients
 from shellflow.engine.transport.result_store import store_without_reading
 from shellflow.engine.transport.routing import kombu_queue
+from shellflow.engine.worker.delivery import DeadLettered
 from shellflow.errors import UsageError
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
@@ -169,6 +170,11 @@ def _register(
             trace = traceback.format_exc()
             if isinstance(exc, ValueRefused):  # shellflow's own check: its reason says all
                 message, trace = str(exc), ""
+            if isinstance(exc, DeadLettered):
+                # Set aside, not failed: its function never raised, so its ERROR plugs do
+                # not fire; 'flow task retry' sends it again (shellflow.services.calls).
+                recorder.failed(call_id, route.name, message, "", output, state="dead")
+                raise SocketError(message) from None
             recorder.failed(call_id, route.name, message, trace, output)
             fire(self, call_id, flow, "ERROR", error_value(exc, call_id, route.name))
             raise SocketError(message) from None

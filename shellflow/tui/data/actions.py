@@ -2,7 +2,7 @@
 
 Every action calls the same service function as the command it mirrors
 (:mod:`shellflow.services.processors` for ``flow proc``, :mod:`shellflow.services.calls` for
-``flow task run`` and ``flow task cancel``), so the rights it needs, the status it asks
+``flow task run``, ``retry`` and ``cancel``), so the rights it needs, the status it asks
 for and what it refuses are decided in one place: this module only words the question,
 names the command and turns the service's result into a one-line outcome. The command text
 feeds the dashboard's command log, as lazygit shows the git commands it runs.
@@ -83,6 +83,19 @@ def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
 
     question = f"Run {socket} again with the same arguments?"
     return Action(question, rerun_command(socket, args, kwargs), send_again)
+
+
+def retry(settings: Settings, call_id: str) -> Action:
+    """Send a dead, failed or cancelled call again as a new call linked to it, as
+    ``flow task retry ID --async`` does (the same service call)."""
+
+    def retry_call() -> str:
+        sent = calls.retry(settings, current_principal(), call_id)
+        done = f"retried call {call_id} as call {sent.call_id}"
+        return done + (f" (not linked: {sent.unlinked})" if sent.unlinked else "")
+
+    command = f"flow task retry {shlex.quote(call_id)} --async"
+    return Action(f"Retry call {call_id} as a new call?", command, retry_call)
 
 
 def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Action:

@@ -20,7 +20,9 @@ from shellflow.model.listing import Reader, _value
 PAGE_SIZE = 100
 # shellflow.model.calls.CALL_STATES, kept here so this module never imports SQLAlchemy
 # (tests/tui/test_data.py checks that they agree).
-CALL_STATES = ("pending", "received", "running", "finished", "failed", "retry", "revoked")
+CALL_STATES = (
+    "pending", "received", "running", "finished", "failed", "retry", "revoked", "dead",
+)  # fmt: skip
 SORTS = ("started", "socket", "state", "duration", "node")
 COLUMNS = (
     ("id", "c.id"),

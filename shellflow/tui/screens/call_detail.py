@@ -52,6 +52,8 @@ def render_call(call: dict[str, Any], logs: list[dict[str, Any]]) -> Group:
     facts.add_row("node", plain(" ".join(filter(None, (call.get("hostname"), call.get("worker"))))))
     facts.add_row("parent", plain(call.get("parent") or "(none: a root call)"))
     facts.add_row("flow run", plain(call.get("flow")))
+    if call.get("retry_of"):
+        facts.add_row("retry of", plain(call["retry_of"]))
     if call.get("owner"):
         facts.add_row("owner", plain(call["owner"]))
     args, kwargs = describe_args(call.get("args"))
@@ -153,8 +155,12 @@ class CallDetailScreen(Screen[None]):
 
     def action_rerun(self) -> None:
         if self.call is not None:
-            from shellflow.tui.data.actions import rerun
+            from shellflow.model.retries import RETRYABLE
+            from shellflow.tui.data.actions import rerun, retry
 
+            if self.call["state"] in RETRYABLE:  # sent again linked to it: flow task retry
+                self.dashboard.confirm_and_run(retry(self.dashboard.settings, self.call_id))
+                return
             self.dashboard.confirm_and_run(
                 rerun(self.dashboard.settings, self.call["name"], self.call.get("args"))
             )

@@ -22,6 +22,7 @@ STATE_STYLES = {
     "pending": "cyan",
     "retry": "magenta",
     "revoked": "bright_black",
+    "dead": "bold red reverse",
 }
 
 

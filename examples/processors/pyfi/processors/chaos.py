@@ -34,9 +34,12 @@ def slow(value, seconds=0.05):
     return value
 
 
-def crash(path):
-    """Count the attempt in ``path``, then kill the worker process running it (a poison call)."""
-    _bump(path)
+def crash(path, until=None):
+    """Count the attempt in ``path``, then kill the worker process running it (a poison call);
+    with ``until``, return the count once it is past ``until`` (a call that heals)."""
+    count = _bump(path)
+    if until is not None and count > until:
+        return count
     os.kill(os.getpid(), signal.SIGKILL)
 
 
