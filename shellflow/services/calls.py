@@ -204,9 +204,11 @@ def retry(settings: Settings, principal: Principal, call_id: str) -> Retried:
     stands), or its record holds no arguments to send again (cancelled before any worker
     saw it). Needs ``RUN_TASK`` on the socket, as running it does.
     """
+    from shellflow.model.access import authorize
     from shellflow.model.listing import reader
     from shellflow.model.retries import RETRYABLE, call_to_retry
 
+    authorize(principal, "RUN_TASK")  # before its record says whether the call exists
     _check_call_id(call_id)
     with reader(settings.db) as conn:
         old = call_to_retry(conn, call_id)
