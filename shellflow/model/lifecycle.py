@@ -1,13 +1,14 @@
 """A call's lifecycle events, read from its call row instead of stored one row each.
 
 Every call that runs has the same four-step life: ``received`` and ``prerun`` when a worker
-takes it, then ``postrun`` or ``failure`` when it ends. The call row already holds each of
-those moments (``started``, ``finished``, ``state`` and ``error``), so the worker writes no
-event row for them: an ordinary call costs the database one row instead of four, which is
-most of what its record costs (``shellflow.engine.records.recorder``). Everything that is not the
-same for every call (``retry``, ``redelivered``, ``revoked``, ``plug``, ``deadletter``) is
-stored as an ``event`` row, as are the lifecycle events of rows written before this scheme
-(the readers then take the stored one and derive nothing for that name).
+takes it, then ``postrun`` or ``failure`` when it ends (``dead`` for a call set aside after
+too many redeliveries). The call row already holds each of those moments (``started``,
+``finished``, ``state`` and ``error``), so the worker writes no event row for them: an
+ordinary call costs the database one row instead of four, which is most of what its record
+costs (``shellflow.engine.records.recorder``). Everything that is not the same for every call
+(``retry``, ``redelivered``, ``revoked``, ``plug``, ``deadletter``, ``retried``) is stored
+as an ``event`` row, as are the lifecycle events of rows written before this scheme (the
+readers then take the stored one and derive nothing for that name).
 
 Readers (``flow ls call``, ``flow listen --since``, the dashboard) merge both through
 :func:`lifecycle` and :func:`merged`; the worker publishes the live messages of these events
@@ -21,7 +22,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 RECEIVED, PRERUN, POSTRUN, FAILURE = "received", "prerun", "postrun", "failure"
-LIFECYCLE = (RECEIVED, PRERUN, POSTRUN, FAILURE)
+DEAD = "dead"  # the end of a call set aside in its dead-letter queue, in place of failure
+LIFECYCLE = (RECEIVED, PRERUN, POSTRUN, FAILURE, DEAD)
+ENDS_WITH_ERROR = (FAILURE, DEAD)  # the ends whose live message carries the call's error
 ORDER = {name: rank for rank, name in enumerate(LIFECYCLE)}  # ties at one instant
 
 
@@ -46,6 +49,8 @@ def note(name: str, socket: str, error: str | None = None) -> str:
         return f"Prerun for {socket}"
     if name == POSTRUN:
         return f"Postrun for {socket}"
+    if name == DEAD:
+        return f"Dead letter of {socket}: {error}"[:2000]
     return f"Failure of {socket}: {error}"[:2000]
 
 
@@ -71,8 +76,10 @@ def lifecycle(
     steps: list[tuple[str, datetime]] = [(RECEIVED, started), (PRERUN, started)]
     if finished is not None and state == "finished":
         steps.append((POSTRUN, finished))
-    elif finished is not None and state in ("failed", "dead"):
+    elif finished is not None and state == "failed":
         steps.append((FAILURE, finished))
+    elif finished is not None and state == "dead":
+        steps.append((DEAD, finished))
     for name, when in steps:
         if name not in skip:
             out.append(Event(event_id(call_id, name), name, note(name, socket, error), when))

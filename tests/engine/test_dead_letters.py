@@ -38,7 +38,12 @@ def test_a_dead_call_is_listed_told_and_retried_as_a_linked_call(
     assert told.code == ExitCode.CALL_FAILED and "is dead" in told.stderr
     assert "without finishing" in told.stderr and told.stdout == ""
     events = json.loads(d.ok("ls", "call", "--id", dead, "--json").stdout)["events"]
-    assert [e["name"] for e in events].count("deadletter") == 1
+    assert [e["name"] for e in events].count("deadletter") == 1 and events[-1]["name"] == "dead"
+    heard = d.ok("listen", "-n", chaos["processor"], "-c", "error", "--since", "1h",
+                 "--count", "1")  # fmt: skip
+    (error_event,) = [json.loads(line) for line in heard.stdout.splitlines()]
+    assert (error_event["call"], error_event["state"]) == (dead, "dead")
+    assert "without finishing" in error_event["data"]
 
     retried = d.run("task", "retry", dead, "--timeout", "120")
     assert retried.code == 0, retried.stderr

@@ -140,6 +140,44 @@ async def test_rerun_sends_the_same_arguments(filled_db, make_dashboard) -> None
 
 
 @pytest.mark.asyncio
+async def test_r_on_a_dead_call_retries_it_as_a_linked_call(filled_db, make_dashboard) -> None:
+    require_service("redis")
+    import redis
+
+    from shellflow.model.listing import reader, writer
+
+    url, ids = filled_db
+    dead = ids["b"]
+    with writer(url) as conn:  # as a worker leaves a call redelivered past the cap
+        conn.execute("UPDATE call SET state = 'dead' WHERE id = ?", [dead])
+    client = redis.Redis.from_url(REDIS)
+    client.delete(QUEUE)
+    app = make_dashboard(url, redis=REDIS)
+    try:
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            app.open_call(dead)
+            await settle(pilot)
+            await pilot.press("r")
+            await pilot.pause()
+            assert app.screen.command == f"flow task retry {dead} --async"
+            await pilot.press("y")
+            await wait_for_log(pilot, 1)
+            entry = app.command_log[0]
+            assert not entry.failed, entry.outcome
+            messages = [json.loads(m) for m in client.lrange(QUEUE, 0, -1)]
+            assert len(messages) == 1 and messages[0]["headers"]["argsrepr"] == "[3]"
+            new = messages[0]["headers"]["id"]
+            assert f"as call {new}" in entry.outcome
+            with reader(url) as conn:
+                linked = conn.query("SELECT state, taskparent FROM call WHERE id = ?", [new])
+            assert linked == [("pending", dead)]
+    finally:
+        client.delete(QUEUE)
+        client.close()
+
+
+@pytest.mark.asyncio
 async def test_cancel_of_a_running_call_stops_it(filled_db, make_dashboard):
     require_service("redis")
     url, ids = filled_db

@@ -1,13 +1,14 @@
 """Live events: every event is stored first and then published on pub/sub.
 
 Channels are ``<processor>.<channel>`` and ``global`` (which carries everything), with
-channel names ``task`` (lifecycle: received, prerun, postrun, failure, retry, revoked, and
-shellflow's own redelivered, plug, deadletter), ``log`` (lines the function printed),
+channel names ``task`` (lifecycle: received, prerun, postrun, failure or dead, retry,
+revoked, and shellflow's own redelivered, plug, deadletter), ``log`` (lines the function
+printed),
 ``result`` and ``error``. Each message is one JSON object with these fields:
 
 =========  ==============================================================
 id         the event's id: ``CALL/STEP`` for a lifecycle step (received, prerun,
-           postrun, failure), else the ``event`` row's (the ``log`` row's for a line)
+           postrun, failure, dead), else the ``event`` row's (the ``log`` row's for a line)
 channel    task, log, result or error
 state      the event's name (received, prerun, postrun, failure, log, ...)
 date       when it happened (the stored row's time), ISO 8601 in UTC
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from shellflow import forks
+from shellflow.model.lifecycle import ENDS_WITH_ERROR
 from shellflow.urls import is_redis, socket_path
 
 GLOBAL = "global"
@@ -113,7 +115,7 @@ def messages(room: str, event: Stored) -> list[dict[str, Any]]:
     out = [{"channel": "task", **base}]
     if event.state == "postrun":
         out.append({"channel": "result", **base, "data": event.data})
-    elif event.state == "failure":
+    elif event.state in ENDS_WITH_ERROR:
         out.append({"channel": "error", **base, "data": event.data})
     return out
 
@@ -160,7 +162,7 @@ def encoded(room: str, event: Stored) -> list[tuple[str, bytes]]:
     out = [("task", _utf8(f'{{"channel":"task"{tail}}}'))]
     if event.state == "postrun":
         out.append(("result", _utf8(f'{{"channel":"result"{tail},"data":{dumps(event.data)}}}')))
-    elif event.state == "failure":
+    elif event.state in ENDS_WITH_ERROR:
         out.append(("error", _utf8(f'{{"channel":"error"{tail},"data":{dumps(event.data)}}}')))
     return out
 
@@ -294,7 +296,7 @@ def replay_since(url: str, since: datetime, room: str | None) -> list[dict[str, 
 def _data(name: str, result: Any, error: Any) -> Any:
     if name == "postrun" and result is not None:
         return json.loads(result)
-    if name == "failure":
+    if name in ENDS_WITH_ERROR:
         return error
     return None
 

@@ -84,7 +84,7 @@ from shellflow.engine.records.store import Pending, RecordStore, RecordsUnavaila
 from shellflow.model import lifecycle
 from shellflow.model.call_writes import call_values
 from shellflow.model.dialects import sql_time
-from shellflow.model.lifecycle import FAILURE, POSTRUN, PRERUN, RECEIVED
+from shellflow.model.lifecycle import DEAD, FAILURE, POSTRUN, PRERUN, RECEIVED
 from shellflow.model.urls import dialect_of
 from shellflow.values import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, shown_text
 
@@ -287,8 +287,8 @@ class Recorder:
         refused) or ``dead`` (redelivered too often: ``shellflow.engine.worker.delivery``)."""
         error = _text(error) or ""
         values = {"state": state, "error": error, "traceback": _text(traceback, TRACE_MAX)}
-        self._end(call_id, values, FAILURE, lifecycle.note(FAILURE, name, error), output,
-                  error)  # fmt: skip
+        end = DEAD if state == "dead" else FAILURE
+        self._end(call_id, values, end, lifecycle.note(end, name, error), output, error)
 
     def event(self, call_id: str, name: str, note: str, state: str | None = None) -> None:
         """An event of a call; written with the call's end, or now if the call has ended."""

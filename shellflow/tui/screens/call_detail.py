@@ -86,7 +86,7 @@ class CallDetailScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("G", "graph", "Graph"),
         Binding("p", "parent", "Parent"),
-        Binding("r", "rerun", "Re-run"),
+        Binding("r", "rerun", "Re-run (retry a dead call)"),
         Binding("x", "cancel", "Cancel call"),
     ]
 
@@ -155,10 +155,9 @@ class CallDetailScreen(Screen[None]):
 
     def action_rerun(self) -> None:
         if self.call is not None:
-            from shellflow.model.retries import RETRYABLE
             from shellflow.tui.data.actions import rerun, retry
 
-            if self.call["state"] in RETRYABLE:  # sent again linked to it: flow task retry
+            if self.call["state"] == "dead":  # sent again linked to it: flow task retry
                 self.dashboard.confirm_and_run(retry(self.dashboard.settings, self.call_id))
                 return
             self.dashboard.confirm_and_run(
