@@ -276,3 +276,49 @@ def test_flow_task_run_and_the_dashboard_rerun_call_the_same_send(
         "sent sock again as call id-9"
     )
     assert asked == [("sock", [3], {}, True), ("sock", [3], {}, False)]
+
+
+def test_flow_task_retry_and_the_dashboard_call_the_same_retry(
+    settings: Settings, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shellflow.tui.data.actions import retry
+
+    asked: list[str] = []
+
+    def stand_in(_s: Settings, _p: Principal, call_id: str) -> calls.Retried:
+        asked.append(call_id)
+        return calls.Retried("id-7", call_id, "sock")
+
+    monkeypatch.setattr(calls, "retry", stand_in)
+    result = cli.ok("-d", settings.db, "task", "retry", CALL, "--async")
+    assert result.stdout == "id-7\n" and f"call {CALL} retried as call id-7" in result.stderr
+    assert retry(settings, CALL).run() == f"retried call {CALL} as call id-7"
+    assert asked == [CALL, CALL]
+
+
+def test_flow_task_retry_by_state_prints_the_new_ids(
+    settings: Settings, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    def stand_in(_s: Settings, _p: Principal, state: str, socket: str | None) -> Any:
+        asked.append((state, socket))
+        return [calls.Retried(f"new-{i}", f"old-{i}", "sock") for i in range(2)]
+
+    monkeypatch.setattr(calls, "retry_many", stand_in)
+    result = cli.ok("-d", settings.db, "task", "retry", "--state", "dead", "--socket", "sock")
+    assert result.stdout == "new-0\nnew-1\n"
+    assert "retried 2 dead call(s) of sock" in result.stderr
+    assert asked == [("dead", "sock")]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [(), (CALL, "--state", "dead"), (CALL, "--socket", "s"), ("--state", "dead", "--timeout", "1"),
+     ("--state", "finished")],
+)  # fmt: skip
+def test_flow_task_retry_usage_mistakes_are_exit_2(
+    settings: Settings, cli: Any, words: tuple[str, ...]
+) -> None:
+    result = cli("-d", settings.db, "task", "retry", *words)
+    assert result.code == ExitCode.USAGE and "Traceback" not in result.stderr
