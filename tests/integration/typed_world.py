@@ -170,6 +170,7 @@ def base_args(path: tuple[str, ...], command: click.Command, place: Place) -> di
         ("shell", "install"): {"folder": str(place.root / "bin")},
         ("compose", "export"): {"output": str(place.root / "export.yaml")},
         ("agent", "start"): {"node": "n1"},
+        ("task", "retry"): {"call_id": MISSING_CALL},
     }.get(path[:2], {})
     return values | extra
 
@@ -190,7 +191,7 @@ def control_codes(path: tuple[str, ...]) -> set[int]:
         return {0, 4}  # 4: others depend on it (without --cascade)
     if path[0] == "broker":
         return {2}  # the broker URL is not the embedded one
-    if path in (("task", "result"), ("task", "cancel"), ("ls", "call")):
+    if path in (("task", "result"), ("task", "cancel"), ("task", "retry"), ("ls", "call")):
         return {3, 6}
     return {0, 6}
 
