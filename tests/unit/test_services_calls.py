@@ -155,6 +155,9 @@ def test_result_waits_only_when_asked(settings: Settings, stored: dict[str, Any]
          "ValueError: no", ExitCode.CALL_FAILED),
         (outcomes.Outcome(CALL, "failed"), CallFailed, f"call {CALL} failed",
          ExitCode.CALL_FAILED),
+        (outcomes.Outcome(CALL, "dead", error="DeadLettered: delivered 6 times"), CallFailed,
+         f"call {CALL} is dead: DeadLettered: delivered 6 times; 'flow task retry {CALL}'",
+         ExitCode.CALL_FAILED),
     ],
 )  # fmt: skip
 def test_result_that_is_not_a_value_raises_with_its_exit_code(
