@@ -22,7 +22,7 @@ CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
 @click.option("-a", "--ascend", is_flag=True, help="Oldest first")
 @click.option("--socket", type=TEXT, help="Only calls of this socket",
               shell_complete=later_completer("names_of", "socket"))  # fmt: skip
-@click.option("--state", help="Only calls in this state (finished, failed, running, ...)",
+@click.option("--state", help="Only calls in this state (finished, failed, dead, running, ...)",
               shell_complete=later_completer("call_states"))  # fmt: skip
 @click.option("--since", metavar="TIME",
               help="Only calls started since TIME (ISO time, or 90s, 15m, 2h, 1d ago)")  # fmt: skip
