@@ -20,9 +20,21 @@ from shellflow.commands.output import info, write_lines
 
 if TYPE_CHECKING:
     from shellflow.model.compose import Change, Spec
+    from shellflow.model.store import Store
 
 _VERBS = {"add": "ADD", "change": "UPDATE", "remove": "DELETE"}
 FILE = click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+FORCE = click.option("--force", is_flag=True, help="Revoke the calls pending or running that "
+                     "a change or removal would strand (else refused, exit 4)")  # fmt: skip
+
+
+def _finish(app: AppContext, store: Store) -> None:
+    """Revoke what a forced change stranded, once it is committed."""
+    from shellflow.services.network import finish
+
+    said = finish(app.settings, store.revocation)
+    if said:
+        info(said[0].upper() + said[1:])
 
 
 def _read(file: str) -> Spec:
@@ -103,8 +115,9 @@ def compose() -> None:
 @FILE
 @click.option("--prune", is_flag=True, help="Also remove queues, processors, sockets and "
               "plugs the file does not declare")  # fmt: skip
+@FORCE
 @pass_app
-def up(app: AppContext, file: str, prune: bool) -> None:
+def up(app: AppContext, file: str, prune: bool, force: bool) -> None:
     """Make the network match FILE.
 
     Adds and changes what FILE declares; a second run changes nothing and says so.
@@ -114,16 +127,18 @@ def up(app: AppContext, file: str, prune: bool) -> None:
     spec = _read(file)
     with app.store() as store:
         changes = plan(store, spec, prune=prune)
-        deleted = apply(store, changes, _authorizer(app))
+        deleted = apply(store, changes, _authorizer(app), force=force)
     _report(changes, deleted)
+    _finish(app, store)
 
 
 @compose.command("down")
 @FILE
 @click.option("--cascade", is_flag=True, help="Also delete objects the file does not declare "
               "that depend on declared ones")  # fmt: skip
+@FORCE
 @pass_app
-def down(app: AppContext, file: str, cascade: bool) -> None:
+def down(app: AppContext, file: str, cascade: bool, force: bool) -> None:
     """Remove the objects FILE declares, and nothing else.
 
     An object that others not in FILE depend on is refused (exit 4) unless --cascade.
@@ -133,8 +148,9 @@ def down(app: AppContext, file: str, cascade: bool) -> None:
     spec = _read(file)
     with app.store() as store:
         changes = plan_down(store, spec)
-        deleted = apply(store, changes, _authorizer(app), cascade=cascade)
+        deleted = apply(store, changes, _authorizer(app), cascade=cascade, force=force)
     _report(changes, deleted)
+    _finish(app, store)
 
 
 @compose.command("diff")

@@ -132,7 +132,7 @@ def make_update(kind: str) -> click.Command:
     options = [o for o in KIND_OPTIONS[kind] if not o.add_only]
 
     @pass_app
-    def command(app: AppContext, rename: str | None, **values: Any) -> None:
+    def command(app: AppContext, rename: str | None, force: bool = False, **values: Any) -> None:
         from shellflow.commands.output import info
 
         app.authorize(right_for("UPDATE", kind), values.get("name"))
@@ -147,11 +147,13 @@ def make_update(kind: str) -> click.Command:
         if not changes:
             raise click.UsageError("nothing to change: give at least one option to update")
         with app.store() as store:
-            store.update(kind, name, values)
+            store.update(kind, name, values, force=force)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+        _finish(app, store)
 
     command = _apply_options(command, options, for_update=True, kind=kind)
     command = click.option("--rename", type=TEXT, help="New name")(command)
+    command = _force_option(kind, command)
     # -n identifies the object to change, so it stays required.
     return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
 
@@ -173,21 +175,25 @@ def make_delete(kind: str) -> click.Command:
     choice = isinstance(name_opt.kwargs.get("type"), click.Choice)
 
     @pass_app
-    def command(app: AppContext, name: str, cascade: bool, **extra: Any) -> None:
+    def command(
+        app: AppContext, name: str, cascade: bool, force: bool = False, **extra: Any
+    ) -> None:
         from shellflow.commands.output import info
 
         app.authorize(right_for("DELETE", kind), name)
         if kind == "argument" and not extra.get("socket"):
             raise click.UsageError("Missing option '-s/--socket'.")
         with app.store() as store:
-            deleted = store.delete(kind, name, cascade=cascade, **extra)
+            deleted = store.delete(kind, name, cascade=cascade, force=force, **extra)
         for item in deleted:
             info(f"Deleted {item}")
+        _finish(app, store)
 
     command = _apply_options(command, [*identity], for_update=True)
     command = click.option(
         "--cascade", is_flag=True, help="Also delete the objects that depend on it"
     )(command)
+    command = _force_option(kind, command)
     command = click.option(
         *name_opt.decls,
         "name",
@@ -197,6 +203,28 @@ def make_delete(kind: str) -> click.Command:
         **{k: v for k, v in name_opt.kwargs.items() if k in ("type", "metavar")},
     )(command)
     return click.command(kind, help=f"Delete a {kind} from the database.")(command)
+
+
+FORCE_HELP = "Revoke the calls pending or running that the change would strand"
+
+
+FORCE_KINDS = ("queue", "processor", "socket", "plug")  # the kinds calls run on
+
+
+def _force_option(kind: str, command: Callable[..., Any]) -> Callable[..., Any]:
+    if kind not in FORCE_KINDS:
+        return command
+    return click.option("--force", is_flag=True, help=FORCE_HELP)(command)
+
+
+def _finish(app: AppContext, store: Any) -> None:
+    """Revoke what a forced change stranded, once it is committed (``services.network``)."""
+    from shellflow.commands.output import info
+    from shellflow.services.network import finish
+
+    said = finish(app.settings, store.revocation)
+    if said:
+        info(said[0].upper() + said[1:])
 
 
 def make_ls(kind: str, hidden: bool = False) -> click.Command:

@@ -58,15 +58,25 @@ def proc() -> None:
 
 def _make(action: str) -> click.Command:
     @pass_app
-    def command(app: AppContext, name: str, wait: bool, timeout: float) -> None:
+    def command(
+        app: AppContext, name: str, wait: bool, timeout: float, force: bool = False
+    ) -> None:
         from shellflow.services import processors
 
-        asked = processors.request(app.settings, app.principal, name, action)
+        asked = processors.request(app.settings, app.principal, name, action, force=force)
         info(_said(asked.summary))
+        if asked.revoked:
+            info(_said(asked.revoked))
         if wait:
             processors.wait_for(app.settings, name, asked.reached, timeout)
 
-    return click.command(action, help=HELP[action])(_options(command))
+    command = _options(command)
+    if action == "remove":  # the worker goes for good: calls waiting for it are stranded
+        command = click.option(
+            "--force", is_flag=True,
+            help="Revoke the calls pending or running on its sockets (else refused, exit 4)",
+        )(command)  # fmt: skip
+    return click.command(action, help=HELP[action])(command)
 
 
 for _action in VERBS:

@@ -11,7 +11,7 @@ therefore written down here once. SQL that only reads ``call`` stays with its re
 Each writer keeps the connection it already has, and its speed:
 
 - the light path (:class:`shellflow.model.listing.Reader`: no SQLAlchemy, for a cold CLI
-  process): :func:`insert_pending` and :func:`record_cancelled`;
+  process): :func:`insert_pending`, :func:`record_cancelled` and :func:`record_revoked`;
 - the scheduler's outbox (any :class:`Writing` connection, the scheduler's claim
   transaction included): :func:`insert_scheduled` records a due time's call ``pending``
   with the claim, :func:`mark_sent` and :func:`mark_unsent` say what the broker did with it;
@@ -29,7 +29,7 @@ nothing. No SQLAlchemy is imported here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -52,6 +52,7 @@ _KEEP_ON_CONFLICT = ("id", "created")  # a pending row's ``created`` is when it 
 EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
 LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
 ENDED = frozenset(("finished", "failed", "revoked", "dead"))
+UNFINISHED_STATES = ("pending", "received", "running", "retry")  # as calls.UNFINISHED_WHERE
 CANCELLED_NAME = "(cancelled before it started)"  # the name of a call cancelled unseen
 
 
@@ -260,6 +261,41 @@ def record_cancelled(
                 )
                 cancelled.append(call_id)
     return cancelled
+
+
+def record_revoked(
+    conn: Reader, reasons: Mapping[str, str], now: datetime | None = None
+) -> list[str]:
+    """Record calls ``revoked`` whatever unfinished state they had; the ids now so, in order.
+
+    For a change of the network forced under running work (``shellflow.model.busy``):
+    ``reasons`` maps each call's id to why (``socket s1 deleted``), kept in a ``revoked``
+    event. A call with no row yet (its message taken from a queue before any worker saw
+    it) gets a ``revoked`` one; a row that has ended is kept and its id left out. A running
+    call keeps its start time. One transaction.
+    """
+    when = sql_time(conn.dialect, now or datetime.now(UTC))
+    unfinished = ", ".join(f"'{state}'" for state in UNFINISHED_STATES)
+    revoked: list[str] = []
+    with conn.transaction():
+        for call_id, note in reasons.items():
+            took = conn.execute(
+                "UPDATE call SET state = 'revoked', finished = ?, lastupdated = ?"
+                f" WHERE id = ? AND state IN ({unfinished})",
+                [when, when, call_id],
+            ) or conn.execute(
+                "INSERT INTO call (id, name, state, celeryid, tracking, created, lastupdated,"
+                " finished) VALUES (?, ?, 'revoked', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [call_id, CANCELLED_NAME, call_id, call_id, when, when, when],
+            )
+            if took == 1:
+                conn.execute(
+                    "INSERT INTO event (id, created, name, note, call_id)"
+                    " VALUES (?, ?, 'revoked', ?, ?)",
+                    [str(uuid.uuid4()), when, note, call_id],
+                )
+                revoked.append(call_id)
+    return revoked
 
 
 def link_retry(conn: Reader, old: str, new: str, now: datetime | None = None) -> None:

@@ -18,9 +18,13 @@ Authorize = Callable[[str, str, str], None]  # (action, kind, name); raises when
 
 
 def apply(
-    store: Store, changes: list[Change], authorize: Authorize, *, cascade: bool = False
-) -> list[str]:
-    """Make the changes through the store; returns what was deleted (cascades included)."""
+    store: Store, changes: list[Change], authorize: Authorize, *, cascade: bool = False,
+    force: bool = False,
+) -> list[str]:  # fmt: skip
+    """Make the changes through the store; returns what was deleted (cascades included).
+
+    A change that would strand calls pending or running is refused unless ``force``, as
+    ``flow delete|update`` refuse it (``shellflow.model.busy``)."""
     for change in changes:
         authorize(change.action, change.kind, change.name)
     deleted: list[str] = []
@@ -30,9 +34,9 @@ def apply(
                 news = {k: new for k, (_, new) in change.fields.items()}
                 store.add(change.kind, {"name": change.name, **store_values(change.kind, news)})
             elif change.action == "change":
-                _change(store, change)
+                _change(store, change, force)
             else:
-                deleted += store.delete(change.kind, change.name, cascade=cascade)
+                deleted += store.delete(change.kind, change.name, cascade=cascade, force=force)
         except ShellflowError as exc:
             if change.where:
                 exc.message = f"{change.where}: {change.kind} {change.name!r}: {exc.message}"
@@ -40,10 +44,10 @@ def apply(
     return deleted
 
 
-def _change(store: Store, change: Change) -> None:
+def _change(store: Store, change: Change, force: bool) -> None:
     news = {k: new for k, (_, new) in change.fields.items()}
     setting = store_values(change.kind, news)
-    obj = store.update(change.kind, change.name, setting) if setting else None
+    obj = store.update(change.kind, change.name, setting, force=force) if setting else None
     cleared = [k for k, v in news.items() if v is None]
     if not cleared:
         return

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
 from shellflow.model.base import Base, utcnow
+from shellflow.model.busy import MOVES, Revocation, claim, moves
 from shellflow.model.checks import check_cron, check_lengths, check_values
 from shellflow.model.infra import Agent, Deployment, Network, Node, Scheduler
 from shellflow.model.network import Argument, Plug, Processor, Queue, Socket, Task
@@ -60,6 +61,8 @@ class Store:
     def __init__(self, session: Session, owner: str | None = None) -> None:
         self.session = session
         self.owner = owner
+        # Calls a forced change strands, revoked once the session commits (model.busy).
+        self.revocation = Revocation()
 
     # -- lookups -------------------------------------------------------------------------
     def find(self, kind: str, name: str) -> Any:
@@ -112,7 +115,11 @@ class Store:
         return argument
 
     # -- change --------------------------------------------------------------------------
-    def update(self, kind: str, name: str, values: Mapping[str, Any]) -> Any:
+    def update(
+        self, kind: str, name: str, values: Mapping[str, Any], *, force: bool = False
+    ) -> Any:
+        """Change an object; one with calls running is refused a change that strands them
+        (a rename, a new queue...: ``shellflow.model.busy``) unless ``force``."""
         values = {k: v for k, v in values.items() if v is not None}
         check_values(kind, MODELS[kind], values)
         if kind == "argument":
@@ -129,6 +136,12 @@ class Store:
                 argument.name = new_name
             return argument
         obj = self.get(kind, name)
+        moved = moves(kind, values, obj)
+        if moved:
+            what = "renamed" if moved == ["rename"] else "changed (" + ", ".join(moved) + ")"
+            if moved == ["requested_status"]:
+                what = "removed"
+            claim(self.session, kind, obj, what, force, self.revocation)
         new_name = values.pop("rename", None)
         if new_name and new_name != name:
             if self.find(kind, new_name) is not None:
@@ -317,8 +330,13 @@ class Store:
             found += [("plug", p) for p in obj.plugs]
         return found
 
-    def delete(self, kind: str, name: str, *, cascade: bool = False, **extra: Any) -> list[str]:
-        """Delete an object; its dependents too with ``cascade``, else refuse and name them."""
+    def delete(
+        self, kind: str, name: str, *, cascade: bool = False, force: bool = False, **extra: Any
+    ) -> list[str]:
+        """Delete an object; its dependents too with ``cascade``, else refuse and name them.
+
+        An object with calls pending or running is refused unless ``force``
+        (``shellflow.model.busy``), which leaves them in :attr:`revocation`."""
         if kind == "privilege":
             self.revoke(name, extra.get("user"), extra.get("role"))
             return [f"privilege {name}"]
@@ -326,16 +344,19 @@ class Store:
             self.get_argument(name, extra["socket"]) if kind == "argument" else self.get(kind, name)
         )
         deleted: list[str] = []
-        self._delete(kind, obj, cascade, deleted, seen=set())
+        self._delete(kind, obj, cascade, deleted, seen=set(), force=force)
         self.session.flush()
         return deleted
 
     def _delete(
-        self, kind: str, obj: Any, cascade: bool, deleted: list[str], seen: set[str]
-    ) -> None:
+        self, kind: str, obj: Any, cascade: bool, deleted: list[str], seen: set[str],
+        force: bool = False,
+    ) -> None:  # fmt: skip
         if obj.id in seen:
             return
         seen.add(obj.id)
+        if kind in MOVES:
+            claim(self.session, kind, obj, "deleted", force, self.revocation)
         dependents = self.dependents(kind, obj)
         if dependents and not cascade:
             listed = ", ".join(f"{k} {o.name!r}" for k, o in dependents)
@@ -343,7 +364,7 @@ class Store:
                 f"{kind} {obj.name!r} is used by {listed}; use --cascade to delete them too"
             )
         for dep_kind, dep in dependents:
-            self._delete(dep_kind, dep, cascade, deleted, seen)
+            self._delete(dep_kind, dep, cascade, deleted, seen, force)
         if dependents:  # reload collections that still hold the dependents just deleted
             self.session.expire(obj)
         name = obj.name

@@ -51,6 +51,7 @@ class Requested:
     requested: str
     previous: str
     reached: str
+    revoked: str | None = None  # what a forced removal revoked, as a sentence
 
     @property
     def summary(self) -> str:
@@ -71,18 +72,23 @@ class Restarted:
         return f"processor {self.name!r}: restarted (was {self.previous})"
 
 
-def request(settings: Settings, principal: Principal, name: str, verb: str) -> Requested:
+def request(
+    settings: Settings, principal: Principal, name: str, verb: str, *, force: bool = False
+) -> Requested:
     """Authorise ``verb`` (a key of :data:`VERBS`) on processor ``name`` and ask for its status.
 
     Raises ``PermissionDenied`` (exit 5) without the verb's right, ``NotFound`` (exit 3)
     for an unknown processor, ``KeyError`` for a verb that is not one (a programming error).
+    ``remove`` takes the processor's worker away for good: refused (``Conflict``, exit 4)
+    while its sockets have calls pending or running, unless ``force``, which revokes them
+    (``shellflow.services.network``).
     """
     from shellflow.model.access import authorize
 
     action = VERBS[verb]
     authorize(principal, action.right, name)
-    previous = _set_requested(settings, principal, name, action.requested)
-    return Requested(name, action.requested, previous, action.reached)
+    previous, revoked = _set_requested(settings, principal, name, action.requested, force=force)
+    return Requested(name, action.requested, previous, action.reached, revoked)
 
 
 def restart(
@@ -98,7 +104,7 @@ def restart(
 
     for right in RESTART_RIGHTS:
         authorize(principal, right, name)
-    previous = _set_requested(settings, principal, name, "stopped")
+    previous, _ = _set_requested(settings, principal, name, "stopped")
     try:
         if previous in ACTIVE:
             wait_for(settings, name, "stopped", timeout)
@@ -138,13 +144,18 @@ def wait_for(settings: Settings, name: str, target: str, timeout: float) -> None
         time.sleep(0.2)
 
 
-def _set_requested(settings: Settings, principal: Principal, name: str, requested: str) -> str:
-    """Write the requested status through the store (one transaction); the status it had."""
+def _set_requested(
+    settings: Settings, principal: Principal, name: str, requested: str, *, force: bool = False
+) -> tuple[str, str | None]:
+    """Write the requested status through the store (one transaction); the status it had,
+    and what a forced ``removed`` revoked once committed (a sentence; None: nothing)."""
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
     with session_scope(settings.db) as session:
         store = Store(session, principal.name)
         previous = str(store.get("processor", name).status)
-        store.update("processor", name, {"requested_status": requested})
-    return previous
+        store.update("processor", name, {"requested_status": requested}, force=force)
+    from shellflow.services.network import finish
+
+    return previous, finish(settings, store.revocation)

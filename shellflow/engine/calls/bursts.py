@@ -101,9 +101,10 @@ class Burst:
         call_id = f"{self.prefix}{next(self._count):012x}"
         if not self.native:
             return send(self.settings, self.socket, args, kwargs, flow=flow, parent=parent).call_id
-        call = OutgoingCall.make(
-            self.route, args, kwargs, call_id=call_id, flow=flow, parent=parent
-        )
+        # The route again (cached for ROUTE_TTL): a socket deleted or moved under the burst
+        # stops it (NotFound) rather than filling a queue no worker reads.
+        route = route_for(self.settings, self.socket)
+        call = OutgoingCall.make(route, args, kwargs, call_id=call_id, flow=flow, parent=parent)
         publish(self.transport, call, shown_url=self.settings.broker)
         return call_id
 
