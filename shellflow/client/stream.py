@@ -27,6 +27,7 @@ use are importable from here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
@@ -45,6 +46,7 @@ from shellflow.client.stream_input import (
 from shellflow.client.stream_options import JOBS_PER_CPU, PROGRESS_EVERY, Halt, Options, Summary
 from shellflow.client.stream_output import OrderedOutput
 from shellflow.client.stream_results import LOOK_AFTER, ResultCollection
+from shellflow.errors import NotFound
 
 __all__ = [
     "CHUNK", "HELD_AT_LEAST", "HELD_PER_JOB", "JOBS_PER_CPU", "LOOK_AFTER", "PROGRESS_EVERY",
@@ -127,6 +129,12 @@ class Stream(ResultCollection, OrderedOutput):
             self.summary.reader_gone = True
             sender.stop()
             self._cancel_unfinished("Cancelled: the stream's reader went away")
+        except NotFound as exc:  # the socket went away under the stream (deleted, renamed)
+            sender.stop()
+            self._cancel_unfinished(f"cancelled: {exc.message}", report=True)
+            with contextlib.suppress(OSError):
+                self._write_ready(final=True)  # one line for each call it had sent
+            raise
         except BaseException:
             sender.stop()
             self._cancel_unfinished("Cancelled: the stream was interrupted")

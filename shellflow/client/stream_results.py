@@ -160,14 +160,21 @@ class ResultCollection:
             self._free(sender)
         revoke(self.settings, [c.call_id for c in late])
 
-    def _cancel_unfinished(self, note: str) -> None:
-        """Cancel the calls not yet started (one broadcast); best effort on the way out."""
+    def _cancel_unfinished(self, note: str, report: bool = False) -> None:
+        """Cancel the calls not yet started (one broadcast); best effort on the way out.
+
+        With ``report`` each becomes a failed call with ``note`` (one line on stderr when
+        written), as when its socket went away under the stream."""
         from shellflow.engine.calls.outcomes import record_cancelled, revoke
         from shellflow.engine.calls.sender import release
 
         ids = [c.call_id for c in self.unfinished.values()]
         for call in self.unfinished.values():
             release(call.handle)
+            if report:
+                call.state, call.value = "failed", note
+                self.summary.failed += 1
+                self.finished[call.number] = call
         self.unfinished.clear()
         if not ids:
             return

@@ -123,11 +123,13 @@ def up(app: AppContext, file: str, prune: bool, force: bool) -> None:
     Adds and changes what FILE declares; a second run changes nothing and says so.
     """
     from shellflow.model.compose import apply, plan
+    from shellflow.services.network import check
 
     spec = _read(file)
     with app.store() as store:
         changes = plan(store, spec, prune=prune)
         deleted = apply(store, changes, _authorizer(app), force=force)
+        check(app.settings, store.revocation)
     _report(changes, deleted)
     _finish(app, store)
 
@@ -144,11 +146,13 @@ def down(app: AppContext, file: str, cascade: bool, force: bool) -> None:
     An object that others not in FILE depend on is refused (exit 4) unless --cascade.
     """
     from shellflow.model.compose import apply, plan_down
+    from shellflow.services.network import check
 
     spec = _read(file)
     with app.store() as store:
         changes = plan_down(store, spec)
         deleted = apply(store, changes, _authorizer(app), cascade=cascade, force=force)
+        check(app.settings, store.revocation)
     _report(changes, deleted)
     _finish(app, store)
 

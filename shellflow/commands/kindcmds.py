@@ -148,6 +148,7 @@ def make_update(kind: str) -> click.Command:
             raise click.UsageError("nothing to change: give at least one option to update")
         with app.store() as store:
             store.update(kind, name, values, force=force)
+            _check(app, store)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
         _finish(app, store)
 
@@ -185,6 +186,7 @@ def make_delete(kind: str) -> click.Command:
             raise click.UsageError("Missing option '-s/--socket'.")
         with app.store() as store:
             deleted = store.delete(kind, name, cascade=cascade, force=force, **extra)
+            _check(app, store)
         for item in deleted:
             info(f"Deleted {item}")
         _finish(app, store)
@@ -215,6 +217,13 @@ def _force_option(kind: str, command: Callable[..., Any]) -> Callable[..., Any]:
     if kind not in FORCE_KINDS:
         return command
     return click.option("--force", is_flag=True, help=FORCE_HELP)(command)
+
+
+def _check(app: AppContext, store: Any) -> None:
+    """Refuse, before the commit, a change that strands calls waiting in the broker."""
+    from shellflow.services.network import check
+
+    check(app.settings, store.revocation)
 
 
 def _finish(app: AppContext, store: Any) -> None:

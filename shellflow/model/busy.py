@@ -50,14 +50,25 @@ REMOVING = {"requested_status": "removed"}
 
 @dataclass
 class Revocation:
-    """What a forced change leaves to do once committed: calls to revoke, with why, and the
-    broker queues (sockets' names) whose waiting messages are to be removed."""
+    """What a change strands: calls to revoke, with why, and the broker queues (sockets'
+    names) whose waiting messages go with them. Not ``forced``, it holds only the queues,
+    which the caller looks into before committing: a message waiting there is a call too,
+    recorded or not (:func:`refusal`)."""
 
+    forced: bool = False
     calls: dict[str, str] = field(default_factory=dict)  # call id -> reason
     queues: dict[str, str] = field(default_factory=dict)  # socket (its queue's name) -> reason
+    owners: dict[str, str] = field(default_factory=dict)  # socket -> "kind 'name'" changed
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.queues)
+        """Anything to carry out once committed (a change not forced carries nothing)."""
+        return self.forced and bool(self.calls or self.queues)
+
+
+def refusal(owner: str, count: int) -> Conflict:
+    """The one refusal: ``socket 's1' has 12 calls pending or running; --force ...``."""
+    calls = f"{count} call" + ("" if count == 1 else "s")
+    return Conflict(f"{owner} has {calls} pending or running; --force revokes them")
 
 
 def sockets_of(session: Session, kind: str, obj: Any) -> list[Socket]:
@@ -124,13 +135,13 @@ def claim(
     calls, or, with ``force``, add them, and the broker queues of its sockets (whatever
     waits there, recorded or not, goes too), to ``revocation``."""
     ids = busy_calls(session, kind, obj)
-    if not ids and not force:
-        return
-    if not force:
-        count = f"{len(ids)} call" + ("" if len(ids) == 1 else "s")
-        raise Conflict(f"{kind} {obj.name!r} has {count} pending or running; --force revokes them")
+    owner = f"{kind} {obj.name!r}"
+    if ids and not force:
+        raise refusal(owner, len(ids))
+    revocation.forced = force
     reason = f"{kind} {obj.name} {what}"
     for call_id in ids:
         revocation.calls.setdefault(call_id, reason)
     for socket in sockets_of(session, kind, obj):
         revocation.queues.setdefault(socket.name, reason)
+        revocation.owners.setdefault(socket.name, owner)

@@ -264,21 +264,25 @@ def record_cancelled(
 
 
 def record_revoked(
-    conn: Reader, reasons: Mapping[str, str], now: datetime | None = None
-) -> list[str]:
+    conn: Reader, reasons: Mapping[str, str], now: datetime | None = None,
+    about: Mapping[str, tuple[str | None, str | None]] | None = None,
+) -> list[str]:  # fmt: skip
     """Record calls ``revoked`` whatever unfinished state they had; the ids now so, in order.
 
     For a change of the network forced under running work (``shellflow.model.busy``):
     ``reasons`` maps each call's id to why (``socket s1 deleted``), kept in a ``revoked``
     event. A call with no row yet (its message taken from a queue before any worker saw
-    it) gets a ``revoked`` one; a row that has ended is kept and its id left out. A running
-    call keeps its start time. One transaction.
+    it) gets a ``revoked`` one, named and in the flow run ``about`` gives for it (its
+    socket and flow, read from its message) so ``flow ls calls --flow ID`` finds it; a row
+    that has ended is kept and its id left out. A running call keeps its start time. One
+    transaction.
     """
     when = sql_time(conn.dialect, now or datetime.now(UTC))
     unfinished = ", ".join(f"'{state}'" for state in UNFINISHED_STATES)
     revoked: list[str] = []
     with conn.transaction():
         for call_id, note in reasons.items():
+            name, flow = (about or {}).get(call_id, (None, None))
             took = conn.execute(
                 "UPDATE call SET state = 'revoked', finished = ?, lastupdated = ?"
                 f" WHERE id = ? AND state IN ({unfinished})",
@@ -286,7 +290,7 @@ def record_revoked(
             ) or conn.execute(
                 "INSERT INTO call (id, name, state, celeryid, tracking, created, lastupdated,"
                 " finished) VALUES (?, ?, 'revoked', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                [call_id, CANCELLED_NAME, call_id, call_id, when, when, when],
+                [call_id, name or CANCELLED_NAME, call_id, flow or call_id, when, when, when],
             )
             if took == 1:
                 conn.execute(

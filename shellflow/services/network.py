@@ -16,6 +16,33 @@ if TYPE_CHECKING:
     from shellflow.model.busy import Revocation
 
 
+def check(settings: Settings, revocation: Revocation) -> None:
+    """Before a change not forced is committed: refuse it (``Conflict``, exit 4) while
+    messages wait in the broker queues of the sockets it strands (a stream's calls are
+    recorded only once a worker takes them: the queue is where they are)."""
+    if revocation.forced or not revocation.queues:
+        return
+    from shellflow.engine.calls.stranded import waiting
+    from shellflow.model.busy import refusal
+
+    depths = waiting(settings, list(revocation.queues))
+    if depths is None:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the broker could not be asked whether calls wait for %s",
+            ", ".join(sorted(set(revocation.owners.values()))),
+        )
+        return
+    by_owner: dict[str, int] = {}
+    for socket, count in depths.items():
+        owner = revocation.owners[socket]
+        by_owner[owner] = by_owner.get(owner, 0) + count
+    for owner, count in by_owner.items():
+        if count:
+            raise refusal(owner, count)
+
+
 def finish(settings: Settings, revocation: Revocation) -> str | None:
     """Revoke what a committed forced change stranded; the line to show (None: nothing)."""
     if not revocation:

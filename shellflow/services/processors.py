@@ -151,11 +151,13 @@ def _set_requested(
     and what a forced ``removed`` revoked once committed (a sentence; None: nothing)."""
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
+    from shellflow.services.network import check
 
     with session_scope(settings.db) as session:
         store = Store(session, principal.name)
         previous = str(store.get("processor", name).status)
         store.update("processor", name, {"requested_status": requested}, force=force)
+        check(settings, store.revocation)
     from shellflow.services.network import finish
 
     return previous, finish(settings, store.revocation)

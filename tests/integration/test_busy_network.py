@@ -143,6 +143,20 @@ def test_changes_under_running_calls_are_refused_with_their_count(cli: Any, busy
     cli.ok("update", "socket", "-n", DO_SOMETHING, "--rename", "idle")
 
 
+def test_messages_waiting_in_the_broker_count_too(cli: Any, busy: str) -> None:
+    """A stream's calls have no record until a worker takes them: their messages count."""
+    from shellflow.config import load_settings
+    from shellflow.engine.calls.sender import release, send
+
+    for value in (1, 2, 3):
+        release(send(load_settings(), DO_THIS, [value], {}).handle)
+    result = cli("delete", "socket", "-n", DO_THIS, "--cascade")
+    assert result.code == 4, result.stderr
+    assert f"socket {DO_THIS!r} has 3 calls pending or running" in result.stderr
+    assert sorted(names(cli, "sockets")) == sorted([DO_SOMETHING, DO_THIS])
+    assert _redis().llen(DO_THIS) == 3
+
+
 def test_a_plug_counts_the_calls_it_fed(cli: Any, busy: str) -> None:
     _worker_row(busy, DO_SOMETHING, "c-source", "finished")
     _pending(busy, DO_THIS, "c-fed", parent="c-source")
@@ -180,6 +194,9 @@ def test_force_revokes_the_calls_and_empties_the_sockets_queue(cli: Any, busy: s
         status, message = _backend_status(call_id)
         assert status == "REVOKED" and f"socket {DO_THIS} deleted" in message
     assert _state(busy, "c-done") == "finished"  # an ended call keeps its record
+    with reader(busy) as conn:  # the unrecorded call is named after its socket, in its flow
+        row = conn.query("SELECT name, tracking FROM call WHERE id = ?", [unrecorded.call_id])
+    assert row == [(DO_THIS, unrecorded.flow)]
     assert _redis().llen(DO_THIS) == 0
     assert _redis().llen(DO_SOMETHING) == 1
     # A waiter learns at once: the stored result says revoked, with the reason.

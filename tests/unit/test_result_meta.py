@@ -84,6 +84,14 @@ def test_a_cancelled_call() -> None:
             value_of(ended)
 
 
+def test_a_call_revoked_with_a_reason_says_it() -> None:
+    from celery.exceptions import TaskRevokedError
+
+    for meta in _stored(TaskRevokedError("socket s1 deleted"), states.REVOKED):
+        ended = decode("c-1", meta)
+        assert ended == Outcome("c-1", "revoked", error="cancelled: socket s1 deleted")
+
+
 @pytest.mark.parametrize("status", ["PENDING", "STARTED", "RETRY", None])
 def test_not_ended_is_none(status: str | None) -> None:
     assert decode("c-1", {"status": status, "result": None}) is None

@@ -48,8 +48,10 @@ def decode(call_id: str, meta: Mapping[str, Any]) -> Outcome | None:
     status = meta.get("status")
     if status == "SUCCESS":
         return Outcome(call_id, "finished", meta.get("result"))
-    if status == "REVOKED":
-        return Outcome(call_id, "revoked", error="cancelled")
+    if status == "REVOKED":  # with the reason it was revoked for, when one was given
+        reason = error_text(meta.get("result"), status) if meta.get("result") else ""
+        plain = reason in ("", "revoked", "TaskRevokedError")
+        return Outcome(call_id, "revoked", error="cancelled" if plain else f"cancelled: {reason}")
     if status == "FAILURE":
         return Outcome(call_id, "failed", error=error_text(meta.get("result"), status))
     return None

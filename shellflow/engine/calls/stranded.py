@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from shellflow.config import Settings
 from shellflow.engine.calls.outcomes import revoke
 from shellflow.engine.calls.sender import ROUTE_TTL, app_for
+from shellflow.engine.transport.purge import Taken
 from shellflow.errors import ServiceUnavailable
 
 
@@ -49,13 +50,17 @@ def revoke_stranded(
         if sweep:
             time.sleep(settle)
         for queue, reason in queues.items():
-            ids = _drain(settings, queue)
-            done.drained[queue] = done.drained.get(queue, 0) + len(ids)
-            _revoke(settings, dict.fromkeys(ids, reason), done)
+            taken = _drain(settings, queue)
+            done.drained[queue] = done.drained.get(queue, 0) + len(taken)
+            about = {t.call_id: (t.name, t.flow) for t in taken}
+            _revoke(settings, dict.fromkeys(about, reason), done, about)
     return done
 
 
-def _revoke(settings: Settings, calls: dict[str, str], done: Stranded) -> None:
+def _revoke(
+    settings: Settings, calls: dict[str, str], done: Stranded,
+    about: dict[str, tuple[str | None, str | None]] | None = None,
+) -> None:  # fmt: skip
     from shellflow.model import call_writes
     from shellflow.model.listing import writer
 
@@ -63,7 +68,7 @@ def _revoke(settings: Settings, calls: dict[str, str], done: Stranded) -> None:
     if not calls:
         return
     with writer(settings.db) as conn:
-        recorded = call_writes.record_revoked(conn, calls)
+        recorded = call_writes.record_revoked(conn, calls, about=about)
     backend = app_for(settings).backend
     try:
         for call_id in calls:  # an ended call's result is kept: only those now revoked
@@ -75,7 +80,7 @@ def _revoke(settings: Settings, calls: dict[str, str], done: Stranded) -> None:
     done.revoked.update((c, calls[c]) for c in recorded)
 
 
-def _drain(settings: Settings, queue: str) -> list[str]:
+def _drain(settings: Settings, queue: str) -> list[Taken]:
     from shellflow.engine.transport.purge import drain
 
     try:
@@ -86,3 +91,13 @@ def _drain(settings: Settings, queue: str) -> list[str]:
         if isinstance(exc, (OSError, OperationalError)):
             raise ServiceUnavailable("broker", settings.broker, str(exc)) from exc
         raise
+
+
+def waiting(settings: Settings, queues: list[str]) -> dict[str, int] | None:
+    """Messages waiting in these sockets' queues; None when the broker cannot be asked."""
+    from shellflow.engine.transport.purge import waiting as depths
+
+    try:
+        return depths(settings.broker, queues)
+    except Exception:  # a broker down: the caller says it could not look
+        return None
