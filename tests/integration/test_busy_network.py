@@ -217,6 +217,16 @@ def test_force_on_update_and_proc_remove(cli: Any, busy: str) -> None:
     assert _revoked_note(busy, "c-later") == ["processor proc1 removed"]
 
 
+def _drop_socket(path: Any, socket: str) -> None:
+    """Remove the socket, and every plug, from an exported compose file."""
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    spec["sockets"] = {k: v for k, v in spec["sockets"].items() if k != socket}
+    spec.pop("plugs", None)
+    path.write_text(yaml.safe_dump(spec))
+
+
 def test_compose_down_and_prune_refuse_then_force(cli: Any, busy: str, tmp_path: Any) -> None:
     _pending(busy, DO_THIS, "c-pending")
     exported = cli.ok("compose", "export").stdout
@@ -225,6 +235,14 @@ def test_compose_down_and_prune_refuse_then_force(cli: Any, busy: str, tmp_path:
     result = cli("compose", "down", str(path))
     assert result.code == 4 and "1 call pending or running" in result.stderr, result.stderr
     assert _state(busy, "c-pending") == "pending"
+    # up --prune of a file without do_this (nor the plug into it) would remove it.
+    pruned = tmp_path / "pruned.yaml"
+    pruned.write_text(exported)
+    cli.ok("delete", "plug", "-n", "plug1")
+    _drop_socket(pruned, DO_THIS)
+    result = cli("compose", "up", str(pruned), "--prune")
+    assert result.code == 4 and "1 call pending or running" in result.stderr, result.stderr
+    assert DO_THIS in names(cli, "sockets")
     cli.ok("compose", "down", str(path), "--force")
     assert _state(busy, "c-pending") == "revoked"
     assert names(cli, "sockets") == []
