@@ -63,7 +63,8 @@ def _make(action: str) -> click.Command:
     ) -> None:
         from shellflow.services import processors
 
-        asked = processors.request(app.settings, app.principal, name, action, force=force)
+        forcing = {"force": force} if action == "remove" else {}  # the dashboard's call else
+        asked = processors.request(app.settings, app.principal, name, action, **forcing)
         info(_said(asked.summary))
         if asked.revoked:
             info(_said(asked.revoked))
