@@ -17,7 +17,10 @@ Which calls belong to an object:
   parent is a call of the plug's source): what the plug has fed and not yet seen end.
 
 A call is counted while its record says ``pending``, ``received``, ``running`` or
-``retry`` (:data:`shellflow.model.calls.UNFINISHED_WHERE`).
+``retry`` (:data:`shellflow.model.calls.UNFINISHED_WHERE`). The model cannot see the
+broker, where a stream's calls wait unrecorded until a worker takes them: the store leaves
+the sockets' queues in the :class:`Revocation` even when nothing is forced, and the caller
+counts their messages before committing (``shellflow.services.network.check``).
 """
 
 from __future__ import annotations
@@ -132,8 +135,8 @@ def claim(
     session: Session, kind: str, obj: Any, what: str, force: bool, revocation: Revocation
 ) -> None:
     """Refuse a change (``what``: ``deleted``, ``renamed``...) of an object with unfinished
-    calls, or, with ``force``, add them, and the broker queues of its sockets (whatever
-    waits there, recorded or not, goes too), to ``revocation``."""
+    calls, or, with ``force``, add them to ``revocation``; either way add its sockets'
+    broker queues (to be counted before the commit, or emptied after a forced one)."""
     ids = busy_calls(session, kind, obj)
     owner = f"{kind} {obj.name!r}"
     if ids and not force:
