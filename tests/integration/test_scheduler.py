@@ -395,7 +395,9 @@ def test_a_waiting_call_cancelled_or_whose_socket_is_deleted_is_not_sent(
     other = "minutely" if _calls_of("every5")[0][0] == waiting else "every5"
     if len(broker.messages) == 1:  # the other one went
         assert broker.messages[0].name == other
-    cli.ok("delete", "socket", "-n", "every5" if other == "minutely" else "minutely")
+    gone = "every5" if other == "minutely" else "minutely"
+    assert cli("delete", "socket", "-n", gone).code == 4  # its call waits: refused
+    cli.ok("delete", "socket", "-n", gone, "--force")
     scheduler.tick(t0 + 60.1)
     assert len(broker.messages) == 1  # the deleted socket's call was not sent
     from shellflow.model.listing import reader
