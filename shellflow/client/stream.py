@@ -31,6 +31,7 @@ import contextlib
 import os
 import queue
 import time
+import uuid
 from typing import IO, Any
 
 from shellflow.client.stream_input import (
@@ -45,8 +46,11 @@ from shellflow.client.stream_input import (
 )
 from shellflow.client.stream_options import JOBS_PER_CPU, PROGRESS_EVERY, Halt, Options, Summary
 from shellflow.client.stream_output import OrderedOutput
+from shellflow.client.stream_records import PendingRecorder
 from shellflow.client.stream_results import LOOK_AFTER, ResultCollection
 from shellflow.errors import NotFound
+
+RECORDS_GRACE = 10.0  # seconds the pending records may still take once the stream has ended
 
 __all__ = [
     "CHUNK", "HELD_AT_LEAST", "HELD_PER_JOB", "JOBS_PER_CPU", "LOOK_AFTER", "PROGRESS_EVERY",
@@ -73,13 +77,16 @@ class Stream(ResultCollection, OrderedOutput):
         self.early: dict[str, Any] = {}  # outcomes of calls not handed over yet
         self._last_result = 0.0
         self._last_progress = 0.0
+        # One flow run for the whole stream unless it joins one: 'flow ls calls --flow ID'.
+        self.flow = options.flow or str(uuid.uuid4())
+        self.records: Any = None  # a stream_records.PendingRecorder
 
     def run(self, source: IO[bytes]) -> Summary:
         from shellflow.engine.calls.bursts import Burst, socket_concurrency
         from shellflow.engine.calls.sender import app_for, route_for
 
         options = self.options
-        route_for(self.settings, options.socket)  # NotFound before reading any input
+        route = route_for(self.settings, options.socket)  # NotFound before reading any input
         jobs = options.jobs or JOBS_PER_CPU * socket_concurrency(self.settings, options.socket)
         burst = Burst(self.settings, options.socket)
         if burst.native:
@@ -89,6 +96,8 @@ class Stream(ResultCollection, OrderedOutput):
         # subscribe through) is the one to drain, so it is taken from the first call.
         backend = app_for(self.settings).backend
         self.native = hasattr(backend, "result_consumer") and getattr(backend, "is_async", False)
+        self.records = PendingRecorder(self.settings.db, route, self._say)
+        self.records.start()
         sender = Sender(self, source, jobs)
         started = time.monotonic()
         sender.start()
@@ -142,8 +151,15 @@ class Stream(ResultCollection, OrderedOutput):
         finally:
             self.summary.seconds = time.monotonic() - started
             self._clear_progress()
+            self.records.close(RECORDS_GRACE)
             burst.close()
         return self.summary
+
+    def _say(self, line: str) -> None:
+        """One line on stderr (under the progress line, which is drawn again)."""
+        self._clear_progress()
+        self.err.write(line + "\n")
+        self.err.flush()
 
 
 def run_stream(settings: Any, options: Options, source: IO[bytes] | None = None) -> Summary:

@@ -128,6 +128,8 @@ class Sender(threading.Thread):
 
         options = self.stream.options
         burst = self.stream.burst
+        flow = self.stream.flow
+        records = self.stream.records
         number = 0
         try:
             for record in read_records(self.source, options.nul):
@@ -150,14 +152,15 @@ class Sender(threading.Thread):
                     if self.stopped:
                         return
                     if burst is not None:
-                        call_id = burst.send([value], options.kwargs, flow=options.flow,
+                        call_id = burst.send([value], options.kwargs, flow=flow,
                                              parent=options.parent)  # fmt: skip
                         call = Call(number, call_id, None, time.monotonic())
                     else:
                         sent = send(self.stream.settings, options.socket, [value],
-                                    options.kwargs, flow=options.flow,
-                                    parent=options.parent)  # fmt: skip
+                                    options.kwargs, flow=flow, parent=options.parent)  # fmt: skip
                         call = Call(number, sent.call_id, sent.handle, time.monotonic())
+                records.add(call.call_id, [value], options.kwargs, flow, options.parent,
+                            lambda: self.stopped)  # fmt: skip
                 self.sent.put(call)
         except Exception as exc:  # a broker down, unreadable input: the main thread raises it
             self.sent.put(exc)

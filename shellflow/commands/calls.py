@@ -26,11 +26,13 @@ CALL_LIST_COLUMNS = ["name", "id", "state", "started", "finished", "worker"]
               shell_complete=later_completer("call_states"))  # fmt: skip
 @click.option("--since", metavar="TIME",
               help="Only calls started since TIME (ISO time, or 90s, 15m, 2h, 1d ago)")  # fmt: skip
+@click.option("--flow", "flow_id", metavar="ID", type=TEXT,
+              help="Only calls of this flow run (a stream's calls share one)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
 @pass_app
 def ls_calls(
     app: AppContext, page: int, rows: int, unfinished: bool, ascend: bool, socket: str | None,
-    state: str | None, since: str | None, as_json: bool,
+    state: str | None, since: str | None, flow_id: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """List calls, newest first, a page at a time."""
     from shellflow.commands.output import info, print_rows
@@ -46,7 +48,7 @@ def ls_calls(
     with app.reader() as conn:
         result = list_calls(
             conn, page=page, rows=rows, unfinished=unfinished, ascending=ascend, socket=socket,
-            state=state, since=parse_since(since) if since is not None else None,
+            state=state, since=parse_since(since) if since is not None else None, flow=flow_id,
         )  # fmt: skip
         if socket is not None and not result.rows and not result.total:
             _known_socket(conn, socket)

@@ -11,7 +11,8 @@ therefore written down here once. SQL that only reads ``call`` stays with its re
 Each writer keeps the connection it already has, and its speed:
 
 - the light path (:class:`shellflow.model.listing.Reader`: no SQLAlchemy, for a cold CLI
-  process): :func:`insert_pending`, :func:`record_cancelled` and :func:`record_revoked`;
+  process): :func:`insert_pending` (and :func:`insert_pending_many`, a stream's calls in
+  batches), :func:`record_cancelled` and :func:`record_revoked`;
 - the scheduler's outbox (any :class:`Writing` connection, the scheduler's claim
   transaction included): :func:`insert_scheduled` records a due time's call ``pending``
   with the claim, :func:`mark_sent` and :func:`mark_unsent` say what the broker did with it;
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -206,27 +208,59 @@ def count_redelivery(
 # -- a cold command's writes (the light path) -----------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A call just sent, as its ``pending`` row records it (``args``: its JSON text)."""
+
+    call_id: str
+    name: str
+    socket_id: str | None
+    task_id: str | None
+    flow: str
+    parent: str | None
+    args: str
+    sent: datetime
+
+
+PENDING_COLUMNS = ("id", "created", "lastupdated", "name", "state", "socket_id", "task_id",
+                   "parent", "tracking", "celeryid", "args")  # fmt: skip
+PENDING_PER_STATEMENT = 500  # rows per INSERT: 11 parameters each, far below SQLite's limit
+
+
 def insert_pending(
     conn: Writing, *, call_id: str, name: str, socket_id: str | None, task_id: str | None,
     flow: str, parent: str | None, args: str, sent: datetime,
 ) -> bool:  # fmt: skip
-    """Write the ``pending`` row of a call just sent; False if a worker's record came first.
+    """Write the ``pending`` row of a call just sent; False if a worker's record came first."""
+    pending = Pending(call_id, name, socket_id, task_id, flow, parent, args, sent)
+    return insert_pending_many(conn, [pending]) == 1
 
-    ``started`` stays empty (no worker has started it: see ``shellflow.model.lifecycle``)
-    and ``created`` is ``sent``, which the worker's upsert keeps. ``ON CONFLICT DO
-    NOTHING`` keeps a worker's record should the call have run in between.
+
+def insert_pending_many(conn: Writing, calls: Sequence[Pending]) -> int:
+    """Write the ``pending`` rows of calls just sent; how many were new.
+
+    ``started`` stays empty (no worker has started them: see ``shellflow.model.lifecycle``)
+    and ``created`` is when each was sent, which the worker's upsert keeps. ``ON CONFLICT DO
+    NOTHING`` keeps a worker's record (or a cancellation) should one have come first. A
+    socket or task deleted meanwhile leaves the row unlinked, as the worker's records do.
+    Many rows go in one statement per :data:`PENDING_PER_STATEMENT` (a stream records its
+    calls in batches); run them in a :meth:`Reader.transaction` to commit them at once.
     """
-    when = sql_time(conn.dialect, sent)
-    values = {
-        "id": call_id, "created": when, "lastupdated": when, "name": name, "state": "pending",
-        "socket_id": socket_id, "task_id": task_id, "parent": parent, "tracking": flow,
-        "celeryid": call_id, "args": args,
-    }  # fmt: skip
-    sql = (
-        f"INSERT INTO call ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
-        " ON CONFLICT (id) DO NOTHING"
-    )
-    return conn.execute(sql, list(values.values())) == 1
+    linked = {"socket_id": "(SELECT id FROM socket WHERE id=?)",
+              "task_id": "(SELECT id FROM task WHERE id=?)"}  # fmt: skip
+    group = "(" + ",".join(linked.get(c, "?") for c in PENDING_COLUMNS) + ")"
+    head = f"INSERT INTO call ({', '.join(PENDING_COLUMNS)}) VALUES "
+    written = 0
+    for start in range(0, len(calls), PENDING_PER_STATEMENT):
+        chunk = calls[start : start + PENDING_PER_STATEMENT]
+        params: list[Any] = []
+        for c in chunk:
+            when = sql_time(conn.dialect, c.sent)
+            params += [c.call_id, when, when, c.name, "pending", c.socket_id, c.task_id,
+                       c.parent, c.flow, c.call_id, c.args]  # fmt: skip
+        sql = head + ",".join([group] * len(chunk)) + " ON CONFLICT (id) DO NOTHING"
+        written += conn.execute(sql, params)
+    return written
 
 
 def record_cancelled(

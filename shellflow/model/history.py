@@ -77,8 +77,9 @@ def list_calls(
     socket: str | None = None,
     state: str | None = None,
     since: datetime | None = None,
+    flow: str | None = None,
 ) -> Page:
-    """One page of calls, newest first unless ``ascending``."""
+    """One page of calls, newest first unless ``ascending`` (``flow``: of one flow run)."""
     where: list[str] = []
     params: list[Any] = []
     if unfinished:
@@ -92,6 +93,9 @@ def list_calls(
     if since:
         where.append("c.started >= ?")
         params.append(_moment(conn, since))
+    if flow:
+        where.append("c.tracking = ?")
+        params.append(flow)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total, exact = count_calls(conn, clause, params)
     offset = (page - 1) * rows

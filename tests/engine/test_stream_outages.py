@@ -1,0 +1,61 @@
+"""A stream's calls are known from the moment they are sent, and a lost service is ridden out.
+
+Every call a stream publishes is recorded ``pending`` at once (``shellflow.client.
+stream_records``), so a call whose worker, broker or caller is gone can be found with
+``flow ls calls --flow ID -u``. The embedded broker killed mid-stream is started again from
+its append-only file by the stream itself, which then completes every call.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.conftest import _flow_executable
+from tests.engine.conftest import Deployment
+
+
+def _stream(d: Deployment, lines: int, socket: str, *options: str) -> subprocess.Popen[str]:
+    """``seq LINES | flow task run --stream -s SOCKET OPTIONS``, running in the background."""
+    flow = " ".join(_flow_executable())
+    env = {**os.environ, **d.env}
+    env.pop("SHELLFLOW_FLOW", None)
+    script = f"seq {lines} | {flow} task run --stream -s {socket} {' '.join(options)}"
+    return subprocess.Popen(
+        ["bash", "-c", "set -o pipefail; " + script], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _finish(stream: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    try:
+        out, err = stream.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(stream.pid, 9)
+        out, err = stream.communicate()
+        raise AssertionError(f"the stream did not end within {timeout:g} s:\n{err}") from None
+    return stream.returncode, out, err
+
+
+def test_a_stream_records_its_calls_pending_before_any_worker_takes_them(
+    deployment: Deployment, network: dict[str, str]
+) -> None:
+    d, n = deployment, network
+    stream = _stream(d, 30, n["do_this"], "-j 30")  # no worker yet: all 30 wait in the queue
+    try:
+        pending = d.wait_for(
+            "SELECT count(*), count(DISTINCT tracking) FROM call WHERE state = 'pending'"
+            " AND started IS NULL", (), [(30, 1)], timeout=60,
+        )  # fmt: skip
+        assert pending == [(30, 1)]  # one flow run: 'flow ls calls --flow ID -u' finds them
+        flow_id = d.query("SELECT DISTINCT tracking FROM call")[0][0]
+        listed = d.ok("ls", "calls", "--flow", flow_id, "-u", "-r", "100", "--json").stdout
+        assert len(listed.splitlines()) == 30
+    finally:
+        d.start_worker(n["processor"], concurrency=2)
+        code, out, err = _finish(stream)
+    assert code == 0, err
+    assert out.splitlines() == [f"Do this: {i}" for i in range(1, 31)]
+    done = d.wait_for("SELECT count(*) FROM call WHERE state = 'finished'", (), [(30,)])
+    assert done == [(30,)]
+    assert d.query("SELECT count(*) FROM call") == [(30,)]  # the worker completed each row
