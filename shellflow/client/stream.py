@@ -45,10 +45,12 @@ from shellflow.client.stream_input import (
     read_records,
 )
 from shellflow.client.stream_options import JOBS_PER_CPU, PROGRESS_EVERY, Halt, Options, Summary
+from shellflow.client.stream_outage import GaveUp, Outage
 from shellflow.client.stream_output import OrderedOutput
 from shellflow.client.stream_records import PendingRecorder
 from shellflow.client.stream_results import LOOK_AFTER, ResultCollection
 from shellflow.errors import NotFound
+from shellflow.errors import ServiceUnavailable
 
 RECORDS_GRACE = 10.0  # seconds the pending records may still take once the stream has ended
 
@@ -80,6 +82,7 @@ class Stream(ResultCollection, OrderedOutput):
         # One flow run for the whole stream unless it joins one: 'flow ls calls --flow ID'.
         self.flow = options.flow or str(uuid.uuid4())
         self.records: Any = None  # a stream_records.PendingRecorder
+        self.outage = Outage(settings, options.reconnect_timeout, self._say)
 
     def run(self, source: IO[bytes]) -> Summary:
         from shellflow.engine.calls.bursts import Burst, socket_concurrency
@@ -124,7 +127,7 @@ class Stream(ResultCollection, OrderedOutput):
                     else:
                         self._track(item, sender)
                 if self.unfinished:
-                    self._collect(sender, self._patience())
+                    self._collect_through_outages(sender)
                 self._expire(sender)
                 self._write_ready()
                 self._show_progress(started)
@@ -134,6 +137,9 @@ class Stream(ResultCollection, OrderedOutput):
                     if options.halt.when == "now":
                         self._cancel_unfinished("Cancelled: the stream halted")
             self._write_ready(final=True)
+        except GaveUp as exc:
+            sender.stop()  # the unfinished calls are left to run: each is recorded pending
+            raise self._unaccounted(exc, sender) from None
         except BrokenPipeError:
             self.summary.reader_gone = True
             sender.stop()
@@ -154,6 +160,43 @@ class Stream(ResultCollection, OrderedOutput):
             self.records.close(RECORDS_GRACE)
             burst.close()
         return self.summary
+
+    def _collect_through_outages(self, sender: Sender) -> None:
+        """Collect results; a lost result backend is waited for (``stream_outage``), then
+        subscribed to again and every unfinished call's stored result read."""
+        if self.burst is None:
+            self._collect(sender, self._patience())
+            return
+        try:
+            if self.burst.pubsub is None:
+                self.burst.start()
+                self._look_at_all(sender)
+            self._collect(sender, self._patience())
+        except ServiceUnavailable as exc:
+            self.burst.close()
+            self.outage.failed(exc)
+            return
+        self.outage.recovered("result backend")
+
+    def _look_at_all(self, sender: Sender) -> None:
+        for outcome in self.burst.look([c.call_id for c in self.unfinished.values()]):
+            call = self.by_id.get(outcome.call_id)
+            if call is not None:
+                self._ended(call, outcome, sender)
+
+    def _unaccounted(self, exc: GaveUp, sender: Sender) -> GaveUp:
+        """The stream gives up: how many sent calls it leaves without a result, and where."""
+        count = len(self.unfinished)
+        while True:
+            try:
+                item = sender.sent.get_nowait()
+            except queue.Empty:
+                break
+            count += isinstance(item, Call)
+        exc.message = (f"{exc.message}; {count} calls unaccounted for; see flow ls calls"
+                       f" --flow {self.flow} -u")  # fmt: skip
+        exc.args = (exc.message,)
+        return exc
 
     def _say(self, line: str) -> None:
         """One line on stderr (under the progress line, which is drawn again)."""

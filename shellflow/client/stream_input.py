@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from shellflow.client.stream_options import PROGRESS_EVERY
 from shellflow.client.values import input_value
-from shellflow.errors import UsageError
+from shellflow.errors import ServiceUnavailable, UsageError
 from shellflow.values import MAX_BYTES, MAX_DEPTH, ValueRefused, check, decode_text, size_text
 
 if TYPE_CHECKING:
@@ -124,8 +124,6 @@ class Sender(threading.Thread):
         self.sent: queue.Queue[Any] = queue.Queue()
 
     def run(self) -> None:
-        from shellflow.engine.calls.sender import send
-
         options = self.stream.options
         burst = self.stream.burst
         flow = self.stream.flow
@@ -148,23 +146,42 @@ class Sender(threading.Thread):
                     if self.stopped:
                         return
                     time.sleep(0.01)
-                with self.lock:
-                    if self.stopped:
-                        return
-                    if burst is not None:
-                        call_id = burst.send([value], options.kwargs, flow=flow,
-                                             parent=options.parent)  # fmt: skip
-                        call = Call(number, call_id, None, time.monotonic())
-                    else:
-                        sent = send(self.stream.settings, options.socket, [value],
-                                    options.kwargs, flow=flow, parent=options.parent)  # fmt: skip
-                        call = Call(number, sent.call_id, sent.handle, time.monotonic())
+                call = self._send(number, value, burst.next_id() if burst else None)
+                if call is None:
+                    return
                 records.add(call.call_id, [value], options.kwargs, flow, options.parent,
                             lambda: self.stopped)  # fmt: skip
                 self.sent.put(call)
         except Exception as exc:  # a broker down, unreadable input: the main thread raises it
             self.sent.put(exc)
         self.sent.put(EOF)
+
+    def _send(self, number: int, value: Any, call_id: str | None) -> Call | None:
+        """Publish the record's call, again with the same id while the broker is down
+        (``shellflow.client.stream_outage``); None once the stream stopped."""
+        from shellflow.engine.calls.sender import send
+
+        options, burst, outage = self.stream.options, self.stream.burst, self.stream.outage
+        flow = self.stream.flow
+        while True:
+            with self.lock:
+                if self.stopped:
+                    return None
+                try:
+                    if burst is not None:
+                        burst.send([value], options.kwargs, flow=flow, parent=options.parent,
+                                   call_id=call_id)  # fmt: skip
+                        call = Call(number, str(call_id), None, time.monotonic())
+                    else:
+                        sent = send(self.stream.settings, options.socket, [value],
+                                    options.kwargs, flow=flow, parent=options.parent)  # fmt: skip
+                        call = Call(number, sent.call_id, sent.handle, time.monotonic())
+                except ServiceUnavailable as exc:
+                    failure = exc
+                else:
+                    outage.recovered("broker")
+                    return call
+            outage.failed(failure)  # outside the lock: the stream may stop meanwhile
 
     def stop(self) -> None:
         with self.lock:

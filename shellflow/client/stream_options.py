@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shellflow.client.stream_outage import RECONNECT_TIMEOUT
 from shellflow.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Options:
     flow: str | None = None
     parent: str | None = None
     progress: bool = False
+    reconnect_timeout: float = RECONNECT_TIMEOUT  # seconds a lost service may take
 
 
 @dataclass

@@ -71,12 +71,14 @@ def task() -> None:
 @click.option("--unordered", is_flag=True, help="--stream: write results as they come")
 @click.option("--halt", default="never", metavar="WHEN",
               help="--stream: never, soon,fail=N or now,fail=N")  # fmt: skip
+@click.option("--reconnect-timeout", type=SECONDS,
+              help="--stream: seconds to wait for a lost service (default 60)")  # fmt: skip
 @click.argument("keywords", nargs=-1)
 @pass_app
 def task_run(
     app: AppContext, socket: str, data: str | None, is_async: bool, timeout: float | None,
     flow_id: str | None, stream: bool, nul: bool, json_lines: bool, jobs: int | None,
-    unordered: bool, halt: str, keywords: tuple[str, ...],
+    unordered: bool, halt: str, reconnect_timeout: float | None, keywords: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Call SOCKET with input from --data or stdin, and print its result.
 
@@ -91,13 +93,17 @@ def task_run(
     stderr. --halt soon,fail=N starts no call after N failures; now,fail=N also cancels
     those not started. --timeout applies to each call. A reader that goes away
     ('| head -1') ends the stream with exit 0 and cancels the calls not yet started.
+    Each call is recorded pending once sent. A lost broker or result backend is waited
+    for (one line on stderr) up to --reconnect-timeout; then exit 6, naming the calls left
+    ('flow ls calls --flow ID -u').
     """
     from shellflow.services import calls
 
     kwargs = parse_keywords(keywords)
     check_call([], kwargs)  # key:=1e400 is refused before any input is read
     stream_only = [name for name, given in (("-0", nul), ("--json", json_lines),
-                   ("-j", jobs), ("--unordered", unordered), ("--halt", halt != "never"))
+                   ("-j", jobs), ("--unordered", unordered), ("--halt", halt != "never"),
+                   ("--reconnect-timeout", reconnect_timeout is not None))
                    if given]  # fmt: skip
     if stream_only and not stream:
         raise click.UsageError(f"{', '.join(stream_only)} only go with --stream")
@@ -111,7 +117,8 @@ def task_run(
     if stream:
         parent = registry.call_writing(place.upstream) if place and registry else None
         _run_stream(app, socket, kwargs, flow_id, parent, nul=nul, json_lines=json_lines,
-                    jobs=jobs, unordered=unordered, halt=halt, timeout=timeout)  # fmt: skip
+                    jobs=jobs, unordered=unordered, halt=halt, timeout=timeout,
+                    reconnect_timeout=reconnect_timeout)  # fmt: skip
         return
     args: list[Any] = []
     if data is not None:
@@ -150,9 +157,10 @@ def task_run(
 def _run_stream(
     app: AppContext, socket: str, kwargs: dict[str, Any], flow_id: str | None,
     parent: str | None, *, nul: bool, json_lines: bool, jobs: int | None, unordered: bool,
-    halt: str, timeout: float | None,
+    halt: str, timeout: float | None, reconnect_timeout: float | None,
 ) -> None:  # fmt: skip
     from shellflow.client.stream import Halt, Options
+    from shellflow.client.stream_outage import RECONNECT_TIMEOUT
     from shellflow.errors import ExitCode
     from shellflow.services import calls
 
@@ -160,6 +168,7 @@ def _run_stream(
         socket=socket, kwargs=kwargs, jobs=jobs, nul=nul, json_lines=json_lines,
         ordered=not unordered, halt=Halt.parse(halt), timeout=timeout, flow=flow_id,
         parent=parent, progress=_stderr_is_tty(),
+        reconnect_timeout=RECONNECT_TIMEOUT if reconnect_timeout is None else reconnect_timeout,
     )  # fmt: skip
     summary = calls.stream(app.settings, app.principal, options)
     if summary.reader_gone:

@@ -9,10 +9,14 @@ its append-only file by the stream itself, which then completes every call.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+from pathlib import Path
 
-from tests.conftest import _flow_executable
-from tests.engine.conftest import Deployment
+from tests.conftest import FlowRunner, _flow_executable
+from tests.engine.chaos import chaos_network
+from tests.engine.conftest import Deployment, deploy
+from tests.waiting import poll
 
 
 def _stream(d: Deployment, lines: int, socket: str, *options: str) -> subprocess.Popen[str]:
@@ -59,3 +63,34 @@ def test_a_stream_records_its_calls_pending_before_any_worker_takes_them(
     done = d.wait_for("SELECT count(*) FROM call WHERE state = 'finished'", (), [(30,)])
     assert done == [(30,)]
     assert d.query("SELECT count(*) FROM call") == [(30,)]  # the worker completed each row
+
+
+def _broker_pid(d: Deployment) -> int:
+    """The embedded broker's pid, from its pid file in the deployment's home."""
+    found = list(Path(d.env["SHELLFLOW_HOME"]).rglob("broker.pid"))
+    assert len(found) == 1, found
+    return int(found[0].read_text().strip())
+
+
+def test_the_embedded_broker_killed_mid_stream_is_restarted_and_every_call_ends(
+    flow: FlowRunner,
+) -> None:
+    with deploy("embedded", flow) as d:
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=2)
+        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
+        try:
+            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
+            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            killed = _broker_pid(d)
+            os.kill(killed, signal.SIGKILL)
+        finally:
+            code, out, err = _finish(stream)
+        assert code == 0, err
+        assert out.splitlines() == [str(i) for i in range(1, 201)]
+        waiting = [line for line in err.splitlines() if "reconnecting" in line]
+        assert 1 <= len(waiting) <= 2, err  # one line per lost service (broker, results)
+        assert _broker_pid(d) != killed  # started again, by the stream
+        done = d.wait_for(ended, (), [(200,)])
+        assert done == [(200,)]
+        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]

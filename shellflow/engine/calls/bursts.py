@@ -94,11 +94,16 @@ class Burst:
             raise ServiceUnavailable("result backend", self.settings.backend, str(exc)) from exc
         self.pubsub = pubsub
 
+    def next_id(self) -> str:
+        """A fresh id of the burst's calls (a publish tried again keeps its id)."""
+        return f"{self.prefix}{next(self._count):012x}"
+
     def send(
-        self, args: list[Any], kwargs: dict[str, Any], *, flow: str | None, parent: str | None
-    ) -> str:
+        self, args: list[Any], kwargs: dict[str, Any], *, flow: str | None, parent: str | None,
+        call_id: str | None = None,
+    ) -> str:  # fmt: skip
         """Publish one call (persistent, confirmed, as :func:`send` does); its id."""
-        call_id = f"{self.prefix}{next(self._count):012x}"
+        call_id = call_id or self.next_id()
         if not self.native:
             return send(self.settings, self.socket, args, kwargs, flow=flow, parent=parent).call_id
         # The route again (cached for ROUTE_TTL): a socket deleted or moved under the burst
