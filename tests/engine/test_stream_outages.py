@@ -9,13 +9,19 @@ its append-only file by the stream itself, which then completes every call.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import FlowRunner, _flow_executable
 from tests.engine.chaos import chaos_network
 from tests.engine.conftest import Deployment, deploy
+from tests.private_redis import PrivateRedis, private_redis
 from tests.waiting import poll
 
 
@@ -94,3 +100,59 @@ def test_the_embedded_broker_killed_mid_stream_is_restarted_and_every_call_ends(
         done = d.wait_for(ended, (), [(200,)])
         assert done == [(200,)]
         assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+
+
+@contextmanager
+def _on_private_redis(flow: FlowRunner) -> Iterator[tuple[Deployment, PrivateRedis]]:
+    """The distributed deployment with its results and live channels on a private Redis."""
+    with private_redis() as redis, deploy("distributed", flow) as d:
+        d.env["SHELLFLOW_BACKEND"] = d.env["SHELLFLOW_PUBSUB"] = redis.url
+        yield d, redis
+
+
+@pytest.mark.services
+def test_a_redis_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
+    with _on_private_redis(flow) as (d, redis):
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=2)
+        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
+        try:
+            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
+            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            redis.kill()
+            redis.start()  # on the same port, from its append-only file
+        finally:
+            code, out, err = _finish(stream)
+        assert code == 0, err
+        assert out.splitlines() == [str(i) for i in range(1, 201)]
+        assert d.wait_for(ended, (), [(200,)]) == [(200,)]
+        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+
+
+@pytest.mark.services
+def test_a_result_backend_down_past_the_grace_time_leaves_every_call_findable(
+    flow: FlowRunner,
+) -> None:
+    with _on_private_redis(flow) as (d, redis):
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=2)
+        stream = _stream(d, 200, names["slow"], "seconds:=0.02", "--reconnect-timeout", "2")
+        try:
+            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
+            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            redis.kill()
+            code, out, err = _finish(stream)
+        finally:
+            redis.start()
+        assert code == 6, err
+        last = err.strip().splitlines()[-1]
+        found = re.search(r"(\d+) calls unaccounted for; see flow ls calls --flow (\S+) -u$", last)
+        assert found, err
+        assert "Traceback" not in err
+        left, flow_id = int(found.group(1)), found.group(2)
+        printed = len(out.splitlines())
+        # Every call the stream sent is recorded, and ends once Redis is back.
+        sent = d.query("SELECT count(*) FROM call WHERE tracking = ?", (flow_id,))[0][0]
+        assert left >= 1 and printed + left <= sent
+        done = "SELECT count(*) FROM call WHERE tracking = ? AND state = 'finished'"
+        assert d.wait_for(done, (flow_id,), [(sent,)], timeout=60) == [(sent,)]
