@@ -156,3 +156,14 @@ def test_a_result_backend_down_past_the_grace_time_leaves_every_call_findable(
         assert left >= 1 and printed + left <= sent
         done = "SELECT count(*) FROM call WHERE tracking = ? AND state = 'finished'"
         assert d.wait_for(done, (flow_id,), [(sent,)], timeout=60) == [(sent,)]
+
+
+def test_an_agent_starts_its_killed_embedded_broker_again(flow: FlowRunner) -> None:
+    from tests.engine.agents import running_agent
+
+    with deploy("embedded", flow) as d, running_agent(d) as agent:
+        killed = _broker_pid(d)
+        os.kill(killed, signal.SIGKILL)
+        poll(lambda: _broker_pid(d) != killed, 30, "the agent to start the broker again")
+        assert agent.poll() is None
+        assert d.ok("broker", "status").code == 0

@@ -130,6 +130,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deploy")
         self.node_id = self.agent_id = self.agent_name = ""
         self._engine: Any = None
+        self._broker_failure = ""  # the embedded broker's last failure to start, logged once
 
     # -- life ----------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -197,6 +198,7 @@ class Agent:
         failing = ""  # the last failure, logged once rather than twice a second
         while not self.stopping.is_set():
             now = time.monotonic()
+            self._keep_broker()
             try:
                 if now >= next_beat:
                     self._heartbeat()
@@ -210,6 +212,20 @@ class Agent:
                     log.warning("reconcile failed: %s", exc, exc_info=self.settings.debug)
                 failing = str(exc) or type(exc).__name__
             self.stopping.wait(self.poll)
+
+    def _keep_broker(self) -> None:
+        """Start a dead embedded broker again from its append-only file (workers reconnect)."""
+        from shellflow.engine.transport import embedded_broker as embedded
+        from shellflow.errors import ServiceUnavailable
+
+        try:
+            embedded.ensure_for_urls(self.settings.broker, self.settings.backend)
+        except ServiceUnavailable as exc:  # tried again at the next poll
+            if str(exc) != self._broker_failure:
+                log.warning("%s", exc)
+            self._broker_failure = str(exc)
+        else:
+            self._broker_failure = ""
 
     def _heartbeat(self) -> None:
         facts = fleet.machine_facts(self.home, self.cpus)
