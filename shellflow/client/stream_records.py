@@ -5,9 +5,9 @@ and lost from sight if the broker, the result backend or the stream itself goes 
 (``flow ls calls --flow ID -u`` must find it). ``flow task run --async`` writes its one row
 after the publish; a stream cannot afford a transaction per call on its sender's path, so
 the sender hands each sent call to this thread, which writes whatever has gathered in one
-transaction (``shellflow.model.call_writes.insert_pending_many``, the one writer of call rows).
-The rows are idempotent (``ON CONFLICT DO NOTHING``): a worker's record that came first is
-kept.
+transaction, at most one every :data:`WRITE_EVERY` seconds
+(``shellflow.model.call_writes.insert_pending_many``, the one writer of call rows). The rows
+are idempotent (``ON CONFLICT DO NOTHING``): a worker's record that came first is kept.
 
 The database may be down for a while: the batch is kept and written again with a bounded
 back-off, saying so once on stderr. At most :data:`WAITING_MAX` calls wait unwritten; past
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from shellflow.model.routes import SocketRoute
 
 BATCH = 2000  # calls written in one transaction at most
+WRITE_EVERY = 0.05  # seconds between two transactions at least
 WAITING_MAX = 10_000  # calls handed over and not yet written before the sender waits
 BACKOFF_FIRST = 0.1  # seconds before writing again after a failure, doubled each time...
 BACKOFF_MAX = 2.0  # ...up to this
@@ -68,7 +69,14 @@ class PendingRecorder(threading.Thread):
 
     def run(self) -> None:
         ending = False
+        last = 0.0
         while not ending:
+            # A transaction at most every WRITE_EVERY: under load the batches grow, rather
+            # than the writes taking the database's write lock once per call.
+            wait = last + WRITE_EVERY - time.monotonic()
+            if wait > 0 and self._deadline is None:
+                time.sleep(wait)
+            last = time.monotonic()
             batch: list[Any] = [self.todo.get()]
             while len(batch) < BATCH:
                 try:

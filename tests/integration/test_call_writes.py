@@ -90,6 +90,38 @@ def test_a_workers_record_that_came_first_is_kept(initialised_db: str) -> None:
     assert _call(initialised_db, "c2")["state"] == "running"
 
 
+def test_a_streams_batch_of_pending_rows_keeps_what_came_first(initialised_db: str) -> None:
+    _commit(initialised_db, _worker_row("b2", "finished", SENT))
+    batch = [
+        call_writes.Pending(
+            f"b{i}",
+            "w.echo",
+            "no-such-socket",
+            "no-such-task",
+            "flow-b",
+            None,
+            json.dumps({"args": [i], "kwargs": {}}),
+            SENT,
+        )
+        for i in range(1, 1 + call_writes.PENDING_PER_STATEMENT + 2)  # two statements
+    ]
+    with writer(initialised_db) as conn, conn.transaction():
+        written = call_writes.insert_pending_many(conn, batch)
+    assert written == len(batch) - 1  # b2's worker record is kept
+    assert _call(initialised_db, "b2")["state"] == "finished"
+    with reader(initialised_db) as conn:
+        rows = conn.query(
+            "SELECT count(*), count(socket_id), count(task_id), min(state), max(state)"
+            " FROM call WHERE tracking = 'flow-b'"
+        )
+    # Linked to no socket that is not there (deleted meanwhile), as a worker's records are.
+    assert rows == [(len(batch) - 1, 0, 0, "pending", "pending")]
+    first = _call(initialised_db, "b1")
+    assert (first["created"], first["started"], first["args"]) == (
+        SENT, None, json.dumps({"args": [1], "kwargs": {}}),
+    )  # fmt: skip
+
+
 def test_cancel_records_fresh_and_pending_calls_and_leaves_taken_ones(
     initialised_db: str,
 ) -> None:
