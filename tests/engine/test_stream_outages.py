@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import FlowRunner, _flow_executable
 from tests.engine.chaos import chaos_network
 from tests.engine.conftest import Deployment, deploy
+from tests.private_postgres import private_postgres
 from tests.private_redis import PrivateRedis, private_redis
 from tests.waiting import poll
 
@@ -167,3 +168,25 @@ def test_an_agent_starts_its_killed_embedded_broker_again(flow: FlowRunner) -> N
         poll(lambda: _broker_pid(d) != killed, 30, "the agent to start the broker again")
         assert agent.poll() is None
         assert d.ok("broker", "status").code == 0
+
+
+@pytest.mark.services
+def test_a_postgresql_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
+    with private_postgres() as pg, deploy("distributed", flow) as d:
+        d.env["SHELLFLOW_DB"] = pg.url
+        d.setup("db", "init")
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=2)
+        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
+        ended = "SELECT count(*) FROM call WHERE state = 'finished'"
+        try:
+            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            pg.stop()  # a fast shutdown: every session ended
+            pg.start()  # on the same port and data folder
+        finally:
+            code, out, err = _finish(stream)
+        assert code == 0, err
+        assert out.splitlines() == [str(i) for i in range(1, 201)]
+        # Every call recorded once, and finished (the worker's spool waited for the database).
+        assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
+        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
