@@ -190,3 +190,24 @@ def test_a_postgresql_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None
         # Every call recorded once, and finished (the worker's spool waited for the database).
         assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
         assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+
+
+@pytest.mark.services
+def test_a_rabbitmq_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
+    from tests.private_rabbitmq import private_rabbitmq
+
+    with private_rabbitmq() as rabbit, deploy("distributed", flow, broker=rabbit.url) as d:
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=2)
+        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
+        ended = "SELECT count(*) FROM call WHERE state = 'finished'"
+        try:
+            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            rabbit.ctl("stop_app")
+            rabbit.ctl("start_app")
+        finally:
+            code, out, err = _finish(stream, timeout=180)
+        assert code == 0, err
+        assert out.splitlines() == [str(i) for i in range(1, 201)]
+        assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
+        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
