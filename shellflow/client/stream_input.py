@@ -163,6 +163,7 @@ class Sender(threading.Thread):
 
         options, burst, outage = self.stream.options, self.stream.burst, self.stream.outage
         flow = self.stream.flow
+        failure: ServiceUnavailable | None = None
         while True:
             with self.lock:
                 if self.stopped:
@@ -180,6 +181,8 @@ class Sender(threading.Thread):
                     failure = exc
                 else:
                     outage.recovered("broker")
+                    if failure is not None:
+                        outage.recovered(failure.service)
                     return call
             outage.failed(failure)  # outside the lock: the stream may stop meanwhile
 
