@@ -102,8 +102,10 @@ def _moment(value: Any) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print it as one JSON object")
 @pass_app
 def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:
-    """Show this node's agent and its workers; exit 6 when it is not running."""
+    """Show this node's agent, its workers and whether the services they need answer
+    (broker, result backend, live channels); exit 6 when the agent is not running."""
     from shellflow.engine.fleet.daemon import pidfile_path, running_pid
+    from shellflow.engine.transport.health import service_states
     from shellflow.errors import ServiceUnavailable
     from shellflow.model.listing import list_objects
 
@@ -121,6 +123,8 @@ def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:
             {k: _moment(v) if k == "heartbeat" else v for k, v in zip(_WORKER_KEYS, r, strict=True)}
             for r in conn.query(_WORKERS, [node])
         ]
+    settings = app.settings  # each service the workers need: "up", or "down: why"
+    status |= service_states(settings.broker, settings.backend, settings.pubsub)
     print_object(status, as_json)
     if pid is None:
         raise ServiceUnavailable("agent", f"node {node}", "not running")

@@ -211,3 +211,17 @@ def test_a_rabbitmq_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
         assert out.splitlines() == [str(i) for i in range(1, 201)]
         assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
         assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+
+
+@pytest.mark.services
+def test_agent_status_says_which_service_is_down(flow: FlowRunner) -> None:
+    import json
+
+    with _on_private_redis(flow) as (d, redis):
+        shown = json.loads(d.run("agent", "status", "--json").stdout)
+        assert (shown["broker"], shown["backend"], shown["pubsub"]) == ("up", "up", "up")
+        redis.kill()
+        shown = json.loads(d.run("agent", "status", "--json").stdout)
+        assert shown["broker"] == "up"
+        assert shown["backend"].startswith("down: ") and str(redis.port) in shown["backend"]
+        assert shown["pubsub"] == shown["backend"]
