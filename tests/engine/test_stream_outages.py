@@ -72,11 +72,15 @@ def test_a_stream_records_its_calls_pending_before_any_worker_takes_them(
     assert d.query("SELECT count(*) FROM call") == [(30,)]  # the worker completed each row
 
 
-def _broker_pid(d: Deployment) -> int:
-    """The embedded broker's pid, from its pid file in the deployment's home."""
+def _broker_pid_file(d: Deployment) -> Path:
     found = list(Path(d.env["SHELLFLOW_HOME"]).rglob("broker.pid"))
     assert len(found) == 1, found
-    return int(found[0].read_text().strip())
+    return found[0]
+
+
+def _broker_pid(d: Deployment) -> int:
+    """The embedded broker's pid, from its pid file in the deployment's home."""
+    return int(_broker_pid_file(d).read_text().strip())
 
 
 def test_the_embedded_broker_killed_mid_stream_is_restarted_and_every_call_ends(
@@ -225,3 +229,28 @@ def test_agent_status_says_which_service_is_down(flow: FlowRunner) -> None:
         assert shown["broker"] == "up"
         assert shown["backend"].startswith("down: ") and str(redis.port) in shown["backend"]
         assert shown["pubsub"] == shown["backend"]
+
+
+def test_messages_held_when_the_embedded_broker_died_are_requeued_when_it_starts(
+    flow: FlowRunner,
+) -> None:
+    """A worker cannot acknowledge, on a new connection, what it took on one that died with
+    the broker: whoever starts the broker again requeues those messages at once
+    (``unacked.requeue_all``), not after the hour of the visibility timeout."""
+    from shellflow.engine.records.events import redis_client
+
+    with deploy("embedded", flow) as d:
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=1)
+        call_id = d.ok("task", "run", "-s", names["slow"], "--data", "7", "seconds:=3",
+                       "--async").stdout.strip()  # fmt: skip
+        running = "SELECT state FROM call WHERE id = ?"
+        d.wait_for(running, (call_id,), [("running",)], timeout=60)
+        broker = f"redis+socket://{_broker_pid_file(d).with_name('broker.sock')}"
+        os.kill(_broker_pid(d), signal.SIGKILL)
+        d.ok("broker", "start")  # from its append-only file, where the message is unacked
+        assert redis_client(broker).hlen("unacked") == 0  # handed back to its queue
+        final = d.wait_for(running, (call_id,), [("finished",)], timeout=120)
+        assert final == [("finished",)]
+        redelivered = "SELECT count(*) FROM event WHERE call_id = ? AND name = 'redelivered'"
+        assert d.wait_for(redelivered, (call_id,), [(1,)]) == [(1,)]  # it ran again, one row

@@ -108,7 +108,37 @@ def ensure_running(path: Path) -> Path:
                     tail[0] if tail else "did not start",
                 )
             time.sleep(0.02)
+        _requeue_unacked(path)
     return path
+
+
+def _requeue_unacked(path: Path) -> None:
+    """Hand back what the old server's consumers held (``unacked.requeue_all``), by whoever
+    starts the server, at once (a worker reconnecting within those milliseconds and taking
+    a message may see it again: delivery is at least once)."""
+    reply = _command(path, b"HLEN unacked\r\n")
+    if not reply.startswith(b":") or reply.startswith(b":0\r"):
+        return
+    import logging
+
+    from shellflow.engine.transport.unacked import requeue_all
+
+    try:
+        requeue_all(f"redis+socket://{path}")
+    except Exception as exc:  # the messages still come back after the visibility timeout
+        logging.getLogger(__name__).warning("could not requeue unacked messages: %s", exc)
+
+
+def _command(path: Path, command: bytes) -> bytes:
+    """One raw command's reply on the unix socket (b"" when it does not answer)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(1.0)
+            conn.connect(str(path))
+            conn.sendall(command)
+            return conn.recv(64)
+    except OSError:
+        return b""
 
 
 def stop(path: Path, timeout: float = 10.0) -> bool:

@@ -118,3 +118,30 @@ def restore_dead(app: Any) -> int:
     if restored:
         log.warning("requeued %d message(s) held by workers that died", restored)
     return restored
+
+
+def requeue_all(url: str) -> int:
+    """Requeue every unacknowledged message of a Redis broker that has just started.
+
+    A server that has just started has no consumer yet, so each message its append-only file
+    kept in ``unacked`` was held on a connection that died with the old server (``kill -9``,
+    a crash): its worker can no longer acknowledge it, and kombu would hand it back only
+    after the visibility timeout (an hour). Requeued now, it runs again (at least once; a
+    call's records are idempotent, and the redelivery is counted).
+    """
+    from kombu import Connection
+
+    from shellflow.urls import transport_url
+
+    restored = 0
+    with Connection(transport_url(url)) as conn:
+        channel = conn.default_channel
+        client = channel.client
+        qos = channel.qos
+        for raw in client.hkeys(qos.unacked_key):
+            tag = raw.decode() if isinstance(raw, bytes) else str(raw)
+            qos.restore_by_tag(tag, client, leftmost=True)
+            restored += 1
+    if restored:
+        log.warning("requeued %d message(s) held when the broker stopped", restored)
+    return restored
