@@ -49,8 +49,7 @@ from shellflow.client.stream_outage import GaveUp, Outage
 from shellflow.client.stream_output import OrderedOutput
 from shellflow.client.stream_records import PendingRecorder
 from shellflow.client.stream_results import LOOK_AFTER, ResultCollection
-from shellflow.errors import NotFound
-from shellflow.errors import ServiceUnavailable
+from shellflow.errors import NotFound, ServiceUnavailable
 
 RECORDS_GRACE = 10.0  # seconds the pending records may still take once the stream has ended
 
