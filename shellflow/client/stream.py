@@ -93,6 +93,7 @@ class Stream(ResultCollection, OrderedOutput):
         burst = Burst(self.settings, options.socket)
         if burst.native:
             burst.start()
+            self.outage.recovered("result backend")  # reached: from now on, a loss is waited for
             self.burst = burst
         # Celery keeps one backend per thread: the sender's (which its calls' results
         # subscribe through) is the one to drain, so it is taken from the first call.

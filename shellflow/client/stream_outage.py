@@ -11,6 +11,10 @@ missed). A service still down after the grace time (``--reconnect-timeout``, def
 :data:`RECONNECT_TIMEOUT` seconds) raises :class:`GaveUp`; the stream then exits 6 naming
 how many calls are unaccounted for and how to find them (each was recorded ``pending`` when
 it was sent: ``shellflow.client.stream_records``), and leaves them to run.
+
+Only a service this stream has reached is waited for: one that never answered (a mistyped
+URL, a server not started) is said at once, exit 6, as for a one-shot call. The embedded
+broker is the exception: the stream starts it whenever it is found down.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Outage:
         self.say = say
         self.lock = threading.Lock()
         self.since: dict[str, float] = {}  # service -> when it was first found down
+        self.reached: set[str] = set()  # services that answered during this stream
         self.pause: dict[str, float] = {}
 
     def failed(self, exc: ServiceUnavailable) -> None:
@@ -55,6 +60,8 @@ class Outage:
         Raises :class:`GaveUp` once it has been down for the grace time.
         """
         service = exc.service
+        if service not in self.reached and not self._embedded(service):
+            raise exc
         now = time.monotonic()
         with self.lock:
             first = service not in self.since
@@ -70,6 +77,7 @@ class Outage:
 
     def recovered(self, service: str) -> None:
         """The service answered: forget its outage (saying so if there was one)."""
+        self.reached.add(service)
         if service not in self.since:  # the common case, without the lock
             return
         with self.lock:
@@ -78,13 +86,20 @@ class Outage:
         if since is not None:
             self.say(f"flow: the {service} answers again after {time.monotonic() - since:.1f} s")
 
-    def _restart_embedded(self) -> None:
-        """Start the embedded broker again if the lost service is it (else nothing to do)."""
+    def _embedded(self, service: str | None = None) -> bool:
+        """Whether ``service`` (by default: the broker or the result backend) is the
+        embedded broker (a unix socket)."""
         from shellflow.urls import Backend, backend_of
 
-        urls = (self.settings.broker, self.settings.backend)
-        if not any(backend_of(url) is Backend.REDIS_SOCKET for url in urls):
+        urls = {"broker": (self.settings.broker,), "result backend": (self.settings.backend,)}
+        chosen = urls.get(service or "", (self.settings.broker, self.settings.backend))
+        return any(backend_of(url) is Backend.REDIS_SOCKET for url in chosen)
+
+    def _restart_embedded(self) -> None:
+        """Start the embedded broker again if the lost service is it (else nothing to do)."""
+        if not self._embedded():
             return
+        urls = (self.settings.broker, self.settings.backend)
         from shellflow.engine.transport import embedded_broker
 
         with contextlib.suppress(ServiceUnavailable):  # tried again after the next pause

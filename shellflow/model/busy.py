@@ -39,11 +39,12 @@ from shellflow.model.network import Socket
 # The changes that strand calls, by kind: what moves a socket's calls to another worker or
 # another broker queue (a socket's queue in the broker is named after the socket). Any
 # other field (a description, a schedule, a concurrency) is changed under running work.
+# A processor's code (its repository, branch, commit, tag, module and module path) is not
+# among them: the agent deploys the new code and its worker takes the waiting calls from
+# the same queues, which is how a broken processor is mended with its calls still waiting.
 MOVES: dict[str, frozenset[str]] = {
     "socket": frozenset(("rename", "queue", "processor", "task")),
-    "processor": frozenset(
-        ("rename", "module", "gitrepo", "branch", "commit", "gittag", "modulepath")
-    ),
+    "processor": frozenset(("rename",)),
     "queue": frozenset(("rename", "qtype", "durable")),
     "plug": frozenset(("rename", "source", "target", "queue", "argument")),
 }

@@ -124,7 +124,7 @@ def test_changes_under_running_calls_are_refused_with_their_count(cli: Any, busy
         ("delete", "socket", "-n", DO_THIS, "--cascade"),
         ("update", "socket", "-n", DO_THIS, "--rename", "elsewhere"),
         ("update", "socket", "-n", DO_THIS, "-t", "do_something"),
-        ("update", "processor", "-n", "proc1", "-m", "other.module"),
+        ("update", "processor", "-n", "proc1", "--rename", "proc9"),
         ("delete", "processor", "-n", "proc1", "--cascade"),
         ("delete", "queue", "-n", "pyfi.queue1", "--cascade"),
         ("update", "queue", "-n", "pyfi.queue1", "--rename", "q9"),
@@ -140,6 +140,8 @@ def test_changes_under_running_calls_are_refused_with_their_count(cli: Any, busy
     assert (_state(busy, "c-pending"), _state(busy, "c-running")) == ("pending", "running")
     # What strands nothing goes on under running work: a description, an idle socket.
     cli.ok("update", "socket", "-n", DO_THIS, "--description", "still running")
+    # New code for the processor: its worker is deployed again and takes the same queues.
+    cli.ok("update", "processor", "-n", "proc1", "-m", "pyfi.processors.sample", "-br", "main")
     cli.ok("update", "socket", "-n", DO_SOMETHING, "--rename", "idle")
 
 

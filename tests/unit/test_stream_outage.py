@@ -17,6 +17,7 @@ def test_a_lost_service_is_said_once_and_its_return_once() -> None:
     said: list[str] = []
     outage = Outage(SETTINGS, grace=60, say=said.append)
     lost = ServiceUnavailable("broker", SETTINGS.broker, "connection refused")
+    outage.recovered("broker")  # it answered once, as a stream's first publish does
     outage.failed(lost)
     outage.failed(lost)
     assert said == ["flow: broker unavailable at amqp://guest:***@127.0.0.1:1//: connection"
@@ -31,9 +32,20 @@ def test_a_service_down_past_the_grace_time_gives_up_with_exit_6() -> None:
     said: list[str] = []
     outage = Outage(SETTINGS, grace=0.2, say=said.append)
     lost = ServiceUnavailable("result backend", SETTINGS.backend, "connection refused")
+    outage.recovered("result backend")
     with pytest.raises(GaveUp) as caught:
         for _ in range(1000):  # each wait is bounded by the grace time left
             outage.failed(lost)
     assert caught.value.exit_code == ExitCode.UNAVAILABLE
     assert "(for more than 0.2 s)" in str(caught.value)
     assert len(said) == 1
+
+
+def test_a_service_never_reached_is_said_at_once_not_waited_for() -> None:
+    """A mistyped URL or a server not started: exit 6 at once, as for a one-shot call."""
+    said: list[str] = []
+    outage = Outage(SETTINGS, grace=60, say=said.append)
+    lost = ServiceUnavailable("broker", SETTINGS.broker, "connection refused")
+    with pytest.raises(ServiceUnavailable) as caught:
+        outage.failed(lost)
+    assert caught.value is lost and said == []

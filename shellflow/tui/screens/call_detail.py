@@ -86,7 +86,7 @@ class CallDetailScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("G", "graph", "Graph"),
         Binding("p", "parent", "Parent"),
-        Binding("r", "rerun", "Re-run (retry a dead call)"),
+        Binding("r", "rerun", "Re-run"),  # a dead call: retried (flow task retry --async)
         Binding("x", "cancel", "Cancel call"),
     ]
 
