@@ -76,6 +76,7 @@ class Stream(ResultCollection, OrderedOutput):
         self.burst: Any = None  # an engine.calls.bursts.Burst when the backend is Redis
         self.by_id: dict[str, Call] = {}
         self.early: dict[str, Any] = {}  # outcomes of calls not handed over yet
+        self.handed = 0  # the burst's sequence number of the last call handed over
         self._last_result = 0.0
         self._last_progress = 0.0
         # One flow run for the whole stream unless it joins one: 'flow ls calls --flow ID'.

@@ -36,6 +36,7 @@ class ResultCollection:
     burst: Any  # an engine.calls.bursts.Burst when the backend is Redis
     by_id: dict[str, Call]
     early: dict[str, Any]  # outcomes of calls not handed over yet
+    handed: int  # the burst's sequence number of the last call handed over
     _last_result: float
 
     def _track(self, call: Call, sender: Sender) -> None:
@@ -43,6 +44,7 @@ class ResultCollection:
         self.summary.calls += 1
         if self.burst is not None:
             self.by_id[call.call_id] = call
+            self.handed = self.burst.sequence(call.call_id) or self.handed
             early = self.early.pop(call.call_id, None)
             if early is not None:
                 self._ended(call, early, sender)
@@ -91,10 +93,19 @@ class ResultCollection:
             outcomes = self.burst.look([c.call_id for c in self.unfinished.values()])
         for outcome in outcomes:
             call = self.by_id.get(outcome.call_id)
-            if call is None:  # ended before the sender's hand-over reached this thread
-                self.early[outcome.call_id] = outcome
+            if call is None:
+                self._early(outcome)
             else:
                 self._ended(call, outcome, sender)
+
+    def _early(self, outcome: Any) -> None:
+        """Keep the outcome of a call that ended before the sender's hand-over reached this
+        thread (at most the window's calls are sent and not handed over). A second outcome
+        of a call already settled (published, then read again by :meth:`burst.look`, or a
+        redelivered call's) is dropped: kept, one a call, it would grow with the stream."""
+        sequence = self.burst.sequence(outcome.call_id)
+        if sequence is not None and sequence > self.handed:
+            self.early[outcome.call_id] = outcome
 
     def _ended(self, call: Call, outcome: Any, sender: Sender) -> None:
         self.by_id.pop(call.call_id, None)

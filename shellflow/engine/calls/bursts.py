@@ -113,6 +113,16 @@ class Burst:
         publish(self.transport, call, shown_url=self.settings.broker)
         return call_id
 
+    def sequence(self, call_id: str) -> int | None:
+        """The place of one of this burst's calls in its order of sending (1 for the first);
+        None for an id that is not the burst's."""
+        if not call_id.startswith(self.prefix):
+            return None
+        try:
+            return int(call_id[len(self.prefix) :], 16)
+        except ValueError:
+            return None
+
     def results(self, timeout: float) -> list[Outcome]:
         """The outcomes that arrived, waiting up to ``timeout`` seconds for the first."""
         found: list[Outcome] = []
