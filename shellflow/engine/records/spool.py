@@ -19,6 +19,14 @@ goes on. The main process's pid and start time name the folder, so that a worker
 after a crash can tell (and claim) the leftovers of a dead one. After each append a
 process writes one byte to the writer's wake pipe, which never blocks: a full pipe already
 means the writer has something to read.
+
+**Bounded.** The bytes spooled and not committed yet are counted in memory shared by the
+worker's processes (:class:`Backlog`, made before the pool forks). While the database is
+slow or away they grow; a pool process whose append would take them past the bound waits
+until the writer has committed enough, before it reports its call done. Its message stays
+unacknowledged and the process takes no other call, so with the worker's prefetch (one
+message per process) the calls not taken wait in the broker: none is dropped, and the
+spool never holds more than the bound (plus one line, if a single line is larger).
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +47,69 @@ from shellflow.engine.pids import ProcessId, pid_alive
 
 ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
 SUFFIX = ".spool"
+MAX_BYTES = 64 << 20  # spooled bytes not committed yet, at most (SHELLFLOW_SPOOL_MAX_BYTES)
+MAX_BYTES_ENV = "SHELLFLOW_SPOOL_MAX_BYTES"
+FULL_POLL = 0.05  # seconds between looks while the spool is full
+
+log = logging.getLogger(__name__)
+
+
+def max_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The bound of a worker's spool: :data:`MAX_BYTES` or the environment's (bytes, > 0)."""
+    text = (os.environ if environ is None else environ).get(MAX_BYTES_ENV, "").strip()
+    if not text:
+        return MAX_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        from shellflow.errors import UsageError
+
+        raise UsageError(f"{MAX_BYTES_ENV}={text!r}: expected a number of bytes above 0")
+    return int(text)
+
+
+class Backlog:
+    """Bytes spooled and bytes committed, shared by a worker's processes (made before the
+    pool forks: the counters live in shared memory, their lock is a process-shared one)."""
+
+    def __init__(self, limit: int) -> None:
+        import multiprocessing
+
+        self.limit = limit
+        self._counts = multiprocessing.get_context("fork").Array("q", 2)  # spooled, committed
+
+    @property
+    def waiting(self) -> int:
+        """Bytes spooled and not committed yet."""
+        with self._counts.get_lock():
+            return int(self._counts[0] - self._counts[1])
+
+    def reserve(self, size: int, wait: bool = True) -> None:
+        """Count ``size`` bytes about to be appended, first waiting (``wait``) while they
+        would take the backlog past the limit; a line alone over the limit waits for an
+        empty spool."""
+        warned = False
+        while True:
+            with self._counts.get_lock():
+                backlog = self._counts[0] - self._counts[1]
+                if not wait or backlog == 0 or backlog + size <= self.limit:
+                    self._counts[0] += size
+                    return
+            if not warned:
+                warned = True
+                log.warning("call records: the spool is full (%d bytes wait for the database,"
+                            " the bound is %d); this process takes no call until it drains",
+                            backlog, self.limit)  # fmt: skip
+            time.sleep(FULL_POLL)
+
+    def unreserve(self, size: int) -> None:
+        """Bytes reserved and not written after all (an append that failed)."""
+        if size:
+            with self._counts.get_lock():
+                self._counts[0] -= size
+
+    def committed(self, size: int) -> None:
+        if size:
+            with self._counts.get_lock():
+                self._counts[1] += size
 
 
 def spool_root(home: Path, db_url: str, processor: str) -> Path:
@@ -65,9 +137,13 @@ def _owner_alive(name: str) -> bool:
 class Spool:
     """The appending side, shared by a worker's processes (each opens its own file)."""
 
-    def __init__(self, folder: Path, wake_fd: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, wake_fd: int | None = None, backlog: Backlog | None = None
+    ) -> None:
         self.folder = folder
         self.wake_fd = wake_fd
+        self.backlog = backlog
+        self._owner = os.getpid()  # the worker's main process never waits: its writer is here
         self.after_fork()
         forks.at_fork(self.after_fork)
 
@@ -89,12 +165,19 @@ class Spool:
 
     def append(self, line: bytes) -> None:
         """Add one record line (ending in a newline); safe once this returns."""
-        self._open()
         line = b"%016x " % time.monotonic_ns() + line
+        if self.backlog is not None:
+            self.backlog.reserve(len(line), wait=os.getpid() != self._owner)
         view = memoryview(line)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            self._open()
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except BaseException:
+            if self.backlog is not None:  # what was not written is not waiting
+                self.backlog.unreserve(len(view))
+            raise
         self._size += len(line)
         if self.wake_fd is not None:
             with contextlib.suppress(BlockingIOError, OSError):
@@ -194,9 +277,11 @@ class SpoolFolder:
                 tail = self._tails[path] = _Tail(path, pid, n)
             yield tail
 
-    def committed(self, tail: _Tail, offset: int) -> None:
-        """Lines of ``tail`` up to ``offset`` are in the database."""
-        tail.offset = max(tail.offset, offset)
+    def committed(self, tail: _Tail, offset: int) -> int:
+        """Lines of ``tail`` up to ``offset`` are in the database; the bytes newly so."""
+        moved = max(0, offset - tail.offset)
+        tail.offset += moved
+        return moved
 
     def has_unread(self) -> bool:
         """Whether a file holds bytes not read yet (or a file not seen yet)."""

@@ -13,6 +13,10 @@ drains what workers that ended without draining left behind, and at shutdown, on
 pool's processes are gone, it commits what is left and deletes the folder. A line the
 database refuses outright (a schema that does not match, say) is retried alone, so it
 alone is dropped and logged.
+
+The spool is bounded (``shellflow.engine.records.spool.Backlog``): the writer counts the
+bytes it commits from its own folder, and a pool process whose record would take the bytes
+waiting past :func:`~shellflow.engine.records.spool.max_bytes` waits until they are.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shellflow.engine.records.spool import Spool, SpoolFolder, leftovers, worker_folder
+from shellflow.engine.records.spool import (
+    Backlog,
+    Spool,
+    SpoolFolder,
+    leftovers,
+    max_bytes,
+    worker_folder,
+)
 from shellflow.engine.records.store import RecordStore, RecordsUnavailable
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
@@ -41,10 +52,11 @@ log = logging.getLogger(__name__)
 class SpoolWriter:
     """Owns one worker's spool folder and the thread that commits it."""
 
-    def __init__(self, root: Path, store: RecordStore) -> None:
+    def __init__(self, root: Path, store: RecordStore, limit: int | None = None) -> None:
         self.root = root
         self.folder = worker_folder(root)
         self.store = store
+        self.backlog = Backlog(max_bytes() if limit is None else limit)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         os.set_blocking(self._wake_read, False)
@@ -55,7 +67,7 @@ class SpoolWriter:
 
     def spool(self) -> Spool:
         """The appending side, for the worker's processes (forked after this)."""
-        return Spool(self.folder, self._wake_write)
+        return Spool(self.folder, self._wake_write, self.backlog)
 
     def start(self) -> None:
         """Drain what dead workers left, then commit this worker's spool as it grows."""
@@ -144,8 +156,9 @@ class SpoolWriter:
                 self.store.discard()
                 files.forget()
                 return False
-            for tail, offset, _ in batch:
-                files.committed(tail, offset)
+            moved = sum(files.committed(tail, offset) for tail, offset, _ in batch)
+            if files is self._files:
+                self.backlog.committed(moved)
         now = time.monotonic()
         if now - self._cleaned > CLEAN_EVERY:
             self._cleaned = now
