@@ -136,6 +136,9 @@ class ResultCollection:
             call.value = ended.error if ended is not None else error_text(value, status)
             self._failed()
         self.finished[call.number] = call
+        from shellflow.engine.calls.sender import release
+
+        release(handle)  # its backend keeps no reference to it: nothing kept per ended call
 
     def _free(self, sender: Sender) -> None:
         """A call ended: room for the next one, unless the stream halts (stopped first)."""
