@@ -38,6 +38,7 @@ from shellflow.client.stream_input import (
     CHUNK,
     EOF,
     HELD_AT_LEAST,
+    HELD_BYTES,
     HELD_PER_JOB,
     BadRecord,
     Call,
@@ -54,8 +55,9 @@ from shellflow.errors import NotFound, ServiceUnavailable
 RECORDS_GRACE = 10.0  # seconds the pending records may still take once the stream has ended
 
 __all__ = [
-    "CHUNK", "HELD_AT_LEAST", "HELD_PER_JOB", "JOBS_PER_CPU", "LOOK_AFTER", "PROGRESS_EVERY",
-    "BadRecord", "Halt", "Options", "Stream", "Summary", "read_records", "run_stream",
+    "CHUNK", "HELD_AT_LEAST", "HELD_BYTES", "HELD_PER_JOB", "JOBS_PER_CPU", "LOOK_AFTER",
+    "PROGRESS_EVERY", "BadRecord", "Halt", "Options", "Stream", "Summary", "read_records",
+    "run_stream",
 ]  # fmt: skip
 
 
@@ -71,6 +73,7 @@ class Stream(ResultCollection, OrderedOutput):
         self.unfinished: dict[int, Call] = {}
         self.finished: dict[int, Call] = {}  # ended, waiting for their turn (ordered)
         self.next_out = 1  # the record number written next (ordered)
+        self.held_bytes = 0  # the bytes of the results in ``finished``
         self.ready: list[Call] = []  # ended since the last look, fed by the consumer
         self.native = False
         self.burst: Any = None  # an engine.calls.bursts.Burst when the backend is Redis

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 CHUNK = 1 << 16
 HELD_PER_JOB = 64  # results kept waiting for an earlier one (ordered), per job
 HELD_AT_LEAST = 4096
+HELD_BYTES = 64 << 20  # bytes of results kept waiting for an earlier one (ordered), at most
 
 EOF = object()  # the sender's last hand-over: no more calls
 SKIP = object()  # a record without a value (a blank line of NDJSON)
@@ -142,7 +143,7 @@ class Sender(threading.Thread):
                     if self.stopped:
                         return
                 # Ordered output holds finished results behind a slow call: bound them.
-                while number - self.stream.next_out >= self.held:
+                while self.holding_full(number):
                     if self.stopped:
                         return
                     time.sleep(0.01)
@@ -155,6 +156,14 @@ class Sender(threading.Thread):
         except Exception as exc:  # a broker down, unreadable input: the main thread raises it
             self.sent.put(exc)
         self.sent.put(EOF)
+
+    def holding_full(self, number: int) -> bool:
+        """Whether call ``number`` must wait: the results held behind a slower earlier call
+        (ordered output) are as many as allowed, or their bytes pass :data:`HELD_BYTES`
+        (a larger result is held alone). Whatever is held waits for the call numbered
+        ``next_out``, already sent, so the wait ends when it does."""
+        stream = self.stream
+        return number - stream.next_out >= self.held or stream.held_bytes > HELD_BYTES
 
     def _send(self, number: int, value: Any, call_id: str | None) -> Call | None:
         """Publish the record's call, again with the same id while the broker is down

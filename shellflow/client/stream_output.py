@@ -12,7 +12,6 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from shellflow.client.stream_options import PROGRESS_EVERY
-from shellflow.client.values import format_result
 from shellflow.printable import printable
 
 if TYPE_CHECKING:
@@ -30,6 +29,7 @@ class OrderedOutput:
     unfinished: dict[int, Call]
     finished: dict[int, Call]  # ended, waiting for their turn (ordered)
     next_out: int  # the record number written next (ordered)
+    held_bytes: int  # the bytes of the results in ``finished``
     _last_progress: float
 
     def _write_ready(self, final: bool = False) -> None:
@@ -45,8 +45,9 @@ class OrderedOutput:
                 self._write(self.finished.pop(number))
 
     def _write(self, call: Call) -> None:
-        if call.state == "ok":
-            self.out.write(format_result(call.value).encode("utf-8", "surrogateescape") + b"\n")
+        if call.state == "ok":  # its line, made when it ended (``_hold``)
+            self.held_bytes -= len(call.value)
+            self.out.write(call.value)
             self.out.flush()
             return
         self._clear_progress()

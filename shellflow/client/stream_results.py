@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from shellflow.client.stream_options import PROGRESS_EVERY
+from shellflow.client.values import format_result
 from shellflow.engine.calls.result_meta import decode, error_text
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ResultCollection:
     by_id: dict[str, Call]
     early: dict[str, Any]  # outcomes of calls not handed over yet
     handed: int  # the burst's sequence number of the last call handed over
+    held_bytes: int  # the bytes of the results in ``finished``
     _last_result: float
 
     def _track(self, call: Call, sender: Sender) -> None:
@@ -118,8 +120,16 @@ class ResultCollection:
             call.state = "failed"
             call.value = outcome.error or outcome.state
             self._failed()
-        self.finished[call.number] = call
+        self._hold(call)
         self._free(sender)
+
+    def _hold(self, call: Call) -> None:
+        """An ended call waits for its turn; a result is held as the line it writes, whose
+        bytes the sender's window counts (``held_bytes``)."""
+        if call.state == "ok":
+            call.value = format_result(call.value).encode("utf-8", "surrogateescape") + b"\n"
+            self.held_bytes += len(call.value)
+        self.finished[call.number] = call
 
     def _oldest(self) -> float:
         return min((c.sent for c in self.unfinished.values()), default=time.monotonic())
@@ -135,7 +145,7 @@ class ResultCollection:
             call.state = "failed"
             call.value = ended.error if ended is not None else error_text(value, status)
             self._failed()
-        self.finished[call.number] = call
+        self._hold(call)
         from shellflow.engine.calls.sender import release
 
         release(handle)  # its backend keeps no reference to it: nothing kept per ended call
@@ -170,7 +180,7 @@ class ResultCollection:
             call.state, call.value = "timedout", f"timed out after {self.options.timeout:g} s"
             self.summary.timed_out += 1
             self._failed()
-            self.finished[call.number] = call
+            self._hold(call)
             self._free(sender)
         revoke(self.settings, [c.call_id for c in late])
 

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from shellflow.client.stream import Stream
-from shellflow.client.stream_input import Call
+from shellflow.client.stream_input import HELD_BYTES, Call, Sender
 from shellflow.client.stream_options import Options
 from shellflow.engine.calls.bursts import Burst
 from shellflow.engine.calls.result_meta import Outcome
@@ -76,6 +76,7 @@ def _run(calls: int) -> dict[str, int]:
     stream._write_ready(final=True)
     assert out.getvalue().split() == [str(n).encode() for n in range(1, calls + 1)]
     assert stream.summary.ok == calls
+    assert stream.held_bytes == 0 and not stream.finished
     return largest
 
 
@@ -100,3 +101,26 @@ def test_a_second_outcome_of_a_settled_call_is_not_kept() -> None:
     burst.queued.append(Outcome(burst.call_id(2), "finished", 2))
     stream._collect_burst(sender, 0)
     assert list(stream.early) == [burst.call_id(2)]
+
+
+def test_results_held_behind_a_slow_call_are_bounded_in_bytes() -> None:
+    """Ordered output: results that ended after a slower earlier call wait for it, held as
+    the lines they write; past HELD_BYTES of them the sender sends no more calls."""
+    stream = Stream(None, Options("s"), io.BytesIO(), io.StringIO())
+    burst: Any = _Outcomes()
+    stream.burst = burst
+    sender = Sender(stream, io.BytesIO(), JOBS)
+    big = "x" * (1 << 20)  # a 1 MiB result each
+    for n in range(1, 80):
+        stream._track(Call(n, burst.call_id(n), None, 0.0), sender)
+    assert not sender.holding_full(80)
+    burst.queued += [Outcome(burst.call_id(n), "finished", big) for n in range(2, 80)]
+    stream._collect_burst(sender, 0)  # every call but the first has ended
+    stream._write_ready()
+    assert stream.held_bytes == 78 * ((1 << 20) + 1) > HELD_BYTES
+    assert sender.holding_full(80)  # the window is open (80 - 1 < 4096), the bytes are not
+    burst.queued.append(Outcome(burst.call_id(1), "finished", "first"))
+    stream._collect_burst(sender, 0)
+    stream._write_ready()
+    assert stream.held_bytes == 0 and not sender.holding_full(80)
+    assert stream.out.getvalue().startswith(b"first\n" + big.encode() + b"\n")  # type: ignore[attr-defined]
