@@ -122,3 +122,29 @@ def _broker(d: Deployment) -> str:
     from shellflow.config import load_settings
 
     return load_settings(environ=d.env).broker
+
+
+def test_a_process_killed_holding_the_count_leaves_it_usable() -> None:
+    """A pool process killed (kill -9) while it counts its record must not hold the others
+    back for ever: the count's lock is one the kernel releases when its holder dies."""
+    import signal
+    import threading
+
+    from shellflow.engine.records.spool import Backlog
+
+    backlog = Backlog(LIMIT)
+    backlog.reserve(100)
+    pid = os.fork()
+    if pid == 0:
+        with backlog._locked():
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+    counted = threading.Thread(target=backlog.reserve, args=(200,), daemon=True)
+    counted.start()
+    counted.join(timeout=30)
+    assert not counted.is_alive()
+    assert backlog.waiting == 300
+    backlog.committed(300)
+    assert backlog.waiting == 0

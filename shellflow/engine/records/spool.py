@@ -37,6 +37,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,19 +68,42 @@ def max_bytes(environ: Mapping[str, str] | None = None) -> int:
 
 
 class Backlog:
-    """Bytes spooled and bytes committed, shared by a worker's processes (made before the
-    pool forks: the counters live in shared memory, their lock is a process-shared one)."""
+    """Bytes spooled and bytes committed, shared by a worker's processes.
+
+    Made before the pool forks: the two counters live in shared memory. They are changed
+    under a POSIX record lock on an unlinked file (and a thread lock within a process):
+    the kernel releases a process's record lock when it dies, so a pool process killed
+    while it held the lock cannot leave the others waiting for ever, as a semaphore would.
+    """
 
     def __init__(self, limit: int) -> None:
         import multiprocessing
+        import tempfile
 
         self.limit = limit
-        self._counts = multiprocessing.get_context("fork").Array("q", 2)  # spooled, committed
+        self._counts = multiprocessing.RawArray("q", 2)  # spooled, committed
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (held for the worker's life)
+        self._after_fork()
+        forks.at_fork(self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._threads = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        with self._threads:
+            fcntl.lockf(self._file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._file.fileno(), fcntl.LOCK_UN)
 
     @property
     def waiting(self) -> int:
         """Bytes spooled and not committed yet."""
-        with self._counts.get_lock():
+        with self._locked():
             return int(self._counts[0] - self._counts[1])
 
     def reserve(self, size: int, wait: bool = True) -> None:
@@ -88,7 +112,7 @@ class Backlog:
         empty spool."""
         warned = False
         while True:
-            with self._counts.get_lock():
+            with self._locked():
                 backlog = self._counts[0] - self._counts[1]
                 if not wait or backlog == 0 or backlog + size <= self.limit:
                     self._counts[0] += size
@@ -103,12 +127,12 @@ class Backlog:
     def unreserve(self, size: int) -> None:
         """Bytes reserved and not written after all (an append that failed)."""
         if size:
-            with self._counts.get_lock():
+            with self._locked():
                 self._counts[0] -= size
 
     def committed(self, size: int) -> None:
         if size:
-            with self._counts.get_lock():
+            with self._locked():
                 self._counts[1] += size
 
 
