@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.private_rabbitmq import _answers, _free_port, _tail
-from tests.waiting import poll
+from tests.waiting import poll, signal_and_wait
 
 OS_USER = "shellflow-test-pg"
 
@@ -147,14 +147,7 @@ class PrivatePostgres:
         process.wait()
 
     def _signal(self, signum: int, timeout: float) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        signal_and_wait(self.process, signum, timeout, self.kill)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL through psql on the unix socket; its output."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.private_rabbitmq import _answers, _free_port, _tail
-from tests.waiting import poll
+from tests.waiting import poll, signal_and_wait
 
 
 def redis_executable() -> str | None:
@@ -83,15 +83,7 @@ class PrivateRedis:
         self._signal(signal.SIGKILL, 30)
 
     def _signal(self, signum: int, timeout: float) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        signal_and_wait(self.process, signum, timeout)
 
 
 @contextmanager

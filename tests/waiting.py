@@ -7,6 +7,7 @@ last value it saw.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,3 +49,24 @@ def poll_value(
 
     poll(check, timeout, lambda: f"{what} to be {expect!r}, it was {last[0]!r}")
     return last[0]
+
+
+def signal_and_wait(
+    process: subprocess.Popen[Any] | None,
+    signum: int,
+    timeout: float,
+    kill: Callable[[], None] | None = None,
+) -> None:
+    """Send ``signum`` to a server this test started (by its pid) and wait for it to end;
+    past ``timeout``, ``kill`` it (by default SIGKILL to the process alone)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if kill is not None:
+            kill()
+        else:
+            process.kill()
+        process.wait()
