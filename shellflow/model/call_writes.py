@@ -274,27 +274,8 @@ def record_cancelled(
     cancelled call gets a ``revoked`` event carrying ``note``. One transaction: a worker
     taking a call meanwhile either sees it revoked or keeps it.
     """
-    when = sql_time(conn.dialect, now or datetime.now(UTC))
-    cancelled: list[str] = []
-    with conn.transaction():
-        for call_id in dict.fromkeys(call_ids):  # each once, in the order given
-            took = conn.execute(
-                "UPDATE call SET state = 'revoked', started = NULL, finished = ?,"
-                " lastupdated = ? WHERE id = ? AND state = 'pending'",
-                [when, when, call_id],
-            ) or conn.execute(
-                "INSERT INTO call (id, name, state, celeryid, tracking, created, lastupdated,"
-                " finished) VALUES (?, ?, 'revoked', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                [call_id, CANCELLED_NAME, call_id, call_id, when, when, when],
-            )
-            if took == 1:
-                conn.execute(
-                    "INSERT INTO event (id, created, name, note, call_id)"
-                    " VALUES (?, ?, 'revoked', ?, ?)",
-                    [str(uuid.uuid4()), when, note, call_id],
-                )
-                cancelled.append(call_id)
-    return cancelled
+    reasons = {call_id: note for call_id in call_ids}  # each once, in the order given
+    return _revoke(conn, reasons, now, ("pending",), unstart=True)
 
 
 def record_revoked(
@@ -311,15 +292,26 @@ def record_revoked(
     that has ended is kept and its id left out. A running call keeps its start time. One
     transaction.
     """
+    return _revoke(conn, reasons, now, UNFINISHED_STATES, about=about)
+
+
+def _revoke(
+    conn: Reader, reasons: Mapping[str, str], now: datetime | None, states: Sequence[str],
+    about: Mapping[str, tuple[str | None, str | None]] | None = None, unstart: bool = False,
+) -> list[str]:  # fmt: skip
+    """Revoke each call whose row is in one of ``states`` (``unstart``: clearing its start
+    time) or that has no row yet (one is written, named and in the flow ``about`` gives),
+    with a ``revoked`` event carrying its reason; the ids revoked, in order."""
     when = sql_time(conn.dialect, now or datetime.now(UTC))
-    unfinished = ", ".join(f"'{state}'" for state in UNFINISHED_STATES)
+    placed = ", ".join(f"'{state}'" for state in states)
+    cleared = " started = NULL," if unstart else ""
     revoked: list[str] = []
     with conn.transaction():
         for call_id, note in reasons.items():
             name, flow = (about or {}).get(call_id, (None, None))
             took = conn.execute(
-                "UPDATE call SET state = 'revoked', finished = ?, lastupdated = ?"
-                f" WHERE id = ? AND state IN ({unfinished})",
+                f"UPDATE call SET state = 'revoked',{cleared} finished = ?, lastupdated = ?"
+                f" WHERE id = ? AND state IN ({placed})",
                 [when, when, call_id],
             ) or conn.execute(
                 "INSERT INTO call (id, name, state, celeryid, tracking, created, lastupdated,"
