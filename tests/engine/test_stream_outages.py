@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,28 +83,42 @@ def _broker_pid(d: Deployment) -> int:
     return int(_broker_pid_file(d).read_text().strip())
 
 
+ENDED = "SELECT count(*) FROM call WHERE state = 'finished'"
+
+
+def _ride_out(d: Deployment, lose: Callable[[], None], timeout: float = 120) -> str:
+    """Stream 200 calls of the chaos ``slow`` function on two worker processes, ``lose`` a
+    service once 20 have finished, and check that all 200 came out in order and that each
+    was recorded once and finished; the stream's stderr."""
+    names = chaos_network(d)
+    d.start_worker(names["processor"], concurrency=2)
+    stream = _stream(d, 200, names["slow"], "seconds:=0.02")
+    try:
+        poll(lambda: d.query(ENDED)[0][0] >= 20, 60, "20 calls of the stream to finish")
+        lose()
+    finally:
+        code, out, err = _finish(stream, timeout)
+    assert code == 0, err
+    assert out.splitlines() == [str(i) for i in range(1, 201)]
+    assert d.wait_for(ENDED, (), [(200,)], timeout=60) == [(200,)]
+    assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+    return err
+
+
 def test_the_embedded_broker_killed_mid_stream_is_restarted_and_every_call_ends(
     flow: FlowRunner,
 ) -> None:
+    killed: list[int] = []
+
+    def kill() -> None:
+        killed.append(_broker_pid(d))
+        os.kill(killed[0], signal.SIGKILL)
+
     with deploy("embedded", flow) as d:
-        names = chaos_network(d)
-        d.start_worker(names["processor"], concurrency=2)
-        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
-        try:
-            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
-            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
-            killed = _broker_pid(d)
-            os.kill(killed, signal.SIGKILL)
-        finally:
-            code, out, err = _finish(stream)
-        assert code == 0, err
-        assert out.splitlines() == [str(i) for i in range(1, 201)]
+        err = _ride_out(d, kill)
         waiting = [line for line in err.splitlines() if "reconnecting" in line]
         assert 1 <= len(waiting) <= 2, err  # one line per lost service (broker, results)
-        assert _broker_pid(d) != killed  # started again, by the stream
-        done = d.wait_for(ended, (), [(200,)])
-        assert done == [(200,)]
-        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+        assert _broker_pid(d) != killed[0]  # started again, by the stream
 
 
 @contextmanager
@@ -117,21 +131,12 @@ def _on_private_redis(flow: FlowRunner) -> Iterator[tuple[Deployment, PrivateRed
 
 @pytest.mark.services
 def test_a_redis_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
+    def restart() -> None:
+        redis.kill()
+        redis.start()  # on the same port, from its append-only file
+
     with _on_private_redis(flow) as (d, redis):
-        names = chaos_network(d)
-        d.start_worker(names["processor"], concurrency=2)
-        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
-        try:
-            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
-            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
-            redis.kill()
-            redis.start()  # on the same port, from its append-only file
-        finally:
-            code, out, err = _finish(stream)
-        assert code == 0, err
-        assert out.splitlines() == [str(i) for i in range(1, 201)]
-        assert d.wait_for(ended, (), [(200,)]) == [(200,)]
-        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+        _ride_out(d, restart)
 
 
 @pytest.mark.services
@@ -143,8 +148,7 @@ def test_a_result_backend_down_past_the_grace_time_leaves_every_call_findable(
         d.start_worker(names["processor"], concurrency=2)
         stream = _stream(d, 200, names["slow"], "seconds:=0.02", "--reconnect-timeout", "2")
         try:
-            ended = "SELECT count(*) FROM call WHERE state = 'finished'"
-            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
+            poll(lambda: d.query(ENDED)[0][0] >= 20, 60, "20 calls of the stream to finish")
             redis.kill()
             code, out, err = _finish(stream)
         finally:
@@ -176,45 +180,26 @@ def test_an_agent_starts_its_killed_embedded_broker_again(flow: FlowRunner) -> N
 
 @pytest.mark.services
 def test_a_postgresql_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
+    def restart() -> None:
+        pg.stop()  # a fast shutdown: every session ended
+        pg.start()  # on the same port and data folder (the worker's spool waited for it)
+
     with private_postgres() as pg, deploy("distributed", flow) as d:
         d.env["SHELLFLOW_DB"] = pg.url
         d.setup("db", "init")
-        names = chaos_network(d)
-        d.start_worker(names["processor"], concurrency=2)
-        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
-        ended = "SELECT count(*) FROM call WHERE state = 'finished'"
-        try:
-            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
-            pg.stop()  # a fast shutdown: every session ended
-            pg.start()  # on the same port and data folder
-        finally:
-            code, out, err = _finish(stream)
-        assert code == 0, err
-        assert out.splitlines() == [str(i) for i in range(1, 201)]
-        # Every call recorded once, and finished (the worker's spool waited for the database).
-        assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
-        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+        _ride_out(d, restart)
 
 
 @pytest.mark.services
 def test_a_rabbitmq_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
     from tests.private_rabbitmq import private_rabbitmq
 
+    def restart() -> None:
+        rabbit.ctl("stop_app")
+        rabbit.ctl("start_app")
+
     with private_rabbitmq() as rabbit, deploy("distributed", flow, broker=rabbit.url) as d:
-        names = chaos_network(d)
-        d.start_worker(names["processor"], concurrency=2)
-        stream = _stream(d, 200, names["slow"], "seconds:=0.02")
-        ended = "SELECT count(*) FROM call WHERE state = 'finished'"
-        try:
-            poll(lambda: d.query(ended)[0][0] >= 20, 60, "20 calls of the stream to finish")
-            rabbit.ctl("stop_app")
-            rabbit.ctl("start_app")
-        finally:
-            code, out, err = _finish(stream, timeout=180)
-        assert code == 0, err
-        assert out.splitlines() == [str(i) for i in range(1, 201)]
-        assert d.wait_for(ended, (), [(200,)], timeout=60) == [(200,)]
-        assert d.query("SELECT count(*), count(DISTINCT id) FROM call") == [(200, 200)]
+        _ride_out(d, restart, timeout=180)
 
 
 @pytest.mark.services
