@@ -42,8 +42,16 @@ def _line(call_id: str, state: str, n: int, event: str | None = None) -> bytes:
 
 
 def _database_comes_back(path: Path) -> None:
-    path.parent.mkdir()
-    shutil.copyfile(templates.sqlite(), path)
+    """The folder and its database appear at once, by one rename.
+
+    A retrying flush that connected between a mkdir and the end of a copy would open a
+    half-written file ("database disk image is malformed"): that is a test artefact, not
+    a database coming back.
+    """
+    staging = path.parent.with_name(path.parent.name + ".staging")
+    staging.mkdir()
+    shutil.copyfile(templates.sqlite(), staging / path.name)
+    staging.rename(path.parent)
 
 
 def _flushing(store: RecordStore, patience: float) -> tuple[threading.Thread, list[BaseException]]:
