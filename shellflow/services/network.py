@@ -17,22 +17,26 @@ if TYPE_CHECKING:
 
 
 def check(settings: Settings, revocation: Revocation) -> None:
-    """Before a change not forced is committed: refuse it (``Conflict``, exit 4) while
-    messages wait in the broker queues of the sockets it strands (a stream's calls are
-    recorded only once a worker takes them: the queue is where they are)."""
-    if revocation.forced or not revocation.queues:
+    """Before a change is committed: refuse it (``Conflict``, exit 4) while messages wait in
+    the broker queues of the sockets it strands, unless forced (a stream's calls are
+    recorded only once a worker takes them: the queue is where they are).
+
+    A broker that cannot be asked refuses the change, forced or not (``ServiceUnavailable``,
+    exit 6, nothing changed): unforced, nobody could tell whether calls wait; forced, their
+    messages could not be taken out, and would run after the change once the broker is back.
+    """
+    if not revocation.queues:
         return
     from shellflow.engine.calls.stranded import waiting
+    from shellflow.errors import ServiceUnavailable
     from shellflow.model.busy import refusal
 
     depths = waiting(settings, list(revocation.queues))
     if depths is None:
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "the broker could not be asked whether calls wait for %s",
-            ", ".join(sorted(set(revocation.owners.values()))),
-        )
+        owners = ", ".join(sorted(set(revocation.owners.values())))
+        raise ServiceUnavailable("broker", settings.broker,
+                                 f"cannot look for calls waiting for {owners}; nothing changed")  # fmt: skip
+    if revocation.forced:
         return
     by_owner: dict[str, int] = {}
     for socket, count in depths.items():

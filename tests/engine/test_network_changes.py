@@ -76,3 +76,21 @@ def test_deleting_a_socket_under_a_stream_refuses_then_revokes(
         assert rows and all(state in FINAL for _, state in rows), rows
         assert len(rows) >= sent
         assert _queued(d, slow, monkeypatch) == 0
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_change_that_strands_a_queue_is_refused_while_the_broker_cannot_be_asked(
+    force: bool, flow: FlowRunner
+) -> None:
+    """Nothing changes: unforced, nobody could tell whether calls wait; forced, the calls
+    waiting could not be taken out and would run after the change."""
+    closed = "amqp://guest:guest@127.0.0.1:9/"  # the discard port: nothing listens
+    with deploy("distributed", flow) as d:
+        n = module_network(d, "chaos", ("slow",))
+        d.env["SHELLFLOW_BROKER"] = closed
+        refused = d.run("delete", "socket", "-n", n["slow"], *(["--force"] if force else []))
+        assert refused.code == 6, refused.stderr
+        assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+        assert "broker unavailable" in refused.stderr and "nothing changed" in refused.stderr
+        assert "guest:guest" not in refused.stderr  # the URL is shown masked
+        assert d.query("SELECT count(*) FROM socket WHERE name = ?", (n["slow"],)) == [(1,)]
