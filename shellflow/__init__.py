@@ -27,17 +27,19 @@ _LAZY = {
     "plug": "shellflow.client.decorators",
     "ProcessorBase": "shellflow.client.decorators",
     "configure": "shellflow.client.settings",
+    "current_call_id": "shellflow.client.current",
 }
 
 __all__ = [
     "Function", "Plug", "Processor", "ProcessorBase", "Socket", "__version__", "configure",
-    "funnel", "parallel", "pipeline", "plug", "processor", "socket",
+    "current_call_id", "funnel", "parallel", "pipeline", "plug", "processor", "socket",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
     from shellflow.client.api import Function, Plug, Processor, Socket
     from shellflow.client.canvas import funnel, parallel, pipeline
     from shellflow.client.decorators import ProcessorBase, plug, processor, socket
+    from shellflow.client.current import current_call_id
     from shellflow.client.settings import configure
 
 
