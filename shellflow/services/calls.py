@@ -222,7 +222,10 @@ def retry(settings: Settings, principal: Principal, call_id: str) -> Retried:
                        " cancelled call can be retried")  # fmt: skip
     if old.args is None:
         raise Conflict(f"call {call_id} has no recorded arguments to send again")
-    return _send_retry(settings, principal, old)
+    sent = _send_retry(settings, principal, old)
+    if old.state == "dead":
+        _take_dead_letters(settings, old.socket, {old.call_id})
+    return sent
 
 
 def retry_many(
@@ -240,7 +243,30 @@ def retry_many(
         _authorize_run(principal, socket)
     with reader(settings.db) as conn:
         found = calls_to_retry(conn, state, socket)
-    return [_send_retry(settings, principal, old) for old in found if old.args is not None]
+    sent = [_send_retry(settings, principal, old) for old in found if old.args is not None]
+    if state == "dead":
+        by_socket: dict[str, set[str]] = {}
+        for done in sent:
+            by_socket.setdefault(done.socket, set()).add(done.retry_of)
+        for name, ids in by_socket.items():
+            _take_dead_letters(settings, name, ids)
+    return sent
+
+
+def _take_dead_letters(settings: Settings, socket: str, call_ids: set[str]) -> None:
+    """A retried dead call's copy leaves ``<socket>.dead`` (it would only grow otherwise);
+    a broker that fails now costs only the copy: the retry is sent, so it is logged."""
+    from shellflow.engine.calls.sender import app_for
+    from shellflow.engine.transport.dead_letters import take_dead_letters
+
+    try:
+        take_dead_letters(app_for(settings), socket, call_ids)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "retried, but the dead letters of %s stay in %s.dead: %s", socket, socket, exc
+        )
 
 
 def _send_retry(settings: Settings, principal: Principal, old: Ended) -> Retried:

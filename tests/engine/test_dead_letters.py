@@ -14,6 +14,28 @@ from tests.engine.conftest import Deployment
 LINKED = "SELECT id, state, result FROM call WHERE taskparent = ?"
 
 
+def _publish_dead_letter(client: Client, socket: str, body: dict[str, str]) -> None:
+    from shellflow.engine.calls.sender import app_for
+    from shellflow.engine.transport.dead_letters import dead_letter
+
+    dead_letter(app_for(client.settings), socket, body)
+
+
+def _dead_letter_ids(client: Client, socket: str) -> list[str]:
+    """The call ids of the dead letters in ``<socket>.dead``, taken out of it to read them."""
+    from kombu import Connection
+
+    from shellflow.engine.transport.dead_letters import dead_letter_queue
+    from shellflow.urls import transport_url
+
+    ids = []
+    with Connection(transport_url(client.settings.broker)) as conn:
+        queue = dead_letter_queue(socket)(conn.channel())
+        while (message := queue.get(no_ack=True)) is not None:
+            ids.append(str(message.payload["id"]))
+    return ids
+
+
 def test_a_dead_call_is_listed_told_and_retried_as_a_linked_call(
     deployment: Deployment, chaos: dict[str, str], client: Client
 ) -> None:
@@ -45,6 +67,8 @@ def test_a_dead_call_is_listed_told_and_retried_as_a_linked_call(
     assert (error_event["call"], error_event["state"]) == (dead, "dead")
     assert "without finishing" in error_event["data"]
 
+    stranger = {"id": "stranger-call", "socket": chaos["crash"], "reason": "a test's"}
+    _publish_dead_letter(client, chaos["crash"], stranger)
     retried = d.run("task", "retry", dead, "--timeout", "120")
     assert retried.code == 0, retried.stderr
     assert retried.stdout.strip() == str(runs + 1)  # the attempt after the dead ones
@@ -58,6 +82,8 @@ def test_a_dead_call_is_listed_told_and_retried_as_a_linked_call(
     assert [e["note"] for e in old["events"] if e["name"] == "retried"] == [
         f"Retried as call {new}"
     ]
+    # Its copy left <socket>.dead with the retry; another call's dead letter stayed there.
+    assert _dead_letter_ids(client, chaos["crash"]) == ["stranger-call"]
     # A dead call already retried is not sent again by state; a finished one is refused.
     again = d.ok("task", "retry", "--state", "dead", "--socket", chaos["crash"])
     assert again.stdout == "" and "retried 0 dead call(s)" in again.stderr
