@@ -121,6 +121,7 @@ class PendingRecorder(threading.Thread):
 
         pause = BACKOFF_FIRST
         said = False
+        raced = False
         while True:
             try:
                 if self._conn is None:
@@ -133,6 +134,9 @@ class PendingRecorder(threading.Thread):
                 return True
             except Exception as exc:
                 self._drop_connection()
+                if not raced and _lost_a_race(exc):
+                    raced = True  # written again at once, unlinked: not an outage to report
+                    continue
                 if self._deadline is not None and time.monotonic() + pause > self._deadline:
                     return False
                 if not said:
@@ -148,3 +152,10 @@ class PendingRecorder(threading.Thread):
         if conn is not None:
             with contextlib.suppress(Exception):  # already broken: nothing to close
                 conn.close()
+
+
+def _lost_a_race(exc: BaseException) -> bool:
+    """The socket was deleted while its calls were being recorded: PostgreSQL checked the
+    row's foreign key after the deleting transaction committed. Written again, the row is
+    left unlinked (``insert_pending_many`` links only a socket that still exists)."""
+    return any(kind.__name__ == "IntegrityError" for kind in type(exc).__mro__)

@@ -12,12 +12,14 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from shellflow.engine.calls.sender import ROUTE_TTL
 from tests.conftest import FlowRunner, _flow_executable
 from tests.engine.chaos import chaos_network
 from tests.engine.conftest import Deployment, deploy
@@ -182,6 +184,7 @@ def test_an_agent_starts_its_killed_embedded_broker_again(flow: FlowRunner) -> N
 def test_a_postgresql_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None:
     def restart() -> None:
         pg.stop()  # a fast shutdown: every session ended
+        time.sleep(2 * ROUTE_TTL)  # down past the stream's next reading of its route
         pg.start()  # on the same port and data folder (the worker's spool waited for it)
 
     with private_postgres() as pg, deploy("distributed", flow) as d:

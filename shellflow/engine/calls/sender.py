@@ -22,7 +22,7 @@ from shellflow.config import Settings
 from shellflow.engine.transport.celery_app import make_app
 from shellflow.engine.transport.message import OutgoingCall
 from shellflow.engine.transport.publisher import publish
-from shellflow.errors import CallFailed, TimedOut
+from shellflow.errors import CallFailed, ServiceUnavailable, ShellflowError, TimedOut
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, socket_route
 
@@ -81,14 +81,25 @@ def transport_for(settings: Settings) -> CeleryTransport:
 
 
 def route_for(settings: Settings, socket: str) -> SocketRoute:
-    """The socket's route, read again once :data:`ROUTE_TTL` has passed."""
+    """The socket's route, read again once :data:`ROUTE_TTL` has passed.
+
+    A database that does not answer then leaves the route it last gave in use (the calls
+    still go to the broker, which is up): a stream rides out a PostgreSQL restart. Only a
+    socket never read raises ``ServiceUnavailable``.
+    """
     key = (settings.db, socket)
     now = time.monotonic()
     cached = _cache.routes.get(key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    with reader(settings.db) as conn:  # outside the lock: other sockets' sends go on
-        route = socket_route(conn, socket)
+    try:
+        with reader(settings.db) as conn:  # outside the lock: other sockets' sends go on
+            route = socket_route(conn, socket)
+    except Exception as exc:  # connecting (ServiceUnavailable) or a query cut off (driver)
+        if cached is None or (isinstance(exc, ShellflowError)
+                              and not isinstance(exc, ServiceUnavailable)):  # fmt: skip
+            raise  # never read, or an answer (no such socket any more): not an outage
+        route = cached[1]  # the database is away: the route it last gave still stands
     with _cache.lock:
         _cache.routes[key] = (now + ROUTE_TTL, route)
     return route
