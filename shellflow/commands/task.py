@@ -135,7 +135,10 @@ def task_run(
     # Upstream commands have recorded their calls by the time our input ended.
     parent = registry.call_writing(place.upstream) if place and registry else None
 
+    published: list[str] = []
+
     def sent(call_id: str) -> None:
+        published.append(call_id)
         if place is not None and registry is not None and place.stdout:
             registry.record_call(place.stdout, call_id)
 
@@ -149,8 +152,16 @@ def task_run(
                        f" written ({done.unrecorded}); it is known once a worker takes it",
                        err=True)  # fmt: skip
         return
-    result = calls.run(app.settings, app.principal, socket, args, kwargs, flow=flow_id,
-                       parent=parent, timeout=timeout, on_sent=sent)  # fmt: skip
+    from shellflow.errors import ServiceUnavailable
+
+    try:
+        result = calls.run(app.settings, app.principal, socket, args, kwargs, flow=flow_id,
+                           parent=parent, timeout=timeout, on_sent=sent)  # fmt: skip
+    except ServiceUnavailable as exc:
+        if published:  # it runs all the same: say where its result will be
+            exc.message += (f"; call {published[0]} was sent: flow task result"
+                            f" {published[0]} --wait")  # fmt: skip
+        raise
     click.echo(format_result(result))
 
 

@@ -242,3 +242,32 @@ def test_messages_held_when_the_embedded_broker_died_are_requeued_when_it_starts
         assert final == [("finished",)]
         redelivered = "SELECT count(*) FROM event WHERE call_id = ? AND name = 'redelivered'"
         assert d.wait_for(redelivered, (call_id,), [(1,)]) == [(1,)]  # it ran again, one row
+
+
+@pytest.mark.services
+def test_a_one_shot_call_whose_backend_is_lost_says_where_its_result_will_be(
+    flow: FlowRunner,
+) -> None:
+    with _on_private_redis(flow) as (d, redis):
+        names = chaos_network(d)
+        d.start_worker(names["processor"], concurrency=1)
+        env = {**os.environ, **d.env}
+        one = subprocess.Popen(
+            [*_flow_executable(), "task", "run", "-s", names["slow"], "--data", "7",
+             "seconds:=3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            running = "SELECT id FROM call WHERE state = 'running'"
+            poll(lambda: d.query(running), 60, "the call to start")
+            call_id = d.query(running)[0][0]
+            redis.kill()
+            out, err = one.communicate(timeout=60)
+        finally:
+            if one.poll() is None:
+                one.kill()
+                one.wait()
+            redis.start()
+        assert one.returncode == 6 and out == "", err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.rstrip().endswith(f"call {call_id} was sent: flow task result {call_id} --wait")
+        assert d.ok("task", "result", call_id, "--wait", "--timeout", "60").stdout == "7\n"
