@@ -38,8 +38,8 @@ __all__ = [
 if TYPE_CHECKING:
     from shellflow.client.api import Function, Plug, Processor, Socket
     from shellflow.client.canvas import funnel, parallel, pipeline
-    from shellflow.client.decorators import ProcessorBase, plug, processor, socket
     from shellflow.client.current import current_call_id
+    from shellflow.client.decorators import ProcessorBase, plug, processor, socket
     from shellflow.client.settings import configure
 
 

@@ -34,8 +34,8 @@ def check(settings: Settings, revocation: Revocation) -> None:
     depths = waiting(settings, list(revocation.queues))
     if depths is None:
         owners = ", ".join(sorted(set(revocation.owners.values())))
-        raise ServiceUnavailable("broker", settings.broker,
-                                 f"cannot look for calls waiting for {owners}; nothing changed")  # fmt: skip
+        why = f"cannot look for calls waiting for {owners}; nothing changed"
+        raise ServiceUnavailable("broker", settings.broker, why)
     if revocation.forced:
         return
     by_owner: dict[str, int] = {}
