@@ -183,7 +183,20 @@ class Stream(ResultCollection, OrderedOutput):
         self.outage.recovered("result backend")
 
     def _look_at_all(self, sender: Sender) -> None:
+        """After the result backend came back: the stored result of every unfinished call,
+        then the records of those still unfinished (a result that could not be stored
+        while the backend was away is in the call's record all the same)."""
         for outcome in self.burst.look([c.call_id for c in self.unfinished.values()]):
+            call = self.by_id.get(outcome.call_id)
+            if call is not None:
+                self._ended(call, outcome, sender)
+        from shellflow.engine.calls.outcomes import recorded_ended
+
+        try:
+            ended = recorded_ended(self.settings, [c.call_id for c in self.unfinished.values()])
+        except ServiceUnavailable:  # the database is away too: the results may yet come
+            return
+        for outcome in ended:
             call = self.by_id.get(outcome.call_id)
             if call is not None:
                 self._ended(call, outcome, sender)

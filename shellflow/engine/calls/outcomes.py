@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shellflow.config import Settings
-from shellflow.engine.calls.result_meta import Outcome, decode
+from shellflow.engine.calls.result_meta import FINISHED_STATES, Outcome, decode
 from shellflow.engine.calls.sender import app_for, release
 from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
@@ -27,6 +27,33 @@ def recorded(settings: Settings, call_id: str) -> Outcome | None:
     state, result, error = rows[0]
     value = json.loads(result) if state == "finished" and result is not None else None
     return Outcome(call_id, str(state), value, error)
+
+
+RECORDED_PER_QUERY = 500  # ids per query (a stream asks for at most its -j window)
+
+
+def recorded_ended(settings: Settings, call_ids: list[str]) -> list[Outcome]:
+    """The outcomes the records hold for those of ``call_ids`` that have ended.
+
+    A stream reads them after its result backend came back: a worker that could not store
+    a result while the backend was away has still recorded its call's end, and without
+    this the stream would wait for that result forever.
+    """
+    import json
+
+    found: list[Outcome] = []
+    with reader(settings.db) as conn:
+        for start in range(0, len(call_ids), RECORDED_PER_QUERY):
+            chunk = call_ids[start : start + RECORDED_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.query(
+                f"SELECT id, state, result, error FROM call WHERE id IN ({marks})"
+                f" AND state IN {FINISHED_STATES!r}", chunk,
+            )  # fmt: skip
+            for call_id, state, result, error in rows:
+                value = json.loads(result) if state == "finished" and result is not None else None
+                found.append(Outcome(str(call_id), str(state), value, error))
+    return found
 
 
 def handle_for(settings: Settings, call_id: str) -> Any:
