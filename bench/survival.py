@@ -30,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -81,6 +82,10 @@ def run(name: str, d: Deployment, lose: Callable[[Deployment, dict[str, str]], N
     d.start_worker(names["processor"], concurrency=2)
     started = time.perf_counter()
     stream = _stream(d, names["slow"], *options)
+    ended: list[float] = []  # when the stream exited, which may be while the service is away
+    watcher = threading.Thread(target=lambda: (stream.wait(), ended.append(time.perf_counter())),
+                               daemon=True)  # fmt: skip
+    watcher.start()
     try:
         poll(lambda: _finished(d) >= 20, 120, "20 calls to finish")
         lose(d, names)
@@ -89,7 +94,8 @@ def run(name: str, d: Deployment, lose: Callable[[Deployment, dict[str, str]], N
         if stream.poll() is None:
             os.killpg(stream.pid, signal.SIGKILL)
             stream.wait()
-    seconds = time.perf_counter() - started
+    watcher.join(10)
+    seconds = (ended[0] if ended else time.perf_counter()) - started
     lines = out.splitlines()
     settled = f"SELECT count(*) FROM call WHERE state NOT IN {FINAL}"
     deadline = time.monotonic() + 60
@@ -109,7 +115,7 @@ def _said(err: str) -> list[str]:
     others = [line for line in lines if not line.startswith("flow: record ")]
     if per_call:
         others.insert(0, f"{len(per_call)} lines like: {per_call[0]}")
-    return others[:4]
+    return others if len(others) <= 4 else [*others[:3], others[-1]]
 
 
 def _broker_pid(d: Deployment) -> int:
@@ -225,7 +231,7 @@ def main() -> int:
             print(f"| {name} | error: {type(exc).__name__}: {exc} | | | | |", flush=True)
             continue
         order = "" if got.in_order else ", out of order"
-        said = "<br>".join(line.replace("|", "\\|")[:120] for line in got.waited) or "nothing"
+        said = "<br>".join(line.replace("|", "\\|")[:200] for line in got.waited) or "nothing"
         print(f"| {name} | {got.printed}/{LINES}{order} | {got.code} after {got.seconds:.1f} s"
               f" | {got.unfinished} | {got.twice} | {said} |", flush=True)  # fmt: skip
     return 0
