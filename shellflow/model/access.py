@@ -1,24 +1,42 @@
 """The one authorisation gate every command passes through.
 
-Until roles are enforced (a later issue), the local owner, the operating-system user running
-``flow`` on the machine that holds the configuration, may do everything and nobody else may.
-Enforcing users, roles and privileges later is a change to :func:`authorize` alone.
+Who acts is a :class:`Principal`, resolved once per process by :func:`current_principal`
+(a later change resolves logins and tokens there, and nowhere else). A principal carries
+the rights it holds, read with one query when it is resolved (its own grants and its
+roles' grants, less the grants revoked for it alone), so :func:`authorize` is a set look-up:
+no round trip per right, whatever the front (CLI, compose, Python API, dashboard, agent).
+The local owner holds every right.
 """
 
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from shellflow.errors import PermissionDenied
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is acting: a name, and whether it is the local owner."""
+    """Who is acting.
+
+    ``rights``: the rights held (``ALL`` holds every one); ignored for the local owner.
+    ``source``: where the identity came from, as ``flow whoami`` shows it (``os user``,
+    ``login``, ``SHELLFLOW_TOKEN``, ``database URL``, ``service``). ``expires``: when the
+    session or token that gave it ends (None: it does not).
+    """
 
     name: str
     local_owner: bool = False
+    rights: frozenset[str] = field(default_factory=frozenset)
+    user_id: str | None = None
+    source: str = "os user"
+    expires: datetime | None = None
+
+    def holds(self, right: str) -> bool:
+        """Whether this principal may use ``right``."""
+        return self.local_owner or "ALL" in self.rights or right in self.rights
 
 
 def current_principal() -> Principal:
@@ -44,7 +62,7 @@ def authorize(principal: Principal, right: str, target: str | None = None) -> No
 
     if right not in RIGHTS:
         raise ValueError(f"unknown right {right!r}")
-    if principal.local_owner:
+    if principal.holds(right):
         return
     what = f" on {target}" if target else ""
     raise PermissionDenied(f"{principal.name} lacks the {right} right{what}")

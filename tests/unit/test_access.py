@@ -78,3 +78,14 @@ def test_every_command_passes_the_gate(
     monkeypatch.setattr(access, "current_principal", current_principal)
     assert cli.ok("db", "json").stdout == before  # refused means nothing changed
     assert not default_ini_path().exists()
+
+
+def test_a_user_holds_the_rights_it_was_given_and_all_holds_every_one() -> None:
+    from shellflow.errors import PermissionDenied
+
+    runner = Principal(name="bob", rights=frozenset({"RUN_TASK"}))
+    authorize(runner, "RUN_TASK", "s1")
+    with pytest.raises(PermissionDenied, match="bob lacks the CANCEL_TASK right on s1"):
+        authorize(runner, "CANCEL_TASK", "s1")
+    admin = Principal(name="ann", rights=frozenset({"ALL"}))
+    authorize(admin, "DELETE_SOCKET", "s1")
