@@ -139,9 +139,12 @@ def write_ini(path: Path, values: Mapping[str, str]) -> None:
     since URLs may carry passwords. The file's ``repos.allow`` is kept as it was."""
     import configparser
 
-    from shellflow.errors import CallFailed
+    from shellflow.errors import CallFailed, UsageError
 
-    kept = _read_section(path).get(REPOS_ALLOW)
+    try:
+        kept = _read_section(path).get(REPOS_ALLOW)
+    except UsageError:  # an unreadable file is replaced whole, as before
+        kept = None
     parser = configparser.ConfigParser(interpolation=None)
     parser[SECTION] = {k: values[k] for k in KEYS if values.get(k)}
     if kept:

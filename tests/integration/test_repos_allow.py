@@ -166,3 +166,13 @@ def test_a_pinned_commit_must_exist_and_a_new_pin_is_resolved_again(
     cli.ok("config", "set", "repos.allow", "https://github.com/myorg/*")
     line = refused(cli("update", "processor", "-n", "p", "--commit", sha))
     assert "not allowed" in line
+
+
+def test_the_ini_files_list_survives_flow_config(tmp_path: Path) -> None:
+    from shellflow.config import load_settings, write_ini
+
+    ini = tmp_path / "shellflow.ini"
+    ini.write_text("[shellflow]\ndb = sqlite:///x.db\nrepos.allow = /srv/*\n")
+    write_ini(ini, {"db": "sqlite:///y.db"})  # what 'flow --config' writes
+    settings = load_settings(ini=ini)
+    assert (settings.db, settings.repos_allow) == ("sqlite:///y.db", "/srv/*")
