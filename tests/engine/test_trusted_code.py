@@ -70,3 +70,17 @@ def test_postgresql_refuses_every_repository_until_allowed_and_pins_the_commit(
             d.ok("proc", "restart", "-n", proc, "--timeout", "90")
             row = wait_status(d, proc, "error")
             assert "'https://github.com/myorg/*'" in row["status_reason"], row
+
+
+def test_embedded_allows_every_repository_until_a_list_is_set(flow: FlowRunner) -> None:
+    with deploy("embedded", flow) as d:
+        names = build_network(d)  # added while no list is set: the embedded default allows it
+        proc = names["processor"]
+        assert d.ok("config", "get", "repos.allow").stdout == ""
+        d.ok("config", "set", "repos.allow", "https://github.com/myorg/*")
+        with running_agent(d):
+            row = wait_status(d, proc, "error")
+            assert "not allowed" in row["status_reason"], row
+            assert "'https://github.com/myorg/*'" in row["status_reason"]
+            assert mirrors(d) == []  # refused before any clone
+            assert processor(d, proc)["deployed_commit"] is None
