@@ -33,7 +33,7 @@ from shellflow.engine.fleet.deploy import (  # its mirror, as checkout's
     repo_key,
 )
 from shellflow.engine.fleet.rows import PROCESSOR
-from shellflow.model.repos import effective, split_ini
+from shellflow.model.repos import effective, shown, split_ini
 
 
 def check_allowed(engine: Engine, settings: Settings, gitrepo: str) -> None:
@@ -94,5 +94,5 @@ def find_commit(settings: Settings, gitrepo: str, commit: str) -> str | None:
         source = Source(gitrepo, commit=commit)
         _, sha, warnings = _fetched(home / "git" / key / "mirror.git", source)
     if sha is None and warnings:
-        raise DeployError(f"cannot check commit {commit} of {gitrepo}: {warnings[0]}")
+        raise DeployError(f"cannot check commit {commit} of {shown(gitrepo)}: {warnings[0]}")
     return sha
