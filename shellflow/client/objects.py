@@ -111,9 +111,21 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
         if missing:
             raise UsageError(f"{kind} {values['name']!r} does not exist; to create it give "
                              + ", ".join(missing))  # fmt: skip
+        if kind == "processor" and values.get("commit"):
+            _check_commit(settings, values["gitrepo"], values["commit"])
         store.add(kind, values)
     _forget_routes()
     return True
+
+
+def _check_commit(settings: Settings, gitrepo: str, commit: str) -> None:
+    """A pinned commit must exist in its allowed repository, as ``flow add`` checks."""
+    from shellflow.engine.fleet.trusted import find_commit
+    from shellflow.errors import NotFound
+    from shellflow.model.repos import shown
+
+    if find_commit(settings, gitrepo, commit) is None:
+        raise NotFound(f"commit in repository {shown(gitrepo)}", commit)
 
 
 def ensure_queue(settings: Settings, queue: Any) -> str:

@@ -147,6 +147,15 @@ def test_a_pinned_commit_must_exist_and_a_new_pin_is_resolved_again(
     cli.ok("add", "processor", "-n", "p", "-g", str(repo), "-m", MODULE, "--commit", sha[:8])
     assert cli("update", "processor", "-n", "p", "--commit", "deadbeef").code == 3
     cli.ok("update", "processor", "-n", "p", "--commit", sha)
+    from shellflow.client.api import Processor
+    from shellflow.config import load_settings
+    from shellflow.errors import NotFound
+
+    with pytest.raises(NotFound, match="0000000"):
+        Processor(
+            "api", gitrepo=str(repo), module=MODULE, commit="0" * 40, settings=load_settings()
+        )
+    Processor("api", gitrepo=str(repo), module=MODULE, commit=sha, settings=load_settings())
 
     # The commit an agent records is cleared by a new pin, so that it is resolved again.
     from shellflow.model.listing import Reader
