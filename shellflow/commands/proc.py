@@ -53,7 +53,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group()
 def proc() -> None:
-    """Start, stop, pause, resume, restart or remove processors."""
+    """Start, stop, pause, resume, restart, remove or update (--pull) processors."""
 
 
 def _make(action: str) -> click.Command:
