@@ -21,6 +21,9 @@ SECTION = "shellflow"
 KEYS = ("home", "db", "broker", "backend", "pubsub")
 ENV = {key: f"SHELLFLOW_{key.upper()}" for key in KEYS}
 ENV_INI = "SHELLFLOW_INI"
+# Read from the ini file only (no flag, no environment variable): the repositories this
+# deployment trusts when its database holds no list (``shellflow.model.repos``).
+REPOS_ALLOW = "repos.allow"
 
 DESCRIPTIONS = {
     "home": "Folder holding the embedded database, broker and agent state",
@@ -59,6 +62,8 @@ class Settings:
     ini_path: Path
     debug: bool = False
     extras: Mapping[str, str] = field(default_factory=dict)
+    # The ini file's ``repos.allow`` as written (patterns split by spaces, commas or lines).
+    repos_allow: str | None = None
 
     def __getitem__(self, key: str) -> str:
         return self.values[key].value
@@ -106,7 +111,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def read_ini(path: Path) -> dict[str, str]:
-    """Read the ``[shellflow]`` section; a missing file is an empty configuration."""
+    """Read the ``[shellflow]`` section's settings; a missing file is an empty configuration."""
+    return {k: v for k, v in _read_section(path).items() if k in KEYS and v}
+
+
+def _read_section(path: Path) -> dict[str, str]:
+    """Every key of the ``[shellflow]`` section (settings and ``repos.allow``)."""
     import configparser
 
     parser = configparser.ConfigParser(interpolation=None)
@@ -121,18 +131,24 @@ def read_ini(path: Path) -> dict[str, str]:
         raise UsageError(f"cannot read configuration file {path}: {_one_line(exc)}") from exc
     if not parser.has_section(SECTION):
         return {}
-    return {k: v for k, v in parser.items(SECTION) if k in KEYS and v}
+    return dict(parser.items(SECTION))
 
 
 def write_ini(path: Path, values: Mapping[str, str]) -> None:
     """Write the given settings atomically; the file is readable by its owner only (0600),
-    since URLs may carry passwords."""
+    since URLs may carry passwords. The file's ``repos.allow`` is kept as it was."""
     import configparser
 
-    from shellflow.errors import CallFailed
+    from shellflow.errors import CallFailed, UsageError
 
+    try:
+        kept = _read_section(path).get(REPOS_ALLOW)
+    except UsageError:  # an unreadable file is replaced whole, as before
+        kept = None
     parser = configparser.ConfigParser(interpolation=None)
     parser[SECTION] = {k: values[k] for k in KEYS if values.get(k)}
+    if kept:
+        parser[SECTION][REPOS_ALLOW] = kept
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +194,8 @@ def load_settings(
         from shellflow.errors import UsageError
 
         raise UsageError(f"configuration file {ini_path} does not exist")
-    from_ini = read_ini(ini_path)
+    section = _read_section(ini_path)
+    from_ini = {k: v for k, v in section.items() if k in KEYS and v}
 
     def pick(key: str, fallback: str) -> Setting:
         if flags.get(key):
@@ -192,4 +209,7 @@ def load_settings(
     home = pick("home", str(default_home()))
     fallback = defaults(Path(home.value).expanduser())
     values = {"home": home} | {k: pick(k, fallback[k]) for k in KEYS if k != "home"}
-    return Settings(values=values, ini_path=ini_path, debug=debug, extras={"ini": ini_source})
+    return Settings(
+        values=values, ini_path=ini_path, debug=debug, extras={"ini": ini_source},
+        repos_allow=section.get(REPOS_ALLOW) or None,
+    )  # fmt: skip

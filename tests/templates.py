@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -28,7 +29,24 @@ def digest() -> str:
     for path in files:
         sha.update(path.relative_to(ROOT).as_posix().encode())
         sha.update(path.read_bytes())
+    sha.update(json.dumps(ALLOW_ALL).encode())  # what the PostgreSQL template stores
     return sha.hexdigest()[:12]
+
+
+# The repository allowlist of every PostgreSQL test database made from the template: on
+# PostgreSQL no repository is allowed until one is set (``shellflow.model.repos``), and the
+# tests deploy local repositories and name made-up remote ones. Tests of the allowlist
+# itself unset it first (``flow config unset repos.allow``).
+ALLOW_ALL = ["*"]
+
+
+def allow_all(url: str) -> None:
+    """Store :data:`ALLOW_ALL` as the ``repos.allow`` of the database at ``url``."""
+    from shellflow.model import repos
+    from shellflow.model.db import session_scope
+
+    with session_scope(url) as session:
+        repos.save(session, ALLOW_ALL, "tests")
 
 
 def _folder() -> Path:
@@ -81,6 +99,7 @@ def postgresql() -> str:
                 cur.execute(f'DROP DATABASE IF EXISTS "{building}"')
                 cur.execute(f'CREATE DATABASE "{building}"')
                 schema.upgrade(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{building}")
+                allow_all(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{building}")
                 dispose_engines()
                 cur.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
             cur.execute("SELECT pg_advisory_unlock(hashtext('shellflow test templates'))")

@@ -90,6 +90,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     """Create the object unless it exists with these values; True when it was created."""
     from shellflow.model.checks import check_name
     from shellflow.model.db import session_scope
+    from shellflow.model.repos import split_ini
     from shellflow.model.store import Store
 
     values = fields_of(kind, values)
@@ -97,7 +98,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     missing = [key for key in REQUIRED[kind] if key not in values]
     owner = owner_and_authorize(kind)
     with session_scope(settings.db) as session:
-        store = Store(session, owner)
+        store = Store(session, owner, split_ini(settings.repos_allow))
         existing = store.find(kind, values["name"])
         if existing is not None:
             changed = differences(kind, existing, values)
@@ -110,9 +111,21 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
         if missing:
             raise UsageError(f"{kind} {values['name']!r} does not exist; to create it give "
                              + ", ".join(missing))  # fmt: skip
+        if kind == "processor" and values.get("commit"):
+            _check_commit(settings, values["gitrepo"], values["commit"])
         store.add(kind, values)
     _forget_routes()
     return True
+
+
+def _check_commit(settings: Settings, gitrepo: str, commit: str) -> None:
+    """A pinned commit must exist in its allowed repository, as ``flow add`` checks."""
+    from shellflow.engine.fleet.trusted import find_commit
+    from shellflow.errors import NotFound
+    from shellflow.model.repos import shown
+
+    if find_commit(settings, gitrepo, commit) is None:
+        raise NotFound(f"commit in repository {shown(gitrepo)}", commit)
 
 
 def ensure_queue(settings: Settings, queue: Any) -> str:

@@ -10,6 +10,8 @@ from shellflow.model.store import Store
 
 
 @contextmanager
-def store_scope(url: str, owner: str) -> Iterator[Store]:
+def store_scope(
+    url: str, owner: str, repos_allow: tuple[str, ...] | None = None
+) -> Iterator[Store]:
     with session_scope(url) as session:
-        yield Store(session, owner)
+        yield Store(session, owner, repos_allow)

@@ -1,4 +1,5 @@
-"""``flow config show`` and the interactive ``flow --config``."""
+"""``flow config show|path``, the interactive ``flow --config``, and the settings kept in the
+database for the whole deployment (``flow config set|get|unset repos.allow``)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,69 @@ def config_path(app: AppContext) -> None:
     """Print the configuration file's path."""
     app.authorize("READ", "configuration")
     click.echo(str(app.settings.ini_path))
+
+
+# Settings kept in the database, so that every agent and client of the deployment reads
+# one value (``flow config set|get|unset``); only the repository allowlist for now.
+DB_KEYS = ("repos.allow",)
+_DB_KEY = click.Choice(DB_KEYS)
+
+
+@config.command("set")
+@click.argument("key", type=_DB_KEY)
+@click.argument("values", nargs=-1, required=True)
+@pass_app
+def config_set(app: AppContext, key: str, values: tuple[str, ...]) -> None:
+    """Set a deployment-wide setting in the database (the owner only).
+
+    repos.allow: the git repositories processors may come from, as fnmatch patterns
+    ('https://github.com/myorg/*', 'file:///srv/repos/*', '/srv/repos/*'); the list given
+    replaces the stored one. A processor whose repository no pattern matches is refused by
+    'flow add|update processor', 'flow compose up', the Python API and every agent (exit 5).
+    """
+    from shellflow.model import repos
+    from shellflow.model.db import session_scope
+
+    app.authorize("ALL", key)
+    with session_scope(app.settings.db) as session:
+        kept = repos.save(session, values, app.principal.name)
+    info(f"{key} set to " + ", ".join(repr(p) for p in kept))
+
+
+@config.command("get")
+@click.argument("key", type=_DB_KEY)
+@pass_app
+def config_get(app: AppContext, key: str) -> None:
+    """Print a deployment-wide setting's values, one a line (where it comes from on stderr).
+
+    repos.allow: the database's list; else the ini file's; else nothing, which allows every
+    repository on the embedded SQLite database and none on PostgreSQL.
+    """
+    from shellflow.model import repos
+    from shellflow.model.db import session_scope
+
+    app.authorize("READ", "configuration")
+    ini = repos.split_ini(app.settings.repos_allow)
+    with session_scope(app.settings.db) as session:
+        allowed = repos.effective(session, ini, f"ini {app.settings.ini_path}")
+    for pattern in allowed.patterns or ():
+        click.echo(pattern)
+    info(allowed.describe())
+
+
+@config.command("unset")
+@click.argument("key", type=_DB_KEY)
+@pass_app
+def config_unset(app: AppContext, key: str) -> None:
+    """Remove a deployment-wide setting from the database (the owner only).
+
+    Without a stored repos.allow the ini file's list applies, else the default: every
+    repository on the embedded SQLite database, none on PostgreSQL.
+    """
+    from shellflow.model import repos
+    from shellflow.model.db import session_scope
+
+    app.authorize("ALL", key)
+    with session_scope(app.settings.db) as session:
+        removed = repos.remove(session)
+    info(f"{key} removed from the database" if removed else f"{key} was not set in the database")

@@ -42,8 +42,10 @@ class AppContext:
     def store(self) -> AbstractContextManager[Store]:
         """The ORM-backed store, in one transaction (imports SQLAlchemy)."""
         from shellflow.commands._store import store_scope
+        from shellflow.model.repos import split_ini
 
-        return store_scope(self.settings.db, self.principal.name)
+        allow = split_ini(self.settings.repos_allow)
+        return store_scope(self.settings.db, self.principal.name, allow)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -87,6 +87,8 @@ def make_add(kind: str) -> click.Command:
 
         app.authorize(right_for("ADD", kind))
         values = collect(options, values, adding=True)
+        if kind == "processor" and values.get("commit"):
+            _check_commit(app, values["gitrepo"], values["commit"])
         with app.store() as store:
             added = store.add(kind, values)
             task = added.task.name if kind == "argument" else None
@@ -146,6 +148,8 @@ def make_update(kind: str) -> click.Command:
         changes = [k for k in values if k != "socket"]
         if not changes:
             raise click.UsageError("nothing to change: give at least one option to update")
+        if kind == "processor" and values.get("commit"):
+            _check_commit(app, values.get("gitrepo") or _gitrepo_of(app, name), values["commit"])
         with app.store() as store:
             store.update(kind, name, values, force=force)
             _check(app, store)
@@ -157,6 +161,24 @@ def make_update(kind: str) -> click.Command:
     command = _force_option(kind, command)
     # -n identifies the object to change, so it stays required.
     return click.command(kind, help=f"Update a {kind} in the database.")(_require_name(command))
+
+
+def _check_commit(app: AppContext, gitrepo: str, commit: str) -> None:
+    """A pinned commit must exist in its (allowed) repository: fetched to be sure, so a typo
+    is refused now (exit 3) rather than by every agent later."""
+    from shellflow.engine.fleet.trusted import find_commit
+    from shellflow.errors import NotFound
+    from shellflow.model.repos import shown
+
+    if find_commit(app.settings, gitrepo, commit) is None:
+        raise NotFound(f"commit in repository {shown(gitrepo)}", commit)
+
+
+def _gitrepo_of(app: AppContext, name: str) -> str:
+    from shellflow.model.listing import get_object
+
+    with app.reader() as conn:
+        return str(get_object(conn, "processor", name)["gitrepo"])
 
 
 def _require_name(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -87,7 +87,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
         ),
         opt("-g", "--gitrepo", key="gitrepo", required=True, help="Git repository URL or path"),
         opt("-br", "--branch", key="branch", help="Git branch to check out"),
-        opt("--commit", key="commit", help="Git commit to pin"),
+        opt("--commit", key="commit", help="Git commit to pin (checked to exist: exit 3)"),
         opt("--tag", key="gittag", help="Git tag to pin"),
         opt("-h", "--hostname", key="hostname", help="Host to run on (localhost: the agent's own)"),
         opt(

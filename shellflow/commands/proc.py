@@ -1,4 +1,4 @@
-"""``flow proc start|stop|pause|resume|restart|remove -n NAME``: ask for a processor's status.
+"""``flow proc start|stop|pause|resume|restart|remove|update -n NAME``: drive a processor.
 
 Each command sets the processor's ``requested_status``; the agent serving it acts within
 seconds. Stopping and pausing end its worker with a warm shutdown: calls sent meanwhile
@@ -53,7 +53,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group()
 def proc() -> None:
-    """Start, stop, pause, resume, restart or remove processors."""
+    """Start, stop, pause, resume, restart, remove or update (--pull) processors."""
 
 
 def _make(action: str) -> click.Command:
@@ -99,3 +99,34 @@ def proc_restart(app: AppContext, name: str, wait: bool, timeout: float) -> None
     info(_said(restarted.summary))
     if wait:
         processors.wait_for(app.settings, name, "running", timeout)
+
+
+@proc.command("update")
+@click.option("-n", "--name", required=True, type=TEXT, help="Processor name",
+              shell_complete=names_of("processor"))  # fmt: skip
+@click.option("--pull", is_flag=True,
+              help="Deploy the newest commit of its branch, tag or default branch")  # fmt: skip
+@click.option("--wait", is_flag=True, help="Return once the agent reports it running")
+@click.option("--timeout", type=SECONDS, default=60.0, show_default=True,
+              help="Seconds to wait for the agent at each step")  # fmt: skip
+@pass_app
+def proc_update(app: AppContext, name: str, pull: bool, wait: bool, timeout: float) -> None:
+    """Update a processor's code: with --pull, move it to its pin's newest commit.
+
+    A processor runs the commit recorded when its branch (tag, default branch) was first
+    resolved, shown as deployed_commit by 'flow ls processor -n NAME'; a branch that moves
+    later is not followed, not even by a restart, until this command. An active processor
+    is restarted (its agent fetches, records the new commit and starts it).
+    """
+    from shellflow.services import processors
+
+    if not pull:
+        raise click.UsageError(
+            "nothing to update: give --pull (other fields: 'flow update processor')"
+        )
+    pulled = processors.pull(app.settings, app.principal, name, timeout)
+    info(_said(pulled.summary))
+    if wait and pulled.restarted:
+        processors.wait_for(app.settings, name, "running", timeout)
+        commit = processors.deployed_commit(app.settings, name)
+        info(f"Processor {name!r} runs commit {commit}")

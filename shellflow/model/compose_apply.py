@@ -12,7 +12,7 @@ from collections.abc import Callable
 from shellflow.errors import ShellflowError
 from shellflow.model.compose_format import FIELDS, store_values
 from shellflow.model.compose_plan import Change
-from shellflow.model.store import Store
+from shellflow.model.store import SOURCE_KEYS, Store
 
 Authorize = Callable[[str, str, str], None]  # (action, kind, name); raises when not allowed
 
@@ -55,6 +55,8 @@ def _change(store: Store, change: Change, force: bool) -> None:
     keys = {f.name: f.key for f in FIELDS[change.kind]}
     for name in cleared:
         setattr(obj, keys[name], None)  # only optional fields can be null (see compose_load)
+    if change.kind == "processor" and {keys[n] for n in cleared} & set(SOURCE_KEYS):
+        obj.deployed_commit = None  # another branch, tag or commit: resolved again
     if change.kind == "socket" and obj.interval is None and obj.cron is None:
         obj.schedule_type, obj.scheduled = None, False
     store.session.flush()

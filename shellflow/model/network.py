@@ -49,6 +49,10 @@ class Processor(NamedMixin, Base):
     branch: Mapped[str | None] = mapped_column(String(100))
     commit: Mapped[str | None] = mapped_column(String(64))
     gittag: Mapped[str | None] = mapped_column(String(100))
+    # The commit its agents deploy: ``commit`` resolved, or the branch, tag or default branch
+    # resolved once by the first agent; cleared (resolved again) by ``flow proc update --pull``
+    # and by any change of gitrepo, branch, commit or gittag.
+    deployed_commit: Mapped[str | None] = mapped_column(String(64))
     modulepath: Mapped[str | None] = mapped_column(Text)
     requirements: Mapped[str | None] = mapped_column(Text)
     hostname: Mapped[str | None] = mapped_column(String(200))

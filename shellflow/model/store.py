@@ -55,12 +55,25 @@ REFERENCES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-class Store:
-    """Object operations inside one session, acting for ``owner``."""
+# A processor's fields that say which code it runs: a change is checked against the
+# repository allowlist and makes its agents resolve the commit again (``model.repos``).
+SOURCE_KEYS = ("gitrepo", "branch", "commit", "gittag")
 
-    def __init__(self, session: Session, owner: str | None = None) -> None:
+
+class Store:
+    """Object operations inside one session, acting for ``owner``.
+
+    ``repos_allow``: the ini file's repository patterns, in force when the database holds
+    no ``repos.allow`` list (``shellflow.model.repos``).
+    """
+
+    def __init__(
+        self, session: Session, owner: str | None = None,
+        repos_allow: tuple[str, ...] | None = None,
+    ) -> None:  # fmt: skip
         self.session = session
         self.owner = owner
+        self.repos_allow = repos_allow
         # Calls a forced change strands, revoked once the session commits (model.busy).
         self.revocation = Revocation()
 
@@ -156,6 +169,8 @@ class Store:
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
         refs = REFERENCES.get(kind, {})
         self._check_unique_values(kind, obj, values)
+        if kind == "processor":
+            self._check_source(obj, values)
         for key, value in values.items():
             if key in refs:
                 ref_kind, attribute = refs[key]
@@ -214,6 +229,18 @@ class Store:
             holder = self.session.scalar(select(User).where(User.email == email))
             if holder is not None and holder is not obj:
                 raise Conflict(f"a user with email {email!r} already exists ({holder.name!r})")
+
+    def _check_source(self, processor: Processor, values: Mapping[str, Any]) -> None:
+        """A new repository, branch, tag or commit: refused unless the repository is allowed
+        (exit 5), and resolved afresh by the agents (its recorded commit is cleared)."""
+        changed = [k for k in SOURCE_KEYS if k in values and values[k] != getattr(processor, k)]
+        if not changed:
+            return
+        from shellflow.model.repos import effective
+
+        url = values.get("gitrepo") or processor.gitrepo
+        effective(self.session, self.repos_allow).check(url)
+        processor.deployed_commit = None
 
     def _check_one_to_one(self, kind: str, obj: Any, key: str, target: Any) -> None:
         """A node runs one agent: re-pointing the ORM's one-to-one would orphan the other."""

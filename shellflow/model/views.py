@@ -92,6 +92,7 @@ VIEWS: dict[str, View] = {
             ("gitrepo", "o.gitrepo", "str"),
             ("branch", "o.branch", "str"),
             ("commit", 'o."commit"', "str"),
+            ("deployed_commit", "o.deployed_commit", "str"),
             ("hostname", "o.hostname", "str"),
             ("concurrency", "o.concurrency", "int"),
             _STATUS,

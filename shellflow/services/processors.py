@@ -113,6 +113,56 @@ def restart(
     return Restarted(name, previous)
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """A recorded commit cleared so that the processor's pin is resolved again."""
+
+    name: str
+    previous: str | None  # the commit recorded before (None: none was)
+    restarted: bool
+
+    @property
+    def summary(self) -> str:
+        """The one sentence both front-ends show (the CLI capitalises it)."""
+        was = f"commit {self.previous[:12]}" if self.previous else "no recorded commit"
+        then = "restarted to deploy" if self.restarted else "its next start deploys"
+        return f"processor {self.name!r}: was at {was}; {then} its pin's newest commit"
+
+
+def pull(settings: Settings, principal: Principal, name: str, timeout: float = 60.0) -> Pulled:
+    """Make processor ``name`` deploy its branch's (tag's, default branch's) newest commit.
+
+    Its agents deploy the commit recorded when its pin was first resolved, never a branch
+    that moved since; this clears that record (after checking the repository is still
+    allowed: ``RepoNotAllowed``, exit 5) and restarts an active processor, whose agent
+    resolves the pin again and records the new commit. Needs ``UPDATE_PROCESSOR`` (and the
+    restart's rights when it is active).
+    """
+    from shellflow.model.access import authorize
+    from shellflow.model.db import session_scope
+    from shellflow.model.repos import effective, split_ini
+    from shellflow.model.store import Store
+
+    authorize(principal, "UPDATE_PROCESSOR", name)
+    ini = split_ini(settings.repos_allow)
+    with session_scope(settings.db) as session:
+        processor = Store(session, principal.name, ini).get("processor", name)
+        effective(session, ini, f"ini {settings.ini_path}").check(processor.gitrepo)
+        previous, active = processor.deployed_commit, processor.status in ACTIVE
+        processor.deployed_commit = None
+    if active:
+        restart(settings, principal, name, timeout)
+    return Pulled(name, previous, active)
+
+
+def deployed_commit(settings: Settings, name: str) -> str | None:
+    """The commit processor ``name`` records as deployed (None: not resolved yet)."""
+    from shellflow.model.listing import get_object, reader
+
+    with reader(settings.db) as conn:
+        return get_object(conn, "processor", name).get("deployed_commit")
+
+
 def status(settings: Settings, name: str) -> tuple[str, str | None]:
     """The status an agent reports for processor ``name``, and its reason (read lightly)."""
     from shellflow.model.listing import get_object, reader

@@ -158,3 +158,15 @@ def test_two_processors_pin_different_versions_side_by_side(tmp_path: Path, home
     with pytest.raises(ImportError):
         __import__("sfdep")
     assert "second_proc" not in run_in(one, "import sys; print(sorted(sys.modules))")
+
+
+def test_a_recorded_commit_wins_over_its_moved_branch(tmp_path: Path, home: Path) -> None:
+    repo = new_repo(tmp_path / "repo", {"value.txt": "1\n"})
+    first = git(repo, "rev-parse", "HEAD")
+    assert checkout(home, Source(str(repo), branch="main"))[0] == first
+    second = commit(repo, {"value.txt": "2\n"})
+    recorded = Source(str(repo), branch="main", resolved=first)
+    assert recorded == Source(str(repo), branch="main")  # recording it is not a new source
+    sha, tree, _ = checkout(home, recorded)
+    assert (sha, (tree / "value.txt").read_text()) == (first, "1\n")
+    assert checkout(home, Source(str(repo), branch="main"))[0] == second  # resolved again

@@ -190,6 +190,7 @@ def test_a_postgresql_restart_mid_stream_is_ridden_out(flow: FlowRunner) -> None
     with private_postgres() as pg, deploy("distributed", flow) as d:
         d.env["SHELLFLOW_DB"] = pg.url
         d.setup("db", "init")
+        d.setup("config", "set", "repos.allow", "file://*")  # a new database allows nothing
         _ride_out(d, restart)
 
 

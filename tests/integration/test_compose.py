@@ -183,6 +183,7 @@ def test_export_round_trips(cli: Any, initialised_db: str, tmp_path: Path) -> No
 
     cli.ok("db", "drop", "-y")  # a fresh database
     cli.ok("db", "init")
+    cli.ok("config", "set", "repos.allow", "*")  # nothing is allowed on a new PostgreSQL one
     assert cli.ok("compose", "export").stdout == "".join(exported.splitlines(True)[:2]) + (
         "version: 1\n"
     )

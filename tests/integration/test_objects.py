@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from objects_support import (
 )
 
 from shellflow.commands.kinds import KIND_OPTIONS
+from tests.engine.repos import git, new_repo
 
 # -- the spec's quick start ---------------------------------------------------------------
 
@@ -39,12 +41,15 @@ def test_quickstart_lines_work_as_written(cli: Any, initialised_db: str) -> None
     )  # fmt: skip
 
 
-def test_commit_is_long_only_and_cpus_aliases(cli: Any, initialised_db: str) -> None:
-    cli.ok(
-        "add", "processor", "-n", "p", "-g", REPO, "-m", MODULE, "--commit", "0a1b2c", "-cs", "3"
-    )
+def test_commit_is_long_only_and_cpus_aliases(
+    cli: Any, initialised_db: str, tmp_path: Path
+) -> None:
+    repo = new_repo(tmp_path / "repo", {"a.txt": "1\n"})  # a pinned commit must exist
+    sha = git(repo, "rev-parse", "HEAD")[:10]
+    cli.ok("add", "processor", "-n", "p", "-g", str(repo), "-m", MODULE, "--commit", sha,
+           "-cs", "3")  # fmt: skip
     proc = show(cli, "processor", "p")
-    assert (proc["commit"], proc["concurrency"]) == ("0a1b2c", 3)
+    assert (proc["commit"], proc["concurrency"]) == (sha, 3)
     bad = cli("add", "processor", "-n", "p2", "-g", REPO, "-m", MODULE, "-c", "0a1b2c")
     assert bad.code == 2
     assert "p2" not in names(cli, "processors")
@@ -77,8 +82,8 @@ LIFECYCLE: dict[str, tuple[list[str], dict[str, Any], list[str], dict[str, Any]]
               ["-t", "fanout", "--message-ttl", "500", "--transient"],
               {"type": "fanout", "message_ttl": 500, "durable": False}),
     "processor": (["-g", REPO, "-m", "mod.x", "-c", "2"], {"concurrency": 2, "module": "mod.x"},
-                  ["-c", "4", "--commit", "abc123", "-br", "dev", "-rs", "paused"],
-                  {"concurrency": 4, "commit": "abc123", "branch": "dev",
+                  ["-c", "4", "-br", "dev", "-rs", "paused"],  # --commit: test_repos_allow
+                  {"concurrency": 4, "branch": "dev",
                    "requested_status": "paused"}),
     "socket": (["-q", "pyfi.queue1", "-pn", "proc1", "-t", "fx"],
                {"task": "fx", "processor": "proc1", "queue": "pyfi.queue1", "interval": None},

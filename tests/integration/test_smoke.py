@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def test_quickstart_network_on_both_databases(cli, db_url: str) -> None:
     cli.ok("db", "init")
+    cli.ok("config", "set", "repos.allow", "https://example.invalid/*")  # none on PostgreSQL
     cli.ok("add", "queue", "-n", "pyfi.queue1", "-t", "direct")
     cli.ok("add", "processor", "-n", "proc1", "-g", "https://example.invalid/repo", "-m",
            "pyfi.processors.sample", "-h", "localhost", "-c", "5")  # fmt: skip

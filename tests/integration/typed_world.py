@@ -171,6 +171,9 @@ def base_args(path: tuple[str, ...], command: click.Command, place: Place) -> di
         ("compose", "export"): {"output": str(place.root / "export.yaml")},
         ("agent", "start"): {"node": "n1"},
         ("task", "retry"): {"call_id": MISSING_CALL},
+        ("config", "set"): {"key": "repos.allow", "values": "https://example.invalid/*"},
+        ("config", "get"): {"key": "repos.allow"},
+        ("config", "unset"): {"key": "repos.allow"},
     }.get(path[:2], {})
     return values | extra
 
@@ -185,7 +188,7 @@ def control_codes(path: tuple[str, ...]) -> set[int]:
     """What a command given only its valid arguments ends with: 0, or 6 where it needs a
     service (all point at a closed port); an update with nothing to change is a usage error,
     a call id that is not stored is not found."""
-    if path[0] == "update":
+    if path[0] == "update" or path == ("proc", "update"):  # proc update: --pull or nothing
         return {2}
     if path[0] == "delete":
         return {0, 4}  # 4: others depend on it (without --cascade)

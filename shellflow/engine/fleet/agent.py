@@ -15,9 +15,8 @@ deployment on this host. For each it
   ``removed`` stops it and marks the processor removed;
 - restarts a worker that exits on its own, with a growing delay (1 s doubling to 60 s), and
   puts a processor it cannot deploy in ``error`` with the reason (retried the same way);
-- restarts the worker when the processor's sockets or CPUs change, and redeploys when its
-  repository, pin, modulepath or requirements change. A stopped processor is deployed again
-  when it starts, so ``flow proc restart`` also picks up a moved branch.
+- restarts the worker when its sockets or CPUs change; redeploys when its source changes,
+  only from an allowed repository, at the commit recorded (``trusted``; ``--pull`` moves it).
 
 Workers run in their own process groups: the agent alone decides when they stop (a Ctrl-C
 at the agent's terminal reaches the agent, which stops each worker cleanly). On SIGTERM,
@@ -46,8 +45,9 @@ from typing import Any
 from shellflow.config import ENV, Settings
 from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
-from shellflow.engine.fleet.deploy import Deployed, Source, deploy, worker_env
+from shellflow.engine.fleet.deploy import Deployed, Source, worker_env
 from shellflow.engine.fleet.rows import Placed
+from shellflow.engine.fleet.trusted import deploy_placed
 from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
 
@@ -297,7 +297,7 @@ class Agent:
         if m.proc is not None:
             self._stop(m, now)  # its status is written once it has exited
             return
-        m.deployed = None  # deploy again on start: a branch may have moved meanwhile
+        m.deployed = None  # deploy again on start (the recorded commit: cheap when cached)
         status = {"paused": "paused", "removed": "removed"}.get(spec.requested, "stopped")
         if spec.requested == "removed" and m.worker_id:
             fleet.worker_removed(self._engine, m.worker_id)
@@ -312,7 +312,8 @@ class Agent:
                     self._status(spec, "deploying", None)
                 log.info("deploying %s from %s (%s)", spec.name, spec.source.gitrepo,
                          spec.source.pin)  # fmt: skip
-                m.future = self.pool.submit(deploy, self.home, spec.source)
+                m.future = self.pool.submit(deploy_placed, self._engine, self.settings,
+                                            self.home, spec.id, spec.source)  # fmt: skip
                 m.future_source = spec.source
             return False
         if not m.future.done():

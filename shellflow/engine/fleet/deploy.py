@@ -8,7 +8,11 @@ Everything lives under the shellflow home::
 
 ``<repo>`` is a readable name plus a hash of the normalised URL (a local path and its
 ``file://`` URL are the same repository). A processor pins a commit, a tag or a branch (in
-that order of precedence; none means the remote's default branch). Two processors on the
+that order of precedence; none means the remote's default branch). A tag or a branch is
+resolved once: the commit found is recorded (``Source.resolved``, the processor's
+``deployed_commit``) and deployed from then on, so a moved branch is not followed until it
+is resolved again (``flow proc update --pull``; see ``shellflow.engine.fleet.trusted``,
+which also checks the repository allowlist before any clone). Two processors on the
 same commit share a worktree and a virtualenv; when they name different ``modulepath`` or
 ``requirements`` the virtualenv key also carries a hash ``<h>`` of those, since the two
 would otherwise install different things into one environment.
@@ -80,9 +84,24 @@ class Source:
     gittag: str | None = None
     modulepath: str | None = None
     requirements: str | None = None
+    # The commit recorded when the pin was first resolved (processor.deployed_commit). Not
+    # compared: recording it changes nothing an agent runs, so it must not redeploy.
+    resolved: str | None = field(default=None, compare=False)
+
+    @property
+    def pinned(self) -> str | None:
+        """The commit to deploy, when one is known without asking the remote."""
+        return self.resolved or self.commit
 
     @property
     def pin(self) -> str:
+        if self.resolved:
+            return (f"commit {self.resolved[:12]} (recorded; 'flow proc update --pull' resolves"
+                    f" {self._named} again)")  # fmt: skip
+        return self._named
+
+    @property
+    def _named(self) -> str:
         if self.commit:
             return f"commit {self.commit}"
         if self.gittag:
@@ -163,8 +182,8 @@ def _clone_url(url: str) -> str:
 
 def _resolve(repo: Any, source: Source) -> str | None:
     """The commit the source pins, as found in the mirror (None when it is not there)."""
-    if source.commit:
-        ref = f"{source.commit}^{{commit}}"
+    if source.pinned:
+        ref = f"{source.pinned}^{{commit}}"
     elif source.gittag:
         ref = f"refs/tags/{source.gittag}^{{commit}}"
     elif source.branch:
@@ -179,6 +198,33 @@ def _resolve(repo: Any, source: Source) -> str | None:
         return None
 
 
+def _fetched(mirror: Path, source: Source) -> tuple[Any, str | None, list[str]]:
+    """The repository's mirror, cloned or fetched as needed (call it under the mirror's
+    lock), the commit the source pins (None: not there) and the warnings."""
+    import git
+
+    warnings: list[str] = []
+    if not (mirror / "HEAD").exists():
+        shutil.rmtree(mirror, ignore_errors=True)
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            repo = git.Repo.clone_from(_clone_url(source.gitrepo), mirror, mirror=True, env=GIT_ENV)
+        except git.GitCommandError as exc:
+            shutil.rmtree(mirror, ignore_errors=True)
+            raise DeployError(f"cannot clone {source.gitrepo}: {_git_reason(exc)}") from None
+        return repo, _resolve(repo, source), warnings
+    repo = git.Repo(mirror)
+    repo.git.update_environment(**GIT_ENV)
+    sha = _resolve(repo, source) if source.pinned else None
+    if sha is None:  # a branch or tag may have moved; a commit may be new
+        try:
+            repo.git.fetch("--prune", "origin")
+        except git.GitCommandError as exc:
+            warnings.append(f"fetch failed, using the cached copy: {_git_reason(exc)}")
+        sha = _resolve(repo, source)
+    return repo, sha, warnings
+
+
 def checkout(home: Path, source: Source) -> tuple[str, Path, list[str]]:
     """Clone or fetch the repository and make the pinned commit's worktree.
 
@@ -189,30 +235,8 @@ def checkout(home: Path, source: Source) -> tuple[str, Path, list[str]]:
 
     key = repo_key(source.gitrepo)
     base = home / "git" / key
-    mirror = base / "mirror.git"
-    warnings: list[str] = []
     with _locked(home / "git" / f"{key}.lock"):
-        if not (mirror / "HEAD").exists():
-            shutil.rmtree(mirror, ignore_errors=True)
-            base.mkdir(parents=True, exist_ok=True)
-            try:
-                repo = git.Repo.clone_from(
-                    _clone_url(source.gitrepo), mirror, mirror=True, env=GIT_ENV
-                )
-            except git.GitCommandError as exc:
-                shutil.rmtree(mirror, ignore_errors=True)
-                raise DeployError(f"cannot clone {source.gitrepo}: {_git_reason(exc)}") from None
-            sha = _resolve(repo, source)
-        else:
-            repo = git.Repo(mirror)
-            repo.git.update_environment(**GIT_ENV)
-            sha = _resolve(repo, source) if source.commit else None
-            if sha is None:  # a branch or tag may have moved; a commit may be new
-                try:
-                    repo.git.fetch("--prune", "origin")
-                except git.GitCommandError as exc:
-                    warnings.append(f"fetch failed, using the cached copy: {_git_reason(exc)}")
-                sha = _resolve(repo, source)
+        repo, sha, warnings = _fetched(base / "mirror.git", source)
         if sha is None:
             raise DeployError(f"{source.gitrepo} has no {source.pin}")
         worktree = base / sha[:12]

@@ -181,7 +181,7 @@ def placed(engine: Engine, hostnames: list[str]) -> dict[str, Placed]:
     query = (
         select(
             p.c.id, p.c.name, p.c.module, p.c.gitrepo, p.c.branch, p.c.commit, p.c.gittag,
-            p.c.modulepath, p.c.requirements, p.c.concurrency, p.c.status,
+            p.c.modulepath, p.c.requirements, p.c.deployed_commit, p.c.concurrency, p.c.status,
             p.c.requested_status, p.c.status_reason, p.c.deploy,
             here.c.id.label("deployment_id"), here.c.cpus.label("deployment_cpus"),
         )
@@ -210,7 +210,7 @@ def placed(engine: Engine, hostnames: list[str]) -> dict[str, Placed]:
         source = Source(
             gitrepo=r.gitrepo, branch=r.branch or None, commit=r.commit or None,
             gittag=r.gittag or None, modulepath=r.modulepath or None,
-            requirements=r.requirements or None,
+            requirements=r.requirements or None, resolved=r.deployed_commit or None,
         )  # fmt: skip
         cpus = r.deployment_cpus if r.deployment_id else r.concurrency
         found[r.name] = Placed(
