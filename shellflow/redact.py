@@ -6,6 +6,7 @@ service they could not reach, so both import this and it imports nothing of shel
 
 from __future__ import annotations
 
+import logging
 import re
 
 # The user-info part of a URL: the password runs from the first ':' after the user name to
@@ -32,3 +33,34 @@ def mask_text(text: str) -> str:
     """Hide the password of every URL inside a message."""
     masked = _PASSWORD_IN_TEXT.sub(lambda m: f"{m['head']}***{m['tail']}", text)
     return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
+
+
+class MaskingFormatter(logging.Formatter):
+    """A log formatter that hides the passwords of URLs in the whole line, traceback
+    included: a library's message (git's, a driver's, Celery's) may quote a URL."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(super().format(record))
+
+
+class MaskingFilter(logging.Filter):
+    """The same for handlers someone else formats (Celery's worker log): the message and
+    its traceback are masked before any formatter sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        return True
+
+
+def mask_handlers(logger: logging.Logger) -> None:
+    """Mask every line the handlers of ``logger`` write."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
