@@ -25,8 +25,13 @@ _PASSWORD_IN_QUERY = re.compile(
 
 def mask_url(url: str) -> str:
     """Hide the password of a URL (``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``)."""
-    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url, count=1)
-    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
+    return replace_password(url, "***")
+
+
+def replace_password(url: str, replacement: str) -> str:
+    """The URL with its password (user-info or ``?password=``) replaced by ``replacement``."""
+    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}{replacement}{m['tail']}", url, count=1)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}{replacement}", masked)
 
 
 def mask_text(text: str) -> str:

@@ -47,15 +47,7 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
     from shellflow.commands.output import stdin_is_tty
 
     values = dict(values)
-    if values.pop("password_stdin", None):
-        line = sys.stdin.readline().rstrip("\r\n")
-        if not line:
-            raise click.UsageError("--password-stdin: stdin held no password")
-        try:
-            line.encode("utf-8")  # stdin's bytes that are not UTF-8 arrive as lone surrogates
-        except UnicodeEncodeError:
-            raise click.UsageError("--password-stdin: the password is not UTF-8 text") from None
-        values["password"] = line
+    _password(values)
     if not adding:
         return values
     for option in options:
@@ -68,6 +60,39 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
             label, hide_input=option.secret, confirmation_prompt=option.secret, err=True
         )
     return values
+
+
+def _password(values: dict[str, Any]) -> None:
+    """Take the password from stdin, a hidden prompt, or (with a warning) the argument."""
+    from shellflow.commands.kinds import ASK
+    from shellflow.commands.output import stdin_is_tty
+
+    given = values.get("password")
+    if values.pop("password_stdin", None):
+        if given is not None:
+            raise click.UsageError("give the password by --password or --password-stdin, not both")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.UsageError("--password-stdin: stdin held no password")
+        try:
+            line.encode("utf-8")  # stdin's bytes that are not UTF-8 arrive as lone surrogates
+        except UnicodeEncodeError:
+            raise click.UsageError("--password-stdin: the password is not UTF-8 text") from None
+        values["password"] = line
+    elif given == ASK:
+        if not stdin_is_tty():
+            raise click.UsageError(
+                "--password without a value asks on a terminal; use --password-stdin"
+            )
+        values["password"] = click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True, err=True
+        )
+    elif given is not None:
+        click.echo(
+            "flow: warning: a password given on the command line is visible to other users "
+            "(ps) and kept in shell history; use --password-stdin or --password alone",
+            err=True,
+        )
 
 
 def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
