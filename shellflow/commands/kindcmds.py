@@ -63,7 +63,8 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
 
 
 def _password(values: dict[str, Any]) -> None:
-    """Take the password from stdin, a hidden prompt, or (with a warning) the argument."""
+    """Take the password from stdin or a hidden prompt (an argument is kept, and warned of
+    by :func:`_warn_given_as_argument`)."""
     from shellflow.commands.kinds import ASK
     from shellflow.commands.output import stdin_is_tty
 
@@ -87,12 +88,21 @@ def _password(values: dict[str, Any]) -> None:
         values["password"] = click.prompt(
             "Password", hide_input=True, confirmation_prompt=True, err=True
         )
-    elif given is not None:
-        click.echo(
-            "flow: warning: a password given on the command line is visible to other users "
-            "(ps) and kept in shell history; use --password-stdin or --password alone",
-            err=True,
-        )
+
+
+def _given_as_argument(values: dict[str, Any]) -> bool:
+    from shellflow.commands.kinds import ASK
+
+    return values.get("password") not in (None, ASK) and not values.get("password_stdin")
+
+
+def _warn_given_as_argument() -> None:
+    """Said once the command has done its work, so a refused command keeps its one line."""
+    click.echo(
+        "flow: warning: a password given on the command line is visible to other users "
+        "(ps) and kept in shell history; use --password-stdin or --password alone",
+        err=True,
+    )
 
 
 def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +121,7 @@ def make_add(kind: str) -> click.Command:
         from shellflow.commands.output import info, print_object
 
         app.authorize(right_for("ADD", kind))
+        warn = _given_as_argument(values)
         values = collect(options, values, adding=True)
         with app.store() as store:
             added = store.add(kind, values)
@@ -120,6 +131,8 @@ def make_add(kind: str) -> click.Command:
             info(f"Privilege {values['name']} granted to {holder!r}")
         else:
             info(f"Added {kind} {values['name']!r}")
+        if warn:
+            _warn_given_as_argument()
         if as_json:
             print_object(_added_row(app, kind, values, task), as_json=True)
 
@@ -162,6 +175,7 @@ def make_update(kind: str) -> click.Command:
 
         app.authorize(right_for("UPDATE", kind), values.get("name"))
         name = values.pop("name")
+        warn = _given_as_argument(values)
         values = collect(options, values, adding=False)
         values = {k: v for k, v in values.items() if v not in (None, ())}
         if rename:
@@ -175,6 +189,8 @@ def make_update(kind: str) -> click.Command:
             store.update(kind, name, values, force=force)
             _check(app, store)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+        if warn:
+            _warn_given_as_argument()
         _finish(app, store)
 
     command = _apply_options(command, options, for_update=True, kind=kind)
