@@ -32,8 +32,8 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 OPEN = 0o077  # group and other bits
 
-# Names only a shellflow home holds: a folder holding none of them (and not empty) is some
-# other folder the user pointed SHELLFLOW_HOME at, and is never changed wholesale.
+# Names only a shellflow home holds: a folder holding none of them is some other folder the
+# user pointed SHELLFLOW_HOME at, and is never changed wholesale (an empty one is made 0700).
 _MARKERS = (
     "shellflow.db", "broker.sock", "broker.lock", "broker.pid", "broker.log", "appendonlydir",
     "appendonly.aof", "logs", "spool", "pipes", "git", "venvs", "workers",
@@ -76,15 +76,16 @@ def touch_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
 
 
-def _is_shellflow_home(home: Path) -> bool:
+def _names(home: Path) -> set[str] | None:
     try:
-        names = set(os.listdir(home))
+        return set(os.listdir(home))
     except OSError:
-        return False
-    return (
-        not names
-        or any(n in names for n in _MARKERS)
-        or any(n.startswith("agent-") and n.endswith(".pid") for n in names)
+        return None
+
+
+def _is_shellflow_home(names: set[str]) -> bool:
+    return any(n in names for n in _MARKERS) or any(
+        n.startswith("agent-") and n.endswith(".pid") for n in names
     )
 
 
@@ -109,8 +110,13 @@ def repair_home(home: Path) -> str | None:
         or not mode & OPEN
         or mode & stat.S_ISVTX
         or info.st_uid != os.geteuid()
-        or not _is_shellflow_home(home)
     ):
+        return None
+    names = _names(home)
+    if names == set():  # made empty by the user for shellflow: nothing to report
+        _tighten(home)
+        return None
+    if names is None or not _is_shellflow_home(names):
         return None
     changed = _tighten(home)
     for root, dirs, files in os.walk(home, followlinks=False):
