@@ -35,9 +35,12 @@ def test_a_git_token_is_shown_nowhere(
     from shellflow.engine.fleet.rows import note, set_status
     from shellflow.model.db import get_engine
 
+    from shellflow.engine.fleet.deploy import DeployError, Source, checkout
+
     (pid,) = sql(initialised_db, "SELECT id FROM processor WHERE name = 'proc-1'")[0]
-    reason = f"clone of {REPO} failed: fatal: unable to access '{REPO}/'"
-    set_status(get_engine(initialised_db), pid, "error", reason)
+    with pytest.raises(DeployError) as failed:  # no server on port 1: what the agent gets
+        checkout(tmp_path / "home", Source(f"https://ci:{SECRET}@127.0.0.1:1/team/repo.git"))
+    set_status(get_engine(initialised_db), pid, "error", str(failed.value))
     note(get_engine(initialised_db), pid, f"fetch of {REPO} failed")
     stored = sql(initialised_db, "SELECT status_reason FROM processor")
     stored += sql(initialised_db, "SELECT text FROM log")
@@ -50,7 +53,7 @@ def test_a_git_token_is_shown_nowhere(
     )  # fmt: skip
     assert SECRET not in shown
     assert "https://ci:***@git.example.com/team/repo.git" in shown
-    assert show(cli, "processor", "proc-1")["status_reason"].startswith("clone of https://ci:***@")
+    assert "https://ci:***@127.0.0.1:1/" in show(cli, "processor", "proc-1")["status_reason"]
     # The dashboard reads the same views.
     from shellflow.model.listing import reader
     from shellflow.tui.data.network import read_network
