@@ -118,21 +118,32 @@ def repair_home(home: Path) -> str | None:
         return None
     if names is None or not _is_shellflow_home(names):
         return None
-    changed = _tighten(home)
-    for root, dirs, files in os.walk(home, followlinks=False):
-        for name in (*dirs, *files):
-            changed += _tighten(Path(root) / name)
+    changed = tighten_tree(home)
     return (
         f"the shellflow home {home} was open to other users (mode {mode:04o}); made it "
         f"private: {changed} folders and files lost group and other access"
     )
 
 
+def tighten_tree(top: Path) -> int:
+    """Drop group and other access below ``top``: for files whose makers copy a mode instead
+    of honouring the umask (``venv``'s activate scripts, a build's metadata); how many."""
+    changed = _tighten(top)
+    for root, dirs, files in os.walk(top, followlinks=False):
+        for name in (*dirs, *files):
+            changed += _tighten(Path(root) / name)
+    return changed
+
+
 def _tighten(path: Path) -> int:
-    """Drop group and other bits of one entry (not a symbolic link); 1 when it changed."""
+    """Drop group and other bits of one entry; 1 when it changed. Symbolic links, and files
+    with other hard links (a local repository's git objects, shared by a clone), are left:
+    changing them would change a file outside the home, whose folder guards the link."""
     try:
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & OPEN:
+            return 0
+        if not stat.S_ISDIR(info.st_mode) and info.st_nlink > 1:
             return 0
         os.chmod(path, stat.S_IMODE(info.st_mode) & ~OPEN)
     except OSError:  # gone meanwhile, or not ours: the home folder's 0700 still guards it

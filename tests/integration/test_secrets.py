@@ -32,10 +32,9 @@ def test_a_git_token_is_shown_nowhere(
 ) -> None:
     cli.ok("add", "processor", "-n", "proc-1", "-g", REPO, "-m", "pyfi.processors.sample")
     # What git says when the clone fails quotes the URL: the agent stores it as the reason.
+    from shellflow.engine.fleet.deploy import DeployError, Source, checkout
     from shellflow.engine.fleet.rows import note, set_status
     from shellflow.model.db import get_engine
-
-    from shellflow.engine.fleet.deploy import DeployError, Source, checkout
 
     (pid,) = sql(initialised_db, "SELECT id FROM processor WHERE name = 'proc-1'")[0]
     with pytest.raises(DeployError) as failed:  # no server on port 1: what the agent gets
