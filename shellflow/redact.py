@@ -17,6 +17,12 @@ _PASSWORD_IN_URL = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#]*:)(?P<secr
 _PASSWORD_IN_TEXT = re.compile(
     r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@?#\s]*:)(?P<secret>\S*)(?P<tail>@)"
 )
+# An access token given as the user name alone (``https://ghp_...@github.com/org/repo``, a
+# GitHub, GitLab or Bitbucket habit): over HTTP a user name of 16 characters or more is taken
+# for a token. Short names (``git``, ``ci``) are shown; ``ssh://git@host`` is not HTTP.
+_TOKEN_AS_USER = re.compile(
+    r"(?P<head>(?<![\w+.-])https?://)(?P<secret>[^:/@?#\s]{16,})(?P<tail>@)", re.IGNORECASE
+)
 # libpq and several brokers also accept the password as a parameter (``?password=``).
 _PASSWORD_IN_QUERY = re.compile(
     r"(?P<head>(?:^|[?&\s])(?:password|passwd|pwd)=)(?P<secret>[^&#\s]*)", re.IGNORECASE
@@ -31,12 +37,14 @@ def mask_url(url: str) -> str:
 def replace_password(url: str, replacement: str) -> str:
     """The URL with its password (user-info or ``?password=``) replaced by ``replacement``."""
     masked = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}{replacement}{m['tail']}", url, count=1)
+    masked = _TOKEN_AS_USER.sub(lambda m: f"{m['head']}{replacement}{m['tail']}", masked, count=1)
     return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}{replacement}", masked)
 
 
 def mask_text(text: str) -> str:
     """Hide the password of every URL inside a message."""
     masked = _PASSWORD_IN_TEXT.sub(lambda m: f"{m['head']}***{m['tail']}", text)
+    masked = _TOKEN_AS_USER.sub(lambda m: f"{m['head']}***{m['tail']}", masked)
     return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['head']}***", masked)
 
 

@@ -161,3 +161,13 @@ def test_a_user_password_warns_as_an_argument_only(cli: Any, initialised_db: str
     assert loud.stderr.count("warning") == 1
     quiet = cli.ok("update", "user", "-n", "joe", "--password-stdin", input="pw2\n")
     assert "warning" not in quiet.stderr
+
+
+def test_a_token_as_the_user_name_is_exported_as_a_reference_too(
+    cli: Any, initialised_db: str
+) -> None:
+    token = "ghp_" + SECRET * 3
+    cli.ok("add", "processor", "-n", "p", "-g", f"https://{token}@github.com/o/r.git", "-m", "m")
+    shown = _outputs(cli, ("ls", "processors"), ("db", "json"), ("compose", "export"))
+    assert token not in shown
+    assert "gitrepo: https://${SHELLFLOW_SECRET_P}@github.com/o/r.git" in shown
