@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 from enum import IntEnum
 
-from shellflow.redact import mask_url
+from shellflow.redact import mask_text, mask_url
 
 
 class ExitCode(IntEnum):
@@ -79,8 +79,8 @@ class ServiceUnavailable(ShellflowError):
 
     def __init__(self, service: str, url: str, reason: str = "") -> None:
         message = f"{service} unavailable at {mask_url(url)}"
-        if reason:
-            message += f": {reason}"
+        if reason:  # a driver's reason may quote the URL again
+            message += f": {mask_text(reason)}"
         super().__init__(message)
         self.service = service
         self.url = url

@@ -34,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from shellflow.private import private_dir, private_file
+
 PROC = Path("/proc")
 MAX_AGE = 24 * 3600
 MAX_DEPTH = 32
@@ -142,7 +144,7 @@ class Registry:
 
     def flow_for(self, key: str) -> str:
         """The flow run of a pipeline: created by the first command that asks."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         path = self.folder / f"flow-{key}"
         candidate = str(uuid.uuid4())
         try:
@@ -161,9 +163,10 @@ class Registry:
 
     def record_call(self, key: str, call_id: str) -> None:
         """Say which call writes into pipe ``key`` (read by the command downstream)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         tmp = self.folder / f".call-{key}.{os.getpid()}"
-        tmp.write_text(json.dumps({"call": call_id}))
+        with os.fdopen(private_file(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
+            handle.write(json.dumps({"call": call_id}))
         os.replace(tmp, self.folder / f"call-{key}")
 
     def call_writing(self, keys: list[str]) -> str | None:

@@ -60,7 +60,19 @@ def configure(
         settings = check_settings(load_settings(flags=flags, ini=ini, environ=environ))
     with _configured.lock:
         _configured.settings = settings
+    _private(settings)
     return settings
+
+
+def _private(settings: Settings) -> None:
+    """A script repairs a home an older shellflow left open, as ``flow`` does (logged)."""
+    from shellflow.private import repair_home
+
+    repaired = repair_home(settings.home)
+    if repaired:
+        import logging
+
+        logging.getLogger("shellflow").warning("%s", repaired)
 
 
 def current() -> Settings:
@@ -71,6 +83,7 @@ def current() -> Settings:
             if _configured.settings is None:
                 _configured.settings = load_settings()
             settings = _configured.settings
+        _private(settings)
     return settings
 
 

@@ -210,6 +210,12 @@ def cli(
         from shellflow.model.urls import check_settings
 
         check_settings(settings)  # ``flow config show`` still shows, ``--config`` mends, one
+    if not ctx.resilient_parsing and ctx.invoked_subcommand != "completion":
+        from shellflow.private import repair_home
+
+        repaired = repair_home(settings.home)  # made 0755 by an older shellflow
+        if repaired:
+            click.echo(f"flow: {repaired}", err=True)
     ctx.obj = AppContext(settings=settings)
     if configure:
         from shellflow.commands.config_cmd import configure_interactively
@@ -231,8 +237,10 @@ def _fail(message: str, code: int) -> int:
     error texts, so what splitting on whitespace leaves of their control characters is
     written out (shellflow.printable), never sent to the terminal."""
     from shellflow.printable import printable
+    from shellflow.redact import mask_text
 
-    click.echo(f"flow: {printable(' '.join(message.split()))}", err=True)
+    # An error text may quote a URL with its password (a driver's, git's message).
+    click.echo(f"flow: {printable(mask_text(' '.join(message.split())))}", err=True)
     return code
 
 

@@ -48,9 +48,14 @@ def agent_start(
     import logging
 
     from shellflow.engine.fleet.agent import Agent
+    from shellflow.private import use_private_umask
+    from shellflow.redact import MaskingFormatter
 
+    # Git checkouts, virtualenvs, logs and the workers' files in the home: 0700/0600. The
+    # workers inherit it; they run as this same user, so their 0700 programs still run.
+    use_private_umask()
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("shellflow")
     logger.addHandler(handler)
     logger.setLevel(loglevel.upper())

@@ -9,6 +9,7 @@ import click
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info
 from shellflow.errors import UsageError
+from shellflow.redact import mask_url
 
 
 def _socket(app: AppContext) -> Path:
@@ -16,7 +17,7 @@ def _socket(app: AppContext) -> Path:
 
     path = socket_path(app.settings.broker)
     if path is None:
-        raise UsageError(f"the broker {app.settings.broker} is not the embedded one")
+        raise UsageError(f"the broker {mask_url(app.settings.broker)} is not the embedded one")
     return path
 
 

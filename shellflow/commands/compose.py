@@ -193,7 +193,9 @@ def export(app: AppContext, output: str | None) -> None:
 
     Queues, processors, sockets and plugs, by name, fields at their default left out:
     'up' of the result on an empty database makes the same network. Passwords are not
-    exported.
+    exported: a processor's password is not, and the password inside its git URL is written
+    as ${SHELLFLOW_SECRET_<PROCESSOR>}, which 'up' fills from that environment variable
+    (refusing the file while it is not set).
     """
     from shellflow.commands.kinds import right_for
     from shellflow.model.compose import KINDS

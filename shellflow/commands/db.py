@@ -94,7 +94,8 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
 @click.option("--indent", type=whole(0, 64), help="Pretty-print with this indent")
 @pass_app
 def db_json(app: AppContext, indent: int | None) -> None:
-    """Dump the database to JSON: one object, a list of rows per table (no password hashes)."""
+    """Dump the database to JSON: one object, a list of rows per table (no password hashes;
+    passwords inside URLs, such as a git token, are masked)."""
     from shellflow.model import schema
 
     app.authorize("READ")

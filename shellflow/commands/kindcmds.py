@@ -47,15 +47,7 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
     from shellflow.commands.output import stdin_is_tty
 
     values = dict(values)
-    if values.pop("password_stdin", None):
-        line = sys.stdin.readline().rstrip("\r\n")
-        if not line:
-            raise click.UsageError("--password-stdin: stdin held no password")
-        try:
-            line.encode("utf-8")  # stdin's bytes that are not UTF-8 arrive as lone surrogates
-        except UnicodeEncodeError:
-            raise click.UsageError("--password-stdin: the password is not UTF-8 text") from None
-        values["password"] = line
+    _password(values)
     if not adding:
         return values
     for option in options:
@@ -68,6 +60,49 @@ def collect(options: list[Opt], values: dict[str, Any], adding: bool) -> dict[st
             label, hide_input=option.secret, confirmation_prompt=option.secret, err=True
         )
     return values
+
+
+def _password(values: dict[str, Any]) -> None:
+    """Take the password from stdin or a hidden prompt (an argument is kept, and warned of
+    by :func:`_warn_given_as_argument`)."""
+    from shellflow.commands.kinds import ASK
+    from shellflow.commands.output import stdin_is_tty
+
+    given = values.get("password")
+    if values.pop("password_stdin", None):
+        if given is not None:
+            raise click.UsageError("give the password by --password or --password-stdin, not both")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.UsageError("--password-stdin: stdin held no password")
+        try:
+            line.encode("utf-8")  # stdin's bytes that are not UTF-8 arrive as lone surrogates
+        except UnicodeEncodeError:
+            raise click.UsageError("--password-stdin: the password is not UTF-8 text") from None
+        values["password"] = line
+    elif given == ASK:
+        if not stdin_is_tty():
+            raise click.UsageError(
+                "--password without a value asks on a terminal; use --password-stdin"
+            )
+        values["password"] = click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True, err=True
+        )
+
+
+def _given_as_argument(values: dict[str, Any]) -> bool:
+    from shellflow.commands.kinds import ASK
+
+    return values.get("password") not in (None, ASK) and not values.get("password_stdin")
+
+
+def _warn_given_as_argument() -> None:
+    """Said once the command has done its work, so a refused command keeps its one line."""
+    click.echo(
+        "flow: warning: a password given on the command line is visible to other users "
+        "(ps) and kept in shell history; use --password-stdin or --password alone",
+        err=True,
+    )
 
 
 def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +121,7 @@ def make_add(kind: str) -> click.Command:
         from shellflow.commands.output import info, print_object
 
         app.authorize(right_for("ADD", kind))
+        warn = _given_as_argument(values)
         values = collect(options, values, adding=True)
         if kind == "processor" and values.get("commit"):
             _check_commit(app, values["gitrepo"], values["commit"])
@@ -97,6 +133,8 @@ def make_add(kind: str) -> click.Command:
             info(f"Privilege {values['name']} granted to {holder!r}")
         else:
             info(f"Added {kind} {values['name']!r}")
+        if warn:
+            _warn_given_as_argument()
         if as_json:
             print_object(_added_row(app, kind, values, task), as_json=True)
 
@@ -139,6 +177,7 @@ def make_update(kind: str) -> click.Command:
 
         app.authorize(right_for("UPDATE", kind), values.get("name"))
         name = values.pop("name")
+        warn = _given_as_argument(values)
         values = collect(options, values, adding=False)
         values = {k: v for k, v in values.items() if v not in (None, ())}
         if rename:
@@ -154,6 +193,8 @@ def make_update(kind: str) -> click.Command:
             store.update(kind, name, values, force=force)
             _check(app, store)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+        if warn:
+            _warn_given_as_argument()
         _finish(app, store)
 
     command = _apply_options(command, options, for_update=True, kind=kind)

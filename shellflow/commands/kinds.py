@@ -39,6 +39,28 @@ def opt(*decls: str, key: str, required: bool = False, help: str = "", **kw: Any
     return Opt(tuple(decls), key, required, help, kw, **flags)
 
 
+# ``--password`` alone asks for the password (hidden) instead of taking the next argument.
+ASK = "\0ask"
+
+
+def password_options(what: str, required: bool = False) -> tuple[Opt, Opt]:
+    """``-p/--password [PASSWORD]`` and ``--password-stdin``: a password given as an argument
+    is seen by every local user (``ps``) and kept in shell history, so it works but warns
+    (as ``docker login`` does); alone, ``--password`` prompts on a terminal."""
+    how = "prompted on a terminal when left out" if required else "alone: prompted"
+    return (
+        opt(
+            "-p", "--password", key="password", required=required, secret=True,
+            is_flag=False, flag_value=ASK, metavar="[PASSWORD]",
+            help=f"{what}; {how}; as an argument it is visible to other users (warned)",
+        ),
+        opt(
+            "--password-stdin", key="password_stdin", is_flag=True, default=None,
+            help="Read the password from the first line of stdin",
+        ),
+    )  # fmt: skip
+
+
 NAME = opt("-n", "--name", key="name", required=True, help="Unique name", type=TEXT)
 DESCRIPTION = opt("--description", key="description", help="Free text")
 NETWORK = opt(
@@ -141,12 +163,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             default=None,
             help="Deploy it [default: deploy]",
         ),
-        opt(
-            "-p",
-            "--password",
-            key="password",
-            help="Password guarding the processor (stored hashed)",
-        ),
+        *password_options("Password guarding the processor (stored hashed)"),
         opt(
             "-rq", "--requirements", key="requirements", help="requirements file in the repository"
         ),
@@ -325,21 +342,7 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
     "user": [
         NAME,
         opt("-e", "--email", key="email", required=True, help="E-mail address"),
-        opt(
-            "-p",
-            "--password",
-            key="password",
-            required=True,
-            secret=True,
-            help="Password (prompted on a terminal; stored as an argon2 hash)",
-        ),
-        opt(
-            "--password-stdin",
-            key="password_stdin",
-            is_flag=True,
-            default=None,
-            help="Read the password from the first line of stdin",
-        ),
+        *password_options("Password (stored as an argon2 hash)", required=True),
         opt(
             "--add-role",
             key="add_role",

@@ -30,6 +30,8 @@ Each part is a module of its own, and every name callers use is importable from 
 - :mod:`~shellflow.model.compose_plan`: :class:`Change`, :func:`plan`, :func:`plan_down`
 - :mod:`~shellflow.model.compose_apply`: :func:`apply`, the changes made through the store
 - :mod:`~shellflow.model.compose_export`: :func:`export`, the stored network as a file
+- :mod:`~shellflow.model.compose_secrets`: a git URL's password exported as
+  ``${SHELLFLOW_SECRET_<PROCESSOR>}`` and filled from the environment when a file is read
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from shellflow.model.compose_format import (
     Spec,
     store_values,
 )
+from shellflow.model.compose_secrets import fill
 from shellflow.model.network import PLUG_TYPES
 from shellflow.model.store import MODELS
 
@@ -274,6 +275,16 @@ class _Checker:
         if len(self.problems) > before:
             return None
         full = {f.name: values.get(f.name, f.default) for f in FIELDS[kind]}
+        if kind == "processor":
+            full["gitrepo"], unset = fill(full["gitrepo"])
+            for name in unset:
+                self.problem(
+                    line,
+                    f"{label}: gitrepo refers to ${{{name}}}, which is not set: "
+                    f"export {name}=PASSWORD (or write the password in the file)",
+                )
+            if unset:
+                return None
         if kind == "processor" and _relative_path(full["gitrepo"]):
             full["gitrepo"] = str((self.base / full["gitrepo"]).resolve())
         try:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from shellflow.model.compose_format import FIELDS, KINDS, Spec, current
 from shellflow.model.store import MODELS, Store
+from shellflow.redact import mask_text
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Change:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, str):  # a git URL's token never reaches a plan's text
+        value = mask_text(value)
     if isinstance(value, str) and value and value.isprintable() and "," not in value:
         return value
     return json.dumps(value)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shellflow import process_state
 from shellflow.errors import Conflict, ServiceUnavailable, UsageError
 from shellflow.model.urls import require_supported, sqlalchemy_url, sqlite_path
+from shellflow.private import private_dir, touch_private
 from shellflow.redact import mask_text, mask_url
 
 NOT_INITIALISED = "not initialised; run 'flow db init'"
@@ -66,8 +67,9 @@ def _create_engine(url: str) -> Engine:
     try:
         if dialect == "sqlite":
             path = sqlite_path(url)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            if path is not None:  # the database and (same mode) its WAL: 0600, in 0700
+                private_dir(path.parent)
+                touch_private(path)
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shellflow.errors import NotFound, ServiceUnavailable
 from shellflow.model.urls import dialect_of, libpq_url, sqlite_path
+from shellflow.redact import mask_text
 
 T = TypeVar("T")
 
@@ -147,6 +148,8 @@ def _value(raw: Any, kind: str) -> Any:
         return None
     if kind == "bool":
         return bool(raw)
+    if kind == "masked":
+        return mask_text(str(raw))
     if kind == "time":
         if isinstance(raw, str):
             raw = datetime.fromisoformat(raw)

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, inspect, select, text
 from shellflow.errors import Conflict
 from shellflow.model.db import get_engine, translated
 from shellflow.model.tables import Base
-from shellflow.redact import mask_url
+from shellflow.redact import mask_text, mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
@@ -150,6 +150,8 @@ def rebuild(url: str) -> tuple[int, SchemaState]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, str):  # a git URL with its token, git's error quoting it: masked
+        return mask_text(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
@@ -174,7 +176,8 @@ def _snapshot(url: str) -> Iterator[Connection]:
 
 
 def export(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every table's rows, in dependency order, with secret hashes left out."""
+    """Every table's rows, in dependency order, with secret hashes left out and the
+    passwords of URLs in any text masked (``flow db json`` is for reading, not a backup)."""
     out: dict[str, list[dict[str, Any]]] = {}
     with _snapshot(url) as conn:
         for table in Base.metadata.sorted_tables:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# A column: (output key, SQL expression, kind); kind is str, int, float, bool or time.
+# A column: (output key, SQL expression, kind); kind is str, int, float, bool or time, or
+# masked: text that may hold a URL with its password (a git URL, git's error about it),
+# shown with the password replaced by *** (shellflow.redact).
 Column = tuple[str, str, str]
 
 
@@ -89,7 +91,7 @@ VIEWS: dict[str, View] = {
         "processor",
         _std(
             ("module", "o.module", "str"),
-            ("gitrepo", "o.gitrepo", "str"),
+            ("gitrepo", "o.gitrepo", "masked"),
             ("branch", "o.branch", "str"),
             ("commit", 'o."commit"', "str"),
             ("deployed_commit", "o.deployed_commit", "str"),
@@ -97,7 +99,7 @@ VIEWS: dict[str, View] = {
             ("concurrency", "o.concurrency", "int"),
             _STATUS,
             ("requested_status", "o.requested_status", "str"),
-            ("status_reason", "o.status_reason", "str"),
+            ("status_reason", "o.status_reason", "masked"),
         ),
         related=(
             Related(

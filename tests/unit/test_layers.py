@@ -72,7 +72,7 @@ def test_contracts_catch_an_upward_import(tmp_path: Path) -> None:
     for package in packages:
         (fake / package).mkdir(parents=True, exist_ok=True)
         (fake / package / "__init__.py").write_text("")
-    floor = ("errors", "redact", "forks", "printable", "engine/pids")
+    floor = ("errors", "redact", "forks", "printable", "private", "engine/pids")
     for module in ("config", "urls", "process_state", "values", *floor):
         (fake / f"{module}.py").write_text("")
     (fake / "model" / "bad.py").write_text(

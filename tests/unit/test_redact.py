@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shellflow.redact import mask_text, mask_url
+from shellflow.redact import mask_text, mask_url, replace_password
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,18 @@ def test_mask_text_masks_urls_inside_a_message() -> None:
         mask_text(text) == "cannot reach postgresql://u:***@h/db (also redis://:***@r:1): refused"
     )
     assert "secret" not in mask_text("dsn host=h password=secret user=u")
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://ghp_secretsecret0123456789@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        ("HTTP://glpat-secretsecret012345@gitlab.example/o/r", "HTTP://***@gitlab.example/o/r"),
+        ("https://ci@github.com/o/r.git", "https://ci@github.com/o/r.git"),  # a name, short
+        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
+    ],
+)
+def test_a_token_given_as_the_user_name_of_an_http_url_is_hidden(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert mask_text(f"fatal: unable to access '{url}/'") == f"fatal: unable to access '{masked}/'"
+    assert replace_password(url, "${X}") == masked.replace("***", "${X}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from shellflow.config import ENV, Settings
 from shellflow.errors import CallFailed, Conflict, TimedOut
+from shellflow.private import private_dir, private_file
 
 START_TIMEOUT = 60.0
 
@@ -44,8 +45,8 @@ class PidFile:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = private_file(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -119,13 +120,13 @@ def detach(settings: Settings, node: str, cpus: int | None, loglevel: str) -> tu
         holder = f" (pid {running})" if running else ""
         raise Conflict(f"an agent already runs with pidfile {path}{holder}")
     logfile = log_path(home, node)
-    logfile.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(logfile.parent)
     command = [sys.executable, "-P", "-m", "shellflow", "agent", "start", "--node", node,
                "--loglevel", loglevel]  # fmt: skip
     if cpus:
         command += ["--cpus", str(cpus)]
     env = os.environ | {ENV[key]: settings[key] for key in ENV}
-    with open(logfile, "ab") as out:
+    with os.fdopen(private_file(logfile), "ab") as out:
         proc = subprocess.Popen(
             command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,

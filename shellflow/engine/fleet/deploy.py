@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from shellflow.errors import ShellflowError
+from shellflow.private import tighten_tree
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +448,8 @@ def deploy(home: Path, source: Source) -> Deployed:
                 "paths": [] if installed else [str(fallback)],
             }  # fmt: skip
             marker.write_text(json.dumps(saved, indent=2))
+            for made in (venv, worktree):  # copied modes (activate scripts, egg-info): 0600
+                tighten_tree(made)
     return Deployed(
         commit=sha, checkout=worktree, venv=venv, python=venv_python(venv),
         installed=bool(saved["installed"]), paths=tuple(saved["paths"]),

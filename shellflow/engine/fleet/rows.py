@@ -22,6 +22,7 @@ from shellflow.engine.fleet.deploy import Source
 from shellflow.engine.pids import ProcessId
 from shellflow.errors import Conflict
 from shellflow.model.base import Base, new_id, utcnow
+from shellflow.redact import mask_text
 
 PROCESSOR = Base.metadata.tables["processor"]
 DEPLOYMENT = Base.metadata.tables["deployment"]
@@ -228,7 +229,7 @@ def set_status(engine: Engine, processor_id: str, status: str, reason: str | Non
         conn.execute(
             update(PROCESSOR)
             .where(PROCESSOR.c.id == processor_id)
-            .values(status=status, status_reason=reason)
+            .values(status=status, status_reason=None if reason is None else mask_text(reason))
         )
 
 
@@ -238,7 +239,7 @@ def note(engine: Engine, processor_id: str, text: str) -> None:
         conn.execute(
             insert(LOG).values(
                 id=new_id(), created=utcnow(), oid=processor_id, discriminator="processor",
-                text=text, source="agent",
+                text=mask_text(text), source="agent",
             )
         )  # fmt: skip
 

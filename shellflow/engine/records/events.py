@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 
 from shellflow import forks
 from shellflow.model.lifecycle import ENDS_WITH_ERROR
+from shellflow.redact import mask_text, mask_url
 from shellflow.urls import is_redis, socket_path
 
 GLOBAL = "global"
@@ -220,7 +221,8 @@ class Publisher:
             self._broken = False
         except Exception as exc:  # a live viewer missing a message must never fail a call
             if not self._broken:
-                log.warning("live events unavailable at %s: %s", self.url, exc)
+                where, why = mask_url(self.url), mask_text(str(exc))
+                log.warning("live events unavailable at %s: %s", where, why)
             self._broken = True
             self.close()
 

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from shellflow import forks
 from shellflow.engine.pids import ProcessId, pid_alive
+from shellflow.private import private_dir
 
 ROTATE_BYTES = 4 << 20  # a process starts a new spool file past this size
 SUFFIX = ".spool"
@@ -182,7 +183,7 @@ class Spool:
             if self._fd >= 0:
                 os.close(self._fd)
             self._n += 1
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
             path = self.folder / f"{os.getpid()}-{self._n}{SUFFIX}"
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._size = 0

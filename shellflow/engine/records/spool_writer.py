@@ -40,6 +40,7 @@ from shellflow.engine.records.spool import (
     worker_folder,
 )
 from shellflow.engine.records.store import RecordStore, RecordsUnavailable
+from shellflow.private import private_dir
 
 BATCH_LINES = 2000  # lines committed in one transaction at most
 COMMIT_EVERY = 0.05  # seconds between the starts of two commits, so busy batches grow
@@ -71,7 +72,7 @@ class SpoolWriter:
 
     def start(self) -> None:
         """Drain what dead workers left, then commit this worker's spool as it grows."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         for folder in leftovers(self.root, self.folder):
             log.warning("committing call records a stopped worker left in %s", folder)
             self._drain(SpoolFolder(folder), final=True)

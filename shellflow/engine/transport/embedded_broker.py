@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shellflow.errors import ServiceUnavailable
+from shellflow.private import PRIVATE_UMASK, private_dir, private_file
 from shellflow.urls import socket_path
 
 SOCKET_NAME = "broker.sock"
@@ -53,8 +54,8 @@ def _executable() -> str:
 
 @contextmanager
 def _lock(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "broker.lock", "w") as handle:
+    private_dir(folder)
+    with os.fdopen(private_file(folder / "broker.lock", os.O_WRONLY), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -92,7 +93,11 @@ def ensure_running(path: Path) -> Path:
             "--pidfile", str(folder / "broker.pid"),
             "--logfile", str(folder / "broker.log"),
         ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # Its append-only file holds every call's arguments and results; its log and pidfile
+        # are the home's too: all 0600 (shellflow.private).
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, umask=PRIVATE_UMASK
+        )
         if result.returncode != 0:
             raise ServiceUnavailable(
                 "embedded broker", f"redis+socket://{path}", result.stderr.strip()

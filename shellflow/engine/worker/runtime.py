@@ -363,8 +363,17 @@ def serve(
     loglevel: str = "WARNING",
 ) -> None:
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown)."""
-    from shellflow.engine.transport.unacked import restore_dead
+    from celery import signals
 
+    from shellflow.engine.transport.unacked import restore_dead
+    from shellflow.redact import mask_handlers
+
+    def masked(logger: Any = None, **_: Any) -> None:  # URLs in the worker's log: masked
+        if logger is not None:
+            mask_handlers(logger)
+
+    signals.after_setup_logger.connect(masked, weak=False)
+    signals.after_setup_task_logger.connect(masked, weak=False)
     app, routes = build(settings, processor, path)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
     worker = app.Worker(
