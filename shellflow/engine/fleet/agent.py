@@ -9,7 +9,8 @@ deployment on this host. For each it
   (:mod:`shellflow.engine.fleet.deploy`), in a background thread so one slow ``pip install`` does
   not hold the others back;
 - starts ``<venv python> -P -m shellflow worker start -n PROC -c CPUS`` in that virtualenv,
-  with this agent's settings (status ``running``), and records the worker's pid and host;
+  handing it this agent's settings on a descriptor, never in its environment (status
+  ``running``; see :mod:`shellflow.engine.fleet.launch`), and records its pid and host;
 - acts on ``requested_status``: ``paused`` and ``stopped`` stop the worker with a warm
   shutdown (running calls finish, queued ones stay queued), ``running``/``ready`` start it,
   ``removed`` stops it and marks the processor removed;
@@ -43,10 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shellflow.config import ENV, Settings
+from shellflow.config import Settings
 from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
-from shellflow.engine.fleet.deploy import Deployed, Source, deploy, worker_env
+from shellflow.engine.fleet.deploy import Deployed, Source, deploy
+from shellflow.engine.fleet.launch import build_env, start_worker
 from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
@@ -72,11 +74,6 @@ def local_names(node: str) -> list[str]:
 def safe_name(name: str) -> str:
     """A file name for an object name (processor and node names may hold any printable)."""
     return re.sub(r"[^A-Za-z0-9._@-]", "_", name)[:120] or "_"
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process this process's effective settings."""
-    return {ENV[key]: settings[key] for key in ENV}
 
 
 @dataclass
@@ -312,7 +309,8 @@ class Agent:
                     self._status(spec, "deploying", None)
                 log.info("deploying %s from %s (%s)", spec.name, spec.source.gitrepo,
                          spec.source.pin)  # fmt: skip
-                m.future = self.pool.submit(deploy, self.home, spec.source)
+                m.future = self.pool.submit(deploy, self.home, spec.source,
+                                            build_env(self.settings))  # fmt: skip
                 m.future_source = spec.source
             return False
         if not m.future.done():
@@ -367,12 +365,8 @@ class Agent:
         workdir = self.home / "workers" / safe_name(spec.name)
         workdir.mkdir(parents=True, exist_ok=True)
         logfile = self.log_path(spec.name)
-        env = worker_env(venv=m.deployed.venv) | settings_env(self.settings)
-        with open(logfile, "ab") as out:
-            proc = subprocess.Popen(
-                self.worker_command(m, spec), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, process_group=0,
-            )  # fmt: skip
+        proc = start_worker(self.worker_command(m, spec), self.settings, m.deployed.venv,
+                            workdir, logfile, self.home)  # fmt: skip
         m.proc, m.serving, m.started_at, m.stopping_since = proc, spec.serving, now, None
         m.worker_id = fleet.worker_started(
             self._engine, name=f"{spec.name}@{self.node}", processor_id=spec.id,

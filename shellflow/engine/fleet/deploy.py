@@ -49,11 +49,12 @@ import shutil
 import site
 import subprocess
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shellflow.engine.worker.credentials import scrubbed
 from shellflow.errors import ShellflowError
 
 log = logging.getLogger(__name__)
@@ -346,9 +347,19 @@ def _project_folder(checkout: Path, modulepath: str | None) -> tuple[Path | None
     return None, base
 
 
-def install(venv: Path, checkout: Path, source: Source, logfile: Path) -> tuple[bool, list[str]]:
+def install(
+    venv: Path,
+    checkout: Path,
+    source: Source,
+    logfile: Path,
+    base_env: Mapping[str, str] | None = None,
+) -> tuple[bool, list[str]]:
     """pip install the repository (and its requirements file) into the virtualenv.
 
+    pip runs the repository's build code (``setup.py``, a build backend), so it runs with
+    ``base_env`` (the agent's environment without shellflow's settings, see
+    ``shellflow.engine.fleet.launch.build_env``); without one, with this process's
+    environment minus the settings' variables.
     Returns (installed, warnings); never raises for a failed install (the caller falls back).
     """
     project, _ = _project_folder(checkout, source.modulepath)
@@ -372,7 +383,8 @@ def install(venv: Path, checkout: Path, source: Source, logfile: Path) -> tuple[
                "--disable-pip-version-check"]  # fmt: skip
     if project is None or _backend_available(project):
         command.append("--no-build-isolation")
-    env = worker_env(venv=venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    base = scrubbed(os.environ if base_env is None else base_env)
+    env = worker_env(base, venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     log.info("installing %s into %s", project or source.requirements, venv)
     with open(logfile, "w") as out:
         try:
@@ -401,8 +413,9 @@ def venv_name(source: Source, sha: str) -> str:
     return name
 
 
-def deploy(home: Path, source: Source) -> Deployed:
-    """Check out the processor's pinned commit and make (or reuse) its virtualenv."""
+def deploy(home: Path, source: Source, build_env: Mapping[str, str] | None = None) -> Deployed:
+    """Check out the processor's pinned commit and make (or reuse) its virtualenv; pip runs
+    with ``build_env`` (see :func:`install`)."""
     sha, worktree, warnings = checkout(home, source)
     venvs = home / "venvs"
     name = venv_name(source, sha)
@@ -416,7 +429,7 @@ def deploy(home: Path, source: Source) -> Deployed:
             except (OSError, subprocess.SubprocessError) as exc:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise DeployError(f"cannot create a virtualenv in {venv}: {exc}") from None
-            installed, notes = install(venv, worktree, source, venv / "install.log")
+            installed, notes = install(venv, worktree, source, venv / "install.log", build_env)
             _, fallback = _project_folder(worktree, source.modulepath)
             saved = {
                 "commit": sha, "installed": installed, "warnings": notes,

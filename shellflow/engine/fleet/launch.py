@@ -1,0 +1,60 @@
+"""How the agent starts what runs a processor's code: its build (pip) and its workers.
+
+Neither gets shellflow's secrets in its environment (``shellflow.engine.worker.credentials``
+says why and how): the build gets the agent's environment without them; a worker gets the
+same, and its settings through a descriptor of a nameless 0600 file that its bootstrap
+reads and closes before the processor's module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from shellflow.config import ENV_INI, KEYS, Settings
+from shellflow.engine.fleet.deploy import worker_env
+from shellflow.engine.worker.credentials import (
+    SETTINGS_FD_OPTION,
+    hand_over,
+    scrubbed,
+    secrets_of,
+)
+
+
+def settings_values(settings: Settings) -> dict[str, str]:
+    """The effective settings, as the worker needs them."""
+    return {key: settings[key] for key in KEYS}
+
+
+def build_env(settings: Settings) -> dict[str, str]:
+    """The agent's environment without a trace of the settings: what pip runs with."""
+    return scrubbed(os.environ, secrets_of(settings_values(settings)))
+
+
+def worker_process_env(settings: Settings, venv: Path) -> dict[str, str]:
+    """What a worker is started with: no settings, and an ini file that holds nothing, so
+    the command line's own loading of the settings never reads the agent's ini file."""
+    return worker_env(base=build_env(settings), venv=venv) | {ENV_INI: os.devnull}
+
+
+def start_worker(
+    command: list[str],
+    settings: Settings,
+    venv: Path,
+    workdir: Path,
+    logfile: Path,
+    secrets_folder: Path,
+) -> subprocess.Popen[bytes]:
+    """Start a worker (``command`` is its ``flow worker start ...``) in its own process
+    group, handing it the settings on an inherited descriptor (``--settings-fd N``)."""
+    fd = hand_over(settings_values(settings), secrets_folder)
+    try:
+        with open(logfile, "ab") as out:
+            return subprocess.Popen(
+                [*command, SETTINGS_FD_OPTION, str(fd)], cwd=workdir,
+                env=worker_process_env(settings, venv), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, process_group=0, pass_fds=(fd,),
+            )  # fmt: skip
+    finally:
+        os.close(fd)  # the worker holds its own copy now

@@ -1,0 +1,157 @@
+"""A processor's build and its functions never see shellflow's secrets (issue 17, point 2).
+
+The processor's repository holds a probe: its ``setup.py`` (run by pip when the agent
+deploys it) and its function each look for the deployment's URLs and passwords in
+``os.environ``, ``/proc/self/environ`` (what the process was started with), every regular
+file the process has open (``/proc/self/fd``: the worker's settings descriptor must be
+closed before the function's module is imported) and the files of the agent's home, and
+report what they found. They must find nothing; a control variable shows they did look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.engine.agents import agent_log, running_agent
+from tests.engine.conftest import Deployment
+from tests.engine.repos import new_repo
+
+PASSWORD = "pw-issue17-not-for-builds"  # PostgreSQL trusts the tests' connections: unused
+CONTROL = ("SF_PROBE_CONTROL", "the probe reads the environment")
+
+PROBE = """
+import json
+import os
+import stat
+
+# In hex: the probe's own files (in the checkout and the virtualenv) must not hold them.
+NEEDLES = [bytes.fromhex(h).decode() for h in {needles}]
+FILE_NEEDLES = [bytes.fromhex(h).decode() for h in {file_needles}]
+HOME = {home!r}
+CONTROL = {control_name!r}
+
+
+def _read(path, limit=1 << 24):
+    with open(path, "rb") as handle:
+        return handle.read(limit).decode("utf-8", "replace")
+
+
+def _hits(text, needles):
+    return sorted(n for n in needles if n in text)
+
+
+def look(_=None):
+    found = {{"control": os.environ.get(CONTROL), "pid": os.getpid()}}
+    found["environ"] = _hits(json.dumps(dict(os.environ)), NEEDLES)
+    found["environ_names"] = sorted(
+        n for n in os.environ if n in ("SHELLFLOW_DB", "SHELLFLOW_BROKER", "SHELLFLOW_BACKEND",
+                                       "SHELLFLOW_PUBSUB", "SHELLFLOW_HOME")
+    )
+    found["proc_environ"] = _hits(_read("/proc/self/environ"), NEEDLES)
+    fds = {{}}
+    for fd in os.listdir("/proc/self/fd"):
+        path = f"/proc/self/fd/{{fd}}"
+        try:
+            if stat.S_ISREG(os.stat(path).st_mode):
+                hits = _hits(_read(path), NEEDLES)
+                if hits:
+                    fds[os.readlink(path)] = hits
+        except OSError:
+            pass
+    found["open_files"] = fds
+    files, readable = {{}}, 0
+    for folder, _, names in os.walk(HOME):
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue
+                text = _read(path)
+            except OSError:
+                continue
+            readable += 1
+            hits = _hits(text, FILE_NEEDLES)
+            if hits:
+                files[path] = hits
+    found["home_files"] = files
+    found["home_files_readable"] = readable
+    return found
+"""
+
+SETUP = """
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import probe  # noqa: E402
+
+with open(os.path.join({reports!r}, f"setup-{{os.getpid()}}.json"), "w") as out:
+    json.dump(probe.look(), out)
+
+from setuptools import setup  # noqa: E402
+
+setup(name="secret-probe", version="0.1", py_modules=["probe"])
+"""
+
+
+def secrets(env: dict[str, str]) -> list[str]:
+    """What no build or function may find: each URL setting and the password."""
+    keys = ("SHELLFLOW_DB", "SHELLFLOW_BROKER", "SHELLFLOW_BACKEND", "SHELLFLOW_PUBSUB")
+    return sorted({env[key] for key in keys if env.get(key)} | {PASSWORD})
+
+
+def probe_repo(root: Path, d: Deployment, reports: Path) -> Path:
+    needles = secrets(d.env)
+    home = d.env["SHELLFLOW_HOME"]
+    probe = PROBE.format(
+        needles=repr([n.encode().hex() for n in needles]),
+        file_needles=repr([PASSWORD.encode().hex()]), home=home,
+        control_name=CONTROL[0],
+    )  # fmt: skip
+    return new_repo(root / "probe", {
+        "probe.py": probe,
+        "setup.py": SETUP.format(reports=str(reports)),
+    })  # fmt: skip
+
+
+def assert_found_nothing(report: dict, where: str) -> None:
+    assert report["control"] == CONTROL[1], f"{where}: the probe did not see its environment"
+    for key in ("environ", "environ_names", "proc_environ"):
+        assert report[key] == [], f"{where}: found {report[key]} in {key}"
+    assert report["open_files"] == {}, f"{where}: an open file holds {report['open_files']}"
+    assert report["home_files"] == {}, f"{where}: the home's files hold {report['home_files']}"
+
+
+def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: Path) -> None:
+    d = deployment
+    if d.kind == "distributed":  # a password in the database URL (trust: never asked for)
+        d.env["SHELLFLOW_DB"] = d.env["SHELLFLOW_DB"].replace(
+            "postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@"
+        )
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    repo = probe_repo(tmp_path, d, reports)
+    queue, name, socket = d.name("probe.q"), d.name("probe"), d.name("probe.look")
+    d.setup("add", "queue", "-n", queue, "-t", "direct")
+    d.setup("add", "processor", "-n", name, "-g", str(repo), "-m", "probe", "-h", "localhost",
+            "-c", "1")  # fmt: skip
+    d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", name, "-t", "look")
+    d.broker_exchanges.append(queue)
+    d.broker_queues += [socket, socket + ".dead"]
+    os.environ[CONTROL[0]] = CONTROL[1]  # the agent inherits it; so do its children
+    try:
+        with running_agent(d):
+            out = d.ok("task", "run", "-s", socket, "--data", "null", "--timeout", "120")
+            log = agent_log(d)
+    finally:
+        del os.environ[CONTROL[0]]
+    function = json.loads(out.stdout)
+    assert_found_nothing(function, "the function")
+    assert function["home_files_readable"] > 0  # it did look (the agent's user, no --run-as)
+    builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
+    assert builds, f"setup.py never ran:\n{log}"
+    for build in builds:
+        assert_found_nothing(build, "setup.py")
