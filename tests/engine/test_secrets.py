@@ -10,12 +10,25 @@ report what they found. They must find nothing; a control variable shows they di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import FlowRunner
 from tests.engine.agents import agent_log, running_agent
-from tests.engine.conftest import Deployment
+from tests.engine.conftest import Deployment, deploy
 from tests.engine.repos import new_repo
 
 PASSWORD = "pw-issue17-not-for-builds"  # PostgreSQL trusts the tests' connections: unused
@@ -43,7 +56,7 @@ def _hits(text, needles):
 
 
 def look(_=None):
-    found = {{"control": os.environ.get(CONTROL), "pid": os.getpid()}}
+    found = {{"control": os.environ.get(CONTROL), "pid": os.getpid(), "uid": os.getuid()}}
     found["environ"] = _hits(json.dumps(dict(os.environ)), NEEDLES)
     found["environ_names"] = sorted(
         n for n in os.environ if n in ("SHELLFLOW_DB", "SHELLFLOW_BROKER", "SHELLFLOW_BACKEND",
@@ -125,6 +138,18 @@ def assert_found_nothing(report: dict, where: str) -> None:
     assert report["home_files"] == {}, f"{where}: the home's files hold {report['home_files']}"
 
 
+def _probe_network(d: Deployment, repo: Path) -> str:
+    """A processor serving the probe's ``look``; its socket's name."""
+    queue, name, socket = d.name("probe.q"), d.name("probe"), d.name("probe.look")
+    d.setup("add", "queue", "-n", queue, "-t", "direct")
+    d.setup("add", "processor", "-n", name, "-g", str(repo), "-m", "probe", "-h", "localhost",
+            "-c", "1")  # fmt: skip
+    d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", name, "-t", "look")
+    d.broker_exchanges.append(queue)
+    d.broker_queues += [socket, socket + ".dead"]
+    return socket
+
+
 def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: Path) -> None:
     d = deployment
     if d.kind == "distributed":  # a password in the database URL (trust: never asked for)
@@ -134,13 +159,7 @@ def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: P
     reports = tmp_path / "reports"
     reports.mkdir()
     repo = probe_repo(tmp_path, d, reports)
-    queue, name, socket = d.name("probe.q"), d.name("probe"), d.name("probe.look")
-    d.setup("add", "queue", "-n", queue, "-t", "direct")
-    d.setup("add", "processor", "-n", name, "-g", str(repo), "-m", "probe", "-h", "localhost",
-            "-c", "1")  # fmt: skip
-    d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", name, "-t", "look")
-    d.broker_exchanges.append(queue)
-    d.broker_queues += [socket, socket + ".dead"]
+    socket = _probe_network(d, repo)
     os.environ[CONTROL[0]] = CONTROL[1]  # the agent inherits it; so do its children
     try:
         with running_agent(d):
@@ -155,3 +174,104 @@ def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: P
     assert builds, f"setup.py never ran:\n{log}"
     for build in builds:
         assert_found_nothing(build, "setup.py")
+
+
+# -- --run-as: the processor's code as an unprivileged OS user --------------------------------
+
+SERVERS = {  # only their form is read before the agent would connect
+    "SHELLFLOW_DB": "postgresql://postgres@127.0.0.1:5432/none",
+    "SHELLFLOW_BROKER": "amqp://guest:guest@127.0.0.1:5672//",
+    "SHELLFLOW_BACKEND": "redis://127.0.0.1:6379/0",
+    "SHELLFLOW_PUBSUB": "redis://127.0.0.1:6379/0",
+}
+
+
+@contextmanager
+def new_user() -> Iterator[str]:
+    """A user name no account has; the account the test makes under it is deleted after."""
+    name = f"sf17{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("--run-as needs root and useradd")
+
+
+def test_run_as_is_refused_clearly_before_the_agent_starts(flow: FlowRunner) -> None:
+    with deploy("embedded", flow) as d:
+        lone = d.run("agent", "start", "--create-user")
+        assert (lone.code, lone.stderr) == (2, "flow: --create-user needs --run-as USER\n")
+        embedded = d.run("agent", "start", "--run-as", "nobody")
+        assert embedded.code == 2 and "needs a database and broker on servers" in embedded.stderr
+        assert embedded.stdout == ""
+        if os.geteuid() == 0:
+            with new_user() as name:
+                missing = d.run("agent", "start", "--run-as", name, env=SERVERS)
+                assert missing.code == 2
+                assert f"no OS user '{name}' (add --create-user" in missing.stderr
+            root = d.run("agent", "start", "--run-as", "root", env=SERVERS)
+            assert root.code == 2 and "must not be root" in root.stderr
+        assert d.query("SELECT count(*) FROM agent") == [(0,)]  # none ever started
+
+
+def test_create_user_makes_an_unprivileged_user_with_a_private_workspace(tmp_path: Path) -> None:
+    needs_root()
+    from shellflow.engine.fleet.runas import account
+
+    with new_user() as name:
+        made = account(name, tmp_path / "agent-home", create=True)
+        entry = pwd.getpwnam(name)
+        assert (made.uid, made.gid) == (entry.pw_uid, entry.pw_gid) and made.uid != 0
+        assert made.workspace.is_relative_to(Path(entry.pw_dir))
+        for folder in (made.workspace, made.workspace.parent):
+            info = folder.stat()
+            assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (made.uid, 0o700)
+        assert account(name, tmp_path / "agent-home") == made  # found again, not made again
+
+
+def _can_run_python(user: str) -> bool:
+    done = subprocess.run(
+        ["runuser", "-u", user, "--", sys.executable, "-c", "import shellflow"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return done.returncode == 0
+
+
+def test_run_as_user_cannot_read_the_agent_home(flow: FlowRunner, tmp_path: Path) -> None:
+    """With --run-as, the build and the function run as the user, who cannot read any file
+    of the agent's home (not even the ini file holding the URLs)."""
+    needs_root()
+    from shellflow.engine.fleet.runas import account
+
+    with new_user() as name, deploy("distributed", flow) as d:
+        account(name, Path(d.env["SHELLFLOW_HOME"]), create=True)
+        if not _can_run_python(name):
+            pytest.skip(f"an unprivileged user cannot run this Python ({sys.executable})")
+        reports = Path(tempfile.mkdtemp(prefix="sf17", dir="/tmp"))  # setup.py writes here
+        reports.chmod(0o777)  # as the run-as user
+        ini = Path(d.env["SHELLFLOW_HOME"]) / "agent.ini"
+        ini.write_text(f"[shellflow]\ndb = {d.env['SHELLFLOW_DB']}\n")
+        repo = probe_repo(tmp_path, d, reports)
+        socket = _probe_network(d, repo)
+        os.environ[CONTROL[0]] = CONTROL[1]
+        try:
+            with running_agent(d, "--run-as", name):
+                out = d.ok("task", "run", "-s", socket, "--data", "null", "--timeout", "120")
+        finally:
+            del os.environ[CONTROL[0]]
+        function = json.loads(out.stdout)
+        assert_found_nothing(function, "the function")
+        assert function["home_files_readable"] == 0
+        assert function["uid"] == pwd.getpwnam(name).pw_uid
+        builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
+        shutil.rmtree(reports)
+        assert builds, agent_log(d)
+        for build in builds:
+            assert_found_nothing(build, "setup.py")
+            assert build["home_files_readable"] == 0 and build["uid"] == function["uid"]

@@ -48,8 +48,9 @@ from shellflow.config import Settings
 from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
 from shellflow.engine.fleet.deploy import Deployed, Source, deploy
-from shellflow.engine.fleet.launch import build_env, start_worker
+from shellflow.engine.fleet.launch import build_env, start_worker, worker_folder
 from shellflow.engine.fleet.rows import Placed
+from shellflow.engine.fleet.runas import Account
 from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
 
@@ -112,6 +113,7 @@ class Agent:
         poll: float = POLL,
         stop_timeout: float = STOP_TIMEOUT,
         on_ready: Callable[[Agent], None] | None = None,
+        run_as: Account | None = None,
     ) -> None:
         self.settings = settings
         self.hostname = pysocket.gethostname()
@@ -120,6 +122,7 @@ class Agent:
         self.poll = poll
         self.stop_timeout = stop_timeout
         self.on_ready = on_ready
+        self.run_as = run_as  # the OS user running the processors' code (--run-as)
         self.home = settings.home
         self.names = local_names(self.node)
         self.managed: dict[str, Managed] = {}
@@ -310,7 +313,7 @@ class Agent:
                 log.info("deploying %s from %s (%s)", spec.name, spec.source.gitrepo,
                          spec.source.pin)  # fmt: skip
                 m.future = self.pool.submit(deploy, self.home, spec.source,
-                                            build_env(self.settings))  # fmt: skip
+                                            build_env(self.settings), self.run_as)  # fmt: skip
                 m.future_source = spec.source
             return False
         if not m.future.done():
@@ -362,11 +365,10 @@ class Agent:
 
     def _spawn(self, m: Managed, spec: Placed, now: float) -> None:
         assert m.deployed is not None
-        workdir = self.home / "workers" / safe_name(spec.name)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = worker_folder(self.home, self.run_as, safe_name(spec.name))
         logfile = self.log_path(spec.name)
         proc = start_worker(self.worker_command(m, spec), self.settings, m.deployed.venv,
-                            workdir, logfile, self.home)  # fmt: skip
+                            workdir, logfile, self.home, self.run_as)  # fmt: skip
         m.proc, m.serving, m.started_at, m.stopping_since = proc, spec.serving, now, None
         m.worker_id = fleet.worker_started(
             self._engine, name=f"{spec.name}@{self.node}", processor_id=spec.id,

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from shellflow.config import ENV_INI, KEYS, Settings
 from shellflow.engine.fleet.deploy import worker_env
+from shellflow.engine.fleet.runas import Account
 from shellflow.engine.worker.credentials import (
     SETTINGS_FD_OPTION,
     hand_over,
@@ -38,6 +40,15 @@ def worker_process_env(settings: Settings, venv: Path) -> dict[str, str]:
     return worker_env(base=build_env(settings), venv=venv) | {ENV_INI: os.devnull}
 
 
+def worker_folder(home: Path, account: Account | None, name: str) -> Path:
+    """A worker's working folder: in the agent's home, or the run-as user's workspace."""
+    if account is None:
+        folder = home / "workers" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return account.folder(account.folder(account.workspace / "workers") / name)
+
+
 def start_worker(
     command: list[str],
     settings: Settings,
@@ -45,16 +56,27 @@ def start_worker(
     workdir: Path,
     logfile: Path,
     secrets_folder: Path,
+    account: Account | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a worker (``command`` is its ``flow worker start ...``) in its own process
-    group, handing it the settings on an inherited descriptor (``--settings-fd N``)."""
-    fd = hand_over(settings_values(settings), secrets_folder)
+    group, handing it the settings on an inherited descriptor (``--settings-fd N``).
+
+    As ``account``'s user when there is one: its home setting is then the user's workspace
+    (where its record spool goes), never the agent's home.
+    """
+    values = settings_values(settings)
+    env = worker_process_env(settings, venv)
+    as_user: dict[str, Any] = {}
+    if account is not None:
+        values["home"] = str(account.workspace)
+        env, as_user = account.env(env), account.popen()
+    fd = hand_over(values, secrets_folder)
     try:
         with open(logfile, "ab") as out:
             return subprocess.Popen(
-                [*command, SETTINGS_FD_OPTION, str(fd)], cwd=workdir,
-                env=worker_process_env(settings, venv), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, process_group=0, pass_fds=(fd,),
+                [*command, SETTINGS_FD_OPTION, str(fd)], cwd=workdir, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, process_group=0,
+                pass_fds=(fd,), **as_user,
             )  # fmt: skip
     finally:
         os.close(fd)  # the worker holds its own copy now
