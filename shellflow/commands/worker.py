@@ -51,8 +51,7 @@ def worker_start(
     from shellflow.engine.worker.runtime import serve
     from shellflow.model.listing import get_object
 
-    if settings_fd is not None:
-        app = _handed_over(app, settings_fd)
+    app = _handed_over(app, settings_fd)
     app.authorize("START_PROCESSOR", processor)
     if concurrency is None:
         with app.reader() as conn:
@@ -60,21 +59,29 @@ def worker_start(
     serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper())
 
 
-def _handed_over(app: AppContext, fd: int) -> AppContext:
-    """The context on the settings the agent handed over on ``fd`` (read before the
-    processor's module is imported; see ``shellflow.engine.worker.credentials``)."""
+def _handed_over(app: AppContext, fd: int | None) -> AppContext:
+    """The context on the settings the agent handed over, on ``fd`` or to the boot script
+    (read before the processor's module is imported; see
+    ``shellflow.engine.worker.credentials``); unchanged when none were."""
     import dataclasses
     import os
 
     from shellflow.config import load_settings
-    from shellflow.engine.worker.credentials import forget_environment, secrets_of, take_over
+    from shellflow.engine.worker.credentials import (
+        forget_environment,
+        received,
+        secrets_of,
+        take_over,
+    )
     from shellflow.errors import UsageError
     from shellflow.model.urls import check_settings
 
     try:
-        values = take_over(fd)
+        values = received() if fd is None else take_over(fd)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--settings-fd {fd}: cannot read the settings: {exc}") from None
+    if values is None:
+        return app
     forget_environment(secrets_of(values))
     settings = load_settings(values, ini=os.devnull, environ={}, debug=app.settings.debug)
     return dataclasses.replace(app, settings=check_settings(settings))

@@ -44,6 +44,7 @@ NEEDLES = [bytes.fromhex(h).decode() for h in {needles}]
 FILE_NEEDLES = [bytes.fromhex(h).decode() for h in {file_needles}]
 HOME = {home!r}
 CONTROL = {control_name!r}
+REPORTS = {reports!r}
 
 
 def _read(path, limit=1 << 24):
@@ -91,6 +92,19 @@ def look(_=None):
     found["home_files"] = files
     found["home_files_readable"] = readable
     return found
+
+
+def early():
+    # Run by the .pth file when an interpreter of the virtualenv starts, before any of
+    # shellflow's own code: what could a package's .pth file or sitecustomize find?
+    with open("/proc/self/cmdline", "rb") as handle:
+        cmdline = handle.read().replace(b"\\0", b" ").decode("utf-8", "replace")
+    if "worker" not in cmdline:
+        return
+    found = look()
+    found["cmdline"] = cmdline
+    with open(os.path.join(REPORTS, f"early-{{os.getpid()}}.json"), "w") as out:
+        json.dump(found, out)
 """
 
 SETUP = """
@@ -104,9 +118,16 @@ import probe  # noqa: E402
 with open(os.path.join({reports!r}, f"setup-{{os.getpid()}}.json"), "w") as out:
     json.dump(probe.look(), out)
 
+import sysconfig  # noqa: E402
+
 from setuptools import setup  # noqa: E402
 
-setup(name="secret-probe", version="0.1", py_modules=["probe"])
+# A .pth file runs its import lines when the virtualenv's interpreter starts.
+site_packages = os.path.relpath(sysconfig.get_paths()["purelib"], sys.prefix)
+setup(
+    name="secret-probe", version="0.1", py_modules=["probe"],
+    data_files=[(site_packages, ["secret-probe.pth"])],
+)
 """
 
 
@@ -122,10 +143,11 @@ def probe_repo(root: Path, d: Deployment, reports: Path) -> Path:
     probe = PROBE.format(
         needles=repr([n.encode().hex() for n in needles]),
         file_needles=repr([PASSWORD.encode().hex()]), home=home,
-        control_name=CONTROL[0],
+        control_name=CONTROL[0], reports=str(reports),
     )  # fmt: skip
     return new_repo(root / "probe", {
         "probe.py": probe,
+        "secret-probe.pth": "import probe; probe.early()\n",
         "setup.py": SETUP.format(reports=str(reports)),
     })  # fmt: skip
 
@@ -174,6 +196,10 @@ def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: P
     assert builds, f"setup.py never ran:\n{log}"
     for build in builds:
         assert_found_nothing(build, "setup.py")
+    early = [json.loads(p.read_text()) for p in sorted(reports.glob("early-*.json"))]
+    assert early, f"the .pth file never ran in a worker:\n{log}"
+    for report in early:  # a package's .pth file runs before any of shellflow's code
+        assert_found_nothing(report, f"a .pth file in {report['cmdline']}")
 
 
 # -- --run-as: the processor's code as an unprivileged OS user --------------------------------
@@ -270,8 +296,9 @@ def test_run_as_user_cannot_read_the_agent_home(flow: FlowRunner, tmp_path: Path
         assert function["home_files_readable"] == 0
         assert function["uid"] == pwd.getpwnam(name).pw_uid
         builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
+        early = [json.loads(p.read_text()) for p in sorted(reports.glob("early-*.json"))]
         shutil.rmtree(reports)
-        assert builds, agent_log(d)
-        for build in builds:
-            assert_found_nothing(build, "setup.py")
-            assert build["home_files_readable"] == 0 and build["uid"] == function["uid"]
+        assert builds and early, agent_log(d)
+        for report in [*builds, *early]:
+            assert_found_nothing(report, "setup.py or a .pth file")
+            assert report["home_files_readable"] == 0 and report["uid"] == function["uid"]

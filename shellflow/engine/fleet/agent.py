@@ -8,7 +8,7 @@ deployment on this host. For each it
 - deploys the code (status ``deploying``): a pinned checkout and a virtualenv of its own
   (:mod:`shellflow.engine.fleet.deploy`), in a background thread so one slow ``pip install`` does
   not hold the others back;
-- starts ``<venv python> -P -m shellflow worker start -n PROC -c CPUS`` in that virtualenv,
+- starts ``flow worker start -n PROC -c CPUS`` with that virtualenv's Python,
   handing it this agent's settings on a descriptor, never in its environment (status
   ``running``; see :mod:`shellflow.engine.fleet.launch`), and records its pid and host;
 - acts on ``requested_status``: ``paused`` and ``stopped`` stop the worker with a warm
@@ -48,7 +48,7 @@ from shellflow.config import Settings
 from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
 from shellflow.engine.fleet.deploy import Deployed, Source, deploy
-from shellflow.engine.fleet.launch import build_env, start_worker, worker_folder
+from shellflow.engine.fleet.launch import WORKER_BOOT, build_env, start_worker, worker_folder
 from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.fleet.runas import Account
 from shellflow.engine.pids import ProcessId, pid_alive
@@ -357,7 +357,7 @@ class Agent:
     # -- worker processes ----------------------------------------------------------------
     def worker_command(self, m: Managed, spec: Placed) -> list[str]:
         assert m.deployed is not None
-        command = [str(m.deployed.python), "-P", "-m", "shellflow", "worker", "start",
+        command = [str(m.deployed.python), "-P", "-S", WORKER_BOOT,  # see launch.py
                    "-n", spec.name, "-c", str(spec.concurrency)]  # fmt: skip
         for path in m.deployed.paths:
             command += ["--path", path]

@@ -2,12 +2,14 @@
 
 Neither gets shellflow's secrets in its environment (``shellflow.engine.worker.credentials``
 says why and how): the build gets the agent's environment without them; a worker gets the
-same, and its settings through a descriptor of a nameless 0600 file that its bootstrap
-reads and closes before the processor's module is imported.
+same, and its settings through a descriptor of a nameless 0600 file that its boot script
+(:data:`WORKER_BOOT`, run before ``site`` so before any ``.pth`` file of the processor's
+packages) reads and closes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -22,6 +24,18 @@ from shellflow.engine.worker.credentials import (
     scrubbed,
     secrets_of,
 )
+
+
+def _boot_script() -> str:
+    """The worker's boot script, as a file: its location is all the agent needs, and the
+    commands are a layer above the engine (the import-linter contracts in pyproject.toml)."""
+    spec = importlib.util.find_spec("shellflow")
+    if spec is None or spec.origin is None:  # cannot happen while this module runs from it
+        raise RuntimeError("cannot locate the shellflow package")
+    return str(Path(spec.origin).resolve().parent / "commands" / "worker_boot.py")
+
+
+WORKER_BOOT = _boot_script()
 
 
 def settings_values(settings: Settings) -> dict[str, str]:

@@ -16,12 +16,15 @@ by pip) nor its functions (imported by the worker) may see them, so:
 - **The worker's settings come by an inherited descriptor.** :func:`hand_over` writes them
   as JSON to a file that is created 0600 and has no name (``O_TMPFILE``; where the file
   system cannot do that, a ``mkstemp`` file unlinked at once), and returns its descriptor;
-  the agent passes it to the worker (``flow worker start --settings-fd N``, a number, not a
-  secret) and closes its own copy. The worker's bootstrap (:func:`take_over`) reads it and
-  closes it before the processor's module is imported. Why a descriptor rather than a path:
-  there is never a moment when a path leads to the secrets (no file to find in the home, no
-  race between writing and deleting, nothing left behind by a killed agent), and once the
-  bootstrap has closed it, ``/proc/self/fd`` no longer leads there either. Why not a pipe:
+  the agent passes it to the worker (``--settings-fd N``, a number, not a secret) and closes
+  its own copy. The worker's boot script (``shellflow.commands.worker_boot``, run before
+  ``site``, so before any ``.pth`` file or ``sitecustomize`` of the processor's packages)
+  reads it and closes it; ``flow worker start --settings-fd N`` (:func:`take_over`) does
+  the same for a worker started otherwise, before the processor's module is imported.
+  Why a descriptor rather than a path: there is never a moment when a path leads to the
+  secrets (no file to find in the home, no race between writing and deleting, nothing left
+  behind by a killed agent), and once the boot script has closed it, ``/proc/self/fd`` no
+  longer leads there either. Why not a pipe:
   a file can be read again from offset 0, has no capacity to fill before the child runs,
   and its mode says who may open it.
 
@@ -114,10 +117,31 @@ def take_over(fd: int) -> dict[str, str]:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    values = json.loads(b"".join(chunks).decode())
+    return _parsed(b"".join(chunks))
+
+
+def _parsed(data: bytes) -> dict[str, str]:
+    values = json.loads(data.decode())
     if not isinstance(values, dict) or not set(values) <= set(KEYS):
         raise ValueError("the settings handed over are not a JSON object of settings")
     return {str(k): str(v) for k, v in values.items() if v}
+
+
+_received: list[bytes] = []  # what the worker's boot script read before ``site`` ran
+
+
+def receive(data: bytes) -> None:
+    """Keep the settings the boot script read from its descriptor
+    (``shellflow.commands.worker_boot``) for :func:`received`."""
+    _received[:] = [data]
+
+
+def received() -> dict[str, str] | None:
+    """The settings the boot script received (once), or None when it did not run."""
+    if not _received:
+        return None
+    data = _received.pop()
+    return _parsed(data)
 
 
 def forget_environment(secrets: Iterable[str] = ()) -> None:
