@@ -74,6 +74,7 @@ def agent_start(
     import logging
 
     from shellflow.engine.fleet.agent import Agent
+    from shellflow.engine.fleet.launch import keep_from_children
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -83,6 +84,7 @@ def agent_start(
     if account is None and os.geteuid() == 0:
         logger.warning("the agent runs as root and so will the processors' code (builds and"
                        " functions); --run-as USER runs it as an unprivileged user")  # fmt: skip
+    keep_from_children()  # its /proc/<pid>/environ may hold the settings
     Agent(app.settings, node=node, cpus=cpus, run_as=account).run()
 
 

@@ -91,6 +91,21 @@ def look(_=None):
                 files[path] = hits
     found["home_files"] = files
     found["home_files_readable"] = readable
+    ancestors, readable, pid = {{}}, 0, os.getppid()
+    while pid > 1:  # the environment of pip, of the agent...
+        try:
+            hits = _hits(_read(f"/proc/{{pid}}/environ"), NEEDLES)
+            readable += 1
+            if hits:
+                ancestors[pid] = hits
+        except OSError:
+            pass
+        try:
+            pid = int(_read(f"/proc/{{pid}}/stat").rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    found["ancestors"] = ancestors
+    found["ancestors_readable"] = readable
     return found
 
 
@@ -152,12 +167,16 @@ def probe_repo(root: Path, d: Deployment, reports: Path) -> Path:
     })  # fmt: skip
 
 
-def assert_found_nothing(report: dict, where: str) -> None:
+def assert_found_nothing(report: dict, where: str, ancestors: bool = False) -> None:
+    """Nothing found where the probe looked (in the environments of the processes that
+    started it too, when ``ancestors``: another OS user's, with ``--run-as``)."""
     assert report["control"] == CONTROL[1], f"{where}: the probe did not see its environment"
     for key in ("environ", "environ_names", "proc_environ"):
         assert report[key] == [], f"{where}: found {report[key]} in {key}"
     assert report["open_files"] == {}, f"{where}: an open file holds {report['open_files']}"
     assert report["home_files"] == {}, f"{where}: the home's files hold {report['home_files']}"
+    if ancestors:
+        assert report["ancestors"] == {}, f"{where}: its ancestors hold {report['ancestors']}"
 
 
 def _probe_network(d: Deployment, repo: Path) -> str:
@@ -192,6 +211,10 @@ def test_builds_and_functions_find_no_secret(deployment: Deployment, tmp_path: P
     function = json.loads(out.stdout)
     assert_found_nothing(function, "the function")
     assert function["home_files_readable"] > 0  # it did look (the agent's user, no --run-as)
+    if os.geteuid() == 0:  # root reads every process's environment: hence --run-as
+        assert function["ancestors"], "the probe did not look at the agent's environment"
+    else:  # the agent's is closed to its own user's processes (it is undumpable)
+        assert function["ancestors"] == {}, f"found {function['ancestors']} in the agent's"
     builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
     assert builds, f"setup.py never ran:\n{log}"
     for build in builds:
@@ -292,7 +315,7 @@ def test_run_as_user_cannot_read_the_agent_home(flow: FlowRunner, tmp_path: Path
         finally:
             del os.environ[CONTROL[0]]
         function = json.loads(out.stdout)
-        assert_found_nothing(function, "the function")
+        assert_found_nothing(function, "the function", ancestors=True)
         assert function["home_files_readable"] == 0
         assert function["uid"] == pwd.getpwnam(name).pw_uid
         builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
@@ -300,5 +323,5 @@ def test_run_as_user_cannot_read_the_agent_home(flow: FlowRunner, tmp_path: Path
         shutil.rmtree(reports)
         assert builds and early, agent_log(d)
         for report in [*builds, *early]:
-            assert_found_nothing(report, "setup.py or a .pth file")
+            assert_found_nothing(report, "setup.py or a .pth file", ancestors=True)
             assert report["home_files_readable"] == 0 and report["uid"] == function["uid"]

@@ -69,3 +69,19 @@ def test_forget_environment_clears_os_environ(monkeypatch: pytest.MonkeyPatch) -
     forget_environment(secrets_of(SETTINGS))
     assert "SHELLFLOW_DB" not in os.environ and "OTHER_URL" not in os.environ
     assert os.environ["KEPT"] == "yes"
+
+
+def test_the_agent_can_make_itself_undumpable() -> None:
+    """``flow agent start`` does so: a same-user child cannot read its /proc/PID/environ."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, ctypes.util\n"
+        "from shellflow.engine.fleet.launch import PR_GET_DUMPABLE, keep_from_children\n"
+        "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+        "print(libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), keep_from_children(),"
+        " libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "True", "0"]

@@ -25,6 +25,25 @@ from shellflow.engine.worker.credentials import (
     secrets_of,
 )
 
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4  # <linux/prctl.h>
+
+
+def keep_from_children() -> bool:
+    """Make this process (the agent) undumpable, so that a process of the same OS user, such
+    as a processor's build or function run without ``--run-as``, cannot read the agent's
+    ``/proc/<pid>/environ`` (where its settings may be) or its memory: the kernel then gives
+    those files to root and refuses to let anyone else trace it. A child is dumpable again
+    once it starts another program, so the workers are not affected. Also means no core
+    dump of the agent. True when done (Linux); elsewhere nothing happens."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return bool(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
 
 def _boot_script() -> str:
     """The worker's boot script, as a file: its location is all the agent needs, and the
