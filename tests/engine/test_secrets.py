@@ -312,15 +312,15 @@ def test_run_as_user_cannot_read_the_agent_home(flow: FlowRunner, tmp_path: Path
         try:
             with running_agent(d, "--run-as", name):
                 out = d.ok("task", "run", "-s", socket, "--data", "null", "--timeout", "120")
+            builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
+            early = [json.loads(p.read_text()) for p in sorted(reports.glob("early-*.json"))]
         finally:
             del os.environ[CONTROL[0]]
+            shutil.rmtree(reports, ignore_errors=True)
         function = json.loads(out.stdout)
         assert_found_nothing(function, "the function", ancestors=True)
         assert function["home_files_readable"] == 0
         assert function["uid"] == pwd.getpwnam(name).pw_uid
-        builds = [json.loads(p.read_text()) for p in sorted(reports.glob("setup-*.json"))]
-        early = [json.loads(p.read_text()) for p in sorted(reports.glob("early-*.json"))]
-        shutil.rmtree(reports)
         assert builds and early, agent_log(d)
         for report in [*builds, *early]:
             assert_found_nothing(report, "setup.py or a .pth file", ancestors=True)
