@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, print_object
 from shellflow.commands.params import LOGLEVELS, SECONDS, TEXT, whole
+
+if TYPE_CHECKING:
+    from shellflow.engine.fleet.runas import Account
 
 NODE_HELP = "Node name [default: this machine's hostname]"
 
@@ -29,25 +33,48 @@ def agent() -> None:
 @click.option("--cpus", type=whole(1), help="CPUs this node offers [default: all]")
 @click.option("--detach", is_flag=True, help="Run in the background (pidfile and log in the home)")
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
+@click.option(
+    "--run-as",
+    "run_as",
+    metavar="USER",
+    type=TEXT,
+    help="Run builds and workers as this unprivileged OS user (the agent must run as root;"
+    " needs a server database and broker)",
+)
+@click.option("--create-user", is_flag=True, help="Create the --run-as user if it is missing")
 @pass_app
 def agent_start(
-    app: AppContext, node: str | None, cpus: int | None, detach: bool, loglevel: str
+    app: AppContext,
+    node: str | None,
+    cpus: int | None,
+    detach: bool,
+    loglevel: str,
+    run_as: str | None,
+    create_user: bool,
 ) -> None:
-    """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C)."""
+    """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C).
+
+    Processors' code (their builds and their functions) never gets the database, broker or
+    backend URLs in its environment. An agent running as root runs it as root unless
+    --run-as names an unprivileged user (docs/security.md).
+    """
     from shellflow.model.checks import check_name
 
     app.authorize("START_AGENT", node)
     node = _node(node)
     check_name("node", node)  # the agent creates the node and its agent by this name
+    account = _account(app, run_as, create_user)
     if detach:
         from shellflow.engine.fleet.daemon import detach as start_detached
 
-        pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper())
+        extra = ("--run-as", run_as) if run_as else ()
+        pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
         return
     import logging
 
     from shellflow.engine.fleet.agent import Agent
+    from shellflow.engine.fleet.launch import keep_from_children
     from shellflow.private import use_private_umask
     from shellflow.redact import MaskingFormatter
 
@@ -59,7 +86,25 @@ def agent_start(
     logger = logging.getLogger("shellflow")
     logger.addHandler(handler)
     logger.setLevel(loglevel.upper())
-    Agent(app.settings, node=node, cpus=cpus).run()
+    if account is None and os.geteuid() == 0:
+        logger.warning("the agent runs as root and so will the processors' code (builds and"
+                       " functions); --run-as USER runs it as an unprivileged user")  # fmt: skip
+    keep_from_children()  # its /proc/<pid>/environ may hold the settings
+    Agent(app.settings, node=node, cpus=cpus, run_as=account).run()
+
+
+def _account(app: AppContext, run_as: str | None, create_user: bool) -> Account | None:
+    """The run-as user's account, checked (and created if asked) before the agent starts."""
+    from shellflow.errors import UsageError
+
+    if run_as is None:
+        if create_user:
+            raise UsageError("--create-user needs --run-as USER")
+        return None
+    from shellflow.engine.fleet.runas import account, refuse_local_services
+
+    refuse_local_services(app.settings)
+    return account(run_as, app.settings.home, create=create_user)
 
 
 @agent.command("stop")

@@ -31,16 +31,57 @@ def worker() -> None:
     help="Folder to import the processor's module from (repeatable)",
 )
 @click.option("--loglevel", type=LOGLEVELS, default="WARNING", show_default=True)
+@click.option(
+    "--settings-fd",
+    type=whole(0),
+    help="Read the settings (URLs) from this inherited file descriptor and close it, instead"
+    " of the environment and ini file (the agent starts its workers so: their functions never"
+    " find a credential in their environment)",
+)
 @pass_app
 def worker_start(
-    app: AppContext, processor: str, concurrency: int | None, paths: tuple[str, ...], loglevel: str
+    app: AppContext,
+    processor: str,
+    concurrency: int | None,
+    paths: tuple[str, ...],
+    loglevel: str,
+    settings_fd: int | None,
 ) -> None:
     """Serve PROCESSOR's sockets in this environment until stopped."""
     from shellflow.engine.worker.runtime import serve
     from shellflow.model.listing import get_object
 
+    app = _handed_over(app, settings_fd)
     app.authorize("START_PROCESSOR", processor)
     if concurrency is None:
         with app.reader() as conn:
             concurrency = int(get_object(conn, "processor", processor)["concurrency"] or 1)
     serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper())
+
+
+def _handed_over(app: AppContext, fd: int | None) -> AppContext:
+    """The context on the settings the agent handed over, on ``fd`` or to the boot script
+    (read before the processor's module is imported; see
+    ``shellflow.engine.worker.credentials``); unchanged when none were."""
+    import dataclasses
+    import os
+
+    from shellflow.config import load_settings
+    from shellflow.engine.worker.credentials import (
+        forget_environment,
+        received,
+        secrets_of,
+        take_over,
+    )
+    from shellflow.errors import UsageError
+    from shellflow.model.urls import check_settings
+
+    try:
+        values = received() if fd is None else take_over(fd)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--settings-fd {fd}: cannot read the settings: {exc}") from None
+    if values is None:
+        return app
+    forget_environment(secrets_of(values))
+    settings = load_settings(values, ini=os.devnull, environ={}, debug=app.settings.debug)
+    return dataclasses.replace(app, settings=check_settings(settings))

@@ -8,8 +8,9 @@ deployment on this host. For each it
 - deploys the code (status ``deploying``): a pinned checkout and a virtualenv of its own
   (:mod:`shellflow.engine.fleet.deploy`), in a background thread so one slow ``pip install`` does
   not hold the others back;
-- starts ``<venv python> -P -m shellflow worker start -n PROC -c CPUS`` in that virtualenv,
-  with this agent's settings (status ``running``), and records the worker's pid and host;
+- starts ``flow worker start -n PROC -c CPUS`` with that virtualenv's Python,
+  handing it this agent's settings on a descriptor, never in its environment (status
+  ``running``; see :mod:`shellflow.engine.fleet.launch`), and records its pid and host;
 - acts on ``requested_status``: ``paused`` and ``stopped`` stop the worker with a warm
   shutdown (running calls finish, queued ones stay queued), ``running``/``ready`` start it,
   ``removed`` stops it and marks the processor removed;
@@ -42,11 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shellflow.config import ENV, Settings
+from shellflow.config import Settings
 from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
-from shellflow.engine.fleet.deploy import Deployed, Source, worker_env
+from shellflow.engine.fleet.deploy import Deployed, Source
+from shellflow.engine.fleet.launch import WORKER_BOOT, build_env, start_worker, worker_folder
 from shellflow.engine.fleet.rows import Placed
+from shellflow.engine.fleet.runas import Account
 from shellflow.engine.fleet.trusted import deploy_placed
 from shellflow.engine.pids import ProcessId, pid_alive
 from shellflow.redact import mask_url
@@ -72,11 +75,6 @@ def local_names(node: str) -> list[str]:
 def safe_name(name: str) -> str:
     """A file name for an object name (processor and node names may hold any printable)."""
     return re.sub(r"[^A-Za-z0-9._@-]", "_", name)[:120] or "_"
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process this process's effective settings."""
-    return {ENV[key]: settings[key] for key in ENV}
 
 
 @dataclass
@@ -115,6 +113,7 @@ class Agent:
         poll: float = POLL,
         stop_timeout: float = STOP_TIMEOUT,
         on_ready: Callable[[Agent], None] | None = None,
+        run_as: Account | None = None,
     ) -> None:
         self.settings = settings
         self.hostname = pysocket.gethostname()
@@ -123,6 +122,7 @@ class Agent:
         self.poll = poll
         self.stop_timeout = stop_timeout
         self.on_ready = on_ready
+        self.run_as = run_as  # the OS user running the processors' code (--run-as)
         self.home = settings.home
         self.names = local_names(self.node)
         self.managed: dict[str, Managed] = {}
@@ -313,7 +313,8 @@ class Agent:
                 log.info("deploying %s from %s (%s)", spec.name, spec.source.gitrepo,
                          spec.source.pin)  # fmt: skip
                 m.future = self.pool.submit(deploy_placed, self._engine, self.settings,
-                                            self.home, spec.id, spec.source)  # fmt: skip
+                                            self.home, spec.id, spec.source,
+                                            build_env(self.settings), self.run_as)  # fmt: skip
                 m.future_source = spec.source
             return False
         if not m.future.done():
@@ -357,7 +358,7 @@ class Agent:
     # -- worker processes ----------------------------------------------------------------
     def worker_command(self, m: Managed, spec: Placed) -> list[str]:
         assert m.deployed is not None
-        command = [str(m.deployed.python), "-P", "-m", "shellflow", "worker", "start",
+        command = [str(m.deployed.python), "-P", "-S", WORKER_BOOT,  # see launch.py
                    "-n", spec.name, "-c", str(spec.concurrency)]  # fmt: skip
         for path in m.deployed.paths:
             command += ["--path", path]
@@ -365,15 +366,10 @@ class Agent:
 
     def _spawn(self, m: Managed, spec: Placed, now: float) -> None:
         assert m.deployed is not None
-        workdir = self.home / "workers" / safe_name(spec.name)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = worker_folder(self.home, self.run_as, safe_name(spec.name))
         logfile = self.log_path(spec.name)
-        env = worker_env(venv=m.deployed.venv) | settings_env(self.settings)
-        with open(logfile, "ab") as out:
-            proc = subprocess.Popen(
-                self.worker_command(m, spec), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, process_group=0,
-            )  # fmt: skip
+        proc = start_worker(self.worker_command(m, spec), self.settings, m.deployed.venv,
+                            workdir, logfile, self.home, self.run_as)  # fmt: skip
         m.proc, m.serving, m.started_at, m.stopping_since = proc, spec.serving, now, None
         m.worker_id = fleet.worker_started(
             self._engine, name=f"{spec.name}@{self.node}", processor_id=spec.id,

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from shellflow.config import ENV, Settings
@@ -111,8 +112,11 @@ def stop(home: Path, node: str, timeout: float) -> int | None:
     return pid
 
 
-def detach(settings: Settings, node: str, cpus: int | None, loglevel: str) -> tuple[int, Path]:
-    """Start ``flow agent start`` in the background; return once it runs (pid, log file)."""
+def detach(
+    settings: Settings, node: str, cpus: int | None, loglevel: str, extra: Sequence[str] = ()
+) -> tuple[int, Path]:
+    """Start ``flow agent start`` in the background; return once it runs (pid, log file).
+    ``extra`` are more options of ``flow agent start`` (``--run-as USER``)."""
     home = settings.home
     path = pidfile_path(home, node)
     running = running_pid(path)
@@ -125,6 +129,7 @@ def detach(settings: Settings, node: str, cpus: int | None, loglevel: str) -> tu
                "--loglevel", loglevel]  # fmt: skip
     if cpus:
         command += ["--cpus", str(cpus)]
+    command += extra
     env = os.environ | {ENV[key]: settings[key] for key in ENV}
     with os.fdopen(private_file(logfile), "ab") as out:
         proc = subprocess.Popen(

@@ -6,6 +6,11 @@ Everything lives under the shellflow home::
     git/<repo>/<commit>          one detached worktree per commit; it never moves once made
     venvs/<repo>-<commit>[-<h>]  one virtualenv per (repo, commit), reused when it exists
 
+With ``flow agent start --run-as USER`` the virtualenvs (and a copy of each commit's files,
+for pip to build in as that user) are made in the user's workspace instead, while the git
+mirrors stay in the agent's home (:mod:`shellflow.engine.fleet.runas`). pip never gets
+shellflow's settings in its environment (:mod:`shellflow.engine.worker.credentials`).
+
 ``<repo>`` is a readable name plus a hash of the normalised URL (a local path and its
 ``file://`` URL are the same repository). A processor pins a commit, a tag or a branch (in
 that order of precedence; none means the remote's default branch). A tag or a branch is
@@ -53,11 +58,13 @@ import shutil
 import site
 import subprocess
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shellflow.engine.fleet.runas import Account
+from shellflow.engine.worker.credentials import scrubbed
 from shellflow.errors import ShellflowError
 from shellflow.private import tighten_tree
 
@@ -371,9 +378,20 @@ def _project_folder(checkout: Path, modulepath: str | None) -> tuple[Path | None
     return None, base
 
 
-def install(venv: Path, checkout: Path, source: Source, logfile: Path) -> tuple[bool, list[str]]:
+def install(
+    venv: Path,
+    checkout: Path,
+    source: Source,
+    logfile: Path,
+    base_env: Mapping[str, str] | None = None,
+    account: Account | None = None,
+) -> tuple[bool, list[str]]:
     """pip install the repository (and its requirements file) into the virtualenv.
 
+    pip runs the repository's build code (``setup.py``, a build backend), so it runs with
+    ``base_env`` (the agent's environment without shellflow's settings, see
+    ``shellflow.engine.fleet.launch.build_env``); without one, with this process's
+    environment minus the settings' variables; as ``account``'s user when there is one.
     Returns (installed, warnings); never raises for a failed install (the caller falls back).
     """
     project, _ = _project_folder(checkout, source.modulepath)
@@ -397,13 +415,17 @@ def install(venv: Path, checkout: Path, source: Source, logfile: Path) -> tuple[
                "--disable-pip-version-check"]  # fmt: skip
     if project is None or _backend_available(project):
         command.append("--no-build-isolation")
-    env = worker_env(venv=venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    base = scrubbed(os.environ if base_env is None else base_env)
+    env = worker_env(base, venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    as_user = {} if account is None else account.popen()
+    if account is not None:
+        env = account.env(env)
     log.info("installing %s into %s", project or source.requirements, venv)
     with open(logfile, "w") as out:
         try:
             done = subprocess.run(
                 [*command, *args], cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, timeout=INSTALL_TIMEOUT, check=False,
+                stdin=subprocess.DEVNULL, timeout=INSTALL_TIMEOUT, check=False, **as_user,
             )  # fmt: skip
             code: int | None = done.returncode
         except subprocess.TimeoutExpired:
@@ -426,10 +448,18 @@ def venv_name(source: Source, sha: str) -> str:
     return name
 
 
-def deploy(home: Path, source: Source) -> Deployed:
-    """Check out the processor's pinned commit and make (or reuse) its virtualenv."""
+def deploy(
+    home: Path,
+    source: Source,
+    build_env: Mapping[str, str] | None = None,
+    account: Account | None = None,
+) -> Deployed:
+    """Check out the processor's pinned commit and make (or reuse) its virtualenv; pip runs
+    with ``build_env`` (see :func:`install`). With an ``account`` (``--run-as``), the
+    virtualenv and a copy of the code are made in its workspace and pip runs as its user
+    (:mod:`shellflow.engine.fleet.runas`); the git mirrors stay in the agent's home."""
     sha, worktree, warnings = checkout(home, source)
-    venvs = home / "venvs"
+    venvs = home / "venvs" if account is None else account.folder(account.workspace / "venvs")
     name = venv_name(source, sha)
     venv = venvs / name
     with _locked(venvs / f"{name}.lock"):
@@ -438,11 +468,15 @@ def deploy(home: Path, source: Source) -> Deployed:
         if saved is None or not venv_python(venv).exists():
             try:
                 create_venv(venv)
+                tree = worktree
+                if account is not None:
+                    account.give(venv)
+                    tree = account.copy(worktree, account.folder(account.workspace / "src") / name)
             except (OSError, subprocess.SubprocessError) as exc:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise DeployError(f"cannot create a virtualenv in {venv}: {exc}") from None
-            installed, notes = install(venv, worktree, source, venv / "install.log")
-            _, fallback = _project_folder(worktree, source.modulepath)
+            installed, notes = install(venv, tree, source, venv / "install.log", build_env, account)
+            _, fallback = _project_folder(tree, source.modulepath)
             saved = {
                 "commit": sha, "installed": installed, "warnings": notes,
                 "paths": [] if installed else [str(fallback)],

@@ -18,6 +18,7 @@ The agent calls :func:`deploy_placed` instead of :func:`shellflow.engine.fleet.d
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select, update
@@ -33,6 +34,7 @@ from shellflow.engine.fleet.deploy import (  # its mirror, as checkout's
     repo_key,
 )
 from shellflow.engine.fleet.rows import PROCESSOR
+from shellflow.engine.fleet.runas import Account
 from shellflow.model.repos import effective, shown, split_ini
 
 
@@ -65,15 +67,18 @@ def record(engine: Engine, processor_id: str, source: Source, sha: str) -> str |
 
 
 def deploy_placed(
-    engine: Engine, settings: Settings, home: Path, processor_id: str, source: Source
-) -> Deployed:
-    """Check the repository is allowed, deploy the processor's code, record its commit."""
+    engine: Engine, settings: Settings, home: Path, processor_id: str, source: Source,
+    build_env: Mapping[str, str] | None = None, account: Account | None = None,
+) -> Deployed:  # fmt: skip
+    """Check the repository is allowed, deploy the processor's code, record its commit;
+    ``build_env`` and ``account`` are :func:`shellflow.engine.fleet.deploy.deploy`'s."""
     check_allowed(engine, settings, source.gitrepo)
-    deployed = deploy(home, source)
+    deployed = deploy(home, source, build_env, account)
     if source.resolved is None:
         recorded = record(engine, processor_id, source, deployed.commit)
         if recorded is not None and recorded != deployed.commit:  # another agent was first
-            deployed = deploy(home, dataclasses.replace(source, resolved=recorded))
+            pinned = dataclasses.replace(source, resolved=recorded)
+            deployed = deploy(home, pinned, build_env, account)
     return deployed
 
 
