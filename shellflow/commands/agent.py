@@ -34,9 +34,11 @@ def agent_start(
     app: AppContext, node: str | None, cpus: int | None, detach: bool, loglevel: str
 ) -> None:
     """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C)."""
+    from shellflow.model.audit import set_front
     from shellflow.model.checks import check_name
 
     app.authorize("START_AGENT", node)
+    set_front("agent")  # what the agent changes is audited as the agent's
     node = _node(node)
     check_name("node", node)  # the agent creates the node and its agent by this name
     if detach:
