@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _apps.clear()  # a refusal before the command's context exists has no database to go to
     code: Any = 0
     unreadable = _unreadable(args)
     if unreadable:

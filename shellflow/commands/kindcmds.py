@@ -85,7 +85,7 @@ def make_add(kind: str) -> click.Command:
     def command(app: AppContext, as_json: bool, **values: Any) -> None:
         from shellflow.commands.output import info, print_object
 
-        app.authorize(right_for("ADD", kind))
+        app.authorize(right_for("ADD", kind), values.get("name"))
         values = collect(options, values, adding=True)
         with app.store() as store:
             added = store.add(kind, values)
