@@ -13,7 +13,7 @@ in a transaction of their own). This module imports no SQLAlchemy at the top: ``
 audit`` and the refusal written by the command line's entry point stay light.
 
 Secrets never enter a row: :func:`clean` drops password hashes, token digests and keys
-(a stored ``"***"`` says one was set or changed) and masks the password of every URL in
+(a stored ``"password": "***"`` says one was set) and masks the password of every URL in
 text (``shellflow.redact``), e.g. a git repository ``https://user:TOKEN@host/repo``.
 """
 
@@ -41,10 +41,10 @@ ACTIONS = (
     "remove", "restart", "force", "refused", "login", "login_failed", "logout",
 )  # fmt: skip
 
-# Keys whose values are secrets (kept as "***" when set) or noise in a before/after.
-SECRET_KEYS = frozenset(
-    {"password", "password_hash", "hash", "token", "token_hash", "secret", "key", "signing_key"}
-)
+# Keys whose values are secrets (kept as "***" when set) or noise in a before/after. A
+# stored hash is shown under the name of what it hashes: ``"password": "***"``.
+SECRET_KEYS = frozenset({"password", "token", "secret", "key", "signing_key"})
+HASH_KEYS = {"password_hash": "password", "hash": "password", "token_hash": "token"}
 NOISE_KEYS = frozenset({"id", "created", "lastupdated", "password_id"})
 
 # The front acting in this process: the Python API unless a front says otherwise.
@@ -69,7 +69,9 @@ def clean(value: Any) -> Any:
         for key, item in value.items():
             if key in NOISE_KEYS:
                 continue
-            if str(key).lower() in SECRET_KEYS:
+            if key in HASH_KEYS:
+                out[HASH_KEYS[key]] = None if item is None else "***"
+            elif str(key).lower() in SECRET_KEYS:
                 out[key] = None if item is None else "***"
             else:
                 out[key] = clean(item)
