@@ -40,7 +40,8 @@ def _short(value: Any, width: int = 40) -> str:
 @click.option("--since", metavar="TIME",
               help="Only rows since TIME (ISO time, or 90s, 15m, 2h, 1d ago)")  # fmt: skip
 @click.option("-u", "--user", type=TEXT, help="Only what this user did (or was refused)")
-@click.option("--action", type=click.Choice(ACTIONS), help="Only rows of this action")
+@click.option("--action", type=click.Choice(ACTIONS), metavar="ACTION",
+              help="Only rows of this action: " + ", ".join(ACTIONS))  # fmt: skip
 @click.option("-r", "--rows", type=click.IntRange(1, 100_000), default=50, show_default=True,
               help="At most this many rows")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (one JSON object a line)")
