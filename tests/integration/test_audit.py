@@ -215,3 +215,14 @@ def test_the_table_is_append_only(cli: Any, initialised_db: str, statement: str)
     with writer(initialised_db) as conn, pytest.raises(Exception, match="append-only"):
         conn.execute(statement)
     assert [r[0] for r in raw_rows(initialised_db)] == [access.current_principal().name]
+
+
+def test_compose_changes_are_recorded(cli: Any, initialised_db: str, tmp_path: Any) -> None:
+    network = tmp_path / "network.yaml"
+    network.write_text("version: 1\nqueues:\n  q1:\n    type: direct\n")
+    cli.ok("compose", "up", str(network))
+    network.write_text("version: 1\nqueues:\n  q1:\n    type: fanout\n")
+    cli.ok("compose", "up", str(network))
+    updated, added = trail(cli)
+    assert (added["action"], added["kind"], added["name"]) == ("add", "queue", "q1")
+    assert (updated["before"]["qtype"], updated["after"]["qtype"]) == ("direct", "fanout")
