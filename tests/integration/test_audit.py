@@ -226,3 +226,41 @@ def test_compose_changes_are_recorded(cli: Any, initialised_db: str, tmp_path: A
     updated, added = trail(cli)
     assert (added["action"], added["kind"], added["name"]) == ("add", "queue", "q1")
     assert (updated["before"]["qtype"], updated["after"]["qtype"]) == ("direct", "fanout")
+
+
+def test_the_python_api_is_audited_as_the_api(
+    initialised_db: str, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shellflow
+    from shellflow.client import settings as api_settings
+    from shellflow.errors import PermissionDenied
+    from shellflow.model import audit
+
+    monkeypatch.setattr(audit, "_front", ["api"])  # this process may have run the CLI before
+    shellflow.configure(db=initialised_db)
+    try:
+        shellflow.Processor(name="p1", gitrepo="https://example.org/r.git", module="m")
+        with acting_as(monkeypatch, BOB), pytest.raises(PermissionDenied):
+            shellflow.Processor(name="p2", gitrepo="https://example.org/r.git", module="m")
+    finally:
+        api_settings.reset()
+    refused, added = trail(cli)
+    assert (added["action"], added["name"], added["where"].split()[0]) == ("add", "p1", "api")
+    assert (refused["who"], refused["kind"], refused["name"]) == ("bob", "ADD_PROCESSOR", "p2")
+    assert [r["name"] for r in trail(cli, "--action", "add")] == ["p1"]
+
+
+def test_a_refused_cancel_is_recorded_by_the_services_layer(
+    cli: Any, initialised_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shellflow.config import load_settings
+    from shellflow.errors import PermissionDenied
+    from shellflow.services import calls
+
+    call = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    with pytest.raises(PermissionDenied):
+        calls.cancel(load_settings(), BOB, call)
+    (row,) = trail(cli)
+    assert (row["who"], row["action"], row["kind"], row["name"]) == (
+        "bob", "refused", "CANCEL_TASK", call,
+    )  # fmt: skip
