@@ -39,14 +39,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 ALIASES = {"type": "qtype", "tag": "gittag", "retry_delay": "retrydelay", "time_limit": "timelimit"}
 
 
-def owner_and_authorize(kind: str) -> str:
-    """Check the ``ADD_<KIND>`` right as ``flow add`` does; the acting user's name."""
-    from shellflow.model.access import authorize, current_principal
+def owner_and_authorize(kind: str, db_url: str, name: str | None = None) -> str:
+    """Check the ``ADD_<KIND>`` right as ``flow add`` does (a refusal is appended to the
+    audit trail of ``db_url``); the acting user's name."""
+    from shellflow.model.access import current_principal
+    from shellflow.model.audit import authorize
     from shellflow.model.rights import RIGHTS
 
     principal = current_principal()
     right = f"ADD_{kind.upper()}"
-    authorize(principal, right if right in RIGHTS else "CREATE", None)
+    authorize(db_url, principal, right if right in RIGHTS else "CREATE", name)
     return principal.name
 
 
@@ -96,7 +98,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     values = fields_of(kind, values)
     check_name(kind, values.get("name"))  # the one name rule, before any database is opened
     missing = [key for key in REQUIRED[kind] if key not in values]
-    owner = owner_and_authorize(kind)
+    owner = owner_and_authorize(kind, settings.db, values.get("name"))
     with session_scope(settings.db) as session:
         store = Store(session, owner, split_ini(settings.repos_allow))
         existing = store.find(kind, values["name"])
@@ -157,7 +159,7 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
-    owner = owner_and_authorize("argument")
+    owner = owner_and_authorize("argument", settings.db, socket)
     with session_scope(settings.db) as session:
         store = Store(session, owner)
         have = {a.name for a in store.get("socket", socket).task.arguments}

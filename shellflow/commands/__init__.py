@@ -202,6 +202,9 @@ def cli(
     """
     from shellflow.commands.context import AppContext
     from shellflow.config import load_settings
+    from shellflow.model.audit import set_front
+
+    set_front("cli")
 
     flags = {"db": db, "backend": backend, "broker": broker, "pubsub": pubsub}
     # ``flow -i NEW.ini --config`` creates the file it names; otherwise it must exist.
@@ -217,6 +220,7 @@ def cli(
         if repaired:
             click.echo(f"flow: {repaired}", err=True)
     ctx.obj = AppContext(settings=settings)
+    _apps[:] = [ctx.obj]  # for the entry point's record of a refusal (see main)
     if configure:
         from shellflow.commands.config_cmd import configure_interactively
 
@@ -224,6 +228,23 @@ def cli(
         ctx.exit(0)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+# The context of the command running in this process: main() records a refusal raised
+# anywhere in it (a command that checked a right itself) with its database and principal.
+_apps: list[Any] = []
+
+
+def _record_refusal(exc: Exception) -> None:
+    """Append a refusal that no authorisation point recorded to the audit trail."""
+    from shellflow.errors import PermissionDenied
+
+    if not isinstance(exc, PermissionDenied) or not _apps or getattr(exc, "audited", False):
+        return
+    from shellflow.model.audit import record_refusal
+
+    app = _apps[0]
+    record_refusal(app.settings.db, app.principal, exc)
 
 
 def _interrupted() -> int:
@@ -295,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _apps.clear()  # a refusal before the command's context exists has no database to go to
     code: Any = 0
     unreadable = _unreadable(args)
     if unreadable:
@@ -317,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         from shellflow.commands.output import ReaderGone
         from shellflow.errors import ShellflowError
 
+        _record_refusal(exc)
         if isinstance(exc, ReaderGone):
             # ``flow ls | head -1``: end quietly and successfully, like other shell tools.
             _silence_stdout()

@@ -58,9 +58,11 @@ def agent_start(
     backend URLs in its environment. An agent running as root runs it as root unless
     --run-as names an unprivileged user (docs/security.md).
     """
+    from shellflow.model.audit import set_front
     from shellflow.model.checks import check_name
 
     app.authorize("START_AGENT", node)
+    set_front("agent")  # what the agent changes is audited as the agent's
     node = _node(node)
     check_name("node", node)  # the agent creates the node and its agent by this name
     account = _account(app, run_as, create_user)

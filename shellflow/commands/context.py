@@ -28,10 +28,12 @@ class AppContext:
     principal: Principal = field(default_factory=_current_principal)
 
     def authorize(self, right: str, target: str | None = None) -> None:
-        """Every command asks here before acting (see ``shellflow.model.access``)."""
-        from shellflow.model.access import authorize
+        """Every command asks here before acting (see ``shellflow.model.access``); a
+        refusal is appended to the audit trail in its own transaction
+        (``shellflow.model.audit``), the command then ends with exit 5."""
+        from shellflow.model.audit import authorize
 
-        authorize(self.principal, right, target)
+        authorize(self.settings.db, self.principal, right, target)
 
     def reader(self) -> AbstractContextManager[Reader]:
         """A read-only connection of the light SQL path (no SQLAlchemy)."""

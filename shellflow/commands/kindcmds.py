@@ -120,7 +120,7 @@ def make_add(kind: str) -> click.Command:
     def command(app: AppContext, as_json: bool, **values: Any) -> None:
         from shellflow.commands.output import info, print_object
 
-        app.authorize(right_for("ADD", kind))
+        app.authorize(right_for("ADD", kind), values.get("name"))
         warn = _given_as_argument(values)
         values = collect(options, values, adding=True)
         if kind == "processor" and values.get("commit"):

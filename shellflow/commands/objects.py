@@ -86,7 +86,8 @@ def delete() -> None:
 
 
 _HISTORY = {"calls": ("shellflow.commands.calls", "ls_calls"),
-            "call": ("shellflow.commands.calls", "ls_call")}  # fmt: skip
+            "call": ("shellflow.commands.calls", "ls_call"),
+            "audit": ("shellflow.commands.audit", "ls_audit")}  # fmt: skip
 
 
 @click.group(

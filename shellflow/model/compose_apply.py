@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shellflow.errors import ShellflowError
+from shellflow.model.audit import snapshot
 from shellflow.model.compose_format import FIELDS, store_values
 from shellflow.model.compose_plan import Change
 from shellflow.model.store import SOURCE_KEYS, Store
@@ -52,6 +53,7 @@ def _change(store: Store, change: Change, force: bool) -> None:
     if not cleared:
         return
     obj = obj if obj is not None else store.get(change.kind, change.name)
+    before = snapshot(obj)
     keys = {f.name: f.key for f in FIELDS[change.kind]}
     for name in cleared:
         setattr(obj, keys[name], None)  # only optional fields can be null (see compose_load)
@@ -60,3 +62,4 @@ def _change(store: Store, change: Change, force: bool) -> None:
     if change.kind == "socket" and obj.interval is None and obj.cron is None:
         obj.schedule_type, obj.scheduled = None, False
     store.session.flush()
+    store.audit("update", change.kind, obj.name, before, snapshot(obj))  # the fields cleared

@@ -4,14 +4,15 @@ Pure Python so the CLI can offer them as choices without importing SQLAlchemy. T
 list glued ``EDIT_PROCESSOR_CODE`` and ``LS_PROCESSORS`` together through a missing comma;
 here they are two rights. The spec lists rights twice (CLI chapter and ORM) and the lists
 differ: this is their union (UPDATE_PRIVILEGE and UPDATE_QUEUE from one, READ_LOG from the
-other).
+other). READ_AUDIT (reading the audit trail, ``flow ls audit``) is shellflow's own.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-_GENERAL = ["ALL", "CREATE", "READ", "UPDATE", "DELETE", "DB_DROP", "DB_INIT", "START_AGENT"]
+_GENERAL = ["ALL", "CREATE", "READ", "UPDATE", "DELETE", "DB_DROP", "DB_INIT", "START_AGENT",
+            "READ_AUDIT"]  # fmt: skip
 _TASKS = ["RUN_TASK", "CANCEL_TASK"]
 _PROCESSOR = [
     "START_PROCESSOR", "STOP_PROCESSOR", "PAUSE_PROCESSOR", "RESUME_PROCESSOR",

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
+from shellflow.model.audit import append as audit_append
+from shellflow.model.audit import snapshot
 from shellflow.model.base import Base, utcnow
 from shellflow.model.busy import MOVES, Revocation, claim, moves
 from shellflow.model.checks import check_cron, check_lengths, check_values
@@ -77,6 +79,20 @@ class Store:
         # Calls a forced change strands, revoked once the session commits (model.busy).
         self.revocation = Revocation()
 
+    def audit(
+        self, action: str, kind: str, name: str | None, before: Any = None, after: Any = None
+    ) -> None:
+        """Append a row to the audit trail in this session: committed with the change, or
+        rolled back with it (``shellflow.model.audit``)."""
+        audit_append(self.session, self.owner, action, kind, name, before, after)
+
+    def _forced(self, change: str, kind: str, name: str, force: bool, calls_before: int) -> None:
+        """A change made with ``force`` on a kind calls run on gets a ``force`` row of its
+        own, saying which change it forced and how many calls it strands."""
+        if force and kind in MOVES:
+            stranded = len(self.revocation.calls) - calls_before
+            self.audit("force", kind, name, after={"change": change, "stranded calls": stranded})
+
     # -- lookups -------------------------------------------------------------------------
     def find(self, kind: str, name: str) -> Any:
         model: Any = MODELS[kind]
@@ -104,7 +120,9 @@ class Store:
         if kind == "privilege":
             return self.grant(values["name"], values.get("user"), values.get("role"))
         if kind == "argument":
-            return self._add_argument(values)
+            argument = self._add_argument(values)
+            self.audit("add", kind, argument.name, after=snapshot(argument))
+            return argument
         name = values["name"]
         if self.find(kind, name) is not None:
             raise Conflict(f"{kind} {name!r} already exists")
@@ -113,6 +131,7 @@ class Store:
             self._apply(kind, obj, values)
         self.session.add(obj)
         self.session.flush()
+        self.audit("add", kind, name, after=snapshot(obj))
         return obj
 
     def _add_argument(self, values: dict[str, Any]) -> Argument:
@@ -129,26 +148,44 @@ class Store:
 
     # -- change --------------------------------------------------------------------------
     def update(
-        self, kind: str, name: str, values: Mapping[str, Any], *, force: bool = False
-    ) -> Any:
+        self, kind: str, name: str, values: Mapping[str, Any], *, force: bool = False,
+        action: str = "update",
+    ) -> Any:  # fmt: skip
         """Change an object; one with calls running is refused a change that strands them
-        (a rename, a new queue...: ``shellflow.model.busy``) unless ``force``."""
+        (a rename, a new queue...: ``shellflow.model.busy``) unless ``force``.
+
+        ``action``: what the audit trail says happened (``start``, ``stop``... for the
+        requested status a processor action writes)."""
         values = {k: v for k, v in values.items() if v is not None}
         check_values(kind, MODELS[kind], values)
         if kind == "argument":
             argument = self.get_argument(name, values.pop("socket"))
-            for key in ("position", "kind"):
-                if key in values:
-                    setattr(argument, key, values[key])
-            new_name = values.get("rename")
-            if new_name and new_name != name:
-                if any(a.name == new_name for a in argument.task.arguments):
-                    raise Conflict(
-                        f"argument {new_name!r} of task {argument.task.name!r} already exists"
-                    )
-                argument.name = new_name
+            before = snapshot(argument)
+            self._update_argument(argument, name, values)
+            self.session.flush()
+            self.audit(action, kind, argument.name, before, snapshot(argument))
             return argument
         obj = self.get(kind, name)
+        before = snapshot(obj)
+        calls_before = len(self.revocation.calls)
+        self._update(kind, obj, name, values, force)
+        self.audit(action, kind, obj.name, before, snapshot(obj))
+        self._forced(action, kind, obj.name, force, calls_before)
+        return obj
+
+    def _update_argument(self, argument: Argument, name: str, values: dict[str, Any]) -> None:
+        for key in ("position", "kind"):
+            if key in values:
+                setattr(argument, key, values[key])
+        new_name = values.get("rename")
+        if new_name and new_name != name:
+            if any(a.name == new_name for a in argument.task.arguments):
+                raise Conflict(
+                    f"argument {new_name!r} of task {argument.task.name!r} already exists"
+                )
+            argument.name = new_name
+
+    def _update(self, kind: str, obj: Any, name: str, values: dict[str, Any], force: bool) -> None:
         moved = moves(kind, values, obj)
         if moved:
             what = "renamed" if moved == ["rename"] else "changed (" + ", ".join(moved) + ")"
@@ -164,7 +201,6 @@ class Store:
             self._apply(kind, obj, values)
         obj.lastupdated = utcnow()
         self.session.flush()
-        return obj
 
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
         refs = REFERENCES.get(kind, {})
@@ -316,7 +352,13 @@ class Store:
             raise Conflict(f"{holder.name!r} already holds {right}")
         held.append(privilege)
         self.session.flush()
+        self.audit("grant", "privilege", right, after=self._holding(user, role))
         return privilege
+
+    @staticmethod
+    def _holding(user: str | None, role: str | None) -> dict[str, str]:
+        """Whom a grant or revocation is for, as the audit row (and ``granted_by``) keeps it."""
+        return {"user": user} if user else {"role": role}  # type: ignore[dict-item]
 
     def revoke(self, right: str, user: str | None, role: str | None) -> None:
         holder, held = self._holder(user, role)
@@ -324,6 +366,7 @@ class Store:
         if privilege is None or privilege not in held:
             raise NotFound(f"privilege of {holder.name!r}", right, [p.name for p in held])
         held.remove(privilege)
+        self.audit("revoke", "privilege", right, before=self._holding(user, role))
 
     def _holder(self, user: str | None, role: str | None) -> tuple[Any, list[Privilege]]:
         if bool(user) == bool(role):
@@ -371,8 +414,10 @@ class Store:
             self.get_argument(name, extra["socket"]) if kind == "argument" else self.get(kind, name)
         )
         deleted: list[str] = []
+        calls_before = len(self.revocation.calls)
         self._delete(kind, obj, cascade, deleted, seen=set(), force=force)
         self.session.flush()
+        self._forced("delete", kind, name, force, calls_before)
         return deleted
 
     def _delete(
@@ -395,6 +440,7 @@ class Store:
         if dependents:  # reload collections that still hold the dependents just deleted
             self.session.expire(obj)
         name = obj.name
+        self.audit("delete", kind, name, before=snapshot(obj))
         if kind == "processor" and obj.password is not None:
             self.session.delete(obj.password)  # a hash nobody could use any more
         self.session.delete(obj)

@@ -64,7 +64,7 @@ def run(
     ``TimedOut``, exit 7, after ``timeout``). ``on_sent(call_id)`` runs once it is sent."""
     from shellflow.client.oneshot import call_once
 
-    _authorize_run(principal, socket)
+    _authorize_run(settings, principal, socket)
     return call_once(settings, socket, args, kwargs, flow=flow, parent=parent,
                      timeout=timeout, on_sent=on_sent)  # fmt: skip
 
@@ -81,7 +81,7 @@ def send(
     (the dashboard's re-run, which shows itself as the plain ``flow task run``) the call
     is recorded as ``flow task run`` records it: once a worker takes it.
     """
-    _authorize_run(principal, socket)
+    _authorize_run(settings, principal, socket)
     if record_pending:
         from shellflow.client.oneshot import send_async
 
@@ -100,7 +100,7 @@ def stream(settings: Settings, principal: Principal, options: Options) -> Summar
     """Run a stream of calls of ``options.socket`` (``flow task run --stream``)."""
     from shellflow.client.stream import run_stream
 
-    _authorize_run(principal, options.socket)
+    _authorize_run(settings, principal, options.socket)
     return run_stream(settings, options)
 
 
@@ -124,9 +124,9 @@ def result(
     for one that failed (with its error) or was cancelled.
     """
     from shellflow.engine.calls.outcomes import outcome, wait_for
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
 
-    authorize(principal, "RUN_TASK")
+    authorize(settings.db, principal, "RUN_TASK")
     _check_call_id(call_id)
     found = outcome(settings, call_id)
     if not found.done and wait:
@@ -165,9 +165,9 @@ def cancel(
     record a call that can never exist.
     """
     from shellflow.engine.calls.outcomes import cancel as engine_cancel
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
 
-    authorize(principal, "CANCEL_TASK", call_id)
+    authorize(settings.db, principal, "CANCEL_TASK", call_id)
     _check_call_id(call_id)
     found = engine_cancel(settings, call_id, terminate=terminate)
     if found.state == "queued":
@@ -204,11 +204,11 @@ def retry(settings: Settings, principal: Principal, call_id: str) -> Retried:
     stands), or its record holds no arguments to send again (cancelled before any worker
     saw it). Needs ``RUN_TASK`` on the socket, as running it does.
     """
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
     from shellflow.model.listing import reader
     from shellflow.model.retries import RETRYABLE, call_to_retry
 
-    authorize(principal, "RUN_TASK")  # before its record says whether the call exists
+    authorize(settings.db, principal, "RUN_TASK")  # before its record says whether the call exists
     _check_call_id(call_id)
     with reader(settings.db) as conn:
         old = call_to_retry(conn, call_id)
@@ -240,7 +240,7 @@ def retry_many(
     if state not in RETRYABLE:
         raise UsageError(f"--state {state}: only {', '.join(RETRYABLE)} calls can be retried")
     if socket is not None:
-        _authorize_run(principal, socket)
+        _authorize_run(settings, principal, socket)
     with reader(settings.db) as conn:
         found = calls_to_retry(conn, state, socket)
     sent = [_send_retry(settings, principal, old) for old in found if old.args is not None]
@@ -285,8 +285,9 @@ def _send_retry(settings: Settings, principal: Principal, old: Ended) -> Retried
     return Retried(sent.call_id, old.call_id, old.socket, unlinked)
 
 
-def _authorize_run(principal: Principal, socket: str) -> None:
-    """Running a socket needs ``RUN_TASK`` on it, however the call is sent."""
-    from shellflow.model.access import authorize
+def _authorize_run(settings: Settings, principal: Principal, socket: str) -> None:
+    """Running a socket needs ``RUN_TASK`` on it, however the call is sent (a refusal is
+    appended to the audit trail, ``shellflow.model.audit``)."""
+    from shellflow.model.audit import authorize
 
-    authorize(principal, "RUN_TASK", socket)
+    authorize(settings.db, principal, "RUN_TASK", socket)

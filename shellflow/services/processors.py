@@ -83,11 +83,13 @@ def request(
     while its sockets have calls pending or running, unless ``force``, which revokes them
     (``shellflow.services.network``).
     """
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
 
     action = VERBS[verb]
-    authorize(principal, action.right, name)
-    previous, revoked = _set_requested(settings, principal, name, action.requested, force=force)
+    authorize(settings.db, principal, action.right, name)  # a refusal is put in the audit trail
+    previous, revoked = _set_requested(
+        settings, principal, name, action.requested, force=force, verb=verb
+    )
     return Requested(name, action.requested, previous, action.reached, revoked)
 
 
@@ -100,16 +102,16 @@ def restart(
     exit 7); the processor is asked to run again even then, so a restart never leaves it
     stopped because its stop was slow to be seen.
     """
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
 
     for right in RESTART_RIGHTS:
-        authorize(principal, right, name)
-    previous, _ = _set_requested(settings, principal, name, "stopped")
+        authorize(settings.db, principal, right, name)
+    previous, _ = _set_requested(settings, principal, name, "stopped", verb="restart")
     try:
         if previous in ACTIVE:
             wait_for(settings, name, "stopped", timeout)
     finally:
-        _set_requested(settings, principal, name, "running")
+        _set_requested(settings, principal, name, "running", verb="restart")
     return Restarted(name, previous)
 
 
@@ -195,10 +197,12 @@ def wait_for(settings: Settings, name: str, target: str, timeout: float) -> None
 
 
 def _set_requested(
-    settings: Settings, principal: Principal, name: str, requested: str, *, force: bool = False
-) -> tuple[str, str | None]:
+    settings: Settings, principal: Principal, name: str, requested: str, *, force: bool = False,
+    verb: str = "update",
+) -> tuple[str, str | None]:  # fmt: skip
     """Write the requested status through the store (one transaction); the status it had,
-    and what a forced ``removed`` revoked once committed (a sentence; None: nothing)."""
+    and what a forced ``removed`` revoked once committed (a sentence; None: nothing).
+    The audit trail records the change as ``verb`` (``start``, ``restart``...)."""
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
     from shellflow.services.network import check
@@ -206,7 +210,7 @@ def _set_requested(
     with session_scope(settings.db) as session:
         store = Store(session, principal.name)
         previous = str(store.get("processor", name).status)
-        store.update("processor", name, {"requested_status": requested}, force=force)
+        store.update("processor", name, {"requested_status": requested}, force=force, action=verb)
         check(settings, store.revocation)
     from shellflow.services.network import finish
 

@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     try:
         from shellflow.config import load_settings
+        from shellflow.model.audit import set_front
         from shellflow.tui.terminal import ensure_terminal
+
+        set_front("tui")  # the dashboard's actions are audited as its own
 
         settings = load_settings(debug=options.debug)
         ensure_terminal()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 from typing import Any
 
 import pytest
@@ -76,7 +77,11 @@ def test_every_command_passes_the_gate(
     assert len(result.stderr.splitlines()) == 1
 
     monkeypatch.setattr(access, "current_principal", current_principal)
-    assert cli.ok("db", "json").stdout == before  # refused means nothing changed
+    after = json.loads(cli.ok("db", "json").stdout)
+    trail = after.pop("audit")[len(json.loads(before)["audit"]) :]
+    assert after == {k: v for k, v in json.loads(before).items() if k != "audit"}  # unchanged
+    # ...but for the refusal, appended to the audit trail
+    assert [(row["who"], row["action"]) for row in trail] == [("mallory", "refused")]
     assert not default_ini_path().exists()
 
 
