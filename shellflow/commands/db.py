@@ -56,8 +56,10 @@ def _service_identity(app: AppContext) -> None:
 
     path = identity.ensure_service_identity(app.settings, app.principal.name)
     if path is not None:
-        info(f"Service user {identity.SERVICE_USER!r} created for agents; its token is in "
-             f"{path} (mode 0600): run remote agents with SHELLFLOW_TOKEN=$(cat {path}).")  # fmt: skip
+        info(
+            f"Service user {identity.SERVICE_USER!r} created for agents; its token is in "
+            f"{path} (mode 0600): run remote agents with SHELLFLOW_TOKEN=$(cat {path})."
+        )
 
 
 @db.command("migrate")

@@ -104,7 +104,9 @@ def token() -> None:
 @click.option("--expires", default="30d", show_default=True, metavar="DURATION",
               help="How long the token lasts (30d, 12h, 90m, or never)")  # fmt: skip
 @click.option("-n", "--name", type=TEXT, help="A name to list and revoke it by")
-@click.option("-u", "--user", type=TEXT, help="Whose token (default: yours; others' need UPDATE_USER)")
+@click.option(
+    "-u", "--user", type=TEXT, help="Whose token (default: yours; others' need UPDATE_USER)"
+)
 @pass_app
 def token_create(app: AppContext, expires: str, name: str | None, user: str | None) -> None:
     """Print a new token once (it is stored only as a digest): SHELLFLOW_TOKEN=... flow ..."""

@@ -35,11 +35,11 @@ SESSION_FILE = "sessions.json"
 # The effective rights of a user, in one query: its own grants and its roles' grants, less
 # the rights revoked for it alone (``user_privileges_revoked``).
 RIGHTS_SQL = (
-    "SELECT p.\"right\" FROM privilege p JOIN user_privileges x ON x.privilege_id = p.id"
+    'SELECT p."right" FROM privilege p JOIN user_privileges x ON x.privilege_id = p.id'
     " WHERE x.user_id = ?"
-    " UNION SELECT p.\"right\" FROM privilege p JOIN role_privileges x ON x.privilege_id = p.id"
+    ' UNION SELECT p."right" FROM privilege p JOIN role_privileges x ON x.privilege_id = p.id'
     " JOIN user_roles ur ON ur.role_id = x.role_id WHERE ur.user_id = ?"
-    " EXCEPT SELECT p.\"right\" FROM privilege p JOIN user_privileges_revoked x"
+    ' EXCEPT SELECT p."right" FROM privilege p JOIN user_privileges_revoked x'
     " ON x.privilege_id = p.id WHERE x.user_id = ?"
 )
 _TOKEN_SQL = (

@@ -10,7 +10,7 @@ other members keep it). Granting it again clears the revocation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Table
 
@@ -44,8 +44,8 @@ def stamp(store: Store, table: Table, holder: str, holder_id: str, other: str,
 def _holder(store: Store, user: str | None, role: str | None) -> User | Role:
     if bool(user) == bool(role):
         raise UsageError("name exactly one of --user or --role")
-    holder: Any = store.get("user", user) if user else store.get("role", role)  # type: ignore[arg-type]
-    return holder  # type: ignore[no-any-return]
+    holder: User | Role = store.get("user", user) if user else store.get("role", str(role))
+    return holder
 
 
 def via_roles(user: User, privilege: Privilege) -> list[str]:

@@ -120,9 +120,7 @@ def list_logins(session: Session, user: str | None) -> list[LoginRow]:
     if user is not None:
         query = query.where(User.name == user)
     rows = session.execute(query.order_by(Login.login)).all()
-    return [
-        LoginRow(x.id, name, x.kind, x.name, x.login, x.expires, x.revoked) for x, name in rows
-    ]
+    return [LoginRow(x.id, name, x.kind, x.name, x.login, x.expires, x.revoked) for x, name in rows]
 
 
 def revoke(session: Session, ident: str, user: str | None) -> LoginRow:

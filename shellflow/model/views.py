@@ -253,8 +253,12 @@ VIEWS: dict[str, View] = {
             ),
             # Spec listing 18: each right the user holds (or was refused) with where it
             # comes from, who granted (or revoked) it and when.
-            Related("effective", ("right", "source", "by", "last_updated"), _EFFECTIVE,
-                    times=("last_updated",)),  # fmt: skip
+            Related(
+                "effective",
+                ("right", "source", "by", "last_updated"),
+                _EFFECTIVE,
+                times=("last_updated",),
+            ),
         ),
     ),
     "role": View(

@@ -84,14 +84,15 @@ def logout(settings: Settings) -> str | None:
     entry = forget_session(settings.db)
     if entry is None:
         return None
-    try:
-        from shellflow.model import logins
-        from shellflow.model.db import session_scope
+    from shellflow.errors import ShellflowError
+    from shellflow.model import logins
+    from shellflow.model.db import session_scope
 
+    try:
         with session_scope(settings.db) as session:
             logins.revoke_digest(session, entry["token"])
-    except Exception:  # noqa: BLE001 - the file is gone; an unreachable database keeps the
-        pass  # session until it expires, which the caller cannot change now
+    except ShellflowError:  # the file is gone; an unreachable database keeps the session
+        pass  # until it expires, which this client cannot change now
     return str(entry.get("user") or "")
 
 

@@ -204,8 +204,9 @@ def test_rights_are_direct_and_role_grants_less_revocations(
     assert "revoked" not in {e["source"] for e in shown["effective"]}
 
 
-def test_db_init_creates_the_agents_service_identity(cli: Any, db_url: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_db_init_creates_the_agents_service_identity(
+    cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = cli.ok("db", "init")
     path = identity.service_token_path()
     assert str(path) in result.stderr
