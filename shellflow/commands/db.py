@@ -74,6 +74,7 @@ def db_migrate(app: AppContext) -> None:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
         return
     info(f"Database migrated from {before.current or 'empty'} to {after.current}.")
+    _service_identity(app)  # a database from before service identities gains one
 
 
 @db.command("drop")
