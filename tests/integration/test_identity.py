@@ -51,6 +51,12 @@ def test_login_whoami_logout(cli: Any, initialised_db: str) -> None:
     assert "s3cret-pw" not in path.read_text()  # the token, never the password
     token = json.loads(path.read_text()).popitem()[1]["token"]
     assert len(token) >= 43  # 32 random bytes, URL-safe
+    # The session belongs to this database: another one never sees its token.
+    os.environ["SHELLFLOW_DB"] = f"sqlite:///{path.parent / 'other.db'}"
+    try:
+        assert _whoami(cli)["owner"] is True
+    finally:
+        os.environ["SHELLFLOW_DB"] = initialised_db
 
     # A user without the right is refused, with one line naming them and the right.
     refused = cli("add", "queue", "-n", "q1")
@@ -271,3 +277,25 @@ def test_a_refused_token_is_never_replaced_by_the_owner(
     monkeypatch.setenv("SHELLFLOW_TOKEN", "sf_garbage")
     with pytest.raises(PermissionDenied):
         current_principal()
+
+
+def test_another_users_tokens_need_the_right(
+    cli: Any, initialised_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _user(cli)
+    _user(cli, "ann")
+    ann_token = cli.ok("token", "create", "-u", "ann", "--name", "build").stdout.strip()
+    assert _login(cli).code == 0
+    # joe may not list, create or revoke ann's tokens...
+    for args in (("token", "ls", "-u", "ann"), ("token", "create", "-u", "ann"),
+                 ("token", "revoke", "build", "-u", "ann"), ("token", "ls", "--all")):  # fmt: skip
+        refused = cli(*args)
+        assert refused.code == ExitCode.PERMISSION_DENIED, args
+        assert refused.stderr.startswith("flow: joe lacks the ")
+    # ...nor revoke it by its name among his own (he has none so named).
+    assert cli("token", "revoke", "build").code == ExitCode.NOT_FOUND
+    cli.ok("logout")
+    monkeypatch.setenv("SHELLFLOW_TOKEN", ann_token)
+    assert _whoami(cli)["user"] == "ann"
+    cli.ok("token", "revoke", "build")  # one's own, without any right
+    assert cli("whoami").code == ExitCode.PERMISSION_DENIED
