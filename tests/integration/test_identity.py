@@ -204,7 +204,8 @@ def test_rights_are_direct_and_role_grants_less_revocations(
                                                         ExitCode.NOT_FOUND)  # fmt: skip
     cli.ok("logout")
     # Granting again clears the revocation.
-    cli.ok("add", "privilege", "-u", "joe", "-n", "RUN_TASK")
+    granted = cli.ok("add", "privilege", "-u", "joe", "-n", "RUN_TASK")
+    assert granted.stderr == "Privilege RUN_TASK granted to 'joe' (its revocation cleared)\n"
     assert rights("joe") == {"LS_QUEUES", "RUN_TASK"}
     shown = json.loads(cli.ok("ls", "user", "-n", "joe", "--json").stdout)
     assert "revoked" not in {e["source"] for e in shown["effective"]}
