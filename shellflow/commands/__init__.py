@@ -44,6 +44,16 @@ SUBCOMMANDS: dict[str, Lazy] = {
     "config": Lazy("shellflow.commands.config_cmd", "config", "Show or change the configuration."),
     "db": Lazy("shellflow.commands.db", "db", "Database operations."),
     "delete": Lazy("shellflow.commands.objects", "delete", "Delete an object from the database."),
+    "login": Lazy(
+        "shellflow.commands.identity",
+        "login",
+        "Log in: later commands act as USER until the session expires or you log out.",
+    ),
+    "logout": Lazy(
+        "shellflow.commands.identity",
+        "logout",
+        "Log out: revoke this database's session and forget its token.",
+    ),
     "listen": Lazy("shellflow.commands.listen", "listen", "Print a processor's live events."),
     "ls": Lazy("shellflow.commands.objects", "ls", "List database objects and their relations."),
     "proc": Lazy(
@@ -53,8 +63,18 @@ SUBCOMMANDS: dict[str, Lazy] = {
     ),
     "shell": Lazy("shellflow.commands.shell", "shell", "Sockets as shell commands."),
     "task": Lazy("shellflow.commands.task", "task", "Run and manage calls of sockets."),
+    "token": Lazy(
+        "shellflow.commands.identity",
+        "token",
+        "Create, list and revoke tokens for scripts and CI (used through SHELLFLOW_TOKEN).",
+    ),
     "tui": Lazy("shellflow.commands.tui", "tui", "Open the terminal dashboard."),
     "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
+    "whoami": Lazy(
+        "shellflow.commands.identity",
+        "whoami",
+        "Show who acts, where that identity came from, and when it expires.",
+    ),
     "worker": Lazy("shellflow.commands.worker", "worker", "Run workers."),
 }
 

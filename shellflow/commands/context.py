@@ -16,16 +16,22 @@ if TYPE_CHECKING:
     from shellflow.model.store import Store
 
 
-def _current_principal() -> Principal:
-    from shellflow.model.access import current_principal
-
-    return current_principal()
-
-
 @dataclass
 class AppContext:
+    """``principal`` is resolved on first use, not when the command starts: ``flow login``,
+    ``flow logout`` and ``flow config`` must work while a stale session would be refused,
+    and commands that never ask pay nothing."""
+
     settings: Settings
-    principal: Principal = field(default_factory=_current_principal)
+    resolved: Principal | None = field(default=None, repr=False)
+
+    @property
+    def principal(self) -> Principal:
+        if self.resolved is None:
+            from shellflow.model.access import current_principal
+
+            self.resolved = current_principal(self.settings)
+        return self.resolved
 
     def authorize(self, right: str, target: str | None = None) -> None:
         """Every command asks here before acting (see ``shellflow.model.access``); a

@@ -41,12 +41,25 @@ def db_init(app: AppContext) -> None:
     before, after = schema.initialise(app.settings.db)
     if not before.initialised:
         info(f"Database {url} initialised: {after.tables} tables, revision {after.current}.")
+        _service_identity(app)
     elif before.up_to_date:
         info(f"Database {url} is already initialised (revision {before.current}); "
              "nothing changed.")  # fmt: skip
     else:
         info(f"Database {url} is at revision {before.current}; run 'flow db migrate' "
              f"to reach {before.head}. Nothing changed.")  # fmt: skip
+
+
+def _service_identity(app: AppContext) -> None:
+    """Create the agents' own user and token (``shellflow.services.identity``)."""
+    from shellflow.services import identity
+
+    path = identity.ensure_service_identity(app.settings, app.principal.name)
+    if path is not None:
+        info(
+            f"Service user {identity.SERVICE_USER!r} created for agents; its token is in "
+            f"{path} (mode 0600): run remote agents with SHELLFLOW_TOKEN=$(cat {path})."
+        )
 
 
 @db.command("migrate")
@@ -61,6 +74,7 @@ def db_migrate(app: AppContext) -> None:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
         return
     info(f"Database migrated from {before.current or 'empty'} to {after.current}.")
+    _service_identity(app)  # a database from before service identities gains one
 
 
 @db.command("drop")

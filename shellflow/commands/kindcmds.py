@@ -128,9 +128,8 @@ def make_add(kind: str) -> click.Command:
         with app.store() as store:
             added = store.add(kind, values)
             task = added.task.name if kind == "argument" else None
-        if kind == "privilege":
-            holder = values.get("user") or values.get("role")
-            info(f"Privilege {values['name']} granted to {holder!r}")
+        if kind == "privilege":  # granted to a user or role, or a user's revocation cleared
+            info(f"Privilege {values['name']} {store.granted}")
         else:
             info(f"Added {kind} {values['name']!r}")
         if warn:

@@ -1,7 +1,7 @@
 """The one authorisation gate every command passes through.
 
 Who acts is a :class:`Principal`, resolved once per process by :func:`current_principal`
-(a later change resolves logins and tokens there, and nowhere else). A principal carries
+(logins and tokens are resolved there, and nowhere else). A principal carries
 the rights it holds, read with one query when it is resolved (its own grants and its
 roles' grants, less the grants revoked for it alone), so :func:`authorize` is a set look-up:
 no round trip per right, whatever the front (CLI, compose, Python API, dashboard, agent).
@@ -10,11 +10,14 @@ The local owner holds every right.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from shellflow.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from shellflow.config import Settings
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,24 @@ class Principal:
         return self.local_owner or "ALL" in self.rights or right in self.rights
 
 
-def current_principal() -> Principal:
-    """The person running this ``flow``: for now always the local owner.
+def current_principal(settings: Settings | None = None) -> Principal:
+    """The person running this ``flow``, resolved in this order: the token in
+    ``SHELLFLOW_TOKEN``, the session ``flow login`` left (sessions.json, 0600), else the
+    owner: on SQLite the OS user owning the embedded database (by uid), on PostgreSQL the
+    role of the database URL (:mod:`shellflow.model.credentials`).
 
-    Commands obtain their principal only through this function (looked up when called), so
-    a login (a later issue) changes who acts here and nowhere else.
+    A token that is unknown, expired or revoked is refused (exit 5), never silently replaced
+    by the owner. Commands obtain their principal only through this function (their
+    ``AppContext`` resolves it on first use); without ``settings`` the effective settings
+    are loaded as ``flow`` would (the Python API and the dashboard).
     """
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "unknown"
-    return Principal(name=name, local_owner=True)
+    from shellflow.model.credentials import resolve
+
+    if settings is None:
+        from shellflow.config import load_settings
+
+        settings = load_settings()
+    return resolve(settings)
 
 
 def authorize(principal: Principal, right: str, target: str | None = None) -> None:

@@ -207,5 +207,9 @@ def get_object(conn: Reader, kind: str, name: str) -> Row:
         if len(related.columns) == 1:  # a plain list: names of sockets, rights held, ...
             row[related.key] = [r[0] for r in records]
         else:
-            row[related.key] = [dict(zip(related.columns, r, strict=True)) for r in records]
+            items = [dict(zip(related.columns, r, strict=True)) for r in records]
+            for item in items:
+                for column in related.times:
+                    item[column] = _value(item[column], "time")
+            row[related.key] = items
     return row

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Enum, ForeignKey, String, Table
+from sqlalchemy import Column, Enum, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shellflow.model.base import Base, IdMixin, NamedMixin, utcnow
+from shellflow.model.base import Base, IdMixin, NamedMixin, UTCDateTime, utcnow
 from shellflow.model.rights import RIGHTS
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ def _link(name: str, left: str, right: str) -> Table:
         Column(
             f"{right}_id", ForeignKey(f"{_TABLES[right]}.id", ondelete="CASCADE"), primary_key=True
         ),
+        # Who granted (or revoked) it and when, as ``flow ls user -n NAME`` shows them.
+        Column("granted_by", String(80), nullable=True),
+        Column("granted_at", UTCDateTime(), nullable=True),
     )
 
 
@@ -62,12 +65,30 @@ class User(NamedMixin, Base):
 
 
 class Login(IdMixin, Base):
+    """A session (``flow login``) or a token (``flow token create``) of one user.
+
+    Only the SHA-256 digest of the token is kept; a revoked row stays (``revoked`` set) so
+    a client presenting it is told it was revoked rather than that it is unknown.
+    """
+
     __tablename__ = "login"
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     user: Mapped[User] = relationship(back_populates="logins")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     login: Mapped[datetime] = mapped_column(default=utcnow)
     expires: Mapped[datetime | None]
+    kind: Mapped[str] = mapped_column(String(10), default="session", server_default="session")
+    name: Mapped[str | None] = mapped_column(String(200))
+    revoked: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """Consecutive failed logins per user name (known or not), to slow guessing down."""
+
+    __tablename__ = "login_failure"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Password(IdMixin, Base):

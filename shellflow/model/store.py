@@ -76,6 +76,7 @@ class Store:
         self.session = session
         self.owner = owner
         self.repos_allow = repos_allow
+        self.granted = ""  # what the last grant did, in words (model.grants)
         # Calls a forced change strands, revoked once the session commits (model.busy).
         self.revocation = Revocation()
 
@@ -252,6 +253,9 @@ class Store:
             if role in user.roles:
                 raise Conflict(f"user {user.name!r} already has role {name!r}")
             user.roles.append(role)
+            from shellflow.model.grants import stamp_role
+
+            stamp_role(self, user, role)
         for name in take:
             role = self.get("role", name)
             if role not in user.roles:
@@ -346,11 +350,11 @@ class Store:
         return privilege
 
     def grant(self, right: str, user: str | None, role: str | None) -> Privilege:
-        holder, held = self._holder(user, role)
+        """Grant ``right`` (clearing a revocation of it for the user): see model.grants."""
+        from shellflow.model.grants import grant
+
         privilege = self._privilege(right)
-        if privilege in held:
-            raise Conflict(f"{holder.name!r} already holds {right}")
-        held.append(privilege)
+        self.granted = grant(self, privilege, user, role)
         self.session.flush()
         self.audit("grant", "privilege", right, after=self._holding(user, role))
         return privilege
@@ -360,19 +364,13 @@ class Store:
         """Whom a grant or revocation is for, as the audit row (and ``granted_by``) keeps it."""
         return {"user": user} if user else {"role": role}  # type: ignore[dict-item]
 
-    def revoke(self, right: str, user: str | None, role: str | None) -> None:
-        holder, held = self._holder(user, role)
-        privilege = self.find("privilege", right)
-        if privilege is None or privilege not in held:
-            raise NotFound(f"privilege of {holder.name!r}", right, [p.name for p in held])
-        held.remove(privilege)
-        self.audit("revoke", "privilege", right, before=self._holding(user, role))
+    def revoke(self, right: str, user: str | None, role: str | None) -> str:
+        """Take ``right`` away (a revocation when a role grants it): see model.grants."""
+        from shellflow.model.grants import revoke
 
-    def _holder(self, user: str | None, role: str | None) -> tuple[Any, list[Privilege]]:
-        if bool(user) == bool(role):
-            raise UsageError("name exactly one of --user or --role")
-        holder = self.get("user", user) if user else self.get("role", role)  # type: ignore[arg-type]
-        return holder, holder.privileges
+        said = revoke(self, right, user, role)
+        self.audit("revoke", "privilege", right, before=self._holding(user, role))
+        return said
 
     # -- delete --------------------------------------------------------------------------
     def dependents(self, kind: str, obj: Any) -> list[tuple[str, Any]]:
@@ -408,8 +406,7 @@ class Store:
         An object with calls pending or running is refused unless ``force``
         (``shellflow.model.busy``), which leaves them in :attr:`revocation`."""
         if kind == "privilege":
-            self.revoke(name, extra.get("user"), extra.get("role"))
-            return [f"privilege {name}"]
+            return [self.revoke(name, extra.get("user"), extra.get("role"))]
         obj = (
             self.get_argument(name, extra["socket"]) if kind == "argument" else self.get(kind, name)
         )

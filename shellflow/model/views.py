@@ -22,6 +22,7 @@ class Related:
     key: str
     columns: tuple[str, ...]
     sql: str
+    times: tuple[str, ...] = ()  # columns holding times, shown as ISO UTC on both databases
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,20 @@ _LOG_OF_SOCKET = Related(
     "SELECT text FROM log WHERE oid = ? AND discriminator = 'socket'"
     " ORDER BY created DESC, id DESC LIMIT 10",
 )
+
+_NOT_REVOKED = (
+    " AND p.id NOT IN (SELECT v.privilege_id FROM user_privileges_revoked v WHERE v.user_id = ?)"
+)
+_EFFECTIVE = (
+    "SELECT p.name, 'direct', x.granted_by, x.granted_at FROM privilege p"
+    " JOIN user_privileges x ON x.privilege_id = p.id WHERE x.user_id = ?" + _NOT_REVOKED
+    + " UNION ALL SELECT p.name, 'role ' || r.name, x.granted_by, x.granted_at FROM privilege p"
+    " JOIN role_privileges x ON x.privilege_id = p.id JOIN role r ON r.id = x.role_id"
+    " JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = ?" + _NOT_REVOKED
+    + " UNION ALL SELECT p.name, 'revoked', x.granted_by, x.granted_at FROM privilege p"
+    " JOIN user_privileges_revoked x ON x.privilege_id = p.id WHERE x.user_id = ?"
+    " ORDER BY 1, 2"
+)  # fmt: skip
 
 VIEWS: dict[str, View] = {
     "queue": View(
@@ -238,6 +253,14 @@ VIEWS: dict[str, View] = {
                 ("name",),
                 "SELECT r.name FROM role r JOIN user_roles ur ON ur.role_id = r.id"
                 " WHERE ur.user_id = ? ORDER BY r.name",
+            ),
+            # Spec listing 18: each right the user holds (or was refused) with where it
+            # comes from, who granted (or revoked) it and when.
+            Related(
+                "effective",
+                ("right", "source", "by", "last_updated"),
+                _EFFECTIVE,
+                times=("last_updated",),
             ),
         ),
     ),

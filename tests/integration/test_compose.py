@@ -258,7 +258,7 @@ def test_rights_are_those_of_flow_add(
     from shellflow.model import access
 
     with monkeypatch.context() as patched:
-        patched.setattr(access, "current_principal", lambda: access.Principal("eve"))
+        patched.setattr(access, "current_principal", lambda *_a, **_k: access.Principal("eve"))
         result = cli("compose", "up", write(tmp_path, NETWORK))
     assert result.code == 5
     assert "eve lacks the ADD_QUEUE right on q1" in result.stderr

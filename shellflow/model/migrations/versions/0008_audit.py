@@ -1,7 +1,7 @@
 """audit: an append-only trail of who changed what, who was refused, who logged in
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06 11:00:00.000000
 
 Every change of the network, of a privilege, role or user, every refusal and every login
@@ -21,7 +21,7 @@ from shellflow.model.base import UTCDateTime, new_id, utcnow
 
 # revision identifiers, used by Alembic.
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
