@@ -39,6 +39,17 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 ALIASES = {"type": "qtype", "tag": "gittag", "retry_delay": "retrydelay", "time_limit": "timelimit"}
 
 
+def authorized(right: str, target: str | None = None) -> str:
+    """Check ``right`` for whoever runs this script, as the CLI does (exit 5 and the same one
+    line when refused); the acting user's name. One set look-up: the principal carries its
+    rights (``shellflow.model.access``)."""
+    from shellflow.model.access import authorize, current_principal
+
+    principal = current_principal()
+    authorize(principal, right, target)
+    return principal.name
+
+
 def owner_and_authorize(kind: str) -> str:
     """Check the ``ADD_<KIND>`` right as ``flow add`` does; the acting user's name."""
     from shellflow.model.access import authorize, current_principal
@@ -156,9 +167,13 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
 
 
 def row(settings: Settings, kind: str, name: str) -> dict[str, Any]:
-    """The object as ``flow ls KIND -n NAME --json`` shows it."""
+    """The object as ``flow ls KIND -n NAME --json`` shows it (with the right that needs)."""
     from shellflow.model.listing import get_object, reader
 
+    from shellflow.model.rights import RIGHTS
+
+    right = f"READ_{kind.upper()}"
+    authorized(right if right in RIGHTS else "READ", name)
     with reader(settings.db) as conn:
         return get_object(conn, kind, name)
 

@@ -4,7 +4,8 @@ Pure Python so the CLI can offer them as choices without importing SQLAlchemy. T
 list glued ``EDIT_PROCESSOR_CODE`` and ``LS_PROCESSORS`` together through a missing comma;
 here they are two rights. The spec lists rights twice (CLI chapter and ORM) and the lists
 differ: this is their union (UPDATE_PRIVILEGE and UPDATE_QUEUE from one, READ_LOG from the
-other).
+other). ``READ_CALL`` and ``LISTEN`` are this project's: the spec names no right for reading
+call data or listening, and ``READ`` (every read) is too wide to hand out for that alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from enum import StrEnum
 
 _GENERAL = ["ALL", "CREATE", "READ", "UPDATE", "DELETE", "DB_DROP", "DB_INIT", "START_AGENT"]
 _TASKS = ["RUN_TASK", "CANCEL_TASK"]
+# Reading what calls did: their records, arguments, results and logs (``flow ls calls``,
+# ``flow ls call``, the dashboard's Calls screen), and listening to the events processors
+# publish (``flow listen``, the dashboard's Live screen, ``flow tui --channel``).
+_CALLS = ["READ_CALL", "LISTEN"]
 _PROCESSOR = [
     "START_PROCESSOR", "STOP_PROCESSOR", "PAUSE_PROCESSOR", "RESUME_PROCESSOR",
     "LOCK_PROCESSOR", "UNLOCK_PROCESSOR", "VIEW_PROCESSOR", "VIEW_PROCESSOR_CONFIG",
@@ -32,7 +37,7 @@ _VERBS = {
 }
 
 RIGHTS: tuple[str, ...] = tuple(
-    _GENERAL + _TASKS + _PROCESSOR + _LS
+    _GENERAL + _TASKS + _CALLS + _PROCESSOR + _LS
     + [f"{verb}_{obj}" for verb, objs in _VERBS.items() for obj in objs]
 )  # fmt: skip
 
