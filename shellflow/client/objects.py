@@ -169,7 +169,6 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
 def row(settings: Settings, kind: str, name: str) -> dict[str, Any]:
     """The object as ``flow ls KIND -n NAME --json`` shows it (with the right that needs)."""
     from shellflow.model.listing import get_object, reader
-
     from shellflow.model.rights import RIGHTS
 
     right = f"READ_{kind.upper()}"

@@ -145,10 +145,9 @@ def down(app: AppContext, file: str, cascade: bool, force: bool) -> None:
 
     An object that others not in FILE depend on is refused (exit 4) unless --cascade.
     """
+    from shellflow.commands.kinds import right_for
     from shellflow.model.compose import apply, plan_down
     from shellflow.services.network import check
-
-    from shellflow.commands.kinds import right_for
 
     spec = _read(file)
     for declared in spec.objects:  # asking to delete is refused whether or not it exists

@@ -23,7 +23,8 @@ from textual.screen import Screen
 
 from shellflow.config import Settings
 from shellflow.errors import PermissionDenied
-from shellflow.model.access import Principal, authorize, current_principal
+from shellflow.model import access
+from shellflow.model.access import Principal, authorize
 from shellflow.model.listing import Reader, reader
 from shellflow.printable import printable
 from shellflow.redact import mask_text
@@ -80,7 +81,7 @@ class Dashboard(App[None]):
         self.settings = settings
         # Who looks, resolved once: every screen's reads and every action are checked
         # against its rights (a set look-up), as the CLI checks them.
-        self.principal = principal or current_principal()
+        self.principal = principal or access.current_principal()
         self.read_only = read_only
         self.channels = channels or ["global"]
         self.refresh_seconds = refresh_seconds
