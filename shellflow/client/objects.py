@@ -50,15 +50,12 @@ def authorized(right: str, target: str | None = None) -> str:
     return principal.name
 
 
-def owner_and_authorize(kind: str) -> str:
-    """Check the ``ADD_<KIND>`` right as ``flow add`` does; the acting user's name."""
-    from shellflow.model.access import authorize, current_principal
+def owner_and_authorize(kind: str, name: str) -> str:
+    """Check the ``ADD_<KIND>`` right on ``name`` as ``flow add`` does; the acting user."""
     from shellflow.model.rights import RIGHTS
 
-    principal = current_principal()
     right = f"ADD_{kind.upper()}"
-    authorize(principal, right if right in RIGHTS else "CREATE", None)
-    return principal.name
+    return authorized(right if right in RIGHTS else "CREATE", name)
 
 
 def fields_of(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,7 +103,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     values = fields_of(kind, values)
     check_name(kind, values.get("name"))  # the one name rule, before any database is opened
     missing = [key for key in REQUIRED[kind] if key not in values]
-    owner = owner_and_authorize(kind)
+    owner = owner_and_authorize(kind, values["name"])
     with session_scope(settings.db) as session:
         store = Store(session, owner)
         existing = store.find(kind, values["name"])
@@ -155,7 +152,7 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
-    owner = owner_and_authorize("argument")
+    owner = owner_and_authorize("argument", f"socket {socket}")
     with session_scope(settings.db) as session:
         store = Store(session, owner)
         have = {a.name for a in store.get("socket", socket).task.arguments}
