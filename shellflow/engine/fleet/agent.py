@@ -141,7 +141,7 @@ class Agent(AgentRights):
         from shellflow.engine.transport import embedded_broker as embedded
         from shellflow.model.db import get_engine, translated
 
-        self.authorize("START_AGENT", self.node)  # before anything is registered or started
+        self.authorize("START_AGENT", f"node {self.node}")  # before anything is registered
         self._engine = get_engine(self.settings.db)
         pidfile = PidFile(pidfile_path(self.home, self.node))
         pidfile.acquire()  # one agent per node and home, in the foreground or detached
