@@ -47,7 +47,7 @@ def stored_nodes(agent: Agent) -> list[Any]:
 
 def test_without_start_agent_it_registers_nothing(tmp_path: Path) -> None:
     refused = agent(tmp_path, *(r for r in AGENT_RIGHTS if r != "START_AGENT"))
-    with pytest.raises(PermissionDenied, match="^svc lacks the START_AGENT right on node n9$"):
+    with pytest.raises(PermissionDenied, match=r"^svc lacks the START_AGENT right on node n9$"):
         refused.run()
     assert stored_nodes(refused) == []
 
