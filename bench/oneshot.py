@@ -12,6 +12,20 @@ It prints the median and p90 wall times and the ratio shellflow / raw (target: a
 1.0x). It exits 0; it is a measurement, not a test.
 
     python bench/oneshot.py [--deployment embedded|distributed|both] [--runs 20]
+
+Rights on every front (issue 18): ``flow task run`` asks ``authorize(principal, "RUN_TASK",
+socket)``, a set look-up on the rights the principal carries (2.7 µs measured with timeit;
+resolving the principal, 34 µs, once per process). Measured in one session on the embedded
+deployment, 15 runs, on a 2-core machine shared with other jobs, alternating before/after:
+
+    run                 flow task run median (p90)   raw Celery median   ratio
+    before (404ce58)    1060 ms (1442)               1168 ms             0.91x
+    after               989 ms (1316)                1269 ms             0.78x
+    before again        1184 ms (1607)               1248 ms             0.95x
+    after again         803 ms (1087)                819 ms              0.98x
+
+The spread between runs (hundreds of ms, the machine's load) dwarfs the check; the ratio to
+raw Celery, measured side by side, stays under 1.0x, and the check adds far below 1 ms.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shellflow.client.canvas import Partial, funnel, parallel, pipeline
-from shellflow.client.objects import ensure, ensure_queue, row
+from shellflow.client.objects import authorized, ensure, ensure_queue, row
 from shellflow.client.results import CallResult
 from shellflow.client.settings import configure, resolve
 
@@ -111,6 +111,7 @@ class Socket:
 
         from shellflow.engine.calls.sender import send
 
+        authorized("RUN_TASK", self.name)  # as 'flow task run' asks, before anything is sent
         flow = flow or os.environ.get("SHELLFLOW_FLOW") or None
         sent = send(
             resolve(self.settings), self.name, list(args), dict(kwargs or {}),

@@ -97,13 +97,16 @@ class Step:
         by ``SHELLFLOW_FLOW``, as for ``flow task run``, else a new one).
 
         Every socket named in the tree is looked up first, so a misspelt name raises
-        :class:`~shellflow.errors.NotFound` here rather than halfway through the run.
+        :class:`~shellflow.errors.NotFound` here rather than halfway through the run, and
+        a socket the user may not call raises ``PermissionDenied`` (``RUN_TASK``).
         """
+        from shellflow.client.objects import authorized
         from shellflow.engine.calls.sender import route_for
 
         settings = settings or self.settings or resolve(None)
         for partial in self.partials():
             route_for(partial.settings or settings, partial.socket)
+            authorized("RUN_TASK", partial.socket)  # refused before any step is sent
         flow = flow or os.environ.get("SHELLFLOW_FLOW") or str(uuid.uuid4())
         run = _Run(settings, flow)
 

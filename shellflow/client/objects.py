@@ -39,17 +39,27 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 ALIASES = {"type": "qtype", "tag": "gittag", "retry_delay": "retrydelay", "time_limit": "timelimit"}
 
 
-def owner_and_authorize(kind: str, db_url: str, name: str | None = None) -> str:
-    """Check the ``ADD_<KIND>`` right as ``flow add`` does (a refusal is appended to the
-    audit trail of ``db_url``); the acting user's name."""
-    from shellflow.model.access import current_principal
-    from shellflow.model.audit import authorize
+def authorized(right: str, target: str | None = None, db_url: str | None = None) -> str:
+    """Check ``right`` for whoever runs this script, as the CLI does (exit 5 and the same one
+    line when refused; with ``db_url``, the refusal is appended to its audit trail); the
+    acting user's name. One set look-up: the principal carries its rights
+    (``shellflow.model.access``)."""
+    from shellflow.model import access, audit
+
+    principal = access.current_principal()
+    if db_url is None:
+        access.authorize(principal, right, target)
+    else:
+        audit.authorize(db_url, principal, right, target)
+    return principal.name
+
+
+def owner_and_authorize(kind: str, db_url: str, name: str) -> str:
+    """Check the ``ADD_<KIND>`` right on ``name`` as ``flow add`` does; the acting user."""
     from shellflow.model.rights import RIGHTS
 
-    principal = current_principal()
     right = f"ADD_{kind.upper()}"
-    authorize(db_url, principal, right if right in RIGHTS else "CREATE", name)
-    return principal.name
+    return authorized(right if right in RIGHTS else "CREATE", name, db_url)
 
 
 def fields_of(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     values = fields_of(kind, values)
     check_name(kind, values.get("name"))  # the one name rule, before any database is opened
     missing = [key for key in REQUIRED[kind] if key not in values]
-    owner = owner_and_authorize(kind, settings.db, values.get("name"))
+    owner = owner_and_authorize(kind, settings.db, values["name"])
     with session_scope(settings.db) as session:
         store = Store(session, owner, split_ini(settings.repos_allow))
         existing = store.find(kind, values["name"])
@@ -159,7 +169,7 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
-    owner = owner_and_authorize("argument", settings.db, socket)
+    owner = owner_and_authorize("argument", settings.db, f"socket {socket}")
     with session_scope(settings.db) as session:
         store = Store(session, owner)
         have = {a.name for a in store.get("socket", socket).task.arguments}
@@ -171,9 +181,12 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
 
 
 def row(settings: Settings, kind: str, name: str) -> dict[str, Any]:
-    """The object as ``flow ls KIND -n NAME --json`` shows it."""
+    """The object as ``flow ls KIND -n NAME --json`` shows it (with the right that needs)."""
     from shellflow.model.listing import get_object, reader
+    from shellflow.model.rights import RIGHTS
 
+    right = f"READ_{kind.upper()}"
+    authorized(right if right in RIGHTS else "READ", name)
     with reader(settings.db) as conn:
         return get_object(conn, kind, name)
 

@@ -61,9 +61,9 @@ def agent_start(
     from shellflow.model.audit import set_front
     from shellflow.model.checks import check_name
 
-    app.authorize("START_AGENT", node)
     set_front("agent")  # what the agent changes is audited as the agent's
     node = _node(node)
+    app.authorize("START_AGENT", f"node {node}")
     check_name("node", node)  # the agent creates the node and its agent by this name
     account = _account(app, run_as, create_user)
     if detach:
@@ -123,8 +123,8 @@ def agent_stop(app: AppContext, node: str | None, timeout: float) -> None:
     """Stop this node's agent; its workers finish their running calls first."""
     from shellflow.engine.fleet.daemon import stop
 
-    app.authorize("START_AGENT", node)
     node = _node(node)
+    app.authorize("START_AGENT", f"node {node}")
     pid = stop(app.settings.home, node, timeout)
     info(f"Agent of node {node!r} stopped (pid {pid})" if pid else f"No agent runs for {node!r}")
 
@@ -161,8 +161,8 @@ def agent_status(app: AppContext, node: str | None, as_json: bool) -> None:
     from shellflow.errors import ServiceUnavailable
     from shellflow.model.listing import list_objects
 
-    app.authorize("LS_AGENTS", node)
     node = _node(node)
+    app.authorize("LS_AGENTS", f"node {node}")
     pid = running_pid(pidfile_path(app.settings.home, node))
     status: dict[str, Any] = {"node": node, "running": pid is not None, "pid": pid or None}
     with app.reader() as conn:

@@ -38,7 +38,7 @@ def ls_calls(
     from shellflow.commands.output import info, print_rows
     from shellflow.model.history import list_calls
 
-    app.authorize("READ")
+    app.authorize("READ_CALL", f"socket {socket}" if socket else "calls")
     if state is not None:
         from shellflow.commands.complete import CALL_STATES
 
@@ -166,7 +166,7 @@ def ls_call(
     from shellflow.commands.output import print_object, print_rows, to_json, write_lines
     from shellflow.model.history import flow_calls, get_call, tree
 
-    app.authorize("READ")
+    app.authorize("READ_CALL", f"call {call_id}")
     with app.reader() as conn:
         call = get_call(conn, call_id, result=result)
         related = flow_calls(conn, call["flow"]) if call["flow"] else [call]

@@ -145,10 +145,13 @@ def down(app: AppContext, file: str, cascade: bool, force: bool) -> None:
 
     An object that others not in FILE depend on is refused (exit 4) unless --cascade.
     """
+    from shellflow.commands.kinds import right_for
     from shellflow.model.compose import apply, plan_down
     from shellflow.services.network import check
 
     spec = _read(file)
+    for declared in spec.objects:  # asking to delete is refused whether or not it exists
+        app.authorize(right_for("DELETE", declared.kind), declared.name)
     with app.store() as store:
         changes = plan_down(store, spec)
         deleted = apply(store, changes, _authorizer(app), cascade=cascade, force=force)
@@ -169,12 +172,12 @@ def diff(app: AppContext, file: str, prune: bool, exit_code: bool) -> None:
     - removed. Exits 0 whether or not there are changes; with --exit-code, 1 when there
     are (like git diff --exit-code).
     """
-    from shellflow.commands.kinds import right_for
+    from shellflow.commands.kinds import PLURALS, right_for
     from shellflow.model.compose import KINDS, plan, summary
 
     spec = _read(file)
     for kind in KINDS:
-        app.authorize(right_for("LS", kind))
+        app.authorize(right_for("LS", kind), f"{PLURALS[kind]} of {file}")
     with app.store() as store:
         changes = plan(store, spec, prune=prune)
         store.session.rollback()  # a look, never a write
@@ -197,12 +200,12 @@ def export(app: AppContext, output: str | None) -> None:
     as ${SHELLFLOW_SECRET_<PROCESSOR>}, which 'up' fills from that environment variable
     (refusing the file while it is not set).
     """
-    from shellflow.commands.kinds import right_for
+    from shellflow.commands.kinds import PLURALS, right_for
     from shellflow.model.compose import KINDS
     from shellflow.model.compose import export as export_network
 
     for kind in KINDS:
-        app.authorize(right_for("LS", kind))
+        app.authorize(right_for("LS", kind), PLURALS[kind])
     with app.store() as store:
         text = export_network(store)
     if output is None or output == "-":

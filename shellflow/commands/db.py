@@ -36,7 +36,7 @@ def db_init(app: AppContext) -> None:
     """Initialise database tables (does nothing on an initialised database)."""
     from shellflow.model import schema
 
-    app.authorize("DB_INIT")
+    app.authorize("DB_INIT", "the database")
     url = mask_url(app.settings.db)
     before, after = schema.initialise(app.settings.db)
     if not before.initialised:
@@ -68,7 +68,7 @@ def db_migrate(app: AppContext) -> None:
     """Perform database migration/upgrade to this version of shellflow."""
     from shellflow.model import schema
 
-    app.authorize("DB_INIT")
+    app.authorize("DB_INIT", "the database")
     before, after = schema.migrate(app.settings.db)
     if before.up_to_date:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
@@ -84,7 +84,7 @@ def db_drop(app: AppContext, yes: bool) -> None:
     """Drop all database tables."""
     from shellflow.model import schema
 
-    app.authorize("DB_DROP")
+    app.authorize("DB_DROP", "the database")
     _confirm_destruction(app, yes, "Dropping the database")
     count = schema.drop(app.settings.db)
     info(f"Dropped {count} tables from {mask_url(app.settings.db)}.")
@@ -97,8 +97,8 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
     """Drop and rebuild database tables."""
     from shellflow.model import schema
 
-    app.authorize("DB_DROP")
-    app.authorize("DB_INIT")
+    app.authorize("DB_DROP", "the database")
+    app.authorize("DB_INIT", "the database")
     _confirm_destruction(app, yes, "Rebuilding the database")
     count, after = schema.rebuild(app.settings.db)
     info(f"Dropped {count} tables and rebuilt {after.tables} (revision {after.current}).")
@@ -112,7 +112,7 @@ def db_json(app: AppContext, indent: int | None) -> None:
     passwords inside URLs, such as a git token, are masked)."""
     from shellflow.model import schema
 
-    app.authorize("READ")
+    app.authorize("READ", "the database")
     data = schema.export(app.settings.db)
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, default=str)

@@ -120,7 +120,7 @@ def make_add(kind: str) -> click.Command:
     def command(app: AppContext, as_json: bool, **values: Any) -> None:
         from shellflow.commands.output import info, print_object
 
-        app.authorize(right_for("ADD", kind), values.get("name"))
+        app.authorize(right_for("ADD", kind), values.get("name") or f"a new {kind}")
         warn = _given_as_argument(values)
         values = collect(options, values, adding=True)
         if kind == "processor" and values.get("commit"):
@@ -308,7 +308,7 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
         from shellflow.model.listing import get_object, list_objects
         from shellflow.model.views import VIEWS
 
-        app.authorize(right_for("LS", kind))
+        app.authorize(right_for("LS", kind), name or PLURALS[kind])
         view = VIEWS[kind]
         columns = [key for key, _, _ in view.columns]
         with app.reader() as conn:

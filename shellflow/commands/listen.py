@@ -112,7 +112,7 @@ def listen(
     from shellflow.errors import ServiceUnavailable, UsageError
 
     start = parse_since(since) if since is not None else None
-    app.authorize("READ_PROCESSOR", name)
+    app.authorize("LISTEN", name)
     sink = _adaptor(adaptor) if adaptor else None
     if name != GLOBAL:
         _known(app, name)  # a mistyped name would otherwise wait, silently, for ever

@@ -68,7 +68,7 @@ def alias_line(name: str, flow: str) -> str:
 @pass_app
 def shell_aliases(app: AppContext, absolute: bool, allow_shadow: bool) -> None:
     """Print one alias per socket; use: eval "$(flow shell aliases)"."""
-    app.authorize("LS_SOCKETS")
+    app.authorize("LS_SOCKETS", "sockets")
     flow = shlex.quote(flow_executable()) if absolute else "flow"
     choice = choose(_socket_names(app), allow_shadow=allow_shadow, aliases=True)
     write_lines(alias_line(name, flow) for name in choice.kept)
@@ -89,7 +89,7 @@ def shell_install(app: AppContext, folder: Path, allow_shadow: bool) -> None:
 
     Commands of sockets that no longer exist are removed; other files are left alone.
     """
-    app.authorize("LS_SOCKETS")
+    app.authorize("LS_SOCKETS", "sockets")
     flow = flow_executable()
     folder.mkdir(parents=True, exist_ok=True)
     choice = choose(_socket_names(app), allow_shadow=allow_shadow, aliases=False, folder=folder)

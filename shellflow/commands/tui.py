@@ -68,7 +68,9 @@ def tui(app: AppContext, read_only: bool, channels: tuple[str, ...]) -> None:
     """
     from shellflow.config import ENV, ENV_INI, KEYS
 
-    app.authorize("READ")
+    app.authorize("READ_CALL", "calls")  # the dashboard opens on its Calls screen
+    if channels:
+        app.authorize("LISTEN", ", ".join(channels))
     _check_channels(app, channels)
     env = dict(os.environ)
     for key in KEYS:

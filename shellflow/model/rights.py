@@ -4,7 +4,9 @@ Pure Python so the CLI can offer them as choices without importing SQLAlchemy. T
 list glued ``EDIT_PROCESSOR_CODE`` and ``LS_PROCESSORS`` together through a missing comma;
 here they are two rights. The spec lists rights twice (CLI chapter and ORM) and the lists
 differ: this is their union (UPDATE_PRIVILEGE and UPDATE_QUEUE from one, READ_LOG from the
-other). READ_AUDIT (reading the audit trail, ``flow ls audit``) is shellflow's own.
+other). ``READ_AUDIT`` (reading the audit trail, ``flow ls audit``), ``READ_CALL`` and
+``LISTEN`` are this project's: the spec names no right for reading the trail, call data or
+listening, and ``READ`` (every read) is too wide to hand out for that alone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from enum import StrEnum
 _GENERAL = ["ALL", "CREATE", "READ", "UPDATE", "DELETE", "DB_DROP", "DB_INIT", "START_AGENT",
             "READ_AUDIT"]  # fmt: skip
 _TASKS = ["RUN_TASK", "CANCEL_TASK"]
+# Reading what calls did: their records, arguments, results and logs (``flow ls calls``,
+# ``flow ls call``, the dashboard's Calls screen), and listening to the events processors
+# publish (``flow listen``, the dashboard's Live screen, ``flow tui --channel``).
+_CALLS = ["READ_CALL", "LISTEN"]
 _PROCESSOR = [
     "START_PROCESSOR", "STOP_PROCESSOR", "PAUSE_PROCESSOR", "RESUME_PROCESSOR",
     "LOCK_PROCESSOR", "UNLOCK_PROCESSOR", "VIEW_PROCESSOR", "VIEW_PROCESSOR_CONFIG",
@@ -33,7 +39,7 @@ _VERBS = {
 }
 
 RIGHTS: tuple[str, ...] = tuple(
-    _GENERAL + _TASKS + _PROCESSOR + _LS
+    _GENERAL + _TASKS + _CALLS + _PROCESSOR + _LS
     + [f"{verb}_{obj}" for verb, objs in _VERBS.items() for obj in objs]
 )  # fmt: skip
 

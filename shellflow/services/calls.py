@@ -126,7 +126,7 @@ def result(
     from shellflow.engine.calls.outcomes import outcome, wait_for
     from shellflow.model.audit import authorize
 
-    authorize(settings.db, principal, "RUN_TASK")
+    authorize(settings.db, principal, "RUN_TASK", f"call {call_id}")
     _check_call_id(call_id)
     found = outcome(settings, call_id)
     if not found.done and wait:
@@ -208,7 +208,7 @@ def retry(settings: Settings, principal: Principal, call_id: str) -> Retried:
     from shellflow.model.listing import reader
     from shellflow.model.retries import RETRYABLE, call_to_retry
 
-    authorize(settings.db, principal, "RUN_TASK")  # before its record says whether the call exists
+    authorize(settings.db, principal, "RUN_TASK", f"call {call_id}")  # before any look-up
     _check_call_id(call_id)
     with reader(settings.db) as conn:
         old = call_to_retry(conn, call_id)
@@ -237,10 +237,9 @@ def retry_many(
     from shellflow.model.listing import reader
     from shellflow.model.retries import RETRYABLE, calls_to_retry
 
+    _authorize_run(settings, principal, socket or f"{state} calls")  # all, without --socket
     if state not in RETRYABLE:
         raise UsageError(f"--state {state}: only {', '.join(RETRYABLE)} calls can be retried")
-    if socket is not None:
-        _authorize_run(settings, principal, socket)
     with reader(settings.db) as conn:
         found = calls_to_retry(conn, state, socket)
     sent = [_send_retry(settings, principal, old) for old in found if old.args is not None]

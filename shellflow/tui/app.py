@@ -22,6 +22,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from shellflow.config import Settings
+from shellflow.errors import PermissionDenied
+from shellflow.model import access
+from shellflow.model.access import Principal, authorize
 from shellflow.model.listing import Reader, reader
 from shellflow.printable import printable
 from shellflow.redact import mask_text
@@ -72,9 +75,13 @@ class Dashboard(App[None]):
         refresh_seconds: float = 1.0,
         clock: Callable[[], datetime] = now,
         depths: bool = True,
+        principal: Principal | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        # Who looks, resolved once: every screen's reads and every action are checked
+        # against its rights (a set look-up), as the CLI checks them.
+        self.principal = principal or access.current_principal()
         self.read_only = read_only
         self.channels = channels or ["global"]
         self.refresh_seconds = refresh_seconds
@@ -103,12 +110,18 @@ class Dashboard(App[None]):
         with suppress(RuntimeError):
             self.call_from_thread(callback, *args)
 
+    def authorize(self, right: str, target: str | None = None) -> None:
+        """Raise ``PermissionDenied`` unless the person looking holds ``right`` (checked in
+        the worker thread before each read: a refused screen shows the refusal, no rows)."""
+        authorize(self.principal, right, target)
+
     def report_problem(self, exc: BaseException | None) -> None:
         if exc is None:
             self.problem = ""
             return
         text = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        again = "; retrying" if self.refresh_seconds else ""
+        refused = isinstance(exc, PermissionDenied)  # asking again changes nothing
+        again = "; retrying" if self.refresh_seconds and not refused else ""
         self.problem = mask_text(" ".join(str(text).split())) + again
 
     @work(thread=True, exclusive=True, group="summary")
@@ -206,8 +219,10 @@ def make_app(
     refresh_seconds: float = 1.0,
     clock: Callable[[], datetime] = now,
     depths: bool = True,
+    principal: Principal | None = None,
 ) -> Dashboard:
-    """The dashboard for these settings; tests pass a fixed ``clock`` and no refresh."""
+    """The dashboard for these settings; tests pass a fixed ``clock``, no refresh, and may
+    pass who looks (else :func:`shellflow.model.access.current_principal`)."""
     return Dashboard(
         settings,
         read_only=read_only,
@@ -215,4 +230,5 @@ def make_app(
         refresh_seconds=refresh_seconds,
         clock=clock,
         depths=depths,
+        principal=principal,
     )

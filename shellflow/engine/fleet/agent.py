@@ -19,11 +19,10 @@ deployment on this host. For each it
 - restarts the worker when its sockets or CPUs change; redeploys when its source changes,
   only from an allowed repository, at the commit recorded (``trusted``; ``--pull`` moves it).
 
-Workers run in their own process groups: the agent alone decides when they stop (a Ctrl-C
-at the agent's terminal reaches the agent, which stops each worker cleanly). On SIGTERM,
-SIGINT or SIGHUP the agent stops every worker, marks the processors stopped with the reason,
-and marks itself stopped. Workers left over by an agent that was killed are stopped when the
-agent starts again.
+Workers run in their own process groups: the agent alone stops them (a Ctrl-C at its
+terminal reaches the agent, which stops each worker cleanly). On SIGTERM, SIGINT or SIGHUP
+it stops every worker, marks the processors and itself stopped. Workers left by an agent
+that was killed are stopped when it starts again. Its rights: ``agent_rights.py``.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from typing import Any
 
 from shellflow.config import Settings
 from shellflow.engine.fleet import rows as fleet
+from shellflow.engine.fleet.agent_rights import AgentRights
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
 from shellflow.engine.fleet.deploy import Deployed, Source
 from shellflow.engine.fleet.launch import WORKER_BOOT, build_env, start_worker, worker_folder
@@ -103,7 +103,7 @@ class Managed:
         return self.backoff
 
 
-class Agent:
+class Agent(AgentRights):
     def __init__(
         self,
         settings: Settings,
@@ -141,6 +141,7 @@ class Agent:
         from shellflow.engine.transport import embedded_broker as embedded
         from shellflow.model.db import get_engine, translated
 
+        self.authorize("START_AGENT", f"node {self.node}")  # before anything is registered
         self._engine = get_engine(self.settings.db)
         pidfile = PidFile(pidfile_path(self.home, self.node))
         pidfile.acquire()  # one agent per node and home, in the foreground or detached
@@ -271,6 +272,7 @@ class Agent:
         if not (spec.deploy and spec.requested in RUNNING_REQUESTS):
             self._keep_down(m, spec, now)
             return
+        self.authorize("START_PROCESSOR", name)  # deploys, starts and keeps its worker up
         if m.deployed is not None and m.deployed_source != spec.source:
             if m.proc is not None:  # new code: stop the old worker first
                 self._stop(m, now)
@@ -295,6 +297,7 @@ class Agent:
 
     def _keep_down(self, m: Managed, spec: Placed, now: float) -> None:
         if m.proc is not None:
+            self.authorize("STOP_PROCESSOR", spec.name)
             self._stop(m, now)  # its status is written once it has exited
             return
         m.deployed = None  # deploy again on start (the recorded commit: cheap when cached)
@@ -345,9 +348,9 @@ class Agent:
     def _status(self, spec: Placed, status: str, reason: str | None) -> None:
         if (spec.status, spec.reason) == (status, reason):
             return
+        self.authorize("UPDATE_PROCESSOR", spec.name)
         fleet.set_status(self._engine, spec.id, status, reason)
-        # What we just wrote is what the next read will say; no second write until then.
-        spec.status, spec.reason = status, reason
+        spec.status, spec.reason = status, reason  # what the next read will say: no rewrite
 
     def _note(self, spec: Placed, text: str) -> None:
         try:
@@ -422,9 +425,8 @@ class Agent:
 
     def _stop_leftovers(self) -> None:
         """Stop workers a previous run of this agent left running (it was killed)."""
-        for worker_id, process in fleet.leftover_workers(
-            self._engine, self.agent_id, self.hostname
-        ):
+        leftovers = fleet.leftover_workers(self._engine, self.agent_id, self.hostname)
+        for worker_id, process in leftovers:
             if process.known and process.alive():
                 log.info("stopping worker pid %d left by a previous run", process.pid)
                 _terminate(process.pid, self.stop_timeout)

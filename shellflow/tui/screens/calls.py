@@ -145,6 +145,7 @@ class CallsScreen(Screen[None]):
         keep: str | None,
     ) -> None:
         try:
+            self.dashboard.authorize("READ_CALL", "calls")
             with self.dashboard.reader() as conn:
                 page = fetch_page(
                     conn,

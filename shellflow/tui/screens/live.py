@@ -47,6 +47,10 @@ class ChannelPane(Vertical):
     def _listen(self) -> None:
         """Subscribe, then poll until the pane goes; a broken connection is retried."""
         dashboard: Dashboard = self.app  # type: ignore[assignment]
+        if not dashboard.principal.holds("LISTEN"):  # refused: said once, never subscribed
+            refusal = f"{dashboard.principal.name} lacks the LISTEN right on {self.pattern}"
+            dashboard.from_thread(self._title, refusal, "red")
+            return
         while not self._stop.is_set():
             try:
                 subscription = Subscription(dashboard.settings.pubsub, self.channel)

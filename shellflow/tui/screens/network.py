@@ -93,6 +93,7 @@ class NetworkScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="network")
     def _load(self) -> None:
         try:
+            self.dashboard.authorize("LS_PROCESSORS", "the network")
             with self.dashboard.reader() as conn:
                 network = read_network(conn)
         except Exception as exc:

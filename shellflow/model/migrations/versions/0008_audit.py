@@ -8,7 +8,8 @@ Every change of the network, of a privilege, role or user, every refusal and eve
 appends one row (``shellflow.model.audit``); ``flow ls audit`` reads them. Triggers refuse
 an UPDATE or a DELETE of a row on both databases, so the trail can only grow through
 shellflow (dropping the table, as ``flow db drop`` does, still removes it whole).
-Reading the trail takes the new right READ_AUDIT, whose privilege row is added here.
+Reading the trail takes the new right READ_AUDIT; reading calls READ_CALL, listening LISTEN:
+their privilege rows are added here.
 
 """
 
@@ -36,9 +37,13 @@ $$ LANGUAGE plpgsql
 """
 
 
+NEW_RIGHTS = ("READ_AUDIT", "READ_CALL", "LISTEN")
+
+
 def _seed_read_audit() -> None:
-    """The privilege row of READ_AUDIT, unless present (a database made at this head has it
-    from the initial revision, which seeds every right of ``shellflow.model.rights``)."""
+    """The privilege rows of the rights new in this release, unless present (a database made
+    at this head has them from the initial revision, which seeds every right of
+    ``shellflow.model.rights``)."""
     privilege = sa.table(
         "privilege",
         *(sa.column(c) for c in ("id", "name", "right", "status", "requested_status", "enabled")),
@@ -46,13 +51,14 @@ def _seed_read_audit() -> None:
         sa.column("lastupdated", UTCDateTime()),
     )
     bind = op.get_bind()
-    if bind.execute(sa.select(privilege.c.id).where(privilege.c.name == "READ_AUDIT")).first():
-        return
+    held = set(bind.execute(sa.select(privilege.c.name)).scalars())
     now = utcnow()
-    op.bulk_insert(privilege, [{
-        "id": new_id(), "name": "READ_AUDIT", "right": "READ_AUDIT", "status": "ready",
+    rows = [{
+        "id": new_id(), "name": right, "right": right, "status": "ready",
         "requested_status": "ready", "enabled": True, "created": now, "lastupdated": now,
-    }])  # fmt: skip
+    } for right in NEW_RIGHTS if right not in held]  # fmt: skip
+    if rows:
+        op.bulk_insert(privilege, rows)
 
 
 def upgrade() -> None:
