@@ -179,8 +179,10 @@ def _wait(
     settings: Settings, results: Any, call_id: str, timeout: float | None, deadline: float | None
 ) -> Any:
     from shellflow.engine.calls.result_meta import decode, value_of
+    from shellflow.engine.transport.result_signing import trusted
     from shellflow.engine.transport.resultwire import RedisError
 
+    refused: set[bytes] = set()  # forged values seen: each is logged once, then skipped
     try:
         while True:
             left = LOOK_EVERY
@@ -191,8 +193,12 @@ def _wait(
             data = results.next(left)
             if data is None and (deadline is None or time.monotonic() < deadline):
                 data = results.stored()
-            if data is not None:
-                ended = decode(call_id, _metadata(data))
+            if data is not None and data not in refused:
+                meta = _metadata(data)
+                if not trusted(settings.db, meta, call_id):  # forged: wait for the real one
+                    refused.add(data)
+                    continue
+                ended = decode(call_id, meta)
                 if ended is not None:
                     return value_of(ended)
     except RedisError as exc:

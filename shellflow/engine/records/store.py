@@ -184,6 +184,9 @@ class RecordStore:
                 log.warning("live events not published: %s", exc)
 
     def _write(self, conn: DriverConnection, batch: Pending) -> None:
+        refused = call_writes.refused_rows(conn, self.dialect, list(batch.rows.values()))
+        if refused:
+            _drop(batch, refused)
         rows = [call_writes.call_values(self.dialect, row) for row in batch.rows.values()]
         call_writes.write_records(conn, self.dialect, rows, batch.updates, batch.events,
                                   batch.logs)  # fmt: skip
@@ -246,3 +249,19 @@ class RecordStore:
                 path = sqlite_path(self.url)
                 self._conn = SQLiteConnection(str(path) if path else ":memory:")
         return self._conn
+
+
+def _drop(batch: Pending, refused: dict[str, str]) -> None:
+    """Take the refused calls' rows, events and printed lines out of ``batch`` (none is
+    merged into the call recorded under their id, nor published), logging each refusal."""
+    for call_id, why in refused.items():
+        row = batch.rows.pop(call_id)
+        if why:  # empty: the very row already recorded (a spool drained twice)
+            log.warning(
+                "call %s: record of %s from this worker refused, not merged: %s (a message "
+                "reusing an existing call's id?)", call_id, row.get("name"), why,
+            )  # fmt: skip
+    batch.updates = [u for u in batch.updates if u[2] not in refused]
+    batch.events = [e for e in batch.events if e[4] not in refused]
+    batch.logs = [entry for entry in batch.logs if entry[2] not in refused]
+    batch.stored = [event for event in batch.stored if event.call not in refused]
