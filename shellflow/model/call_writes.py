@@ -190,9 +190,10 @@ def write_records(
 
 def refused_rows(
     conn: DriverConnection, dialect: str, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, str]:
+) -> dict[int, str]:
     """The call rows of a worker's batch that must not be merged into the row already
-    recorded under their id, each with why (the caller logs it and drops their records).
+    recorded under their id, by ``id()`` of the row, each with why (the caller logs it and
+    drops their records; several rows may share a call id).
 
     A call's row is created by its caller (``pending``) and completed by a worker of the
     socket it was sent to: a message that reuses an existing call's id for another task or
@@ -206,13 +207,13 @@ def refused_rows(
     if not rows:
         return {}
     mark = placeholder(dialect)
-    ids = [row["id"] for row in rows]
+    ids = list(dict.fromkeys(row["id"] for row in rows))
     conn.execute(
         f"SELECT id, state, name, socket_id, args FROM call WHERE id IN "
         f"({','.join([mark] * len(ids))})", tuple(ids),
     )  # fmt: skip
     found = {str(r[0]): r[1:] for r in conn.fetchall()}
-    refused: dict[str, str] = {}
+    refused: dict[int, str] = {}
     for row in rows:
         old = found.get(row["id"])
         if old is None:
@@ -221,13 +222,13 @@ def refused_rows(
         same_args = _same_json(args, row["args"])
         if state in ENDED:
             same = state == row["state"] and name == row["name"] and same_args
-            refused[row["id"]] = "" if same else f"the call has ended ({state})"
+            refused[id(row)] = "" if same else f"the call has ended ({state})"
         elif name != row["name"]:
-            refused[row["id"]] = f"the call is one of {name!r}, not {row['name']!r}"
+            refused[id(row)] = f"the call is one of {name!r}, not {row['name']!r}"
         elif socket_id and row["socket_id"] and str(socket_id) != str(row["socket_id"]):
-            refused[row["id"]] = "the call was sent to another socket"
+            refused[id(row)] = "the call was sent to another socket"
         elif not same_args and row["args"] not in (None, "null"):
-            refused[row["id"]] = "the call was sent with other arguments"
+            refused[id(row)] = "the call was sent with other arguments"
     return refused
 
 
