@@ -143,10 +143,17 @@ class _Cache:
         ``fresher_than``, a :func:`time.monotonic` time)."""
         now = time.monotonic()
         cached = self.rings.get(url)
-        if cached is not None and now - cached[0] < REFRESH:
-            if fresher_than is None or cached[0] >= fresher_than:
-                return cached[1]
-        ring = ensure(url)
+        fresh = cached is not None and now - cached[0] < REFRESH
+        if cached is not None and fresh and (fresher_than is None or cached[0] >= fresher_than):
+            return cached[1]
+        try:
+            ring = ensure(url)
+        except Exception:
+            if cached is None:
+                raise
+            # The database is away (an outage a stream rides out): the ring held is the
+            # deployment's still, unless a rotation happened meanwhile. Read again later.
+            return cached[1]
         with self.lock:
             self.rings[url] = (now, ring)
         return ring

@@ -61,7 +61,7 @@ def _signing_app() -> type[Celery]:
 
     from shellflow.engine.transport.result_signing import signed_class
 
-    class SigningCelery(Celery):  # type: ignore[misc]
+    class SigningCelery(Celery):
         shellflow_db: str | None = None
 
         def _get_backend(self) -> Any:

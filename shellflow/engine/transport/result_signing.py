@@ -98,7 +98,8 @@ def trusted(db: str, meta: Mapping[str, Any], call_id: str | None = None) -> boo
             return False
     log.warning(
         "ignored a result for call %s that is not signed by this deployment (forged "
-        "publish?); still waiting for the call's own result", str(call_id or task_id)[:80]
+        "publish?); still waiting for the call's own result",
+        str(call_id or task_id)[:80],
     )
     return False
 
