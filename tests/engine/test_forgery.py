@@ -172,3 +172,25 @@ def test_a_forged_result_never_reaches_task_result_wait_nor_the_python_api(
     _assert_real(waiter, "real\n")
     thread.join(120)
     assert got == ["api"]
+
+
+def test_a_forged_result_never_reaches_a_stream(
+    deployment: Deployment, chaos: dict[str, str], client: Client, tmp_path: Any
+) -> None:
+    from tests.conftest import _flow_executable
+
+    d = deployment
+    d.start_worker(chaos["processor"])
+    lines = tmp_path / "lines"
+    lines.write_text("one\ntwo\n")
+    with lines.open() as given:
+        stream = subprocess.Popen(
+            [*_flow_executable(), "task", "run", "--stream", "-j", "2", "-s", chaos["slow"],
+             "seconds:=3"], env={**os.environ, **d.env}, stdin=given,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    ids = poll(lambda: d.query("SELECT id FROM call WHERE name = ? AND state = 'running'",
+                               (chaos["slow"],)), 60, "the stream's calls running")  # fmt: skip
+    for (call_id,) in ids:
+        _forge_results(client, str(call_id), chaos["slow"])
+    _assert_real(stream, "one\ntwo\n")
