@@ -194,3 +194,22 @@ def test_a_forged_result_never_reaches_a_stream(
     for (call_id,) in ids:
         _forge_results(client, str(call_id), chaos["slow"])
     _assert_real(stream, "one\ntwo\n")
+
+
+def test_a_one_shot_caller_ignores_a_result_made_from_a_forged_message_reusing_its_id(
+    deployment: Deployment, chaos: dict[str, str], client: Client
+) -> None:
+    """A worker signs whatever it runs: the result of a message that reused the call's id
+    with other arguments is signed too, and names the arguments it ran with."""
+    d = deployment
+    d.start_worker(chaos["processor"], concurrency=2)
+    # The real call runs long enough for the forged one, beside it, to end first.
+    caller = _flow(d, "task", "run", "-s", chaos["slow"], "value=real", "seconds:=10",
+                   "--timeout", "100")  # fmt: skip
+    _forge_message(client, chaos["slow"], _running_call(d, chaos["slow"]), "forged", 0)
+    poll(lambda: _refusals(d, chaos["slow"]) >= 1, 60,
+         lambda: f"the forged call's refusal:\n{d.worker_log()[-4000:]}")  # fmt: skip
+    out, err = caller.communicate(timeout=120)
+    assert caller.returncode == 0, err
+    assert out == "real\n"
+    assert "made from other arguments than it was sent with" in err, err

@@ -104,6 +104,25 @@ def trusted(db: str, meta: Mapping[str, Any], call_id: str | None = None) -> boo
     return False
 
 
+def ran_as_sent(meta: Mapping[str, Any], sent: tuple[str, Any, Any] | None) -> bool:
+    """Whether a (signed) result was made by a run of the call as its caller sent it:
+    ``sent`` is (task, args, kwargs) as JSON values. A worker signs whatever it runs, so a
+    message that reused the call's id with other arguments gets a signed result too: the
+    task and arguments it carries (Celery's extended metadata, signed) tell it apart. A
+    result that names none (a cancellation) is the call's. Logged when refused."""
+    if sent is None or meta.get("status") not in ENDED or meta.get("args") is None:
+        return True
+    name, args, kwargs = sent
+    if (meta.get("name"), meta.get("args"), meta.get("kwargs") or {}) == (name, args, kwargs):
+        return True
+    log.warning(
+        "ignored a result for call %s made from other arguments than it was sent with (a "
+        "message reusing its id?); still waiting for the call's own result",
+        str(meta.get("task_id"))[:80],
+    )
+    return False
+
+
 # -- Celery's result backends ---------------------------------------------------------------
 
 
