@@ -140,11 +140,14 @@ def record_pending(
 
 
 def _route(settings: Settings, socket: str) -> SocketRoute:
+    from shellflow.model import result_keys
     from shellflow.model.listing import reader
     from shellflow.model.routes import socket_route
 
     with reader(settings.db) as conn:
-        return socket_route(conn, socket)
+        route = socket_route(conn, socket)
+        result_keys.remember(settings.db, conn)  # checks the result: no second connection
+        return route
 
 
 def _ensure_embedded(settings: Settings) -> None:

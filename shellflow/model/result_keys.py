@@ -170,6 +170,15 @@ class _Cache:
 _cache = process_state.own(__name__, _Cache())
 
 
+def remember(url: str, conn: Reader) -> None:
+    """Read the ring on a connection the caller has open anyway (a cold ``flow task run``
+    reading its route), so checking the result costs no connection of its own."""
+    ring = read(conn)
+    if ring is not None:
+        with _cache.lock:
+            _cache.rings[url] = (time.monotonic(), ring)
+
+
 def ring_for(url: str) -> KeyRing:
     """This process's copy of the deployment's key ring (read at most every REFRESH s)."""
     return _cache.get(url)
