@@ -94,6 +94,12 @@ def _insert(conn: Reader, ring: KeyRing) -> None:
     )
 
 
+def read_ring(url: str) -> KeyRing | None:
+    """The key ring as stored in the database at ``url`` (None: none made yet)."""
+    with reader(url) as conn:
+        return read(conn)
+
+
 def ensure(url: str) -> KeyRing:
     """The deployment's key ring, made now if there is none yet."""
     with reader(url) as conn:

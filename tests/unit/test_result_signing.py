@@ -84,3 +84,28 @@ def test_the_celery_backend_signs_what_it_stores_and_reads_forged_results_as_pen
     signed = signing.sign(result_keys.ensure(db), _meta(task_id="c3", result="real"))
     backend.set(key, json.dumps(signed))
     assert backend.get_task_meta("c3", cache=False)["result"] == "real"
+
+
+def test_flow_db_init_makes_the_key_and_rotate_key_replaces_it(db: str, cli: Any) -> None:
+    cli.ok("db", "init")  # an initialised database: the key is made all the same
+    first = result_keys.read_ring(db)
+    assert first is not None
+    done = cli.ok("db", "init", "--rotate-key")
+    assert "rotated" in done.stderr and "24 hours" in done.stderr
+    ring = result_keys.read_ring(db)
+    assert ring is not None and ring.previous == first.current
+
+
+def test_the_rpc_backend_signs_what_it_publishes_and_checks_what_it_reads(db: str) -> None:
+    from celery import Celery
+    from celery.backends.rpc import RPCBackend
+
+    from shellflow.engine.transport.result_signing import signed_class
+
+    app = Celery("sftest_signing_rpc", broker="memory://", backend="rpc://")
+    app.shellflow_db = db  # type: ignore[attr-defined]
+    backend = signed_class(RPCBackend)(app=app)
+    meta = backend._to_result("c1", "SUCCESS", {"a": 1}, None, None)
+    assert signing.trusted(db, meta, "c1")
+    assert backend.meta_from_decoded(dict(meta))["status"] == "SUCCESS"
+    assert backend.meta_from_decoded({**meta, "result": 2})["status"] == "PENDING"
