@@ -108,10 +108,12 @@ def statements(dialect: str) -> dict[str, str]:
     changes = ",".join(f"{c}=excluded.{c}" for c in CALL_COLUMNS if c not in _KEEP_ON_CONFLICT)
     # The database's own guard (refused_rows, run before, says why and logs): a row is
     # completed only by a record of the same call, never once it has ended.
+    # One socket: the same socket id (a renamed socket keeps it) or, where either row has
+    # lost it (the socket deleted), the same name.
     changes += (
-        f" WHERE call.state NOT IN ({_ENDED_SQL}) AND call.name = excluded.name"
-        " AND (call.socket_id IS NULL OR excluded.socket_id IS NULL"
-        " OR call.socket_id = excluded.socket_id)"
+        f" WHERE call.state NOT IN ({_ENDED_SQL}) AND CASE WHEN call.socket_id IS NULL"
+        " OR excluded.socket_id IS NULL THEN call.name = excluded.name"
+        " ELSE call.socket_id = excluded.socket_id END"
     )
     insert_call = f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
     return {
@@ -220,13 +222,15 @@ def refused_rows(
             continue
         state, name, socket_id, args = old
         same_args = _same_json(args, row["args"])
+        if socket_id and row["socket_id"]:  # one socket: its id (kept when renamed)
+            same_socket = str(socket_id) == str(row["socket_id"])
+        else:  # the socket was deleted meanwhile: its name, as the row recorded it
+            same_socket = name == row["name"]
         if state in ENDED:
-            same = state == row["state"] and name == row["name"] and same_args
+            same = state == row["state"] and same_socket and same_args
             refused[id(row)] = "" if same else f"the call has ended ({state})"
-        elif name != row["name"]:
-            refused[id(row)] = f"the call is one of {name!r}, not {row['name']!r}"
-        elif socket_id and row["socket_id"] and str(socket_id) != str(row["socket_id"]):
-            refused[id(row)] = "the call was sent to another socket"
+        elif not same_socket:
+            refused[id(row)] = f"the call was sent to another socket ({name!r})"
         elif not same_args and row["args"] not in (None, "null"):
             refused[id(row)] = "the call was sent with other arguments"
     return refused
