@@ -158,7 +158,10 @@ class _Cache:
             if cached is None:
                 raise
             # The database is away (an outage a stream rides out): the ring held is the
-            # deployment's still, unless a rotation happened meanwhile. Read again later.
+            # deployment's still, unless a rotation happened meanwhile. Tried again after
+            # REFRESH, not at each result (a connection attempt may take seconds).
+            with self.lock:
+                self.rings[url] = (now, cached[1])
             return cached[1]
         with self.lock:
             self.rings[url] = (now, ring)
