@@ -85,7 +85,8 @@ def call_once(
         publish(settings, route, call_id, args, kwargs, flow or call_id, parent, wire)
         if on_sent is not None:
             on_sent(call_id)
-        return _wait(settings, results, call_id, timeout, deadline)
+        as_sent = (route.name, json.loads(json.dumps(args)), json.loads(json.dumps(kwargs)))
+        return _wait(settings, results, call_id, timeout, deadline, as_sent)
     finally:
         results.close()
 
@@ -139,11 +140,14 @@ def record_pending(
 
 
 def _route(settings: Settings, socket: str) -> SocketRoute:
+    from shellflow.model import result_keys
     from shellflow.model.listing import reader
     from shellflow.model.routes import socket_route
 
     with reader(settings.db) as conn:
-        return socket_route(conn, socket)
+        route = socket_route(conn, socket)
+        result_keys.remember(settings.db, conn)  # checks the result: no second connection
+        return route
 
 
 def _ensure_embedded(settings: Settings) -> None:
@@ -176,11 +180,17 @@ def publish(
 
 
 def _wait(
-    settings: Settings, results: Any, call_id: str, timeout: float | None, deadline: float | None
-) -> Any:
+    settings: Settings, results: Any, call_id: str, timeout: float | None, deadline: float | None,
+    sent: tuple[str, Any, Any] | None = None,
+) -> Any:  # fmt: skip
+    """The call's result, taken only if signed by the deployment and, when ``sent`` (task,
+    args, kwargs as JSON values) is given, made by a run of the call as it was sent (a
+    message that reused the call's id with other arguments is a worker's run too)."""
     from shellflow.engine.calls.result_meta import decode, value_of
+    from shellflow.engine.transport.result_signing import ran_as_sent, trusted
     from shellflow.engine.transport.resultwire import RedisError
 
+    refused: set[bytes] = set()  # forged values seen: each is logged once, then skipped
     try:
         while True:
             left = LOOK_EVERY
@@ -191,8 +201,12 @@ def _wait(
             data = results.next(left)
             if data is None and (deadline is None or time.monotonic() < deadline):
                 data = results.stored()
-            if data is not None:
-                ended = decode(call_id, _metadata(data))
+            if data is not None and data not in refused:
+                meta = _metadata(data)
+                if not trusted(settings.db, meta, call_id) or not ran_as_sent(meta, sent):
+                    refused.add(data)
+                    continue
+                ended = decode(call_id, meta)
                 if ended is not None:
                     return value_of(ended)
     except RedisError as exc:

@@ -31,14 +31,29 @@ def db() -> None:
 
 
 @db.command("init")
+@click.option(
+    "--rotate-key", is_flag=True,
+    help="Replace the deployment's result-signing key; results signed with the old one "
+    "are still accepted for 24 hours (docs/security.md)",
+)  # fmt: skip
 @pass_app
-def db_init(app: AppContext) -> None:
-    """Initialise database tables (does nothing on an initialised database)."""
-    from shellflow.model import schema
+def db_init(app: AppContext, rotate_key: bool) -> None:
+    """Initialise database tables (does nothing on an initialised database).
+
+    Also makes the key workers sign results with (callers take no result without it).
+    """
+    from shellflow.model import result_keys, schema
 
     app.authorize("DB_INIT", "the database")
     url = mask_url(app.settings.db)
     before, after = schema.initialise(app.settings.db)
+    if rotate_key:
+        result_keys.rotate(app.settings.db)
+        hours = result_keys.GRACE // 3600
+        info(f"Result-signing key of {url} rotated; results signed with the previous key "
+             f"are accepted for {hours} hours.")  # fmt: skip
+    else:
+        result_keys.ensure(app.settings.db)
     if not before.initialised:
         info(f"Database {url} initialised: {after.tables} tables, revision {after.current}.")
         _service_identity(app)

@@ -54,6 +54,7 @@ _KEEP_ON_CONFLICT = ("id", "created")  # a pending row's ``created`` is when it 
 EVENT_COLUMNS = ("id", "created", "name", "note", "call_id")
 LOG_COLUMNS = ("id", "created", "oid", "discriminator", "text", "source", "public")
 ENDED = frozenset(("finished", "failed", "revoked", "dead"))
+_ENDED_SQL = "'dead','failed','finished','revoked'"
 UNFINISHED_STATES = ("pending", "received", "running", "retry")  # as calls.UNFINISHED_WHERE
 CANCELLED_NAME = "(cancelled before it started)"  # the name of a call cancelled unseen
 
@@ -72,6 +73,7 @@ class DriverConnection(Protocol):
 
     def execute(self, statement: Any, params: Any = ...) -> None: ...
     def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -104,6 +106,15 @@ def statements(dialect: str) -> dict[str, str]:
               "task_id": f"(SELECT id FROM task WHERE id={mark})"}  # fmt: skip
     call_values = "(" + ",".join(linked.get(c, mark) for c in CALL_COLUMNS) + ")"
     changes = ",".join(f"{c}=excluded.{c}" for c in CALL_COLUMNS if c not in _KEEP_ON_CONFLICT)
+    # The database's own guard (refused_rows, run before, says why and logs): a row is
+    # completed only by a record of the same call, never once it has ended.
+    # One socket: the same socket id (a renamed socket keeps it) or, where either row has
+    # lost it (the socket deleted), the same name.
+    changes += (
+        f" WHERE call.state NOT IN ({_ENDED_SQL}) AND CASE WHEN call.socket_id IS NULL"
+        " OR excluded.socket_id IS NULL THEN call.name = excluded.name"
+        " ELSE call.socket_id = excluded.socket_id END"
+    )
     insert_call = f"INSERT INTO call ({','.join(CALL_COLUMNS)}) VALUES "
     return {
         "upsert": f"{insert_call}{call_values} ON CONFLICT (id) DO UPDATE SET {changes}",
@@ -120,7 +131,8 @@ def statements(dialect: str) -> dict[str, str]:
         f"{marks(len(EVENT_COLUMNS))} ON CONFLICT DO NOTHING",
         "log": f"INSERT INTO log ({','.join(LOG_COLUMNS)}) VALUES {marks(len(LOG_COLUMNS))}"
         " ON CONFLICT DO NOTHING",
-        "state": f"UPDATE call SET state={mark}, lastupdated={mark} WHERE id={mark}",
+        "state": f"UPDATE call SET state={mark}, lastupdated={mark} WHERE id={mark}"
+        f" AND state NOT IN ({_ENDED_SQL})",
         "previous": f"SELECT state, result FROM call WHERE id={mark}",
         "redeliveries": f"SELECT count(*) FROM event WHERE call_id={mark} AND name='redelivered'",
     }
@@ -176,6 +188,63 @@ def write_records(
         conn.rollback()
         raise
     conn.commit()
+
+
+def refused_rows(
+    conn: DriverConnection, dialect: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[int, str]:
+    """The call rows of a worker's batch that must not be merged into the row already
+    recorded under their id, by ``id()`` of the row, each with why (the caller logs it and
+    drops their records; several rows may share a call id).
+
+    A call's row is created by its caller (``pending``) and completed by a worker of the
+    socket it was sent to: a message that reuses an existing call's id for another task or
+    socket, or with other arguments, is not that call; and an ended call (finished,
+    failed, revoked, dead) is never reopened. A row already there and equal to the one
+    written (a spool drained twice) is dropped silently. Arguments are compared as JSON
+    values; a worker that could not decode its message's arguments (``null``) is taken at
+    its word. One query per batch; the upsert's own ``WHERE`` guards the same rules
+    against a record written between the two.
+    """
+    if not rows:
+        return {}
+    mark = placeholder(dialect)
+    ids = list(dict.fromkeys(row["id"] for row in rows))
+    conn.execute(
+        f"SELECT id, state, name, socket_id, args FROM call WHERE id IN "
+        f"({','.join([mark] * len(ids))})", tuple(ids),
+    )  # fmt: skip
+    found = {str(r[0]): r[1:] for r in conn.fetchall()}
+    refused: dict[int, str] = {}
+    for row in rows:
+        old = found.get(row["id"])
+        if old is None:
+            continue
+        state, name, socket_id, args = old
+        same_args = _same_json(args, row["args"])
+        if socket_id and row["socket_id"]:  # one socket: its id (kept when renamed)
+            same_socket = str(socket_id) == str(row["socket_id"])
+        else:  # the socket was deleted meanwhile: its name, as the row recorded it
+            same_socket = name == row["name"]
+        if state in ENDED:
+            same = state == row["state"] and same_socket and same_args
+            refused[id(row)] = "" if same else f"the call has ended ({state})"
+        elif not same_socket:
+            refused[id(row)] = f"the call was sent to another socket ({name!r})"
+        elif not same_args and row["args"] not in (None, "null"):
+            refused[id(row)] = "the call was sent with other arguments"
+    return refused
+
+
+def _same_json(recorded: str | None, written: str | None) -> bool:
+    if recorded == written or recorded is None or written is None:
+        return recorded == written
+    import json
+
+    try:
+        return bool(json.loads(recorded) == json.loads(written))
+    except ValueError:
+        return False
 
 
 def count_redelivery(

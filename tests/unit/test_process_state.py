@@ -109,7 +109,7 @@ def test_a_child_builds_its_own_celery_app(monkeypatch: pytest.MonkeyPatch, tmp_
         assert in_child(lambda: sender.app_for(settings) is not first and len(made) == 2) == 0
         assert sender.app_for(settings) is first and len(made) == 1
     finally:
-        sender._cache.apps.pop((settings.broker, settings.backend), None)
+        sender._cache.apps.pop((settings.broker, settings.backend, settings.db), None)
 
 
 def test_made_once_makes_each_value_once_across_threads() -> None:

@@ -35,8 +35,8 @@ ROUTE_TTL = 2.0  # seconds a socket's route is trusted before it is read again
 
 
 class _Cache:
-    """The sender's per-process state: Celery apps and their transports by (broker, backend),
-    routes by (db, socket).
+    """The sender's per-process state: Celery apps and their transports by (broker, backend,
+    database), routes by (db, socket).
 
     Readers look entries up without the lock (one dict read); every write takes it.
     """
@@ -47,8 +47,8 @@ class _Cache:
     def after_fork(self) -> None:
         """Forget the parent's apps (their pools hold its connections) and routes, unclosed."""
         self.lock = threading.Lock()
-        self.apps: dict[tuple[str, str], Celery] = {}
-        self.transports: dict[tuple[str, str], CeleryTransport] = {}
+        self.apps: dict[tuple[str, str, str], Celery] = {}
+        self.transports: dict[tuple[str, str, str], CeleryTransport] = {}
         self.routes: dict[tuple[str, str], tuple[float, SocketRoute]] = {}
 
 
@@ -63,8 +63,9 @@ class Sent:
 
 
 def app_for(settings: Settings) -> Celery:
-    """The process's Celery app for these broker and backend URLs (built on first use)."""
-    key = (settings.broker, settings.backend)
+    """The process's Celery app for these broker, backend and database URLs (built on first
+    use; the database's key signs and checks results: ``result_signing``)."""
+    key = (settings.broker, settings.backend, settings.db)
     return process_state.made_once(_cache.apps, _cache.lock, key, lambda: make_app(settings))
 
 
@@ -74,7 +75,7 @@ def transport_for(settings: Settings) -> CeleryTransport:
     from shellflow.engine.transport.transports.celery_producer import CeleryTransport
 
     app = app_for(settings)
-    key = (settings.broker, settings.backend)
+    key = (settings.broker, settings.backend, settings.db)
     return process_state.made_once(
         _cache.transports, _cache.lock, key, lambda: CeleryTransport(app)
     )

@@ -41,6 +41,9 @@ class SQLiteConnection:
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
 
+    def fetchall(self) -> list[Any]:
+        return list(self.cursor.fetchall())
+
     def begin(self) -> None:
         """Take SQLite's write lock, polling every 0.1 ms or so while another process holds it.
 
@@ -123,6 +126,9 @@ class PostgreSQLConnection:
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self.cursor.fetchall())
 
     def close(self) -> None:
         self.conn.close()

@@ -53,11 +53,16 @@ class Pending:
     logs: list[tuple[Any, ...]] = field(default_factory=list)
     stored: list[Stored] = field(default_factory=list)  # the events and lines, to publish
 
+    # rows met under an id already in ``rows`` but naming another task, socket or arguments:
+    # not the same call (a message that reused its id), judged by the writer (RecordStore)
+    contested: list[dict[str, Any]] = field(default_factory=list)
+
     def __bool__(self) -> bool:
-        return bool(self.rows or self.updates or self.events or self.logs)
+        return bool(self.rows or self.updates or self.events or self.logs or self.contested)
 
     def clear(self) -> None:
         self.rows.clear()
+        self.contested.clear()
         self.updates.clear()
         self.events.clear()
         self.logs.clear()
@@ -68,12 +73,14 @@ class Pending:
         one (two deliveries of one call may sit in two processes' spools, read in either
         order)."""
         old = self.rows.get(row["id"])
-        if old is None or old["state"] not in ENDED or row["state"] != "running":
+        if old is not None and _calls_of(old) != _calls_of(row):
+            self.contested.append(row)
+        elif old is None or old["state"] not in ENDED or row["state"] != "running":
             self.rows[row["id"]] = row
 
     def extend(self, later: Pending) -> None:
         """Add records buffered after these, keeping the order they were made in."""
-        for row in later.rows.values():
+        for row in [*later.rows.values(), *later.contested]:
             self.add_row(row)
         self.updates += later.updates
         self.events += later.events
@@ -184,6 +191,8 @@ class RecordStore:
                 log.warning("live events not published: %s", exc)
 
     def _write(self, conn: DriverConnection, batch: Pending) -> None:
+        if batch.contested or batch.rows:
+            _judge(batch, conn, self.dialect)
         rows = [call_writes.call_values(self.dialect, row) for row in batch.rows.values()]
         call_writes.write_records(conn, self.dialect, rows, batch.updates, batch.events,
                                   batch.logs)  # fmt: skip
@@ -246,3 +255,38 @@ class RecordStore:
                 path = sqlite_path(self.url)
                 self._conn = SQLiteConnection(str(path) if path else ":memory:")
         return self._conn
+
+
+def _calls_of(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two rows under one id records of one call (two deliveries of it)."""
+    return row["name"], row["socket_id"], row["args"]
+
+
+def _judge(batch: Pending, conn: DriverConnection, dialect: str) -> None:
+    """Keep in ``batch`` only the rows that may complete the call recorded under their id
+    (``call_writes.refused_rows``); the refused calls' rows, events and printed lines are
+    taken out (none is merged into that call, nor published), each refusal logged."""
+    candidates = [*batch.rows.values(), *batch.contested]
+    verdicts = call_writes.refused_rows(conn, dialect, candidates)
+    kept: dict[str, dict[str, Any]] = {}
+    refused: set[str] = set()
+    for row in candidates:
+        why = verdicts.get(id(row))
+        if why is None and row["id"] in kept:  # two records of one id, neither recorded
+            why = "another record of that id came first"
+        if why is None:
+            kept[row["id"]] = row
+            continue
+        refused.add(row["id"])
+        if why:  # empty: the very row already recorded (a spool drained twice)
+            log.warning(
+                "call %s: record of %s from this worker refused, not merged: %s (a message "
+                "reusing an existing call's id?)", row["id"], row.get("name"), why,
+            )  # fmt: skip
+    batch.rows, batch.contested = kept, []
+    gone = refused - set(kept)  # a call whose every record here was refused
+    if gone:
+        batch.updates = [u for u in batch.updates if u[2] not in gone]
+        batch.events = [e for e in batch.events if e[4] not in gone]
+        batch.logs = [entry for entry in batch.logs if entry[2] not in gone]
+        batch.stored = [event for event in batch.stored if event.call not in gone]

@@ -20,6 +20,7 @@ keeps queued messages in its append-only file (``shellflow.engine.transport.embe
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from shellflow.config import Settings
@@ -42,14 +43,36 @@ PUBLISH_RETRY = {"max_retries": 8, "interval_start": 0, "interval_step": 0.5, "i
 
 def make_app(settings: Settings, name: str = "shellflow") -> Celery:
     """A Celery app on the configured broker and backend (starting the embedded one if used)."""
-    from celery import Celery
-
     embedded.ensure_for_urls(settings.broker, settings.backend)
-    app = Celery(
+    app = _signing_app()(
         name, broker=transport_url(settings.broker), backend=transport_url(settings.backend)
     )
+    app.shellflow_db = settings.db  # whose key signs and checks results (result_signing)
     app.conf.update(celery_conf(settings))
     return app
+
+
+@cache
+def _signing_app() -> type[Celery]:
+    """Celery, with result backends that sign what they store and check what they read
+    (``shellflow.engine.transport.result_signing``), whichever backend the URL names."""
+    from celery import Celery
+    from celery.app import backends
+
+    from shellflow.engine.transport.result_signing import signed_class
+
+    class SigningCelery(Celery):
+        shellflow_db: str | None = None
+
+        def _get_backend(self) -> Any:
+            backend, url = backends.by_url(
+                self.backend_cls or self.conf.result_backend, self.loader
+            )
+            if not isinstance(backend, type):  # a factory (result_store's), signing already
+                return backend(app=self, url=url)
+            return signed_class(backend)(app=self, url=url)
+
+    return SigningCelery
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:

@@ -34,7 +34,9 @@ def store_without_reading(app: Any) -> None:
     if not (isinstance(cls, type) and issubclass(cls, RedisBackend)):
         return  # other backends keep Celery's behaviour
 
-    class OneWriteBackend(cls):  # type: ignore[misc, valid-type]
+    from shellflow.engine.transport.result_signing import signed_class
+
+    class OneWriteBackend(signed_class(cls)):  # type: ignore[misc]  # signs what it stores
         def _store_result(
             self,
             task_id: Any,

@@ -35,6 +35,7 @@ from shellflow.engine.transport.result_store import store_without_reading
 from shellflow.engine.transport.routing import kombu_queue
 from shellflow.engine.worker.delivery import DeadLettered
 from shellflow.errors import UsageError
+from shellflow.model import result_keys
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, processor_routes
 from shellflow.urls import is_redis
@@ -232,6 +233,9 @@ def build(
     with reader(settings.db) as conn:
         routes = processor_routes(conn, processor)
         policy = policy_of(conn, processor)
+    # The key results are signed with, read now (and made, on an older database): a worker
+    # that starts while the database is up signs its results through a later outage.
+    result_keys.ring_for(settings.db)
     if not routes:
         raise UsageError(f"processor {processor!r} has no sockets to serve")
     app = make_app(settings, name=f"shellflow.{processor}")

@@ -58,7 +58,7 @@ def _fail(
     recorder.started(
         CallStart(
             call_id=call_id, socket_id=route.socket_id, task_id=route.task_id, name=route.name,
-            args={"args": [], "kwargs": {}},
+            args=None,  # unknown: recorded as JSON null (call_writes.refused_rows)
             flow=flow if isinstance(flow, str) else call_id,
             parent=parent if isinstance(parent, str) else None,
             hostname=pysocket.gethostname(), worker=worker,
