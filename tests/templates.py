@@ -22,9 +22,11 @@ MIGRATIONS = ROOT / "shellflow" / "model" / "migrations"
 
 @functools.cache
 def digest() -> str:
-    """Of every migration and the schema module: a new schema, a new template."""
+    """Of every migration, the schema module and the row-level security: a new schema, a new
+    template."""
     sha = hashlib.sha256()
-    files = [*sorted(MIGRATIONS.rglob("*.py")), ROOT / "shellflow" / "model" / "schema.py"]
+    model = ROOT / "shellflow" / "model"
+    files = [*sorted(MIGRATIONS.rglob("*.py")), model / "schema.py", model / "rls.py"]
     for path in files:
         sha.update(path.relative_to(ROOT).as_posix().encode())
         sha.update(path.read_bytes())

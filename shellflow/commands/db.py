@@ -25,6 +25,13 @@ def _confirm_destruction(app: AppContext, yes: bool, action: str) -> None:
         raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
+def _secured(tables: tuple[str, ...]) -> None:
+    """As the spec's ``flow db init`` does: one line per table newly under row-level security
+    (PostgreSQL only; ``shellflow.model.rls``)."""
+    for table in tables:
+        info(f"Enabling security on table {table}")
+
+
 @click.group()
 def db() -> None:
     """Database operations."""
@@ -33,12 +40,18 @@ def db() -> None:
 @db.command("init")
 @pass_app
 def db_init(app: AppContext) -> None:
-    """Initialise database tables (does nothing on an initialised database)."""
+    """Initialise database tables (does nothing on an initialised database).
+
+    On PostgreSQL it also enables row-level security with shellflow's policies on every
+    table (again on an initialised database), so a user connecting with their own login
+    role sees and changes only what their rights allow.
+    """
     from shellflow.model import schema
 
     app.authorize("DB_INIT")
     url = mask_url(app.settings.db)
     before, after = schema.initialise(app.settings.db)
+    _secured(after.secured)
     if not before.initialised:
         info(f"Database {url} initialised: {after.tables} tables, revision {after.current}.")
     elif before.up_to_date:
@@ -57,6 +70,7 @@ def db_migrate(app: AppContext) -> None:
 
     app.authorize("DB_INIT")
     before, after = schema.migrate(app.settings.db)
+    _secured(after.secured)
     if before.up_to_date:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
         return
@@ -87,6 +101,7 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
     app.authorize("DB_INIT")
     _confirm_destruction(app, yes, "Rebuilding the database")
     count, after = schema.rebuild(app.settings.db)
+    _secured(after.secured)
     info(f"Dropped {count} tables and rebuilt {after.tables} (revision {after.current}).")
 
 

@@ -90,6 +90,7 @@ def make_add(kind: str) -> click.Command:
         with app.store() as store:
             added = store.add(kind, values)
             task = added.task.name if kind == "argument" else None
+        _notes(store)
         if kind == "privilege":
             holder = values.get("user") or values.get("role")
             info(f"Privilege {values['name']} granted to {holder!r}")
@@ -150,6 +151,7 @@ def make_update(kind: str) -> click.Command:
             store.update(kind, name, values, force=force)
             _check(app, store)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+        _notes(store)
         _finish(app, store)
 
     command = _apply_options(command, options, for_update=True, kind=kind)
@@ -189,6 +191,7 @@ def make_delete(kind: str) -> click.Command:
             _check(app, store)
         for item in deleted:
             info(f"Deleted {item}")
+        _notes(store)
         _finish(app, store)
 
     command = _apply_options(command, [*identity], for_update=True)
@@ -224,6 +227,14 @@ def _check(app: AppContext, store: Any) -> None:
     from shellflow.services.network import check
 
     check(app.settings, store.revocation)
+
+
+def _notes(store: Any) -> None:
+    """What the store asks to tell the user (say, a user who got no PostgreSQL role)."""
+    from shellflow.commands.output import info
+
+    for note in store.notes:
+        info("Note: " + note)
 
 
 def _finish(app: AppContext, store: Any) -> None:

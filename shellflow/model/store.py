@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
+from shellflow.model import pg_roles
 from shellflow.model.base import Base, utcnow
 from shellflow.model.busy import MOVES, Revocation, claim, moves
 from shellflow.model.checks import check_cron, check_lengths, check_values
@@ -63,6 +64,12 @@ class Store:
         self.owner = owner
         # Calls a forced change strands, revoked once the session commits (model.busy).
         self.revocation = Revocation()
+        # What the caller should tell the user (a user who got no PostgreSQL login role...).
+        self.notes: list[str] = []
+
+    def _note(self, note: str | None) -> None:
+        if note:
+            self.notes.append(note)
 
     # -- lookups -------------------------------------------------------------------------
     def find(self, kind: str, name: str) -> Any:
@@ -100,6 +107,8 @@ class Store:
             self._apply(kind, obj, values)
         self.session.add(obj)
         self.session.flush()
+        if kind == "user":  # on PostgreSQL, a login role of the same name (model.pg_roles)
+            self._note(pg_roles.create(self.session, name, values.get("password")))
         return obj
 
     def _add_argument(self, values: dict[str, Any]) -> Argument:
@@ -151,6 +160,11 @@ class Store:
             self._apply(kind, obj, values)
         obj.lastupdated = utcnow()
         self.session.flush()
+        if kind == "user":  # the login role follows the user (model.pg_roles)
+            if obj.name != name:
+                self._note(pg_roles.rename(self.session, name, obj.name))
+            if values.get("password") is not None:
+                pg_roles.set_password(self.session, obj.name, values["password"])
         return obj
 
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
@@ -368,6 +382,8 @@ class Store:
         if dependents:  # reload collections that still hold the dependents just deleted
             self.session.expire(obj)
         name = obj.name
+        if kind == "user":
+            self._note(pg_roles.drop(self.session, name))
         if kind == "processor" and obj.password is not None:
             self.session.delete(obj.password)  # a hash nobody could use any more
         self.session.delete(obj)
