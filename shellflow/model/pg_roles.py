@@ -146,7 +146,9 @@ def create(session: Any, name: str, password: str | None) -> str | None:
         )
     if password is not None:
         _set_password(cur, name, password)
-    rls.grant_to(cur, name)
+    if not rls.grant_to(cur, name):
+        return (f"user {name!r} can log in to PostgreSQL but reaches no table until "
+                "'flow db migrate' enables row-level security on this database")  # fmt: skip
     return None
 
 

@@ -219,12 +219,19 @@ def revoke_from(cur: Any, role: str) -> None:
     cur.execute(f"REVOKE ALL ON SCHEMA {s} FROM {r}")
 
 
-def grant_to(cur: Any, role: str) -> None:
+def grant_to(cur: Any, role: str) -> bool:
     """Grant ``role`` exactly what the rules allow (row-level security narrows it to rows):
-    usage of the schema, the commands of each ruled table, the view of its own rights."""
+    usage of the schema, the commands of each ruled table, the view of its own rights.
+    False (nothing granted) on a database :func:`secure` has not secured yet."""
     revoke_from(cur, role)
     s, r = _q(cur, _schema(cur)), _q(cur, role)
-    present = {name for name, _ in _tables(cur)}
+    cur.execute(
+        "SELECT to_regclass(quote_ident(current_schema()) || %s) IS NOT NULL", (f".{VIEW}",)
+    )
+    if not cur.fetchone()[0]:
+        return False  # not secured yet: a grant would show every row
+    # Only tables under row-level security: a grant on any other would show every row.
+    present = {name for name, on in _tables(cur) if on}
     cur.execute(f"GRANT USAGE ON SCHEMA {s} TO {r}")
     cur.execute(f"GRANT SELECT ON {s}.{VIEW} TO {r}")
     for table, rule in RULES.items():
@@ -237,6 +244,7 @@ def grant_to(cur: Any, role: str) -> None:
         columns = _columns(cur, table)
         if rule.read and columns:
             cur.execute(f"GRANT SELECT ({', '.join(_q(cur, c) for c in columns)}) ON {t} TO {r}")
+    return True
 
 
 def _columns(cur: Any, table: str) -> list[str]:

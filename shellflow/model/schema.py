@@ -105,18 +105,10 @@ def _upgrade_unless(
                 return before, before
             return before, replace(before, secured=_secure(conn))
         _refuse_foreign(url, before)
-        _upgrade(conn)
+        # The migrations set row-level security's view and function aside (a revision may
+        # change what they read: migrations/env.py); _secure puts them back.
+        command.upgrade(alembic_config(conn), "head")
         return before, replace(_state(conn), secured=_secure(conn))
-
-
-def _upgrade(conn: Connection) -> None:
-    """Migrate to head; on PostgreSQL the row-level security objects are set aside first
-    (a migration may change a column they read) and put back by :func:`_secure`."""
-    if conn.dialect.name == "postgresql":
-        from shellflow.model import pg_roles, rls
-
-        rls.unsecure(pg_roles.raw_cursor(conn))
-    command.upgrade(alembic_config(conn), "head")
 
 
 def _secure(conn: Connection) -> tuple[str, ...]:

@@ -224,3 +224,41 @@ def test_scram_verifier_is_the_one_the_server_computes(password: str) -> None:
         conn.close()
     iterations, salt = stored.split("$")[1].split(":")
     assert scram_verifier(password, base64.b64decode(salt), int(iterations)) == stored
+
+
+def test_a_database_from_before_row_security_gets_it_on_migrate(flow: Any, pg_db: str) -> None:
+    """A database initialised by an older shellflow has no policies: a user added there
+    reaches no table (a grant would show every row) until ``flow db migrate`` secures it."""
+    flow.ok("db", "init")
+    tables = [t for (t,) in admin_rows(pg_db, "SELECT tablename FROM pg_tables "
+                                             "WHERE schemaname = 'public'")]  # fmt: skip
+    disable = "".join(f'ALTER TABLE "{t}" DISABLE ROW LEVEL SECURITY;' for t in tables)
+    drop = "DROP FUNCTION shellflow_holds(text[]) CASCADE; DROP VIEW shellflow_my_rights;"
+    admin_rows(pg_db, drop + disable)
+    flow.ok("add", "queue", "-n", "q1")
+    name = f"dave-{uuid.uuid4().hex[:8]}"
+    added = flow.ok("add", "user", "-n", name, "--email", f"{name}@example.org",
+                    "--password-stdin", input="pw\n")  # fmt: skip
+    assert "flow db migrate" in added.stderr
+    flow.ok("add", "privilege", "-u", name, "-n", "READ_QUEUE")
+    assert "permission denied" in refused(pg_db, name, "SELECT name FROM queue")
+    migrated = flow.ok("db", "migrate")
+    assert "Enabling security on table queue" in migrated.stderr
+    assert rows(pg_db, name, "SELECT name FROM queue") == ["q1"]
+    assert rows(pg_db, name, "SELECT count(*) FROM processor") == ["0"]
+    flow.ok("delete", "user", "-n", name)
+    assert not role_exists(name)
+
+
+def admin_rows(database: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` as the superuser in ``database``."""
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}", connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
