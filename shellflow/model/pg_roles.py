@@ -28,7 +28,11 @@ import hmac
 import os
 import stringprep
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from shellflow.errors import Conflict, PermissionDenied, ServiceUnavailable
 
 MARKER = "shellflow user"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1): a longer name gets no role.
@@ -41,6 +45,25 @@ def raw_cursor(connection: Any) -> Any:
     """A psycopg2 cursor on a SQLAlchemy Connection or Session, inside its transaction."""
     conn = connection.connection() if hasattr(connection, "get_bind") else connection
     return conn.connection.dbapi_connection.cursor()
+
+
+@contextmanager
+def refusals(name: str) -> Iterator[None]:
+    """The server's refusal of a role statement as a shellflow error, never a traceback
+    (these run on the driver's cursor, outside SQLAlchemy's error translation)."""
+    import psycopg2
+    from psycopg2 import errors
+
+    try:
+        yield
+    except psycopg2.Error as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        what = f"PostgreSQL refused to manage the login role {name!r}: {reason}"
+        if isinstance(error, errors.InsufficientPrivilege):
+            raise PermissionDenied(what) from error
+        if isinstance(error, psycopg2.OperationalError):
+            raise ServiceUnavailable("database", "postgresql", reason) from error
+        raise Conflict(what) from error
 
 
 def _is_postgresql(session: Any) -> bool:
@@ -120,36 +143,53 @@ def create(session: Any, name: str, password: str | None) -> str | None:
     a note for the user when it gets none, else None."""
     if not _is_postgresql(session):
         return None
-    from psycopg2 import sql
-
-    from shellflow.model import rls
 
     if len(name.encode()) > ROLE_NAME_LIMIT:
         return (f"user {name!r} gets no PostgreSQL login role: a role name holds at most "
                 f"{ROLE_NAME_LIMIT} characters")  # fmt: skip
-    cur = raw_cursor(session)
+    with refusals(name):
+        return _create(raw_cursor(session), name, password)
+
+
+def _create(cur: Any, name: str, password: str | None) -> str | None:
+    from shellflow.model import rls
+
     found = _role(cur, name)
-    if found is not None and not (found[0] and not found[1]):
-        return (f"PostgreSQL role {name!r} exists and is not a shellflow user's: left alone, "
-                "so this user gets no database login of their own")  # fmt: skip
     if found is None:
         if not _can_create_roles(cur):
             return (f"user {name!r} gets no PostgreSQL login role: the database user cannot "
                     "create roles (it needs CREATEROLE)")  # fmt: skip
-        cur.execute(
-            sql.SQL(
-                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
-            ).format(sql.Identifier(name))
-        )
-        cur.execute(
-            sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), sql.Literal(MARKER))
-        )
+        found = _new_role(cur, name)
+    if not (found[0] and not found[1]):
+        return (f"PostgreSQL role {name!r} exists and is not a shellflow user's: left alone, "
+                "so this user gets no database login of their own")  # fmt: skip
     if password is not None:
         _set_password(cur, name, password)
     if not rls.grant_to(cur, name):
         return (f"user {name!r} can log in to PostgreSQL but reaches no table until "
                 "'flow db migrate' enables row-level security on this database")  # fmt: skip
     return None
+
+
+def _new_role(cur: Any, name: str) -> tuple[bool, bool]:
+    """Create the role with the marker; when another database of the cluster created it
+    meanwhile (a unique violation once that one commits), the role it made."""
+    from psycopg2 import errors, sql
+
+    role = sql.Identifier(name)
+    cur.execute("SAVEPOINT shellflow_new_role")
+    try:
+        cur.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+            ).format(role)
+        )
+        cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, sql.Literal(MARKER)))
+    except (errors.DuplicateObject, errors.UniqueViolation):
+        cur.execute("ROLLBACK TO SAVEPOINT shellflow_new_role")
+        return _role(cur, name) or (False, True)
+    cur.execute("RELEASE SAVEPOINT shellflow_new_role")
+    return True, False
 
 
 def _set_password(cur: Any, name: str, password: str) -> None:
@@ -166,8 +206,9 @@ def set_password(session: Any, name: str, password: str) -> None:
     if not _is_postgresql(session):
         return
     cur = raw_cursor(session)
-    if ours(cur, name):
-        _set_password(cur, name, password)
+    with refusals(name):
+        if ours(cur, name):
+            _set_password(cur, name, password)
 
 
 def rename(session: Any, old: str, new: str) -> str | None:
@@ -177,15 +218,15 @@ def rename(session: Any, old: str, new: str) -> str | None:
     from psycopg2 import sql
 
     cur = raw_cursor(session)
-    if not ours(cur, old):
-        return None
-    if len(new.encode()) > ROLE_NAME_LIMIT or _role(cur, new) is not None:
-        note = drop(session, old)
-        return note or (f"user {new!r} has no PostgreSQL login role any more: the name is "
-                        "too long for a role or a role of that name exists")  # fmt: skip
-    cur.execute(
-        sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
-    )
+    with refusals(old):
+        if not ours(cur, old):
+            return None
+        if len(new.encode()) > ROLE_NAME_LIMIT or _role(cur, new) is not None:
+            note = drop_role(cur, old)
+            return note or (f"user {new!r} has no PostgreSQL login role any more: the name is "
+                            "too long for a role or a role of that name exists")  # fmt: skip
+        rename = sql.SQL("ALTER ROLE {} RENAME TO {}")
+        cur.execute(rename.format(sql.Identifier(old), sql.Identifier(new)))
     return None
 
 
@@ -195,26 +236,39 @@ def drop(session: Any, name: str) -> str | None:
     if not _is_postgresql(session):
         return None
     cur = raw_cursor(session)
-    if not ours(cur, name):
-        return None
-    return drop_role(cur, name)
+    with refusals(name):
+        return drop_role(cur, name) if ours(cur, name) else None
 
 
 def drop_role(cur: Any, name: str) -> str | None:
-    """Revoke what this database granted ``name``, then drop it if nothing else holds it."""
-    from psycopg2 import Error, sql
+    """Revoke what this database granted ``name``, then drop it if nothing else holds it.
+
+    ``DROP OWNED`` (objects it made, say with a CREATE granted by hand) needs a superuser or
+    a member of the role; a database owner with CREATEROLE alone is refused it, and the
+    explicit revocation above is then what lets ``DROP ROLE`` through.
+    """
+    from psycopg2 import sql
 
     from shellflow.model import rls
 
     role = sql.Identifier(name)
     rls.revoke_from(cur, name)
+    _try(cur, sql.SQL("DROP OWNED BY {}").format(role))
+    reason = _try(cur, sql.SQL("DROP ROLE {}").format(role))
+    if reason is not None:  # it still holds privileges or objects in another database
+        return f"PostgreSQL role {name!r} kept ({reason}); it has no access to this database"
+    return None
+
+
+def _try(cur: Any, statement: Any) -> str | None:
+    """Run ``statement`` in a savepoint; the first line of the server's refusal, or None."""
+    from psycopg2 import Error
+
     cur.execute("SAVEPOINT shellflow_role")
     try:
-        cur.execute(sql.SQL("DROP OWNED BY {}").format(role))
-        cur.execute(sql.SQL("DROP ROLE {}").format(role))
-    except Error as error:  # still used elsewhere in the cluster
+        cur.execute(statement)
+    except Error as error:
         cur.execute("ROLLBACK TO SAVEPOINT shellflow_role")
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"PostgreSQL role {name!r} kept ({reason}); it has no access to this database"
+        return (str(error).strip().splitlines() or [type(error).__name__])[0]
     cur.execute("RELEASE SAVEPOINT shellflow_role")
     return None

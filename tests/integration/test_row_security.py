@@ -262,3 +262,40 @@ def admin_rows(database: str, sql: str) -> list[tuple[Any, ...]]:
             return cur.fetchall() if cur.description else []
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("may_create_roles", [True, False])
+def test_an_owner_who_is_no_superuser(
+    flow: Any, monkeypatch: pytest.MonkeyPatch, may_create_roles: bool
+) -> None:
+    """The usual deployment: the URL's user owns the database without being a superuser.
+    With CREATEROLE it manages its users' roles; without it, users get no role (fail closed)
+    and ``flow add user`` says so. The owner still sees every row (it owns the tables)."""
+    require_service("postgresql")
+    tag = uuid.uuid4().hex[:8]
+    owner, user = f"sf_owner_{tag}", f"erin-{tag}"
+    power = "CREATEROLE" if may_create_roles else "NOCREATEROLE"
+    admin(f'CREATE ROLE "{owner}" LOGIN {power}')
+    name = _create_pg_database()
+    admin_rows(name, f'ALTER DATABASE "{name}" OWNER TO "{owner}"; '
+                     f'ALTER SCHEMA public OWNER TO "{owner}"')  # fmt: skip
+    monkeypatch.setenv("SHELLFLOW_DB", f"postgresql://{owner}@{PG_HOST}:{PG_PORT}/{name}")
+    try:
+        flow.ok("db", "init")
+        added = flow.ok("add", "user", "-n", user, "--email", f"{user}@example.org",
+                        "--password-stdin", input="pw\n")  # fmt: skip
+        flow.ok("add", "privilege", "-u", user, "-n", "READ_QUEUE")
+        flow.ok("add", "queue", "-n", "q1")
+        assert "q1" in flow.ok("ls", "queues").stdout
+        if may_create_roles:
+            assert rows(name, user, "SELECT name FROM queue") == ["q1"]
+            assert rows(name, user, "SELECT count(*) FROM processor") == ["0"]
+            flow.ok("delete", "user", "-n", user)
+            assert not role_exists(user)
+        else:
+            assert "needs CREATEROLE" in added.stderr
+            assert not role_exists(user)
+    finally:
+        _drop_pg_database(name)
+        admin(f'DROP ROLE IF EXISTS "{user}"')
+        admin(f'DROP ROLE IF EXISTS "{owner}"')
