@@ -30,6 +30,11 @@ FUNCTION = "shellflow_holds"
 VIEW = "shellflow_my_rights"
 SECRET_COLUMNS = frozenset({"password_hash", "hash", "token_hash"})
 _POLICIES = {"read": "SELECT", "add": "INSERT", "update": "UPDATE", "delete": "DELETE"}
+# Tables (plain or partitioned) of the schema shellflow's tables are in.
+_IN_SCHEMA = (
+    "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+    " AND c.relkind IN ('r', 'p')"
+)
 _ME = "(SELECT u.id FROM {s}.users u WHERE u.name = current_user)"
 
 
@@ -154,9 +159,7 @@ def unsecure(cur: Any) -> None:
 
 def _tables(cur: Any) -> list[tuple[str, bool]]:
     cur.execute(
-        "SELECT c.relname, c.relrowsecurity FROM pg_class c"
-        " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')"
-        " ORDER BY c.relname"
+        f"SELECT c.relname, c.relrowsecurity FROM pg_class c WHERE {_IN_SCHEMA} ORDER BY c.relname"
     )
     return [(str(name), bool(on)) for name, on in cur.fetchall()]
 
@@ -175,16 +178,16 @@ def secure(connection: Any) -> list[str]:
     s = _q(cur, _schema(cur))
     cur.execute(_VIEW_SQL.format(s=s, view=VIEW))
     cur.execute(_FUNCTION_SQL.format(s=s, function=FUNCTION, view=VIEW))
-    enabled = []
+    enabled, statements = [], []
     for table, on in _tables(cur):
         t = f"{s}.{_q(cur, table)}"
         if not on:
-            cur.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+            statements.append(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
             enabled.append(table)
         rule = RULES.get(table)
         for field, command in _POLICIES.items():
             policy = f"shellflow_{field}"
-            cur.execute(f"DROP POLICY IF EXISTS {policy} ON {t}")
+            statements.append(f"DROP POLICY IF EXISTS {policy} ON {t}")
             rights: tuple[str, ...] = getattr(rule, field) if rule else ()
             if not rights:
                 continue
@@ -192,7 +195,8 @@ def secure(connection: Any) -> list[str]:
             clause = {"read": f"USING {check}", "delete": f"USING {check}",
                       "add": f"WITH CHECK {check}"}  # fmt: skip
             how = clause.get(field, f"USING {check} WITH CHECK {check}")
-            cur.execute(f"CREATE POLICY {policy} ON {t} FOR {command} {how}")
+            statements.append(f"CREATE POLICY {policy} ON {t} FOR {command} {how}")
+    cur.execute(";\n".join(statements))  # one round trip
     for role in user_roles(cur):
         grant_to(cur, role)
     return enabled
@@ -222,7 +226,11 @@ def revoke_from(cur: Any, role: str) -> None:
 def grant_to(cur: Any, role: str) -> bool:
     """Grant ``role`` exactly what the rules allow (row-level security narrows it to rows):
     usage of the schema, the commands of each ruled table, the view of its own rights.
-    False (nothing granted) on a database :func:`secure` has not secured yet."""
+    False (nothing granted) on a database :func:`secure` has not secured yet.
+
+    The statements go in one round trip: a database with many users re-grants them all on
+    every ``flow db migrate``.
+    """
     revoke_from(cur, role)
     s, r = _q(cur, _schema(cur)), _q(cur, role)
     cur.execute(
@@ -232,27 +240,31 @@ def grant_to(cur: Any, role: str) -> bool:
         return False  # not secured yet: a grant would show every row
     # Only tables under row-level security: a grant on any other would show every row.
     present = {name for name, on in _tables(cur) if on}
-    cur.execute(f"GRANT USAGE ON SCHEMA {s} TO {r}")
-    cur.execute(f"GRANT SELECT ON {s}.{VIEW} TO {r}")
+    columns = _columns(cur)
+    statements = [f"GRANT USAGE ON SCHEMA {s} TO {r}", f"GRANT SELECT ON {s}.{VIEW} TO {r}"]
     for table, rule in RULES.items():
         if table not in present:
             continue
         t = f"{s}.{_q(cur, table)}"
         commands = [c for f, c in _POLICIES.items() if getattr(rule, f) and f != "read"]
         if commands:
-            cur.execute(f"GRANT {', '.join(commands)} ON {t} TO {r}")
-        columns = _columns(cur, table)
-        if rule.read and columns:
-            cur.execute(f"GRANT SELECT ({', '.join(_q(cur, c) for c in columns)}) ON {t} TO {r}")
+            statements.append(f"GRANT {', '.join(commands)} ON {t} TO {r}")
+        readable = ", ".join(_q(cur, c) for c in columns.get(table, ()))
+        if rule.read and readable:
+            statements.append(f"GRANT SELECT ({readable}) ON {t} TO {r}")
+    cur.execute(";\n".join(statements))
     return True
 
 
-def _columns(cur: Any, table: str) -> list[str]:
-    """The table's columns a role may read: all but the secret hashes."""
+def _columns(cur: Any) -> dict[str, list[str]]:
+    """Each table's columns a role may read: all but the secret hashes."""
     cur.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = (quote_ident(current_schema())"
-        " || '.' || quote_ident(%s))::regclass AND attnum > 0 AND NOT attisdropped"
-        " ORDER BY attnum",
-        (table,),
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        f" WHERE {_IN_SCHEMA}"
+        " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
     )
-    return [name for (name,) in cur.fetchall() if name not in SECRET_COLUMNS]
+    found: dict[str, list[str]] = {}
+    for table, column in cur.fetchall():
+        if column not in SECRET_COLUMNS:
+            found.setdefault(table, []).append(column)
+    return found
