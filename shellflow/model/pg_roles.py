@@ -201,14 +201,20 @@ def _set_password(cur: Any, name: str, password: str) -> None:
     )
 
 
-def set_password(session: Any, name: str, password: str) -> None:
-    """The user's new password is their role's too (a role shellflow does not own: nothing)."""
+def set_password(session: Any, name: str, password: str) -> str | None:
+    """The user's new password is their role's too. A user without a role (added before
+    shellflow made roles) gets one now; a role shellflow does not own is left alone."""
     if not _is_postgresql(session):
-        return
+        return None
+    if len(name.encode()) > ROLE_NAME_LIMIT:
+        return None
     cur = raw_cursor(session)
     with refusals(name):
+        if _role(cur, name) is None:
+            return _create(cur, name, password)
         if ours(cur, name):
             _set_password(cur, name, password)
+    return None
 
 
 def rename(session: Any, old: str, new: str) -> str | None:

@@ -164,7 +164,7 @@ class Store:
             if obj.name != name:
                 self._note(pg_roles.rename(self.session, name, obj.name))
             if values.get("password") is not None:
-                pg_roles.set_password(self.session, obj.name, values["password"])
+                self._note(pg_roles.set_password(self.session, obj.name, values["password"]))
         return obj
 
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:

@@ -299,3 +299,17 @@ def test_an_owner_who_is_no_superuser(
         _drop_pg_database(name)
         admin(f'DROP ROLE IF EXISTS "{user}"')
         admin(f'DROP ROLE IF EXISTS "{owner}"')
+
+
+def test_a_user_without_a_role_gets_one_with_a_new_password(flow: Any, pg_db: str) -> None:
+    """Users added before shellflow made roles have none; their next password makes it."""
+    flow.ok("db", "init")
+    name = f"frank-{uuid.uuid4().hex[:8]}"
+    add_user(flow, name, "READ_QUEUE")
+    admin_rows(pg_db, f'DROP OWNED BY "{name}"; DROP ROLE "{name}"')
+    assert not role_exists(name)
+    flow.ok("update", "user", "-n", name, "--password-stdin", input="new one\n")
+    assert role_exists(name)
+    assert rows(pg_db, name, "SELECT count(*) FROM queue") == ["0"]
+    flow.ok("delete", "user", "-n", name)
+    assert not role_exists(name)
