@@ -7,6 +7,7 @@ SHELLFLOW_REQUIRE_SERVICES=1 (CI), where a missing server fails them instead.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -111,11 +112,37 @@ def _drop_pg_database(name: str) -> None:
     from shellflow.model.db import dispose_engines
 
     dispose_engines()
+    roles = _shellflow_roles(name)
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in roles:  # cluster-wide: a test's users must not outlive its database
+            # Kept while another test's database (the same user name) still uses it.
+            with contextlib.suppress(psycopg2.Error):
+                cur.execute(f'DROP ROLE IF EXISTS "{role}"')
     conn.close()
+
+
+def _shellflow_roles(database: str) -> list[str]:
+    """The login roles shellflow made for the users of ``database`` (``model.pg_roles``)."""
+    import psycopg2
+
+    from shellflow.model import pg_roles
+
+    try:
+        conn = psycopg2.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}", connect_timeout=5)
+    except psycopg2.OperationalError:
+        return []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('users') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return []
+            cur.execute("SELECT name FROM users")
+            return [n for (n,) in cur.fetchall() if pg_roles.ours(cur, n)]
+    finally:
+        conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

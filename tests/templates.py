@@ -23,11 +23,13 @@ MIGRATIONS = ROOT / "shellflow" / "model" / "migrations"
 
 @functools.cache
 def digest() -> str:
-    """Of every migration, the schema module and the rights (the first migration seeds one
-    privilege row per right): a new schema or a new right, a new template."""
+    """Of every migration, the schema module, the rights (the first migration seeds one
+    privilege row per right) and the row-level security: a new schema, a new right or new
+    policies, a new template."""
     sha = hashlib.sha256()
     model = ROOT / "shellflow" / "model"
-    files = [*sorted(MIGRATIONS.rglob("*.py")), model / "schema.py", model / "rights.py"]
+    files = [*sorted(MIGRATIONS.rglob("*.py")), model / "schema.py", model / "rights.py",
+             model / "rls.py"]  # fmt: skip
     for path in files:
         sha.update(path.relative_to(ROOT).as_posix().encode())
         sha.update(path.read_bytes())

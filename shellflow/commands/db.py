@@ -25,6 +25,13 @@ def _confirm_destruction(app: AppContext, yes: bool, action: str) -> None:
         raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
+def _secured(tables: tuple[str, ...]) -> None:
+    """As the spec's ``flow db init`` does: one line per table newly under row-level security
+    (PostgreSQL only; ``shellflow.model.rls``)."""
+    for table in tables:
+        info(f"Enabling security on table {table}")
+
+
 @click.group()
 def db() -> None:
     """Database operations."""
@@ -40,13 +47,17 @@ def db() -> None:
 def db_init(app: AppContext, rotate_key: bool) -> None:
     """Initialise database tables (does nothing on an initialised database).
 
-    Also makes the key workers sign results with (callers take no result without it).
+    On PostgreSQL it also enables row-level security with shellflow's policies on every
+    table (again on an initialised database), so a user connecting with their own login
+    role sees and changes only what their rights allow. Also makes the key workers sign
+    results with (callers take no result without it).
     """
     from shellflow.model import result_keys, schema
 
     app.authorize("DB_INIT", "the database")
     url = mask_url(app.settings.db)
     before, after = schema.initialise(app.settings.db)
+    _secured(after.secured)
     if rotate_key:
         result_keys.rotate(app.settings.db)
         hours = result_keys.GRACE // 3600
@@ -85,6 +96,7 @@ def db_migrate(app: AppContext) -> None:
 
     app.authorize("DB_INIT", "the database")
     before, after = schema.migrate(app.settings.db)
+    _secured(after.secured)
     if before.up_to_date:
         info(f"Database is at the newest revision ({before.head}); nothing to do.")
         return
@@ -116,6 +128,7 @@ def db_rebuild(app: AppContext, yes: bool) -> None:
     app.authorize("DB_INIT", "the database")
     _confirm_destruction(app, yes, "Rebuilding the database")
     count, after = schema.rebuild(app.settings.db)
+    _secured(after.secured)
     info(f"Dropped {count} tables and rebuilt {after.tables} (revision {after.current}).")
 
 

@@ -128,6 +128,7 @@ def make_add(kind: str) -> click.Command:
         with app.store() as store:
             added = store.add(kind, values)
             task = added.task.name if kind == "argument" else None
+        _notes(store)
         if kind == "privilege":  # granted to a user or role, or a user's revocation cleared
             info(f"Privilege {values['name']} {store.granted}")
         else:
@@ -192,6 +193,7 @@ def make_update(kind: str) -> click.Command:
             store.update(kind, name, values, force=force)
             _check(app, store)
         info(f"Updated {kind} {name!r}: {', '.join(changes)}")
+        _notes(store)
         if warn:
             _warn_given_as_argument()
         _finish(app, store)
@@ -251,6 +253,7 @@ def make_delete(kind: str) -> click.Command:
             _check(app, store)
         for item in deleted:
             info(f"Deleted {item}")
+        _notes(store)
         _finish(app, store)
 
     command = _apply_options(command, [*identity], for_update=True)
@@ -286,6 +289,14 @@ def _check(app: AppContext, store: Any) -> None:
     from shellflow.services.network import check
 
     check(app.settings, store.revocation)
+
+
+def _notes(store: Any) -> None:
+    """What the store asks to tell the user (say, a user who got no PostgreSQL role)."""
+    from shellflow.commands.output import info
+
+    for note in store.notes:
+        info("Note: " + note)
 
 
 def _finish(app: AppContext, store: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class SchemaState:
     current: str | None
     head: str
     tables: int
+    # Tables on which this step enabled row-level security (PostgreSQL, ``model.rls``).
+    secured: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def initialised(self) -> bool:
@@ -99,10 +101,23 @@ def _upgrade_unless(
     with _locked(url) as conn:
         before = _state(conn)
         if done(before):
-            return before, before
+            if not before.initialised:
+                return before, before
+            return before, replace(before, secured=_secure(conn))
         _refuse_foreign(url, before)
+        # The migrations set row-level security's view and function aside (a revision may
+        # change what they read: migrations/env.py); _secure puts them back.
         command.upgrade(alembic_config(conn), "head")
-        return before, _state(conn)
+        return before, replace(_state(conn), secured=_secure(conn))
+
+
+def _secure(conn: Connection) -> tuple[str, ...]:
+    """Row-level security on every table (PostgreSQL; nothing on SQLite): ``model.rls``."""
+    if conn.dialect.name != "postgresql":
+        return ()
+    from shellflow.model import rls
+
+    return tuple(rls.secure(conn))
 
 
 def initialise(url: str) -> tuple[SchemaState, SchemaState]:
@@ -125,6 +140,13 @@ def upgrade(url: str) -> None:
 
 def _drop(conn: Connection) -> int:
     present = set(inspect(conn).get_table_names())
+    if conn.dialect.name == "postgresql" and "users" in present:
+        from shellflow.model import pg_roles, rls
+
+        cur = pg_roles.raw_cursor(conn)
+        rls.unsecure(cur)  # the view reads the tables about to go
+        for role in rls.user_roles(cur):  # the users go, and their login roles with them
+            pg_roles.drop_role(cur, role)
     ours = [t for t in Base.metadata.sorted_tables if t.name in present]
     Base.metadata.drop_all(conn, tables=ours)
     if VERSION_TABLE in present:
@@ -146,7 +168,7 @@ def rebuild(url: str) -> tuple[int, SchemaState]:
     with _locked(url) as conn:
         dropped = _drop(conn)
         command.upgrade(alembic_config(conn), "head")
-        return dropped, _state(conn)
+        return dropped, replace(_state(conn), secured=_secure(conn))
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
+from shellflow.model import pg_roles
 from shellflow.model.audit import append as audit_append
 from shellflow.model.audit import snapshot
 from shellflow.model.base import Base, utcnow
@@ -79,6 +80,12 @@ class Store:
         self.granted = ""  # what the last grant did, in words (model.grants)
         # Calls a forced change strands, revoked once the session commits (model.busy).
         self.revocation = Revocation()
+        # What the caller should tell the user (a user who got no PostgreSQL login role...).
+        self.notes: list[str] = []
+
+    def _note(self, note: str | None) -> None:
+        if note:
+            self.notes.append(note)
 
     def audit(
         self, action: str, kind: str, name: str | None, before: Any = None, after: Any = None
@@ -132,6 +139,8 @@ class Store:
             self._apply(kind, obj, values)
         self.session.add(obj)
         self.session.flush()
+        if kind == "user":  # on PostgreSQL, a login role of the same name (model.pg_roles)
+            self._note(pg_roles.create(self.session, name, values.get("password")))
         self.audit("add", kind, name, after=snapshot(obj))
         return obj
 
@@ -202,6 +211,11 @@ class Store:
             self._apply(kind, obj, values)
         obj.lastupdated = utcnow()
         self.session.flush()
+        if kind == "user":  # the login role follows the user (model.pg_roles)
+            if obj.name != name:
+                self._note(pg_roles.rename(self.session, name, obj.name))
+            if values.get("password") is not None:
+                self._note(pg_roles.set_password(self.session, obj.name, values["password"]))
 
     def _apply(self, kind: str, obj: Any, values: Mapping[str, Any]) -> None:
         refs = REFERENCES.get(kind, {})
@@ -437,6 +451,8 @@ class Store:
         if dependents:  # reload collections that still hold the dependents just deleted
             self.session.expire(obj)
         name = obj.name
+        if kind == "user":
+            self._note(pg_roles.drop(self.session, name))
         self.audit("delete", kind, name, before=snapshot(obj))
         if kind == "processor" and obj.password is not None:
             self.session.delete(obj.password)  # a hash nobody could use any more

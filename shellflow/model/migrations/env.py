@@ -10,6 +10,13 @@ if connection is None:  # pragma: no cover - only `alembic revision --autogenera
 
     connection = create_engine(context.config.get_main_option("sqlalchemy.url") or "").connect()
 
+if connection.dialect.name == "postgresql":
+    # Row-level security's view and function read the tables: set aside so a revision may
+    # change or drop what they read; ``schema`` puts them back after an upgrade (model.rls).
+    from shellflow.model import pg_roles, rls
+
+    rls.unsecure(pg_roles.raw_cursor(connection))
+
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,

@@ -1,0 +1,32 @@
+"""SASLprep as PostgreSQL applies it before hashing a password (no database needed; the
+server's own verifiers are compared in tests/integration/test_row_security.py)."""
+
+from __future__ import annotations
+
+import base64
+
+from shellflow.model.pg_roles import saslprep, scram_verifier
+
+
+def test_ascii_is_used_as_is() -> None:
+    assert saslprep("  Tab\tand spaces ") == "  Tab\tand spaces "
+
+
+def test_non_ascii_is_mapped_and_normalised() -> None:
+    assert saslprep("a\u00adb") == "ab"  # soft hyphen: mapped to nothing
+    assert saslprep("a\u00a0b") == "a b"  # no-break space: a space
+    assert saslprep("\ufb01x") == "fix"  # the fi ligature: NFKC
+
+
+def test_a_prohibited_password_is_hashed_unchanged_as_the_server_does() -> None:
+    assert saslprep("a\u200eb\u00e9") == "a\u200eb\u00e9"  # a left-to-right mark
+
+
+def test_the_verifier_has_postgresql_form_and_a_fresh_salt() -> None:
+    first, second = scram_verifier("pw"), scram_verifier("pw")
+    assert first != second
+    kind, iterations_salt, keys = first.split("$")
+    iterations, salt = iterations_salt.split(":")
+    assert (kind, iterations, len(base64.b64decode(salt))) == ("SCRAM-SHA-256", "4096", 16)
+    assert scram_verifier("pw", base64.b64decode(salt)) == first
+    assert all(len(base64.b64decode(k)) == 32 for k in keys.split(":"))
