@@ -59,7 +59,7 @@ SUBCOMMANDS: dict[str, Lazy] = {
     "proc": Lazy(
         "shellflow.commands.proc",
         "proc",
-        "Start, stop, pause, resume, restart or remove processors.",
+        "Start, stop, pause, resume, restart, remove or update (--pull) processors.",
     ),
     "shell": Lazy("shellflow.commands.shell", "shell", "Sockets as shell commands."),
     "task": Lazy("shellflow.commands.task", "task", "Run and manage calls of sockets."),

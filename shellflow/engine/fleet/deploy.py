@@ -57,12 +57,12 @@ import re
 import shutil
 import site
 import subprocess
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shellflow.engine.fleet.build_checks import backend_available, pip_reason
 from shellflow.engine.fleet.runas import Account
 from shellflow.engine.worker.credentials import scrubbed
 from shellflow.errors import ShellflowError
@@ -322,48 +322,6 @@ def worker_env(base: dict[str, str] | None = None, venv: Path | None = None) -> 
     return env
 
 
-def _backend_available(project: Path) -> bool:
-    """True when the agent's environment satisfies the project's build requirements, so pip
-    can build without an isolated environment (no index needed, seconds faster)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    requires: list[str] = ["setuptools>=40.8.0"]  # what pip assumes without pyproject.toml
-    pyproject = project / "pyproject.toml"
-    if pyproject.exists():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            return False
-        build = data.get("build-system")
-        if isinstance(build, dict) and "requires" in build:
-            requires = list(build.get("requires") or [])
-    for text in requires:
-        try:
-            requirement = Requirement(str(text))
-        except InvalidRequirement:
-            return False
-        if requirement.marker is not None and not requirement.marker.evaluate():
-            continue
-        try:
-            version = importlib.metadata.version(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
-            return False
-        if not requirement.specifier.contains(version, prereleases=True):
-            return False
-    return True
-
-
-def _pip_reason(output: str) -> str:
-    """The telling line of pip's output: a Python exception raised by the build, else pip's
-    own last ERROR line, else its last line."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for pattern in (r"^\w*(Error|Exception|Exit)\b:?", r"^ERROR:", r"^error:"):
-        telling = [ln for ln in lines if re.match(pattern, ln)]
-        if telling:
-            return " ".join(telling[-1].split())[:300]
-    return " ".join((lines or ["pip failed"])[-1].split())[:300]
-
-
 def _project_folder(checkout: Path, modulepath: str | None) -> tuple[Path | None, Path]:
     """(folder to pip install or None, folder to put on the path in the fallback)."""
     base = checkout
@@ -413,7 +371,7 @@ def install(
         return False, [*warnings, "pip is not installed in shellflow's environment"]
     command = [str(venv_python(venv)), "-P", "-m", "pip", "install", "--no-input",
                "--disable-pip-version-check"]  # fmt: skip
-    if project is None or _backend_available(project):
+    if project is None or backend_available(project):
         command.append("--no-build-isolation")
     base = scrubbed(os.environ if base_env is None else base_env)
     env = worker_env(base, venv) | {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -433,7 +391,7 @@ def install(
     if code == 0:
         return project is not None, warnings
     reason = (
-        _pip_reason(logfile.read_text(errors="replace"))
+        pip_reason(logfile.read_text(errors="replace"))
         if code is not None
         else f"timed out after {INSTALL_TIMEOUT:g} s"
     )
