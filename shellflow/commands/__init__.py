@@ -264,7 +264,9 @@ def _record_refusal(exc: Exception) -> None:
     from shellflow.model.audit import record_refusal
 
     app = _apps[0]
-    record_refusal(app.settings.db, app.principal, exc)
+    # The identity itself may be what was refused (an expired or unknown token): then
+    # nobody was resolved, and the row names no principal rather than failing again.
+    record_refusal(app.settings.db, app.resolved, exc)
 
 
 def _interrupted() -> int:

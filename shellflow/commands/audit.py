@@ -56,7 +56,7 @@ def ls_audit(
     from shellflow.commands.output import print_rows
     from shellflow.model.audit import rows as audit_rows
 
-    app.authorize("READ_AUDIT")
+    app.authorize("READ_AUDIT", "the audit trail")
     moment = parse_since(since) if since is not None else None
     with app.reader() as conn:
         found = audit_rows(conn, since=moment, user=user, action=action, limit=rows)

@@ -82,6 +82,9 @@ class Store:
         self.revocation = Revocation()
         # What the caller should tell the user (a user who got no PostgreSQL login role...).
         self.notes: list[str] = []
+        # Users added get a PostgreSQL login role of their own (model.pg_roles); a service
+        # identity, which acts only through shellflow by token, needs none.
+        self.login_roles = True
 
     def _note(self, note: str | None) -> None:
         if note:
@@ -139,7 +142,7 @@ class Store:
             self._apply(kind, obj, values)
         self.session.add(obj)
         self.session.flush()
-        if kind == "user":  # on PostgreSQL, a login role of the same name (model.pg_roles)
+        if kind == "user" and self.login_roles:  # on PostgreSQL, a login role of the same name
             self._note(pg_roles.create(self.session, name, values.get("password")))
         self.audit("add", kind, name, after=snapshot(obj))
         return obj

@@ -162,6 +162,8 @@ def list_tokens(settings: Settings, principal: Principal, user: str | None,
     else:
         whose = _target(principal, user, "LS_USERS")
     with session_scope(settings.db) as session:
+        if whose is not None:
+            logins.user_named(session, whose)  # NotFound (exit 3), not a list that looks empty
         return logins.list_logins(session, whose)
 
 
@@ -203,6 +205,7 @@ def ensure_service_identity(settings: Settings, owner: str) -> Path | None:
         store = Store(session, owner)
         if store.find("user", SERVICE_USER) is not None:
             return None
+        store.login_roles = False  # it acts by token through shellflow, never with psql
         store.add("user", {"name": SERVICE_USER, "email": f"{SERVICE_USER}@localhost",
                            "password": secrets.token_urlsafe(32)})  # fmt: skip
         for right in SERVICE_RIGHTS:

@@ -140,12 +140,12 @@ def pull(settings: Settings, principal: Principal, name: str, timeout: float = 6
     resolves the pin again and records the new commit. Needs ``UPDATE_PROCESSOR`` (and the
     restart's rights when it is active).
     """
-    from shellflow.model.access import authorize
+    from shellflow.model.audit import authorize
     from shellflow.model.db import session_scope
     from shellflow.model.repos import effective, split_ini
     from shellflow.model.store import Store
 
-    authorize(principal, "UPDATE_PROCESSOR", name)
+    authorize(settings.db, principal, "UPDATE_PROCESSOR", name)
     ini = split_ini(settings.repos_allow)
     with session_scope(settings.db) as session:
         processor = Store(session, principal.name, ini).get("processor", name)

@@ -24,7 +24,7 @@ def trail(cli: Any, *args: str) -> list[dict[str, Any]]:
 @contextmanager
 def acting_as(monkeypatch: pytest.MonkeyPatch, principal: access.Principal) -> Iterator[None]:
     with monkeypatch.context() as patched:
-        patched.setattr(access, "current_principal", lambda: principal)
+        patched.setattr(access, "current_principal", lambda *_a, **_k: principal)
         yield
 
 

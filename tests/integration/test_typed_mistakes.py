@@ -52,7 +52,9 @@ REFERENCES = {
 }  # fmt: skip  (a plug's --argument may name a new one: it is added to the target's task)
 # ``ls audit --user`` filters on who acted: an OS user, a database URL's user, a deleted user
 # or a name tried at a failed login are no stored user, and an empty answer is the truth.
-NOT_A_REFERENCE = {("agent", "start"), ("agent", "stop"), ("agent", "status"), ("ls", "audit")}
+# ``token create -n`` names the new token.
+NOT_A_REFERENCE = {("agent", "start"), ("agent", "stop"), ("agent", "status"), ("ls", "audit"),
+                   ("token", "create")}  # fmt: skip
 
 
 class Hung(BaseException):

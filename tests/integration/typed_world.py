@@ -174,6 +174,10 @@ def base_args(path: tuple[str, ...], command: click.Command, place: Place) -> di
         ("config", "set"): {"key": "repos.allow", "values": "https://example.invalid/*"},
         ("config", "get"): {"key": "repos.allow"},
         ("config", "unset"): {"key": "repos.allow"},
+        ("login",): {"user": "u1"},
+        ("token", "create"): {"user": "u1"},
+        ("token", "ls"): {"user": "u1"},
+        ("token", "revoke"): {"user": "u1", "ident": "no_such_token"},
     }.get(path[:2], {})
     return values | extra
 
@@ -194,6 +198,10 @@ def control_codes(path: tuple[str, ...]) -> set[int]:
         return {0, 4}  # 4: others depend on it (without --cascade)
     if path[0] == "broker":
         return {2}  # the broker URL is not the embedded one
+    if path == ("login",):
+        return {2}  # no terminal to ask the password on, and no --password-stdin
+    if path == ("token", "revoke"):
+        return {3}  # no such token
     if path in (("task", "result"), ("task", "cancel"), ("task", "retry"), ("ls", "call")):
         return {3, 6}
     return {0, 6}

@@ -22,7 +22,7 @@ def as_bob(monkeypatch: pytest.MonkeyPatch, *rights: str) -> None:
     from shellflow.model import access
 
     bob = access.Principal("bob", rights=frozenset(rights))
-    monkeypatch.setattr(access, "current_principal", lambda: bob)
+    monkeypatch.setattr(access, "current_principal", lambda *_a, **_k: bob)
 
 
 def rows(app: Any) -> list[str]:
