@@ -81,7 +81,7 @@ def test_a_new_home_is_private_from_its_creation(flow: FlowRunner, fresh_home: P
     run_env = {f"SHELLFLOW_{key}": "" for key in ("DB", "BROKER", "BACKEND", "PUBSUB")}
     run_env |= {"SHELLFLOW_HOME": str(fresh_home), "SHELLFLOW_INI": str(fresh_home / "none.ini")}
     init = flow.ok("db", "init", env=run_env)
-    assert "private" not in init.stderr  # nothing to repair: it was made private
+    assert "made it private" not in init.stderr  # nothing to repair: it was made private
     flow.ok("broker", "start", env=run_env)
     flow.ok("add", "queue", "-n", "q", env=run_env)  # a write: the WAL
     try:
