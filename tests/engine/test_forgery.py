@@ -213,3 +213,31 @@ def test_a_one_shot_caller_ignores_a_result_made_from_a_forged_message_reusing_i
     assert caller.returncode == 0, err
     assert out == "real\n"
     assert "made from other arguments than it was sent with" in err, err
+
+
+def test_a_stream_and_the_python_api_ignore_a_result_made_from_a_forged_message_reusing_ids(
+    deployment: Deployment, chaos: dict[str, str], client: Client, tmp_path: Any
+) -> None:
+    """As the one-shot caller: a signed result is taken only if made from the arguments the
+    caller sent (``result_signing.expect``), on a stream's own path and Celery's."""
+    from tests.conftest import _flow_executable
+
+    d = deployment
+    d.start_worker(chaos["processor"], concurrency=2)
+    lines = tmp_path / "lines"
+    lines.write_text("real\n")
+    with lines.open() as given:
+        stream = subprocess.Popen(
+            [*_flow_executable(), "task", "run", "--stream", "-s", chaos["slow"],
+             "seconds:=10", "--timeout", "100"], env={**os.environ, **d.env}, stdin=given,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    _forge_message(client, chaos["slow"], _running_call(d, chaos["slow"]), "forged", 0)
+    out, err = stream.communicate(timeout=120)
+    assert stream.returncode == 0, err
+    assert out == "real\n"
+    assert "made from other arguments than it was sent with" in err, err
+
+    sent = client.send(chaos["slow"], "real too", seconds=10)
+    _forge_message(client, chaos["slow"], sent.call_id, "forged", 0)
+    assert client.wait(sent, timeout=100) == "real too"

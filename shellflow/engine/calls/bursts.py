@@ -17,6 +17,7 @@ from shellflow.engine.calls.result_meta import Outcome, decode
 from shellflow.engine.calls.sender import app_for, route_for, send
 from shellflow.engine.transport.message import OutgoingCall
 from shellflow.engine.transport.publisher import publish
+from shellflow.engine.transport.result_signing import expect
 from shellflow.engine.transport.transports.celery_producer import CeleryTransport
 from shellflow.errors import ServiceUnavailable
 from shellflow.model.listing import reader
@@ -111,6 +112,7 @@ class Burst:
         route = route_for(self.settings, self.socket)
         call = OutgoingCall.make(route, args, kwargs, call_id=call_id, flow=flow, parent=parent)
         publish(self.transport, call, shown_url=self.settings.broker)
+        expect(call_id, route.name, args, kwargs)  # its result must be made from these
         return call_id
 
     def sequence(self, call_id: str) -> int | None:

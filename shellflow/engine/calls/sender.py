@@ -22,6 +22,7 @@ from shellflow.config import Settings
 from shellflow.engine.transport.celery_app import make_app
 from shellflow.engine.transport.message import OutgoingCall
 from shellflow.engine.transport.publisher import publish
+from shellflow.engine.transport.result_signing import expect
 from shellflow.errors import CallFailed, ServiceUnavailable, ShellflowError, TimedOut
 from shellflow.model.listing import reader
 from shellflow.model.routes import SocketRoute, socket_route
@@ -130,6 +131,7 @@ def send(
     transport = transport_for(settings)
     call = OutgoingCall.make(route, args, kwargs, flow=flow, parent=parent)
     publish(transport, call, shown_url=settings.broker)
+    expect(call.call_id, route.name, args, kwargs)  # its result must be made from these
     handle = transport.app.AsyncResult(call.call_id)
     handle.ignored = None  # as send_task leaves it: the task is not registered here
     return Sent(call_id=call.call_id, flow=call.flow, handle=handle)

@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -123,6 +124,38 @@ def ran_as_sent(meta: Mapping[str, Any], sent: tuple[str, Any, Any] | None) -> b
     return False
 
 
+# What this process's calls not ended yet were sent with, by call id: a signed result made
+# by a message that reused one's id with other arguments is not that call's result. Bounded:
+# past EXPECTED_MAX the oldest expectation is forgotten (its result is then taken on its
+# signature alone, as before anything was expected).
+EXPECTED_MAX = 100_000
+_expected: dict[str, tuple[str, Any, Any]] = {}
+_expected_lock = threading.Lock()
+
+
+def expect(call_id: str, task: str, args: Any, kwargs: Any) -> None:
+    """Remember what call ``call_id`` was sent with (JSON values), for its result's check."""
+    with _expected_lock:
+        if len(_expected) >= EXPECTED_MAX:
+            _expected.pop(next(iter(_expected)))
+        _expected[call_id] = (task, list(args), dict(kwargs))
+
+
+def _as_expected(meta: Mapping[str, Any]) -> bool:
+    """An ended result of a call this process sent: made from what it was sent with (the
+    expectation is then done with); any other result: nothing to compare."""
+    call_id = str(meta.get("task_id"))
+    with _expected_lock:
+        sent = _expected.get(call_id)
+    if sent is None:
+        return True
+    if not ran_as_sent(meta, sent):
+        return False
+    with _expected_lock:
+        _expected.pop(call_id, None)
+    return True
+
+
 # -- Celery's result backends ---------------------------------------------------------------
 
 
@@ -158,6 +191,8 @@ class _Signing:
         db = self._db
         if db is None or trusted(db, meta):
             if meta.get("status") in ENDED:
+                if not _as_expected(meta):
+                    return False
                 meta[SIG_FIELD] = _CHECKED
             return True
         return False
