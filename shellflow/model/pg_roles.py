@@ -28,11 +28,13 @@ import hmac
 import os
 import stringprep
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from shellflow.errors import Conflict, PermissionDenied, ServiceUnavailable
+
+T = TypeVar("T")
 
 MARKER = "shellflow user"
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1): a longer name gets no role.
@@ -64,6 +66,45 @@ def refusals(name: str) -> Iterator[None]:
         if isinstance(error, psycopg2.OperationalError):
             raise ServiceUnavailable("database", "postgresql", reason) from error
         raise Conflict(what) from error
+
+
+CONTENDED_TRIES = 5  # a role statement raced by another database's, tried again at most so
+
+
+def _contended(error: Exception) -> bool:
+    """Two databases of one cluster changed the same role at once: roles are cluster-wide
+    catalog rows, so PostgreSQL refuses the second writer ("tuple concurrently updated", a
+    duplicate role name, a serialization failure or a deadlock) rather than waiting."""
+    text = str(error)
+    code = getattr(error, "pgcode", None)
+    return code in ("40001", "40P01") or "tuple concurrently updated" in text or (
+        code == "23505" and "pg_authid" in text
+    )  # fmt: skip
+
+
+def contended(cur: Any, name: str, statements: Callable[[], T]) -> T:
+    """Run ``statements`` (on ``cur``, in the caller's transaction) in a savepoint, again
+    after a short pause when another database's statements on the same role raced them;
+    other refusals as :func:`refusals` says."""
+    import random
+    import time
+
+    import psycopg2
+
+    for attempt in range(CONTENDED_TRIES):
+        with refusals(name):
+            cur.execute("SAVEPOINT shellflow_role_try")
+            try:
+                done = statements()
+            except psycopg2.Error as error:
+                cur.execute("ROLLBACK TO SAVEPOINT shellflow_role_try")
+                if attempt + 1 < CONTENDED_TRIES and _contended(error):
+                    time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+                    continue
+                raise
+            cur.execute("RELEASE SAVEPOINT shellflow_role_try")
+            return done
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _is_postgresql(session: Any) -> bool:
@@ -147,8 +188,8 @@ def create(session: Any, name: str, password: str | None) -> str | None:
     if len(name.encode()) > ROLE_NAME_LIMIT:
         return (f"user {name!r} gets no PostgreSQL login role: a role name holds at most "
                 f"{ROLE_NAME_LIMIT} characters")  # fmt: skip
-    with refusals(name):
-        return _create(raw_cursor(session), name, password)
+    cur = raw_cursor(session)
+    return contended(cur, name, lambda: _create(cur, name, password))
 
 
 def _create(cur: Any, name: str, password: str | None) -> str | None:
@@ -209,12 +250,15 @@ def set_password(session: Any, name: str, password: str) -> str | None:
     if len(name.encode()) > ROLE_NAME_LIMIT:
         return None
     cur = raw_cursor(session)
-    with refusals(name):
+
+    def statements() -> str | None:
         if _role(cur, name) is None:
             return _create(cur, name, password)
         if ours(cur, name):
             _set_password(cur, name, password)
-    return None
+        return None
+
+    return contended(cur, name, statements)
 
 
 def rename(session: Any, old: str, new: str) -> str | None:
@@ -224,7 +268,8 @@ def rename(session: Any, old: str, new: str) -> str | None:
     from psycopg2 import sql
 
     cur = raw_cursor(session)
-    with refusals(old):
+
+    def statements() -> str | None:
         if not ours(cur, old):
             return None
         if len(new.encode()) > ROLE_NAME_LIMIT or _role(cur, new) is not None:
@@ -233,7 +278,9 @@ def rename(session: Any, old: str, new: str) -> str | None:
                             "too long for a role or a role of that name exists")  # fmt: skip
         rename = sql.SQL("ALTER ROLE {} RENAME TO {}")
         cur.execute(rename.format(sql.Identifier(old), sql.Identifier(new)))
-    return None
+        return None
+
+    return contended(cur, old, statements)
 
 
 def drop(session: Any, name: str) -> str | None:
@@ -242,8 +289,7 @@ def drop(session: Any, name: str) -> str | None:
     if not _is_postgresql(session):
         return None
     cur = raw_cursor(session)
-    with refusals(name):
-        return drop_role(cur, name) if ours(cur, name) else None
+    return contended(cur, name, lambda: drop_role(cur, name) if ours(cur, name) else None)
 
 
 def drop_role(cur: Any, name: str) -> str | None:

@@ -30,3 +30,53 @@ def test_the_verifier_has_postgresql_form_and_a_fresh_salt() -> None:
     assert (kind, iterations, len(base64.b64decode(salt))) == ("SCRAM-SHA-256", "4096", 16)
     assert scram_verifier("pw", base64.b64decode(salt)) == first
     assert all(len(base64.b64decode(k)) == 32 for k in keys.split(":"))
+
+
+def test_a_role_statement_raced_by_another_database_is_tried_again_in_a_savepoint() -> None:
+    """Roles are cluster-wide: two databases granting one role at once make the second
+    fail ("tuple concurrently updated"); only such races are tried again."""
+    from shellflow.errors import Conflict
+    from shellflow.model import pg_roles
+
+    class Raced(Exception):
+        pgcode = "XX000"
+
+        def __str__(self) -> str:
+            return "tuple concurrently updated"
+
+    import psycopg2
+
+    class RacedError(psycopg2.Error):
+        def __str__(self) -> str:
+            return "tuple concurrently updated"
+
+    class Cursor:
+        def __init__(self) -> None:
+            self.executed: list[str] = []
+
+        def execute(self, statement: str) -> None:
+            self.executed.append(statement)
+
+    assert pg_roles._contended(Raced())
+    assert not pg_roles._contended(Exception("permission denied to create role"))
+    cur = Cursor()
+    tries: list[int] = []
+
+    def statements() -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            raise RacedError()
+        return "done"
+
+    assert pg_roles.contended(cur, "alice", statements) == "done"
+    assert len(tries) == 3
+    assert cur.executed.count("ROLLBACK TO SAVEPOINT shellflow_role_try") == 2
+    assert cur.executed[-1] == "RELEASE SAVEPOINT shellflow_role_try"
+
+    def refused() -> str:
+        raise psycopg2.Error("must be owner of role alice")
+
+    import pytest
+
+    with pytest.raises(Conflict, match="must be owner"):
+        pg_roles.contended(Cursor(), "alice", refused)  # not a race: refused at once
