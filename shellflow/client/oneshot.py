@@ -141,10 +141,10 @@ def record_pending(
 
 def _route(settings: Settings, socket: str) -> SocketRoute:
     from shellflow.model import result_keys
-    from shellflow.model.listing import reader
+    from shellflow.model.kept import kept_reader
     from shellflow.model.routes import socket_route
 
-    with reader(settings.db) as conn:
+    with kept_reader(settings.db) as conn:  # the one who acts was read on it (a login)
         route = socket_route(conn, socket)
         result_keys.remember(settings.db, conn)  # checks the result: no second connection
         return route

@@ -160,11 +160,11 @@ def principal_of_token(db_url: str, token: str, source: str) -> Principal:
     """The user a token names, with its rights (one query, one round trip); refused (exit 5)
     when unknown, revoked or expired, with one line saying which and how to get a new one."""
     from shellflow.model.access import Principal
-    from shellflow.model.listing import reader
+    from shellflow.model.kept import kept_reader
 
     where = "SHELLFLOW_TOKEN" if source == TOKEN_ENV else "your session"
     again = "log in again with 'flow login -u USER'"
-    with reader(db_url) as conn:
+    with kept_reader(db_url) as conn:  # the route's look-up that follows reuses it
         found = conn.query(_TOKEN_SQL, [digest(token)] * 4)
         if not found:
             raise PermissionDenied(f"the token of {where} is unknown (revoked, or its user was "
