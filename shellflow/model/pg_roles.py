@@ -91,20 +91,21 @@ def contended(cur: Any, name: str, statements: Callable[[], T]) -> T:
 
     import psycopg2
 
-    for attempt in range(CONTENDED_TRIES):
+    attempt = 0
+    while True:
+        attempt += 1
         with refusals(name):
             cur.execute("SAVEPOINT shellflow_role_try")
             try:
                 done = statements()
             except psycopg2.Error as error:
                 cur.execute("ROLLBACK TO SAVEPOINT shellflow_role_try")
-                if attempt + 1 < CONTENDED_TRIES and _contended(error):
-                    time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-                    continue
-                raise
-            cur.execute("RELEASE SAVEPOINT shellflow_role_try")
-            return done
-    raise AssertionError("unreachable: the last try returns or raises")
+                if attempt >= CONTENDED_TRIES or not _contended(error):
+                    raise
+            else:
+                cur.execute("RELEASE SAVEPOINT shellflow_role_try")
+                return done
+        time.sleep(random.uniform(0.05, 0.2) * attempt)
 
 
 def _is_postgresql(session: Any) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from shellflow.model.pg_roles import saslprep, scram_verifier
 
 
@@ -35,18 +37,12 @@ def test_the_verifier_has_postgresql_form_and_a_fresh_salt() -> None:
 def test_a_role_statement_raced_by_another_database_is_tried_again_in_a_savepoint() -> None:
     """Roles are cluster-wide: two databases granting one role at once make the second
     fail ("tuple concurrently updated"); only such races are tried again."""
+    import psycopg2
+
     from shellflow.errors import Conflict
     from shellflow.model import pg_roles
 
-    class Raced(Exception):
-        pgcode = "XX000"
-
-        def __str__(self) -> str:
-            return "tuple concurrently updated"
-
-    import psycopg2
-
-    class RacedError(psycopg2.Error):
+    class Raced(psycopg2.Error):
         def __str__(self) -> str:
             return "tuple concurrently updated"
 
@@ -58,14 +54,14 @@ def test_a_role_statement_raced_by_another_database_is_tried_again_in_a_savepoin
             self.executed.append(statement)
 
     assert pg_roles._contended(Raced())
-    assert not pg_roles._contended(Exception("permission denied to create role"))
+    assert not pg_roles._contended(psycopg2.Error("permission denied to create role"))
     cur = Cursor()
     tries: list[int] = []
 
     def statements() -> str:
         tries.append(1)
         if len(tries) < 3:
-            raise RacedError()
+            raise Raced()
         return "done"
 
     assert pg_roles.contended(cur, "alice", statements) == "done"
@@ -75,8 +71,6 @@ def test_a_role_statement_raced_by_another_database_is_tried_again_in_a_savepoin
 
     def refused() -> str:
         raise psycopg2.Error("must be owner of role alice")
-
-    import pytest
 
     with pytest.raises(Conflict, match="must be owner"):
         pg_roles.contended(Cursor(), "alice", refused)  # not a race: refused at once

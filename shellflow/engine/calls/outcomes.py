@@ -16,17 +16,19 @@ from shellflow.errors import ServiceUnavailable, TimedOut
 from shellflow.model.listing import reader
 
 
-def recorded(settings: Settings, call_id: str) -> Outcome | None:
-    """The call's record in the model database, or None when no worker has recorded it."""
+def _of_record(call_id: Any, state: Any, result: Any, error: Any) -> Outcome:
+    """A call row's outcome: a finished call's result is its stored JSON value."""
     import json
 
-    with reader(settings.db) as conn:
-        rows = conn.query("SELECT state, result, error FROM call WHERE id = ?", [call_id])
-    if not rows:
-        return None
-    state, result, error = rows[0]
     value = json.loads(result) if state == "finished" and result is not None else None
-    return Outcome(call_id, str(state), value, error)
+    return Outcome(str(call_id), str(state), value, error)
+
+
+def recorded(settings: Settings, call_id: str) -> Outcome | None:
+    """The call's record in the model database, or None when no worker has recorded it."""
+    with reader(settings.db) as conn:
+        rows = conn.query("SELECT id, state, result, error FROM call WHERE id = ?", [call_id])
+    return _of_record(*rows[0]) if rows else None
 
 
 RECORDED_PER_QUERY = 500  # ids per query (a stream asks for at most its -j window)
@@ -39,8 +41,6 @@ def recorded_ended(settings: Settings, call_ids: list[str]) -> list[Outcome]:
     a result while the backend was away has still recorded its call's end, and without
     this the stream would wait for that result forever.
     """
-    import json
-
     found: list[Outcome] = []
     with reader(settings.db) as conn:
         for start in range(0, len(call_ids), RECORDED_PER_QUERY):
@@ -50,9 +50,7 @@ def recorded_ended(settings: Settings, call_ids: list[str]) -> list[Outcome]:
                 f"SELECT id, state, result, error FROM call WHERE id IN ({marks})"
                 f" AND state IN {FINISHED_STATES!r}", chunk,
             )  # fmt: skip
-            for call_id, state, result, error in rows:
-                value = json.loads(result) if state == "finished" and result is not None else None
-                found.append(Outcome(str(call_id), str(state), value, error))
+            found += [_of_record(*row) for row in rows]
     return found
 
 
