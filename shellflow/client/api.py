@@ -111,10 +111,11 @@ class Socket:
 
         from shellflow.engine.calls.sender import send
 
-        authorized("RUN_TASK", self.name)  # as 'flow task run' asks, before anything is sent
+        settings = resolve(self.settings)
+        authorized("RUN_TASK", self.name, settings)  # as 'flow task run' asks, before sending
         flow = flow or os.environ.get("SHELLFLOW_FLOW") or None
         sent = send(
-            resolve(self.settings), self.name, list(args), dict(kwargs or {}),
+            settings, self.name, list(args), dict(kwargs or {}),
             flow=flow, parent=parent,
         )  # fmt: skip
         return CallResult(sent, self.name)

@@ -105,8 +105,9 @@ class Step:
 
         settings = settings or self.settings or resolve(None)
         for partial in self.partials():
-            route_for(partial.settings or settings, partial.socket)
-            authorized("RUN_TASK", partial.socket)  # refused before any step is sent
+            own = partial.settings or settings
+            route_for(own, partial.socket)
+            authorized("RUN_TASK", partial.socket, own)  # refused before any step is sent
         flow = flow or os.environ.get("SHELLFLOW_FLOW") or str(uuid.uuid4())
         run = _Run(settings, flow)
 

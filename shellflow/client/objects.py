@@ -39,27 +39,25 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 ALIASES = {"type": "qtype", "tag": "gittag", "retry_delay": "retrydelay", "time_limit": "timelimit"}
 
 
-def authorized(right: str, target: str | None = None, db_url: str | None = None) -> str:
+def authorized(right: str, target: str | None, settings: Settings) -> str:
     """Check ``right`` for whoever runs this script, as the CLI does (exit 5 and the same one
-    line when refused; with ``db_url``, the refusal is appended to its audit trail); the
-    acting user's name. One set look-up: the principal carries its rights
-    (``shellflow.model.access``)."""
+    line when refused, appended to the audit trail of ``settings.db``); the acting user's
+    name. Who acts is resolved against ``settings`` (the API's database: its token or
+    session, else its owner), not the environment's, which may name another database. One
+    set look-up: the principal carries its rights (``shellflow.model.access``)."""
     from shellflow.model import access, audit
 
-    principal = access.current_principal()
-    if db_url is None:
-        access.authorize(principal, right, target)
-    else:
-        audit.authorize(db_url, principal, right, target)
+    principal = access.current_principal(settings)
+    audit.authorize(settings.db, principal, right, target)
     return principal.name
 
 
-def owner_and_authorize(kind: str, db_url: str, name: str) -> str:
+def owner_and_authorize(kind: str, settings: Settings, name: str) -> str:
     """Check the ``ADD_<KIND>`` right on ``name`` as ``flow add`` does; the acting user."""
     from shellflow.model.rights import RIGHTS
 
     right = f"ADD_{kind.upper()}"
-    return authorized(right if right in RIGHTS else "CREATE", name, db_url)
+    return authorized(right if right in RIGHTS else "CREATE", name, settings)
 
 
 def fields_of(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,7 +106,7 @@ def ensure(settings: Settings, kind: str, values: Mapping[str, Any]) -> bool:
     values = fields_of(kind, values)
     check_name(kind, values.get("name"))  # the one name rule, before any database is opened
     missing = [key for key in REQUIRED[kind] if key not in values]
-    owner = owner_and_authorize(kind, settings.db, values["name"])
+    owner = owner_and_authorize(kind, settings, values["name"])
     with session_scope(settings.db) as session:
         store = Store(session, owner, split_ini(settings.repos_allow))
         existing = store.find(kind, values["name"])
@@ -169,7 +167,7 @@ def ensure_arguments(settings: Settings, socket: str, names: Sequence[tuple[str,
     from shellflow.model.db import session_scope
     from shellflow.model.store import Store
 
-    owner = owner_and_authorize("argument", settings.db, f"socket {socket}")
+    owner = owner_and_authorize("argument", settings, f"socket {socket}")
     with session_scope(settings.db) as session:
         store = Store(session, owner)
         have = {a.name for a in store.get("socket", socket).task.arguments}
@@ -186,7 +184,7 @@ def row(settings: Settings, kind: str, name: str) -> dict[str, Any]:
     from shellflow.model.rights import RIGHTS
 
     right = f"READ_{kind.upper()}"
-    authorized(right if right in RIGHTS else "READ", name)
+    authorized(right if right in RIGHTS else "READ", name, settings)
     with reader(settings.db) as conn:
         return get_object(conn, kind, name)
 
