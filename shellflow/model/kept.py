@@ -6,11 +6,13 @@ socket's route. On SQLite a connection's first statement parses the whole schema
 more than the 1 ms it is allowed. Both look-ups take their connection from
 :func:`kept_reader` instead, which hands back the one the previous look-up returned.
 
-Bounds, so that a kept connection never outlives its use: one per database URL, handed to
-one user at a time (a thread that finds it taken opens its own), discarded once
+Bounds, so that a kept connection never outlives its use: one per database URL and thread,
+handed to one user at a time (a thread that finds it taken opens its own), discarded once
 :data:`KEPT_FOR` seconds old (a server restarted meanwhile is never met through a stale
 one), closed rather than kept when the block raised, and forgotten (not closed) in a forked
-child.
+child. A connection is only ever used by the thread that opened it: SQLite refuses one
+from another thread (the dashboard resolves who acts in each action's worker thread), and
+those of threads that have ended are dropped, not closed, when another is kept.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ KEPT_FOR = 5.0  # seconds a connection is kept for the next look-up
 class _Kept:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.readers: dict[str, tuple[float, Reader]] = {}
+        self.readers: dict[tuple[str, int], tuple[float, Reader]] = {}
 
     def after_fork(self) -> None:
         self.lock = threading.Lock()
@@ -43,8 +45,9 @@ _state = process_state.own(__name__, _Kept())
 def kept_reader(url: str) -> Iterator[Reader]:
     """A read-only :class:`Reader` on ``url``: the one kept from the last look-up if it is
     fresh, else a new one; kept again for the next when the block ends without raising."""
+    key = (url, threading.get_ident())
     with _state.lock:
-        kept = _state.readers.pop(url, None)
+        kept = _state.readers.pop(key, None)
     conn: Reader | None = None
     if kept is not None:
         if time.monotonic() - kept[0] < KEPT_FOR:
@@ -59,7 +62,10 @@ def kept_reader(url: str) -> Iterator[Reader]:
         conn.close()
         raise
     with _state.lock:
-        if url not in _state.readers:
-            _state.readers[url] = (time.monotonic(), conn)
+        if key not in _state.readers:
+            alive = {thread.ident for thread in threading.enumerate()}
+            for gone in [k for k in _state.readers if k[1] not in alive]:
+                del _state.readers[gone]  # its thread ended: freed with it, never shared
+            _state.readers[key] = (time.monotonic(), conn)
             return
     conn.close()

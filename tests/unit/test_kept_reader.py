@@ -36,3 +36,26 @@ def test_a_forked_child_forgets_the_parents_connection(initialised_db: str) -> N
     with kept_reader(initialised_db) as childs:
         assert childs is not parents
     parents.close()
+
+
+def test_a_connection_is_never_handed_to_another_thread(initialised_db: str) -> None:
+    """SQLite refuses a connection made in another thread: the dashboard resolves who acts
+    in each action's worker thread, after the main thread read it on start-up."""
+    import threading
+
+    with kept_reader(initialised_db) as mains:
+        mains.query("SELECT 1")
+    seen: list[object] = []
+
+    def look_up() -> None:
+        with kept_reader(initialised_db) as conn:
+            conn.query("SELECT 1")  # raised ProgrammingError on SQLite with the main's
+            seen.append(conn)
+
+    thread = threading.Thread(target=look_up)
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not mains
+    with kept_reader(initialised_db) as again:
+        assert again is mains  # the main thread's own, still kept
+    assert all(key[1] != thread.ident for key in kept._state.readers)  # the ended one's: gone
