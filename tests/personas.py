@@ -43,8 +43,8 @@ def in_process(env: Mapping[str, str] | None = None) -> Owner:
         from shellflow.commands import main
         from tests.conftest import _MainWrapper
 
-        runner = CliRunner()
-        got = runner.invoke(_MainWrapper(main), list(args), input=input or "", env=dict(env or {}))
+        owners: dict[str, str | None] = {"SHELLFLOW_TOKEN": None, **(env or {})}  # no token
+        got = CliRunner().invoke(_MainWrapper(main), list(args), input=input or "", env=owners)
         result = Result(got.exit_code, got.stdout, got.stderr)
         assert result.code == 0, f"flow {' '.join(args)} -> {result.code}\n{result.stderr}"
         return result

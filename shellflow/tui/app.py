@@ -81,7 +81,7 @@ class Dashboard(App[None]):
         self.settings = settings
         # Who looks, resolved once: every screen's reads and every action are checked
         # against its rights (a set look-up), as the CLI checks them.
-        self.principal = principal or access.current_principal()
+        self.principal = principal or access.current_principal(settings)
         self.read_only = read_only
         self.channels = channels or ["global"]
         self.refresh_seconds = refresh_seconds

@@ -41,14 +41,16 @@ def processor_action(settings: Settings, name: str, verb: str, timeout: float = 
     if verb == "restart":
 
         def restart() -> str:
-            return processors.restart(settings, access.current_principal(), name, timeout).summary
+            return processors.restart(
+                settings, access.current_principal(settings), name, timeout
+            ).summary
 
         return Action(f"Restart processor {name!r}?", command, restart)
     if verb not in processors.VERBS:
         raise KeyError(verb)
 
     def request() -> str:
-        return processors.request(settings, access.current_principal(), name, verb).summary
+        return processors.request(settings, access.current_principal(settings), name, verb).summary
 
     return Action(f"{verb.capitalize()} processor {name!r}?", command, request)
 
@@ -77,7 +79,7 @@ def rerun(settings: Settings, socket: str, stored_args: Any) -> Action:
     args, kwargs = describe_args(stored_args)
 
     def send_again() -> str:
-        sent = calls.send(settings, access.current_principal(), socket, args, kwargs,
+        sent = calls.send(settings, access.current_principal(settings), socket, args, kwargs,
                           record_pending=False)  # fmt: skip
         return f"sent {socket} again as call {sent.call_id}"
 
@@ -90,7 +92,7 @@ def retry(settings: Settings, call_id: str) -> Action:
     ``flow task retry ID --async`` does (the same service call)."""
 
     def retry_call() -> str:
-        sent = calls.retry(settings, access.current_principal(), call_id)
+        sent = calls.retry(settings, access.current_principal(settings), call_id)
         done = f"retried call {call_id} as call {sent.call_id}"
         return done + (f" (not linked: {sent.unlinked})" if sent.unlinked else "")
 
@@ -107,7 +109,7 @@ def cancel(settings: Settings, call_id: str, *, terminate: bool = False) -> Acti
     """
 
     def cancel_call() -> str:
-        who = access.current_principal()
+        who = access.current_principal(settings)
         return calls.cancel(settings, who, call_id, terminate=terminate).summary
 
     command = f"flow task cancel {shlex.quote(call_id)}" + (" --terminate" if terminate else "")
