@@ -120,3 +120,29 @@ def test_the_api_resolves_who_acts_against_its_configured_database(
     monkeypatch.setenv("SHELLFLOW_TOKEN", world[SOLO])  # a token wins over the session
     assert shellflow.Processor("p_solo", gitrepo=REPO, module="mod").created
     assert processors(initialised_db) == ["p1", "p_solo"]
+
+
+def test_the_agent_resolves_who_it_acts_as_against_its_own_database(
+    world: dict[str, str], initialised_db: str, flow: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``flow -d URL agent start``: the agent's token or session is that of URL, whatever
+    database the environment names (it acted as that other database's owner before)."""
+    from shellflow.config import load_settings
+    from shellflow.engine.fleet.agent import Agent
+    from tests import templates
+
+    session = login(flow, {"SHELLFLOW_DB": initialised_db}, NEMO, tmp_path)
+    monkeypatch.setenv("SHELLFLOW_DB", templates.copy_sqlite(tmp_path / "elsewhere.db"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", session["XDG_CONFIG_HOME"])
+    settings = load_settings({"db": initialised_db})
+    agent = Agent(settings, node="n1")
+    assert (agent.principal.name, agent.principal.local_owner) == (NEMO, False)
+    with pytest.raises(PermissionDenied, match=f"^{NEMO} lacks the START_PROCESSOR right on p1$"):
+        agent.authorize("START_PROCESSOR", "p1")
+    agent.pool.shutdown()
+
+    monkeypatch.setenv("SHELLFLOW_TOKEN", world[SOLO])
+    again = Agent(settings, node="n1")
+    assert again.principal.name == SOLO
+    again.pool.shutdown()

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from shellflow.config import Settings
     from shellflow.model.access import Principal
 
 AGENT_RIGHTS = ("START_AGENT", "START_PROCESSOR", "STOP_PROCESSOR", "UPDATE_PROCESSOR")
@@ -25,12 +26,15 @@ AGENT_RIGHTS = ("START_AGENT", "START_PROCESSOR", "STOP_PROCESSOR", "UPDATE_PROC
 class AgentRights:
     """Mixed into :class:`~shellflow.engine.fleet.agent.Agent`: who it acts as, and the check."""
 
+    settings: Settings
+
     @cached_property
     def principal(self) -> Principal:
-        """Resolved once, when first needed (tests and embedders may set it before ``run``)."""
+        """Resolved once, when first needed (tests and embedders may set it before ``run``),
+        against the agent's own settings: its token or session is that of its database."""
         from shellflow.model.access import current_principal
 
-        return current_principal()
+        return current_principal(self.settings)
 
     def authorize(self, right: str, target: str | None = None) -> None:
         """Raise ``PermissionDenied`` (exit 5) unless the agent's principal holds ``right``."""
