@@ -1,12 +1,13 @@
-"""The Python API acts with a real login or token, on SQLite and PostgreSQL (issue 18, point 5).
+"""The Python API and the agent act with a real login or token, on SQLite and PostgreSQL
+(issue 18, point 5).
 
 Nobody's principal is patched: ``SHELLFLOW_TOKEN`` (from ``flow token create``) or a session
 (from ``flow login``) names who acts, through the real ``current_principal``. The front's
 right is ``ADD_PROCESSOR`` (personas of :mod:`tests.personas`); a socket call needs
 ``RUN_TASK``, which nobody here holds, and is refused before anything is sent (the broker
 configured does not answer: a call that got past its check would fail otherwise).
-The principal is resolved against the database the API is configured with, not the one
-the environment names.
+The principal is resolved against the database the API (or the agent) is configured with,
+not the one the environment names.
 """
 
 from __future__ import annotations
