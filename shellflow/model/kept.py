@@ -12,11 +12,12 @@ handed to one user at a time (a thread that finds it taken opens its own), disca
 one), closed rather than kept when the block raised, and forgotten (not closed) in a forked
 child. A connection is only ever used by the thread that opened it: SQLite refuses one
 from another thread (the dashboard resolves who acts in each action's worker thread), and
-those of threads that have ended are dropped, not closed, when another is kept.
+those of threads that have ended are dropped when another is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +66,14 @@ def kept_reader(url: str) -> Iterator[Reader]:
         if key not in _state.readers:
             alive = {thread.ident for thread in threading.enumerate()}
             for gone in [k for k in _state.readers if k[1] not in alive]:
-                del _state.readers[gone]  # its thread ended: freed with it, never shared
+                _drop(_state.readers.pop(gone)[1])
             _state.readers[key] = (time.monotonic(), conn)
             return
     conn.close()
+
+
+def _drop(conn: Reader) -> None:
+    """Close a connection whose thread has ended; SQLite refuses to close another thread's,
+    which is then freed with its last reference (here)."""
+    with contextlib.suppress(Exception):
+        conn.close()
