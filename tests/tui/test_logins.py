@@ -23,6 +23,7 @@ from tests.personas import (
     USERS,
     add_personas,
     in_process,
+    login,
     refusals,
     tokens,
     trail,
@@ -157,6 +158,29 @@ async def test_the_dashboard_resolves_the_token_against_its_own_database(
     monkeypatch.setenv("SHELLFLOW_HOME", str(tmp_path / "elsewhere"))
     app = make_dashboard(url)
     assert app.principal.name == BERT
+    async with app.run_test(size=(100, 24)) as pilot:
+        await open_network(pilot)
+        await pilot.press("P", "y")
+        await wait_for_log(pilot, 1)
+        logged = app.command_log[0]
+    assert logged.failed
+    assert logged.outcome.endswith(f"{BERT} lacks the PAUSE_PROCESSOR right on proc1")
+    assert processor(url) == before
+
+
+async def test_a_session_from_flow_login_acts_in_the_dashboard(
+    team_db: tuple[str, dict[str, str]], make_dashboard: Any, flow: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The session ``flow login`` left (no token): who looks on start-up and who acts in the
+    action's worker thread, on connections of their own threads."""
+    url, _ = team_db
+    add_personas(in_process(), "PAUSE_PROCESSOR", viewing=("LS_PROCESSORS",))
+    session = login(flow, {}, BERT, tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", session["XDG_CONFIG_HOME"])
+    before = processor(url)
+    app = make_dashboard(url)
+    assert (app.principal.name, app.principal.source) == (BERT, "login")
     async with app.run_test(size=(100, 24)) as pilot:
         await open_network(pilot)
         await pilot.press("P", "y")
