@@ -56,6 +56,7 @@ SUBCOMMANDS: dict[str, Lazy] = {
     ),
     "listen": Lazy("shellflow.commands.listen", "listen", "Print a processor's live events."),
     "ls": Lazy("shellflow.commands.objects", "ls", "List database objects and their relations."),
+    "node": Lazy("shellflow.commands.node", "node", "Cordon, uncordon or drain nodes."),
     "proc": Lazy(
         "shellflow.commands.proc",
         "proc",

@@ -309,6 +309,17 @@ def _finish(app: AppContext, store: Any) -> None:
         info(said[0].upper() + said[1:])
 
 
+def _more(conn: Any, kind: str, rows: list[Any], columns: list[str]) -> list[Any]:
+    """Rows with what a kind adds beyond its view: a node's load, free CPUs, heartbeat age,
+    processors and workers (``shellflow.model.nodes``); ``columns`` grows with them."""
+    if kind != "node":
+        return rows
+    from shellflow.model.nodes import COLUMNS, with_fleet
+
+    columns += COLUMNS
+    return with_fleet(conn, rows)
+
+
 def make_ls(kind: str, hidden: bool = False) -> click.Command:
     from shellflow.commands.complete import names_of
     from shellflow.commands.kinds import PLURALS
@@ -324,7 +335,8 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
         columns = [key for key, _, _ in view.columns]
         with app.reader() as conn:
             if name is not None and view.unique:
-                print_object(get_object(conn, kind, name), as_json)
+                found = [get_object(conn, kind, name)]
+                print_object(_more(conn, kind, found, columns)[0], as_json)
                 return
             rows = list_objects(conn, kind, name)
             if name is not None and not rows:
@@ -332,6 +344,7 @@ def make_ls(kind: str, hidden: bool = False) -> click.Command:
                 from shellflow.model.listing import names
 
                 raise NotFound(kind, name, names(conn, kind))
+            rows = _more(conn, kind, rows, columns)
         print_rows(columns, rows, as_json)
 
     command = click.option(

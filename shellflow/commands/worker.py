@@ -38,6 +38,13 @@ def worker() -> None:
     " of the environment and ini file (the agent starts its workers so: their functions never"
     " find a credential in their environment)",
 )
+@click.option(
+    "--agent",
+    type=TEXT,
+    metavar="PID[-START]",
+    help="Stop taking calls (a warm shutdown) within a second of this process's end: the"
+    " agent that started this worker (the agent passes its own pid and start time)",
+)
 @pass_app
 def worker_start(
     app: AppContext,
@@ -46,17 +53,24 @@ def worker_start(
     paths: tuple[str, ...],
     loglevel: str,
     settings_fd: int | None,
+    agent: str | None,
 ) -> None:
     """Serve PROCESSOR's sockets in this environment until stopped."""
+    from shellflow.engine.pids import ProcessId
     from shellflow.engine.worker.runtime import serve
+    from shellflow.errors import UsageError
     from shellflow.model.listing import get_object
 
     app = _handed_over(app, settings_fd)
+    watched = None if agent is None else ProcessId.parse(agent)
+    if agent is not None and (watched is None or str(watched) != agent.strip()):
+        raise UsageError(f"--agent {agent!r}: expected PID or PID-START (two whole numbers)")
     app.authorize("START_PROCESSOR", processor)
     if concurrency is None:
         with app.reader() as conn:
             concurrency = int(get_object(conn, "processor", processor)["concurrency"] or 1)
-    serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper())
+    serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper(),
+          agent=watched)  # fmt: skip
 
 
 def _handed_over(app: AppContext, fd: int | None) -> AppContext:

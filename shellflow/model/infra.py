@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from shellflow.model.network import Processor, Queue
 
 STRATEGIES = ("BALANCED", "EFFICIENT")
+# A node's placement state (``flow node cordon|uncordon|drain``): ``active`` takes new
+# processors, ``cordoned`` takes none and keeps what it runs, ``drained`` takes none and has
+# what it ran placed elsewhere.
+NODE_STATES = ("active", "cordoned", "drained")
 
 
 class Network(NamedMixin, Base):
@@ -46,6 +50,7 @@ class Node(NamedMixin, Base):
     disksize: Mapped[int | None]
     diskusage: Mapped[float | None]
     heartbeat: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
     scheduler_id: Mapped[str | None] = mapped_column(
         ForeignKey("scheduler.id", ondelete="SET NULL")
     )
@@ -72,11 +77,17 @@ class Agent(NamedMixin, Base):
 
 
 class Deployment(NamedMixin, Base):
-    """A processor placed on a host with some of its CPUs."""
+    """A processor placed on a node (of a host) with some of its CPUs: only that node's
+    agent serves it. ``node_id`` is None until the placement binds it (a deployment added by
+    hand names a host only)."""
 
     __tablename__ = "deployment"
     hostname: Mapped[str] = mapped_column(String(200))
     cpus: Mapped[int] = mapped_column(default=1)
+    node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), index=True
+    )
+    node: Mapped[Node | None] = relationship()
     processor_id: Mapped[str] = mapped_column(
         ForeignKey("processor.id", ondelete="CASCADE"), index=True
     )

@@ -125,8 +125,9 @@ VIEWS: dict[str, View] = {
             ),
             Related(
                 "deployments",
-                ("name", "hostname", "cpus"),
-                "SELECT name, hostname, cpus FROM deployment WHERE processor_id = ? ORDER BY name",
+                ("name", "node", "hostname", "cpus"),
+                "SELECT d.name, n.name, d.hostname, d.cpus FROM deployment d LEFT JOIN node n"
+                " ON n.id = d.node_id WHERE d.processor_id = ? ORDER BY d.name",
             ),
         ),
     ),
@@ -178,6 +179,7 @@ VIEWS: dict[str, View] = {
             ("hostname", "o.hostname", "str"),
             ("cpus", "o.cpus", "int"),
             ("cpuload", "o.cpuload", "float"),
+            ("state", "o.state", "str"),
             ("scheduler", "s.name", "str"),
             ("network", "n.name", "str"),
             ("heartbeat", "o.heartbeat", "time"),
@@ -217,11 +219,12 @@ VIEWS: dict[str, View] = {
         "deployment",
         _std(
             ("processor", "p.name", "str"),
+            ("node", "nd.name", "str"),
             ("hostname", "o.hostname", "str"),
             ("cpus", "o.cpus", "int"),
             _STATUS,
         ),
-        "JOIN processor p ON p.id = o.processor_id",
+        "JOIN processor p ON p.id = o.processor_id LEFT JOIN node nd ON nd.id = o.node_id",
     ),
     "network": View(
         "network",

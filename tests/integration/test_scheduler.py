@@ -180,7 +180,7 @@ def test_placements_move_off_dead_nodes(cli, initialised_db: str) -> None:
         for node in session.query(Node):
             node.heartbeat = utcnow() - timedelta(minutes=5) if node.name == "a" else utcnow()
     changes = _place(initialised_db, "BALANCED")
-    assert changes == ["moved p1 off a.host", "placed p1 on b"]
+    assert changes == ["moved p1 off a", "placed p1 on b"]
     assert _placements(initialised_db) == {"p1": "b.host"}
 
 

@@ -1,9 +1,9 @@
 """The agent: one per node, it makes what runs there match what the database asks for.
 
 It registers its node and itself (hostname, CPUs, memory), heartbeats, and twice a second
-reads the processors placed on it: those whose ``hostname`` is this machine's hostname, the
-node's name or ``localhost`` (the machine of whichever agent reads it), and those with a
-deployment on this host. For each it
+reads the processors placed on it: those with a deployment naming its node (the placement,
+:mod:`shellflow.engine.fleet.placement`, makes them; never matched by hostname, which
+several nodes of one machine share). For each it
 
 - deploys the code (status ``deploying``): a pinned checkout and a virtualenv of its own
   (:mod:`shellflow.engine.fleet.deploy`), in a background thread so one slow ``pip install`` does
@@ -21,8 +21,11 @@ deployment on this host. For each it
 
 Workers run in their own process groups: the agent alone stops them (a Ctrl-C at its
 terminal reaches the agent, which stops each worker cleanly). On SIGTERM, SIGINT or SIGHUP
-it stops every worker, marks the processors and itself stopped. Workers left by an agent
-that was killed are stopped when it starts again. Its rights: ``agent_rights.py``.
+it stops every worker, marks the processors and itself stopped. Each worker is told its
+agent's process (``--agent PID-START``) and stops taking calls within about a second of
+that process's end (:mod:`shellflow.engine.worker.watchdog`): an agent killed with
+``kill -9`` leaves no worker serving. Workers left by an agent that was killed are
+stopped when it starts again, too. Its rights: ``agent_rights.py``.
 """
 
 from __future__ import annotations
@@ -62,14 +65,6 @@ STOP_TIMEOUT = 60.0  # a worker's warm shutdown may take this long before it is 
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 30.0  # a worker up this long has its restart delay reset
 RUNNING_REQUESTS = ("ready", "running")
-
-
-def local_names(node: str) -> list[str]:
-    """The hostnames that mean "here" for this agent."""
-    names = {pysocket.gethostname(), node, "localhost", "127.0.0.1"}
-    with contextlib.suppress(OSError):
-        names.add(pysocket.getfqdn())
-    return sorted(n for n in names if n)
 
 
 def safe_name(name: str) -> str:
@@ -124,7 +119,6 @@ class Agent(AgentRights):
         self.on_ready = on_ready
         self.run_as = run_as  # the OS user running the processors' code (--run-as)
         self.home = settings.home
-        self.names = local_names(self.node)
         self.managed: dict[str, Managed] = {}
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deploy")
@@ -235,7 +229,7 @@ class Agent(AgentRights):
 
     # -- reconciling ---------------------------------------------------------------------
     def reconcile(self) -> None:
-        wanted = fleet.placed(self._engine, self.names)
+        wanted = fleet.placed(self._engine, self.node_id)
         for name in sorted(set(wanted) | set(self.managed)):
             spec = wanted.get(name)
             try:
@@ -362,7 +356,8 @@ class Agent(AgentRights):
     def worker_command(self, m: Managed, spec: Placed) -> list[str]:
         assert m.deployed is not None
         command = [str(m.deployed.python), "-P", "-S", WORKER_BOOT,  # see launch.py
-                   "-n", spec.name, "-c", str(spec.concurrency)]  # fmt: skip
+                   "-n", spec.name, "-c", str(spec.concurrency),
+                   "--agent", str(ProcessId.current())]  # fmt: skip
         for path in m.deployed.paths:
             command += ["--path", path]
         return command

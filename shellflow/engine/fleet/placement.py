@@ -1,10 +1,18 @@
-"""Placing processors that name no host onto nodes, by free CPUs (spec: micro-scheduling).
+"""Placing processors onto nodes, by free CPUs (spec: micro-scheduling).
+
+Every processor a node serves has a Deployment row naming that node; an agent serves only
+the deployments of its own node (never by hostname: several agents of one machine are
+several nodes). A processor without a hostname may go to any live, active node; one with a
+hostname goes to a live, active node of that host (a node named so, or whose machine has
+that hostname; ``localhost`` means any node), even beyond its free CPUs: the hostname is an
+order. A deployment added by hand names a host only: it is bound to one node of that host.
 
 BALANCED spreads work: a processor goes to the live node with the most free CPUs.
 EFFICIENT packs it: to the live node with the fewest free CPUs that still fit it, leaving
-whole nodes free for large processors. Neither ever places beyond a node's CPUs. A node
-whose agent stopped heartbeating loses its placements, which are made again elsewhere.
-The result is Deployment rows, which the agent on each host serves.
+whole nodes free for large processors. Neither places a floating processor beyond a node's
+CPUs. A node whose agent stopped heartbeating (or stopped) loses its placements, which are
+made again elsewhere; so does a drained node (``flow node drain``); a cordoned node keeps
+what it has and gets nothing new.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from shellflow.model.infra import Deployment, Node
 from shellflow.model.network import Processor
 
 STALE_AFTER = timedelta(seconds=15)
+ANY_HOST = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -30,6 +39,7 @@ class NodeRoom:
     hostname: str
     cpus: int
     used: int
+    id: str = ""
 
     @property
     def free(self) -> int:
@@ -47,44 +57,80 @@ def choose(rooms: Sequence[NodeRoom], cpus: int, strategy: str) -> NodeRoom | No
     return max(fitting, key=lambda r: r.free)
 
 
-def _live(node: Node, now: datetime) -> bool:
-    return node.heartbeat is not None and now - node.heartbeat <= STALE_AFTER
+def live(node: Node, now: datetime) -> bool:
+    """Whether the node's agent runs: it heartbeats and did not say it stopped."""
+    fresh = node.heartbeat is not None and now - node.heartbeat <= STALE_AFTER
+    return fresh and node.status != "stopped"
+
+
+def on_host(room: NodeRoom, host: str) -> bool:
+    """Whether a node is one of ``host``'s: named so, or on a machine of that name."""
+    wanted = host.lower()
+    return wanted in ANY_HOST or wanted in (room.name.lower(), (room.hostname or "").lower())
+
+
+def _pick(rooms: list[NodeRoom], host: str | None, cpus: int, strategy: str) -> NodeRoom | None:
+    if host is None:
+        return choose(rooms, cpus, strategy)
+    mine = [r for r in rooms if on_host(r, host)]
+    # A hostname is an order: on that host even when it is full (the most free CPUs).
+    return choose(mine, cpus, strategy) or (max(mine, key=lambda r: r.free) if mine else None)
 
 
 def place(session: Session, strategy: str = "BALANCED", now: datetime | None = None) -> list[str]:
-    """Drop placements on dead nodes and place every unplaced processor; says what changed."""
+    """Drop placements on lost or drained nodes and place every unplaced processor; says
+    what changed."""
     now = now or utcnow()
     changes: list[str] = []
     nodes = list(session.scalars(select(Node).order_by(Node.name)))
-    live = {n.hostname or n.name: n for n in nodes if _live(n, now)}
-    floating = list(
+    alive = {n.id: n for n in nodes if live(n, now)}
+    rooms = {n.id: NodeRoom(n.name, n.hostname or n.name, n.cpus, 0, n.id) for n in alive.values()}
+    processors = list(
         session.scalars(
             select(Processor)
-            .where(Processor.hostname.is_(None), Processor.requested_status != "removed")
+            .where(Processor.requested_status != "removed")
             .order_by(Processor.name)
         )
     )
-    for processor in floating:
+    for processor in processors:
         for deployment in list(processor.deployments):
-            if deployment.hostname not in live:
-                changes.append(f"moved {processor.name} off {deployment.hostname}")
+            if deployment.node_id is None:
+                continue  # added by hand: bound below
+            node = alive.get(deployment.node_id)
+            host = processor.hostname
+            lost = node is None or node.state == "drained"
+            if node is not None and host is not None and not on_host(rooms[node.id], host):
+                lost = True  # the processor's hostname changed since
+            if lost:
+                where = deployment.node.name if deployment.node is not None else deployment.hostname
+                changes.append(f"moved {processor.name} off {where}")
                 processor.deployments.remove(deployment)  # delete-orphan removes the row
     session.flush()
-    used: dict[str, int] = {host: 0 for host in live}
     for deployment in session.scalars(select(Deployment)):
-        if deployment.hostname in used:
-            used[deployment.hostname] += deployment.cpus
-    rooms = [NodeRoom(n.name, host, n.cpus, used[host]) for host, n in live.items()]
-    for processor in floating:
+        if deployment.node_id in rooms:
+            rooms[deployment.node_id].used += deployment.cpus
+    open_rooms = [r for r in rooms.values() if alive[r.id].state == "active"]
+    for processor in processors:
+        for deployment in processor.deployments:
+            if deployment.node_id is None:  # added by hand: bind it to a node of its host
+                room = _pick(open_rooms, deployment.hostname, deployment.cpus, strategy)
+                if room is not None:
+                    deployment.node_id, deployment.hostname = room.id, room.hostname
+                    room.used += deployment.cpus
+                    changes.append(f"bound {deployment.name} to {room.name}")
         if processor.deployments:
             continue
-        room = choose(rooms, processor.concurrency, strategy)
+        room = _pick(open_rooms, processor.hostname, processor.concurrency, strategy)
         if room is None:
-            processor.status_reason = f"no live node has {processor.concurrency} free CPUs"
+            processor.status_reason = (
+                f"no live node has {processor.concurrency} free CPUs"
+                if processor.hostname is None
+                else f"no live, active node on host {processor.hostname}"
+            )
             continue
         session.add(
             Deployment(
-                name=f"{processor.name}@{room.name}", hostname=room.hostname,
+                name=f"{processor.name}@{room.name}", hostname=room.hostname, node_id=room.id,
                 cpus=processor.concurrency, processor=processor, owner="scheduler",
             )
         )  # fmt: skip

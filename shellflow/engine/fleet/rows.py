@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 import shellflow.model.tables  # noqa: F401  (registers every table on Base.metadata)
 from shellflow.engine.fleet.deploy import Source
@@ -170,25 +170,20 @@ def unregister(engine: Engine, node_id: str, agent_id: str) -> None:
         conn.execute(update(NODE).where(NODE.c.id == node_id).values(status="stopped"))
 
 
-def placed(engine: Engine, hostnames: list[str]) -> dict[str, Placed]:
-    """Processors placed here: by their hostname, or by a deployment on one of ``hostnames``."""
-    names = sorted({h.lower() for h in hostnames if h})
+def placed(engine: Engine, node_id: str) -> dict[str, Placed]:
+    """Processors placed on this node: those with a deployment naming it (the placement
+    makes them, hostname or not; see :mod:`shellflow.engine.fleet.placement`)."""
     p, d = PROCESSOR, DEPLOYMENT
-    here = (
-        select(d.c.processor_id, d.c.id, d.c.cpus)
-        .where(func.lower(d.c.hostname).in_(names))
-        .subquery()
-    )
     query = (
         select(
             p.c.id, p.c.name, p.c.module, p.c.gitrepo, p.c.branch, p.c.commit, p.c.gittag,
             p.c.modulepath, p.c.requirements, p.c.deployed_commit, p.c.concurrency, p.c.status,
             p.c.requested_status, p.c.status_reason, p.c.deploy,
-            here.c.id.label("deployment_id"), here.c.cpus.label("deployment_cpus"),
+            d.c.id.label("deployment_id"), d.c.cpus.label("deployment_cpus"),
         )
-        .select_from(p.outerjoin(here, here.c.processor_id == p.c.id))
-        .where(or_(func.lower(p.c.hostname).in_(names), here.c.id.is_not(None)))
-        .order_by(p.c.name, here.c.id)
+        .select_from(p.join(d, d.c.processor_id == p.c.id))
+        .where(d.c.node_id == node_id)
+        .order_by(p.c.name, d.c.id)
     )  # fmt: skip
     sockets = (
         select(SOCKET.c.processor_id, SOCKET.c.name, QUEUE.c.name, QUEUE.c.qtype,

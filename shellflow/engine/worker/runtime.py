@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shellflow.config import Settings
+from shellflow.engine.pids import ProcessId
 from shellflow.engine.records.events import Publisher
 from shellflow.engine.records.recorder import CallStart, Recorder
 from shellflow.engine.records.spool import spool_root
@@ -34,6 +35,7 @@ from shellflow.engine.transport.kombu_redis import reuse_redis_clients
 from shellflow.engine.transport.result_store import store_without_reading
 from shellflow.engine.transport.routing import kombu_queue
 from shellflow.engine.worker.delivery import DeadLettered
+from shellflow.engine.worker.watchdog import watch
 from shellflow.errors import UsageError
 from shellflow.model import result_keys
 from shellflow.model.listing import reader
@@ -365,8 +367,11 @@ def serve(
     concurrency: int = 1,
     path: Sequence[str] = (),
     loglevel: str = "WARNING",
+    agent: ProcessId | None = None,
 ) -> None:
-    """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown)."""
+    """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown), or,
+    with ``agent``, until that process (the agent that started it) ends
+    (:mod:`shellflow.engine.worker.watchdog`)."""
     from celery import signals
 
     from shellflow.engine.transport.unacked import restore_dead
@@ -378,6 +383,14 @@ def serve(
 
     signals.after_setup_logger.connect(masked, weak=False)
     signals.after_setup_task_logger.connect(masked, weak=False)
+    if agent is not None:
+        if not agent.alive():
+            raise UsageError(f"--agent {agent}: no such process (its agent is gone)")
+
+        def guard(**_: Any) -> None:  # once the pool has forked: the thread is this process's
+            watch(agent)
+
+        signals.worker_ready.connect(guard, weak=False)
     app, routes = build(settings, processor, path)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
     worker = app.Worker(
