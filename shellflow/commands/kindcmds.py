@@ -235,7 +235,8 @@ def make_delete(kind: str) -> click.Command:
     from shellflow.commands.complete import names_of
     from shellflow.commands.kinds import KIND_OPTIONS
 
-    identity = [o for o in KIND_OPTIONS[kind] if o.key in ("socket", "user", "role", "processor")]
+    keys = ("user", "role", "processor") if kind == "privilege" else ("socket", "user", "role")
+    identity = [o for o in KIND_OPTIONS[kind] if o.key in keys]
     name_opt = next(o for o in KIND_OPTIONS[kind] if o.key == "name")
     choice = isinstance(name_opt.kwargs.get("type"), click.Choice)
 

@@ -136,9 +136,7 @@ def test_a_revocation_takes_a_scoped_right_away_and_a_deleted_processor_its_gran
     cli.ok("delete", "processor", "-n", "p2")
     assert ("LISTEN on p2", "direct") not in user_rows(cli, "alice")
     grants = objects(cli, "privileges")
-    assert [(g["name"], g["role"], g["processor"]) for g in grants] == [
-        ("READ_CALL", "ops", "p1")
-    ]
+    assert [(g["name"], g["role"], g["processor"]) for g in grants] == [("READ_CALL", "ops", "p1")]
 
 
 def user_rows(cli: Any, name: str) -> list[tuple[str, str]]:
