@@ -189,10 +189,12 @@ def principal_of_token(db_url: str, token: str, source: str) -> Principal:
             raise PermissionDenied(
                 f"the token of {where} expired at {expires:%Y-%m-%d %H:%M:%S} UTC; {again}"
             )
+    from shellflow.model.rights import SCOPABLE
+
     rights = frozenset(row[4] for row in found if row[4] is not None and row[5] is None)
     scoped: dict[str, set[str]] = {}
-    for row in found:
-        if row[4] is not None and row[5] is not None:
+    for row in found:  # only a processor right means anything on one processor
+        if row[4] in SCOPABLE and row[5] is not None:
             scoped.setdefault(row[4], set()).add(row[5])
     return Principal(
         name=name, local_owner=False, rights=rights, user_id=user_id, source=source,
