@@ -101,8 +101,12 @@ def revoke(store: Store, right: str, user: str | None, role: str | None) -> str:
         held = {p.name for p in holder.privileges}
         held |= {p.name for r in holder.roles for p in r.privileges}
         held -= {p.name for p in holder.revoked}
-        on = [f"{r} on {p}" for r, p in scoped_of(store, holder)]
-        raise NotFound(f"privilege of {holder.name!r}", right, sorted(held) + on)
+        missing = NotFound(f"privilege of {holder.name!r}", right, sorted(held))
+        on = sorted(p for r, p in scoped_of(store, holder) if r == right)
+        if on:  # held on some processors alone: say how to take those back
+            missing.message += f" (held on {', '.join(on)} alone: add --processor)"
+            missing.args = (missing.message,)
+        raise missing
     assert privilege is not None
     if direct:
         holder.privileges.remove(privilege)

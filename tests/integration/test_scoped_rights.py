@@ -152,6 +152,9 @@ def test_only_processor_rights_can_be_scoped_and_a_scoped_grant_is_taken_back_al
     assert "only READ_CALL, LISTEN, START_PROCESSOR" in wrong.stderr
     assert cli("add", "privilege", "-u", "alice", "-n", "LISTEN", "--processor", "p9").code == 3
     cli.ok("add", "privilege", "-u", "alice", "-n", "LISTEN", "--processor", "p1")
+    unscoped = cli("delete", "privilege", "-u", "alice", "-n", "LISTEN")
+    assert unscoped.code == ExitCode.NOT_FOUND
+    assert "(held on p1 alone: add --processor)" in unscoped.stderr
     again = cli("add", "privilege", "-u", "alice", "-n", "LISTEN", "--processor", "p1")
     assert again.code == ExitCode.CONFLICT
     cli.ok("add", "privilege", "-u", "alice", "-n", "LISTEN")
@@ -164,13 +167,16 @@ def test_only_processor_rights_can_be_scoped_and_a_scoped_grant_is_taken_back_al
 def test_listen_and_processor_actions_take_a_grant_on_that_processor(
     cli: Any, world: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli.ok("add", "privilege", "-u", "alice", "-n", "LISTEN", "--processor", "p1")
-    cli.ok("add", "privilege", "-u", "alice", "-n", "PAUSE_PROCESSOR", "--processor", "p1")
+    for right in ("LISTEN", "PAUSE_PROCESSOR", "READ_CALL"):
+        cli.ok("add", "privilege", "-u", "alice", "-n", right, "--processor", "p1")
     as_alice(monkeypatch)
     for name in ("p2", "global"):
         refused = cli("listen", "-n", name, "--count", "1")
         assert refused.code == ExitCode.PERMISSION_DENIED
         assert f"alice lacks the LISTEN right on {name}" in refused.stderr
+    dashboard = cli("tui", "--channel", "p1", "--channel", "p2.log")  # refused before it opens
+    assert dashboard.code == ExitCode.PERMISSION_DENIED
+    assert "alice lacks the LISTEN right on p2.log" in dashboard.stderr
     # Past the check, the pub/sub server is not there (exit 6): never a refusal.
     monkeypatch.setenv("SHELLFLOW_PUBSUB", f"redis://127.0.0.1:{unused_port()}/0")
     assert cli("listen", "-n", "p1", "--count", "1").code == ExitCode.UNAVAILABLE
