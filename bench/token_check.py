@@ -12,7 +12,9 @@ most 1 ms).
     python bench/token_check.py [--rounds 300]
 
 Measured 2026-12-06 (a shared 2-core machine): route alone 0.49 ms; with the token on two
-connections 1.14 ms (+0.65 ms); on the shared one 0.64 ms (+0.15 ms).
+connections 1.14 ms (+0.65 ms); on the shared one 0.64 ms (+0.15 ms). With rights held on one
+processor read in the same query (two more UNION branches, revocations as NOT EXISTS), the
+same day and machine, busier: +0.19 ms on the shared connection (main then: +0.16 ms).
 """
 
 from __future__ import annotations

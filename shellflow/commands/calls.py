@@ -38,7 +38,10 @@ def ls_calls(
     from shellflow.commands.output import info, print_rows
     from shellflow.model.history import list_calls
 
-    app.authorize("READ_CALL", f"socket {socket}" if socket else "calls")
+    # READ_CALL held on some processors only: their calls alone are listed.
+    scope = app.principal.processors("READ_CALL")
+    if not scope:
+        app.authorize("READ_CALL", f"socket {socket}" if socket else "calls")
     if state is not None:
         from shellflow.commands.complete import CALL_STATES
 
@@ -49,6 +52,7 @@ def ls_calls(
         result = list_calls(
             conn, page=page, rows=rows, unfinished=unfinished, ascending=ascend, socket=socket,
             state=state, since=parse_since(since) if since is not None else None, flow=flow_id,
+            processors=scope,
         )  # fmt: skip
         if socket is not None and not result.rows and not result.total:
             _known_socket(conn, socket)
@@ -164,12 +168,16 @@ def ls_call(
 ) -> None:  # fmt: skip
     """Show one call: its provenance, events, and optionally its result, tree or graph."""
     from shellflow.commands.output import print_object, print_rows, to_json, write_lines
-    from shellflow.model.history import flow_calls, get_call, tree
+    from shellflow.model.history import flow_calls, get_call, processor_of_call, tree
 
-    app.authorize("READ_CALL", f"call {call_id}")
+    scope = app.principal.processors("READ_CALL")  # None: held everywhere
+    if not scope:
+        app.authorize("READ_CALL", f"call {call_id}")
     with app.reader() as conn:
+        if scope:  # held on some processors: the call must be one of theirs
+            app.authorize("READ_CALL", f"call {call_id}", processor_of_call(conn, call_id))
         call = get_call(conn, call_id, result=result)
-        related = flow_calls(conn, call["flow"]) if call["flow"] else [call]
+        related = flow_calls(conn, call["flow"], scope) if call["flow"] else [call]
     if show_flow:
         print_rows(["name", "id", "state", "started", "finished", "parent"], related, as_json)
         return

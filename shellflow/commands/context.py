@@ -33,13 +33,15 @@ class AppContext:
             self.resolved = current_principal(self.settings)
         return self.resolved
 
-    def authorize(self, right: str, target: str | None = None) -> None:
+    def authorize(
+        self, right: str, target: str | None = None, processor: str | None = None
+    ) -> None:
         """Every command asks here before acting (see ``shellflow.model.access``); a
         refusal is appended to the audit trail in its own transaction
         (``shellflow.model.audit``), the command then ends with exit 5."""
         from shellflow.model.audit import authorize
 
-        authorize(self.settings.db, self.principal, right, target)
+        authorize(self.settings.db, self.principal, right, target, processor)
 
     def reader(self) -> AbstractContextManager[Reader]:
         """A read-only connection of the light SQL path (no SQLAlchemy)."""

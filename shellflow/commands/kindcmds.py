@@ -107,7 +107,7 @@ def _warn_given_as_argument() -> None:
 
 def _identity(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     """Options that pick the object (beyond its name) and are not changes."""
-    keys = {"argument": ("socket",), "privilege": ("user", "role")}.get(kind, ())
+    keys = {"argument": ("socket",), "privilege": ("user", "role", "processor")}.get(kind, ())
     return {k: values.pop(k, None) for k in keys}
 
 
@@ -161,8 +161,8 @@ def _added_row(
             return next(r for r in rows if r["task"] == task)
         if kind == "privilege":
             rows = list_objects(conn, kind, values["name"])
-            holder = (values.get("user"), values.get("role"))
-            return next(r for r in rows if (r["user"], r["role"]) == holder)
+            holder = (values.get("user"), values.get("role"), values.get("processor"))
+            return next(r for r in rows if (r["user"], r["role"], r["processor"]) == holder)
         return get_object(conn, kind, values["name"])
 
 
@@ -235,7 +235,8 @@ def make_delete(kind: str) -> click.Command:
     from shellflow.commands.complete import names_of
     from shellflow.commands.kinds import KIND_OPTIONS
 
-    identity = [o for o in KIND_OPTIONS[kind] if o.key in ("socket", "user", "role")]
+    keys = ("user", "role", "processor") if kind == "privilege" else ("socket", "user", "role")
+    identity = [o for o in KIND_OPTIONS[kind] if o.key in keys]
     name_opt = next(o for o in KIND_OPTIONS[kind] if o.key == "name")
     choice = isinstance(name_opt.kwargs.get("type"), click.Choice)
 

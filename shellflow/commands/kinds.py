@@ -375,6 +375,12 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
         ),
         opt("-u", "--user", key="user", help="User receiving it", shell_complete=names_of("user")),
         opt("-r", "--role", key="role", help="Role receiving it", shell_complete=names_of("role")),
+        opt(
+            "--processor",
+            key="processor",
+            help="Only on this processor (READ_CALL, LISTEN, START|STOP|PAUSE|RESUME_PROCESSOR)",
+            shell_complete=names_of("processor"),
+        ),
     ],
 }
 

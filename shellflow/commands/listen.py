@@ -112,7 +112,7 @@ def listen(
     from shellflow.errors import ServiceUnavailable, UsageError
 
     start = parse_since(since) if since is not None else None
-    app.authorize("LISTEN", name)
+    app.authorize("LISTEN", name, None if name == GLOBAL else name)  # LISTEN on NAME will do
     sink = _adaptor(adaptor) if adaptor else None
     if name != GLOBAL:
         _known(app, name)  # a mistyped name would otherwise wait, silently, for ever

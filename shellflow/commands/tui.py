@@ -27,18 +27,23 @@ def dashboard_argv(read_only: bool, channels: tuple[str, ...], debug: bool) -> l
     return argv + (["--debug"] if debug else [])
 
 
+def _processor_of(channel: str) -> str | None:
+    """The processor a live channel (``PROC``, ``PROC.CHANNEL``, ``PROC.*``) is one of; None
+    for ``global`` (every processor's)."""
+    from shellflow.engine.records.events import CHANNELS, GLOBAL
+
+    processor, dot, last = channel.rpartition(".")
+    name = processor if dot and last in (*CHANNELS, "*") else channel
+    return None if name == GLOBAL else name
+
+
 def _check_channels(app: AppContext, channels: tuple[str, ...]) -> None:
     """Each ``--channel`` names ``global`` or a stored processor (exit 3 with close names),
     checked here: the dashboard, once started, would wait on a mistyped one for ever."""
-    from shellflow.engine.records.events import CHANNELS, GLOBAL
     from shellflow.errors import NotFound
     from shellflow.model.listing import names
 
-    wanted = set()
-    for channel in channels:
-        processor, dot, last = channel.rpartition(".")
-        wanted.add(processor if dot and last in (*CHANNELS, "*") else channel)
-    wanted.discard(GLOBAL)
+    wanted = {name for channel in channels if (name := _processor_of(channel)) is not None}
     if not wanted:
         return
     with app.reader() as conn:
@@ -68,9 +73,10 @@ def tui(app: AppContext, read_only: bool, channels: tuple[str, ...]) -> None:
     """
     from shellflow.config import ENV, ENV_INI, KEYS
 
-    app.authorize("READ_CALL", "calls")  # the dashboard opens on its Calls screen
-    if channels:
-        app.authorize("LISTEN", ", ".join(channels))
+    if not app.principal.holds_somewhere("READ_CALL"):  # it opens on its Calls screen
+        app.authorize("READ_CALL", "calls")
+    for channel in channels:
+        app.authorize("LISTEN", channel, _processor_of(channel))
     _check_channels(app, channels)
     env = dict(os.environ)
     for key in KEYS:

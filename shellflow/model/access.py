@@ -6,10 +6,16 @@ the rights it holds, read with one query when it is resolved (its own grants and
 roles' grants, less the grants revoked for it alone), so :func:`authorize` is a set look-up:
 no round trip per right, whatever the front (CLI, compose, Python API, dashboard, agent).
 The local owner holds every right.
+
+A grant may hold a right on one processor alone (``flow add privilege -u U -n READ_CALL
+--processor P``; the rights :data:`shellflow.model.rights.SCOPABLE`): the principal keeps
+those in ``scoped`` (right -> processor names), read in the same query, and
+``holds(right, processor=P)`` answers for P: the right held everywhere, or held on P.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,7 +33,8 @@ class Principal:
     ``rights``: the rights held (``ALL`` holds every one); ignored for the local owner.
     ``source``: where the identity came from, as ``flow whoami`` shows it (``os user``,
     ``login``, ``SHELLFLOW_TOKEN``, ``database URL``, ``service``). ``expires``: when the
-    session or token that gave it ends (None: it does not).
+    session or token that gave it ends (None: it does not). ``scoped``: the rights held on
+    some processors only, each with the names of those processors.
     """
 
     name: str
@@ -36,10 +43,22 @@ class Principal:
     user_id: str | None = None
     source: str = "os user"
     expires: datetime | None = None
+    scoped: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
 
-    def holds(self, right: str) -> bool:
-        """Whether this principal may use ``right``."""
-        return self.local_owner or "ALL" in self.rights or right in self.rights
+    def holds(self, right: str, processor: str | None = None) -> bool:
+        """Whether this principal may use ``right`` everywhere, or (``processor`` named) on
+        that processor: held everywhere, or granted on it."""
+        if self.local_owner or "ALL" in self.rights or right in self.rights:
+            return True
+        return processor is not None and processor in self.scoped.get(right, ())
+
+    def holds_somewhere(self, right: str) -> bool:
+        """Whether ``right`` is held everywhere or on at least one processor."""
+        return self.holds(right) or bool(self.scoped.get(right))
+
+    def processors(self, right: str) -> frozenset[str] | None:
+        """The processors on which ``right`` is held; None when it is held everywhere."""
+        return None if self.holds(right) else self.scoped.get(right, frozenset())
 
 
 def current_principal(settings: Settings | None = None) -> Principal:
@@ -62,8 +81,11 @@ def current_principal(settings: Settings | None = None) -> Principal:
     return resolve(settings)
 
 
-def authorize(principal: Principal, right: str, target: str | None = None) -> None:
-    """Raise :class:`PermissionDenied` (exit 5) unless ``principal`` holds ``right``.
+def authorize(
+    principal: Principal, right: str, target: str | None = None, processor: str | None = None
+) -> None:
+    """Raise :class:`PermissionDenied` (exit 5) unless ``principal`` holds ``right``
+    (everywhere, or on ``processor`` when one is named).
 
     An unknown right is a programming error, caught now rather than when roles are enforced
     and a misspelt right would lock everyone out.
@@ -72,7 +94,7 @@ def authorize(principal: Principal, right: str, target: str | None = None) -> No
 
     if right not in RIGHTS:
         raise ValueError(f"unknown right {right!r}")
-    if principal.holds(right):
+    if principal.holds(right, processor):
         return
     what = f" on {target}" if target else ""
     raise PermissionDenied(f"{principal.name} lacks the {right} right{what}")

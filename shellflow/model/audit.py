@@ -190,12 +190,15 @@ def record_refusal(
         return
 
 
-def authorize(db_url: str, principal: Principal, right: str, target: str | None = None) -> None:
+def authorize(
+    db_url: str, principal: Principal, right: str, target: str | None = None,
+    processor: str | None = None,
+) -> None:  # fmt: skip
     """:func:`shellflow.model.access.authorize`, with a refusal appended to the trail."""
     from shellflow.model.access import authorize as check
 
     try:
-        check(principal, right, target)
+        check(principal, right, target, processor)
     except PermissionDenied as exc:
         record_refusal(db_url, principal, exc, right, target)
         raise
@@ -236,31 +239,29 @@ def rows(
     return out
 
 
-def granted_by(conn: Reader, user_name: str) -> dict[str, tuple[str, str]]:
-    """``{right: (who, when)}``: who granted each right ``user_name`` holds, and when (ISO
-    UTC), from the latest ``grant`` row to the user, else to one of the user's roles.
-    A right granted before the trail existed is missing: the caller shows it blank."""
+def granted_by(conn: Reader, user_name: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(source, right): (who, when)}``: who made each grant or revocation concerning
+    ``user_name`` and when (ISO UTC), from the latest ``grant`` or ``revoke`` row of the
+    trail. ``source`` and ``right`` are as ``flow ls user -n NAME`` shows them: ``direct``,
+    ``role NAME`` or ``revoked``, and ``READ_CALL`` or ``READ_CALL on proc1`` for a grant on
+    one processor. A grant made before the trail existed is missing: the caller keeps the
+    grant's own columns."""
     from shellflow.model.listing import _value
 
-    roles = {
-        r[0]
-        for r in conn.query(
-            "SELECT r.name FROM role r JOIN user_roles ur ON ur.role_id = r.id"
-            " JOIN users u ON u.id = ur.user_id WHERE u.name = ?",
-            [user_name],
-        )
-    }
-    direct: dict[str, tuple[str, str]] = {}
-    by_role: dict[str, tuple[str, str]] = {}
+    found: dict[tuple[str, str], tuple[str, str]] = {}
     records = conn.query(
-        "SELECT who, at, name, after FROM audit WHERE action = 'grant' AND kind = 'privilege'"
-        " ORDER BY id",
+        "SELECT who, at, action, name, before, after FROM audit"
+        " WHERE action IN ('grant', 'revoke') AND kind = 'privilege' ORDER BY id",
     )
-    for who, at, right, after in records:
-        holder = json.loads(after) if after else {}
-        when = _value(at, "time")
-        if holder.get("user") == user_name:
-            direct[right] = (who, when)
-        elif holder.get("role") in roles:
-            by_role[right] = (who, when)
-    return {**by_role, **direct}
+    for who, at, action, right, before, after in records:
+        holder = json.loads((after if action == "grant" else before) or "{}")
+        on = holder.get("processor")
+        label = f"{right} on {on}" if on else str(right)
+        if action == "revoke":
+            if holder.get("user") == user_name and not on:
+                found[("revoked", label)] = (who, _value(at, "time"))
+        elif holder.get("user") == user_name:
+            found[("direct", label)] = (who, _value(at, "time"))
+        elif holder.get("role"):
+            found[(f"role {holder['role']}", label)] = (who, _value(at, "time"))
+    return found

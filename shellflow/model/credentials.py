@@ -43,19 +43,29 @@ RIGHTS_SQL = (
     " ON x.privilege_id = p.id WHERE x.user_id = ?"
 )
 # Who a token names and their rights, in one round trip: the login row with its user, and
-# one row per effective right (RIGHTS_SQL, its user picked by the same token).
+# one row per effective right (its processor's name when granted on one processor alone),
+# its user picked by the same token; a right revoked for the user is left out everywhere.
 _OWNER_OF = "(SELECT o.user_id FROM login o WHERE o.token_hash = ?)"
+_GRANTS = (
+    "SELECT x.user_id AS uid, x.privilege_id AS pid, CAST(NULL AS VARCHAR(200)) AS proc"
+    " FROM user_privileges x WHERE x.user_id = "
+    + _OWNER_OF
+    + " UNION SELECT ur.user_id, x.privilege_id, NULL FROM role_privileges x"
+    " JOIN user_roles ur ON ur.role_id = x.role_id WHERE ur.user_id = "
+    + _OWNER_OF
+    + " UNION SELECT x.user_id, x.privilege_id, o.name FROM user_processor_privileges x"
+    " JOIN processor o ON o.id = x.processor_id WHERE x.user_id = "
+    + _OWNER_OF
+    + " UNION SELECT ur.user_id, x.privilege_id, o.name FROM role_processor_privileges x"
+    " JOIN user_roles ur ON ur.role_id = x.role_id JOIN processor o ON o.id = x.processor_id"
+    " WHERE ur.user_id = " + _OWNER_OF
+)
 _TOKEN_SQL = (
-    "SELECT l.expires, l.revoked, u.id, u.name, g.r FROM login l"
-    " JOIN users u ON u.id = l.user_id LEFT JOIN ("
-    "SELECT x.user_id AS uid, p.\"right\" AS r FROM privilege p"
-    " JOIN user_privileges x ON x.privilege_id = p.id WHERE x.user_id = " + _OWNER_OF
-    + " UNION SELECT ur.user_id, p.\"right\" FROM privilege p"
-    " JOIN role_privileges x ON x.privilege_id = p.id"
-    " JOIN user_roles ur ON ur.role_id = x.role_id WHERE ur.user_id = " + _OWNER_OF
-    + " EXCEPT SELECT x.user_id, p.\"right\" FROM privilege p"
-    " JOIN user_privileges_revoked x ON x.privilege_id = p.id WHERE x.user_id = " + _OWNER_OF
-    + ") g ON g.uid = u.id WHERE l.token_hash = ?"
+    "SELECT l.expires, l.revoked, u.id, u.name, p.\"right\", g.proc FROM login l"
+    " JOIN users u ON u.id = l.user_id LEFT JOIN (" + _GRANTS + ") g ON g.uid = u.id"
+    " AND NOT EXISTS (SELECT 1 FROM user_privileges_revoked v"
+    " WHERE v.user_id = g.uid AND v.privilege_id = g.pid)"
+    " LEFT JOIN privilege p ON p.id = g.pid WHERE l.token_hash = ?"
 )  # fmt: skip
 
 
@@ -165,11 +175,11 @@ def principal_of_token(db_url: str, token: str, source: str) -> Principal:
     where = "SHELLFLOW_TOKEN" if source == TOKEN_ENV else "your session"
     again = "log in again with 'flow login -u USER'"
     with kept_reader(db_url) as conn:  # the route's look-up that follows reuses it
-        found = conn.query(_TOKEN_SQL, [digest(token)] * 4)
+        found = conn.query(_TOKEN_SQL, [digest(token)] * 5)
         if not found:
             raise PermissionDenied(f"the token of {where} is unknown (revoked, or its user was "
                                    f"deleted); {again}")  # fmt: skip
-        expires_raw, revoked_raw, user_id, name, _ = found[0]
+        expires_raw, revoked_raw, user_id, name, _, _ = found[0]
         revoked, expires = aware(revoked_raw), aware(expires_raw)
         if revoked is not None:
             raise PermissionDenied(
@@ -179,10 +189,16 @@ def principal_of_token(db_url: str, token: str, source: str) -> Principal:
             raise PermissionDenied(
                 f"the token of {where} expired at {expires:%Y-%m-%d %H:%M:%S} UTC; {again}"
             )
-    rights = frozenset(row[4] for row in found if row[4] is not None)
+    from shellflow.model.rights import SCOPABLE
+
+    rights = frozenset(row[4] for row in found if row[4] is not None and row[5] is None)
+    scoped: dict[str, set[str]] = {}
+    for row in found:  # only a processor right means anything on one processor
+        if row[4] in SCOPABLE and row[5] is not None:
+            scoped.setdefault(row[4], set()).add(row[5])
     return Principal(
         name=name, local_owner=False, rights=rights, user_id=user_id, source=source,
-        expires=expires,
+        expires=expires, scoped={right: frozenset(on) for right, on in scoped.items()},
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ A page that ends before it is full tells the exact total, so the last page is al
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,29 @@ UNFINISHED = ("pending", "received", "running", "retry")
 UNFINISHED_SQL = "c.state IN (" + ", ".join(f"'{state}'" for state in UNFINISHED) + ")"
 # Matches counted exactly up to here; beyond, PostgreSQL's planner estimates the total.
 COUNT_BOUND = 10_000
+
+
+def on_processors(processors: Collection[str]) -> tuple[str, list[Any]]:
+    """The condition keeping the calls of these processors only (a call names its socket,
+    the socket its processor; a call of no socket, or of a deleted one, is none of theirs)."""
+    if not processors:
+        return "1 = 0", []
+    marks = ", ".join("?" for _ in processors)
+    return (
+        "c.socket_id IN (SELECT s.id FROM socket s JOIN processor p ON p.id = s.processor_id"
+        f" WHERE p.name IN ({marks}))",
+        sorted(processors),
+    )
+
+
+def processor_of_call(conn: Reader, call_id: str) -> str | None:
+    """The processor whose socket made the call; None for a call of no (stored) socket."""
+    found = conn.query(
+        "SELECT p.name FROM call c JOIN socket s ON s.id = c.socket_id"
+        " JOIN processor p ON p.id = s.processor_id WHERE c.id = ?",
+        [call_id],
+    )
+    return str(found[0][0]) if found else None
 
 
 @dataclass(frozen=True)
@@ -78,10 +102,16 @@ def list_calls(
     state: str | None = None,
     since: datetime | None = None,
     flow: str | None = None,
+    processors: Collection[str] | None = None,
 ) -> Page:
-    """One page of calls, newest first unless ``ascending`` (``flow``: of one flow run)."""
+    """One page of calls, newest first unless ``ascending`` (``flow``: of one flow run;
+    ``processors``: of these processors only, None: of all)."""
     where: list[str] = []
     params: list[Any] = []
+    if processors is not None:
+        condition, names = on_processors(processors)
+        where.append(condition)
+        params += names
     if unfinished:
         where.append(UNFINISHED_SQL)
     if socket:
@@ -210,11 +240,15 @@ def _time(raw: Any) -> Any:
     return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
 
 
-def flow_calls(conn: Reader, flow: str) -> list[dict[str, Any]]:
-    """Every call of a flow run, oldest first, each with the calls it received results from."""
+def flow_calls(
+    conn: Reader, flow: str, processors: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every call of a flow run, oldest first, each with the calls it received results from
+    (``processors``: the calls of these processors only)."""
     columns = (*CALL_COLUMNS, ("sources", "c.sources", "str"))
-    sql = _select(columns) + " WHERE c.tracking = ? ORDER BY c.started, c.id"
-    calls = [_row(columns, r) for r in conn.query(sql, [flow])]
+    condition, names = on_processors(processors) if processors is not None else ("1 = 1", [])
+    sql = _select(columns) + f" WHERE c.tracking = ? AND {condition} ORDER BY c.started, c.id"
+    calls = [_row(columns, r) for r in conn.query(sql, [flow, *names])]
     for call in calls:
         call["sources"] = _sources(call["sources"])
     return calls

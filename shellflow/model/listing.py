@@ -212,4 +212,19 @@ def get_object(conn: Reader, kind: str, name: str) -> Row:
                 for column in related.times:
                     item[column] = _value(item[column], "time")
             row[related.key] = items
+    if kind == "user":
+        _granted_from_trail(conn, name, row.get("effective", []))
     return row
+
+
+def _granted_from_trail(conn: Reader, user: str, effective: list[Row]) -> None:
+    """Who granted (or revoked) each of the user's rights and when, as the audit trail
+    tells it (the trail is append-only; the grant's own columns are whatever the last writer
+    put there); a grant older than the trail keeps its columns."""
+    from shellflow.model.audit import granted_by
+
+    trail = granted_by(conn, user)
+    for item in effective:
+        found = trail.get((item["source"], item["right"]))
+        if found is not None:
+            item["by"], item["last_updated"] = found

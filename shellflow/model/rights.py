@@ -43,4 +43,9 @@ RIGHTS: tuple[str, ...] = tuple(
     + [f"{verb}_{obj}" for verb, objs in _VERBS.items() for obj in objs]
 )  # fmt: skip
 
+# Rights a grant may hold on one processor alone (``flow add privilege ... --processor P``):
+# reading that processor's calls and events, listening to it, and acting on it.
+SCOPABLE: tuple[str, ...] = ("READ_CALL", "LISTEN", "START_PROCESSOR", "STOP_PROCESSOR",
+                             "PAUSE_PROCESSOR", "RESUME_PROCESSOR")  # fmt: skip
+
 Right = StrEnum("Right", [(r, r) for r in RIGHTS])  # type: ignore[misc]

@@ -16,6 +16,13 @@ user's grants and their roles' grants, less ``user_privileges_revoked``, as
 ``shellflow.model.access`` computes them. The tables' owner (the database URL's user, who
 runs the CLI and the engine) bypasses row-level security (it is not FORCEd).
 
+Rights granted on one processor alone (``flow add privilege ... --processor P``) are read
+from the view ``shellflow_my_processor_rights`` (right, processor, and each socket of that
+processor; the user's and their roles' grants, less ``user_privileges_revoked``): a rule's
+``scoped`` condition lets a row through when it belongs to such a processor, so a user with
+READ_CALL on P reads P's calls and their events and no others. ``shellflow_holds_on(
+processor_id, VARIADIC rights)`` asks the same of one processor, for ad hoc queries.
+
 Secrets stay out of reach: ``users.password_hash`` is left out of the columns a role may
 select, and the tables holding tokens, processor password hashes and the signing key are
 granted to nobody.
@@ -28,6 +35,8 @@ from typing import Any
 
 FUNCTION = "shellflow_holds"
 VIEW = "shellflow_my_rights"
+FUNCTION_ON = "shellflow_holds_on"
+VIEW_ON = "shellflow_my_processor_rights"
 SECRET_COLUMNS = frozenset({"password_hash", "hash", "token_hash"})
 _POLICIES = {"read": "SELECT", "add": "INSERT", "update": "UPDATE", "delete": "DELETE"}
 # Tables (plain or partitioned) of the schema shellflow's tables are in.
@@ -51,11 +60,15 @@ class Rule:
     update: tuple[str, ...] = ()
     delete: tuple[str, ...] = ()
     own: str | None = None
+    # An SQL condition letting a row through to a user holding a read right on the row's
+    # processor alone: ``{s}`` the schema, ``{sockets}`` the ids of the sockets of the
+    # processors on which the user holds one of the rule's read rights.
+    scoped: str | None = None
 
     def __or__(self, other: Rule) -> Rule:
         return Rule(
             self.read + other.read, self.add + other.add, self.update + other.update,
-            self.delete + other.delete, self.own or other.own,
+            self.delete + other.delete, self.own or other.own, self.scoped or other.scoped,
         )  # fmt: skip
 
 
@@ -93,8 +106,11 @@ RULES: dict[str, Rule] = {
     "work": Rule(("READ_SCHEDULER", "LS_SCHEDULERS")),
     "jobs": Rule(("READ_SCHEDULER", "LS_SCHEDULERS")),
     "log": Rule(("READ_LOG",)),
-    "call": Rule(("READ_CALL",)),
-    "event": Rule(("READ_CALL",)),
+    "call": Rule(("READ_CALL",), scoped="socket_id IN {sockets}"),
+    "event": Rule(
+        ("READ_CALL",),
+        scoped=("call_id IN (SELECT c.id FROM {s}.call c WHERE c.socket_id IN {sockets})"),
+    ),
     "alembic_version": Rule(("READ", "DB_INIT")),
     **{t: GENERIC for t in ("action", "container", "file", "flow", "versions", "flows_versions")},
     # Users, roles and grants are changed through flow only (which manages the role too).
@@ -103,7 +119,9 @@ RULES: dict[str, Rule] = {
     "privilege": Rule(("READ_PRIVILEGE", "READ_ROLE", *_USER_READ)),
     "user_privileges": Rule(("READ_PRIVILEGE", *_USER_READ), own=_MY_ROWS),
     "user_privileges_revoked": Rule(("READ_PRIVILEGE", *_USER_READ), own=_MY_ROWS),
+    "user_processor_privileges": Rule(("READ_PRIVILEGE", *_USER_READ), own=_MY_ROWS),
     "user_roles": Rule(("READ_ROLE", *_USER_READ), own=_MY_ROWS),
+    "role_processor_privileges": Rule(("READ_ROLE", "READ_PRIVILEGE", *_USER_READ)),
     "role_privileges": Rule(("READ_ROLE", "READ_PRIVILEGE", *_USER_READ)),
     # Appended by flow alone (its triggers refuse changes); read as `flow ls audit` reads it.
     "audit": Rule(("READ_AUDIT",)),
@@ -125,6 +143,30 @@ EXCEPT
 SELECT p."right" FROM {s}.privilege p
   JOIN {s}.user_privileges_revoked x ON x.privilege_id = p.id
   JOIN {s}.users u ON u.id = x.user_id WHERE u.name = current_user
+"""
+_MINE = "(SELECT w.id FROM {s}.users w WHERE w.name = current_user)"
+_NOT_REVOKED = (
+    " AND p.id NOT IN (SELECT v.privilege_id FROM {s}.user_privileges_revoked v"
+    " WHERE v.user_id = " + _MINE + ")"
+)
+_VIEW_ON_SQL = (
+    "CREATE VIEW {s}.{view} AS"
+    " SELECT g.\"right\", g.processor_id, k.id AS socket_id FROM ("
+    " SELECT p.\"right\", x.processor_id FROM {s}.privilege p"
+    " JOIN {s}.user_processor_privileges x ON x.privilege_id = p.id"
+    " WHERE x.user_id = " + _MINE + _NOT_REVOKED
+    + " UNION SELECT p.\"right\", x.processor_id FROM {s}.privilege p"
+    " JOIN {s}.role_processor_privileges x ON x.privilege_id = p.id"
+    " JOIN {s}.user_roles ur ON ur.role_id = x.role_id"
+    " WHERE ur.user_id = " + _MINE + _NOT_REVOKED
+    + ") g LEFT JOIN {s}.socket k ON k.processor_id = g.processor_id"
+)  # fmt: skip
+_FUNCTION_ON_SQL = """
+CREATE FUNCTION {s}.{function}(processor text, VARIADIC wanted text[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT {s}.{holds}(VARIADIC wanted) OR EXISTS (
+    SELECT 1 FROM {s}.{view} m WHERE m.processor_id = $1 AND m."right" = ANY(wanted))
+$$
 """
 _FUNCTION_SQL = """
 CREATE FUNCTION {s}.{function}(VARIADIC wanted text[]) RETURNS boolean
@@ -155,7 +197,9 @@ def unsecure(cur: Any) -> None:
     """Drop the view and the function (their policies go with them): a migration may then
     change the columns they read. :func:`secure` puts everything back."""
     s = _q(cur, _schema(cur))
+    cur.execute(f"DROP FUNCTION IF EXISTS {s}.{FUNCTION_ON}(text, text[]) CASCADE")
     cur.execute(f"DROP FUNCTION IF EXISTS {s}.{FUNCTION}(text[]) CASCADE")
+    cur.execute(f"DROP VIEW IF EXISTS {s}.{VIEW_ON} CASCADE")
     cur.execute(f"DROP VIEW IF EXISTS {s}.{VIEW} CASCADE")
 
 
@@ -166,10 +210,17 @@ def _tables(cur: Any) -> list[tuple[str, bool]]:
     return [(str(name), bool(on)) for name, on in cur.fetchall()]
 
 
-def _condition(cur: Any, s: str, rights: tuple[str, ...], own: str | None) -> str:
+def _condition(cur: Any, s: str, rights: tuple[str, ...], own: str | None,
+               scoped: str | None = None) -> str:  # fmt: skip
     listed = ", ".join(_lit(cur, r) for r in dict.fromkeys(rights))
     holds = f"(SELECT {s}.{FUNCTION}({listed}))"
-    return f"({holds} OR {own.format(s=s)})" if own else f"({holds})"
+    either = [holds]
+    if own:
+        either.append(own.format(s=s))
+    if scoped:
+        sockets = f'(SELECT m.socket_id FROM {s}.{VIEW_ON} m WHERE m."right" IN ({listed}))'
+        either.append(scoped.format(s=s, sockets=sockets))
+    return "(" + " OR ".join(either) + ")"
 
 
 def secure(connection: Any) -> list[str]:
@@ -180,6 +231,8 @@ def secure(connection: Any) -> list[str]:
     s = _q(cur, _schema(cur))
     cur.execute(_VIEW_SQL.format(s=s, view=VIEW))
     cur.execute(_FUNCTION_SQL.format(s=s, function=FUNCTION, view=VIEW))
+    cur.execute(_VIEW_ON_SQL.format(s=s, view=VIEW_ON))
+    cur.execute(_FUNCTION_ON_SQL.format(s=s, function=FUNCTION_ON, holds=FUNCTION, view=VIEW_ON))
     enabled, statements = [], []
     for table, on in _tables(cur):
         t = f"{s}.{_q(cur, table)}"
@@ -193,7 +246,8 @@ def secure(connection: Any) -> list[str]:
             rights: tuple[str, ...] = getattr(rule, field) if rule else ()
             if not rights:
                 continue
-            check = _condition(cur, s, rights, rule.own if rule and field == "read" else None)
+            own, scoped = (rule.own, rule.scoped) if rule and field == "read" else (None, None)
+            check = _condition(cur, s, rights, own, scoped)
             clause = {"read": f"USING {check}", "delete": f"USING {check}",
                       "add": f"WITH CHECK {check}"}  # fmt: skip
             how = clause.get(field, f"USING {check} WITH CHECK {check}")
@@ -243,7 +297,8 @@ def grant_to(cur: Any, role: str) -> bool:
     # Only tables under row-level security: a grant on any other would show every row.
     present = {name for name, on in _tables(cur) if on}
     columns = _columns(cur)
-    statements = [f"GRANT USAGE ON SCHEMA {s} TO {r}", f"GRANT SELECT ON {s}.{VIEW} TO {r}"]
+    statements = [f"GRANT USAGE ON SCHEMA {s} TO {r}", f"GRANT SELECT ON {s}.{VIEW} TO {r}",
+                  f"GRANT SELECT ON {s}.{VIEW_ON} TO {r}"]  # fmt: skip
     for table, rule in RULES.items():
         if table not in present:
             continue

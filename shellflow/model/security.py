@@ -42,6 +42,28 @@ user_privileges_revoked = _link("user_privileges_revoked", "user", "privilege")
 user_roles = _link("user_roles", "user", "role")
 
 
+def _on_processor(name: str, holder: str) -> Table:
+    """Grants of a right on one processor alone (rights.SCOPABLE): gone with the processor."""
+    return Table(
+        name,
+        Base.metadata,
+        *(
+            Column(f"{key}_id", ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True)
+            for key, table in (
+                (holder, _TABLES[holder]),
+                ("privilege", "privilege"),
+                ("processor", "processor"),
+            )
+        ),
+        Column("granted_by", String(80), nullable=True),
+        Column("granted_at", UTCDateTime(), nullable=True),
+    )
+
+
+user_processor_privileges = _on_processor("user_processor_privileges", "user")
+role_processor_privileges = _on_processor("role_processor_privileges", "role")
+
+
 class Privilege(NamedMixin, Base):
     """One row per right; granting it links the row to a user or a role."""
 

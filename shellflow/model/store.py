@@ -129,7 +129,8 @@ class Store:
         values = {k: v for k, v in values.items() if v is not None}
         check_values(kind, MODELS[kind], values)
         if kind == "privilege":
-            return self.grant(values["name"], values.get("user"), values.get("role"))
+            return self.grant(values["name"], values.get("user"), values.get("role"),
+                              values.get("processor"))  # fmt: skip
         if kind == "argument":
             argument = self._add_argument(values)
             self.audit("add", kind, argument.name, after=snapshot(argument))
@@ -366,27 +367,40 @@ class Store:
             self.session.add(privilege)
         return privilege
 
-    def grant(self, right: str, user: str | None, role: str | None) -> Privilege:
-        """Grant ``right`` (clearing a revocation of it for the user): see model.grants."""
-        from shellflow.model.grants import grant
+    def grant(self, right: str, user: str | None, role: str | None,
+              processor: str | None = None) -> Privilege:  # fmt: skip
+        """Grant ``right`` (clearing a revocation of it for the user), on ``processor``
+        alone when one is named: see model.grants."""
+        from shellflow.model.grants import grant, grant_on, scopable
 
+        if processor is not None:
+            scopable(right)
         privilege = self._privilege(right)
-        self.granted = grant(self, privilege, user, role)
+        if processor is not None:
+            self.granted = grant_on(self, privilege, user, role, processor)
+        else:
+            self.granted = grant(self, privilege, user, role)
         self.session.flush()
-        self.audit("grant", "privilege", right, after=self._holding(user, role))
+        self.audit("grant", "privilege", right, after=self._holding(user, role, processor))
         return privilege
 
     @staticmethod
-    def _holding(user: str | None, role: str | None) -> dict[str, str]:
-        """Whom a grant or revocation is for, as the audit row (and ``granted_by``) keeps it."""
-        return {"user": user} if user else {"role": role}  # type: ignore[dict-item]
+    def _holding(user: str | None, role: str | None, processor: str | None) -> dict[str, str]:
+        """Whom a grant or revocation is for (and on which processor alone, if one), as the
+        audit row keeps it."""
+        holding = {"user": str(user)} if user else {"role": str(role)}
+        return {**holding, "processor": processor} if processor else holding
 
-    def revoke(self, right: str, user: str | None, role: str | None) -> str:
+    def revoke(self, right: str, user: str | None, role: str | None,
+               processor: str | None = None) -> str:  # fmt: skip
         """Take ``right`` away (a revocation when a role grants it): see model.grants."""
-        from shellflow.model.grants import revoke
+        from shellflow.model.grants import revoke, revoke_on
 
-        said = revoke(self, right, user, role)
-        self.audit("revoke", "privilege", right, before=self._holding(user, role))
+        if processor is not None:
+            said = revoke_on(self, right, user, role, processor)
+        else:
+            said = revoke(self, right, user, role)
+        self.audit("revoke", "privilege", right, before=self._holding(user, role, processor))
         return said
 
     # -- delete --------------------------------------------------------------------------
@@ -423,7 +437,8 @@ class Store:
         An object with calls pending or running is refused unless ``force``
         (``shellflow.model.busy``), which leaves them in :attr:`revocation`."""
         if kind == "privilege":
-            return [self.revoke(name, extra.get("user"), extra.get("role"))]
+            return [self.revoke(name, extra.get("user"), extra.get("role"),
+                                extra.get("processor"))]  # fmt: skip
         obj = (
             self.get_argument(name, extra["socket"]) if kind == "argument" else self.get(kind, name)
         )

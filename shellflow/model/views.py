@@ -72,11 +72,19 @@ _LOG_OF_SOCKET = Related(
 _NOT_REVOKED = (
     " AND p.id NOT IN (SELECT v.privilege_id FROM user_privileges_revoked v WHERE v.user_id = ?)"
 )
+_ON = " || ' on ' || o.name"  # a right held on one processor alone: "READ_CALL on proc1"
 _EFFECTIVE = (
     "SELECT p.name, 'direct', x.granted_by, x.granted_at FROM privilege p"
     " JOIN user_privileges x ON x.privilege_id = p.id WHERE x.user_id = ?" + _NOT_REVOKED
     + " UNION ALL SELECT p.name, 'role ' || r.name, x.granted_by, x.granted_at FROM privilege p"
     " JOIN role_privileges x ON x.privilege_id = p.id JOIN role r ON r.id = x.role_id"
+    " JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = ?" + _NOT_REVOKED
+    + " UNION ALL SELECT p.name" + _ON + ", 'direct', x.granted_by, x.granted_at"
+    " FROM privilege p JOIN user_processor_privileges x ON x.privilege_id = p.id"
+    " JOIN processor o ON o.id = x.processor_id WHERE x.user_id = ?" + _NOT_REVOKED
+    + " UNION ALL SELECT p.name" + _ON + ", 'role ' || r.name, x.granted_by, x.granted_at"
+    " FROM privilege p JOIN role_processor_privileges x ON x.privilege_id = p.id"
+    " JOIN processor o ON o.id = x.processor_id JOIN role r ON r.id = x.role_id"
     " JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = ?" + _NOT_REVOKED
     + " UNION ALL SELECT p.name, 'revoked', x.granted_by, x.granted_at FROM privilege p"
     " JOIN user_privileges_revoked x ON x.privilege_id = p.id WHERE x.user_id = ?"
@@ -258,7 +266,8 @@ VIEWS: dict[str, View] = {
                 " WHERE ur.user_id = ? ORDER BY r.name",
             ),
             # Spec listing 18: each right the user holds (or was refused) with where it
-            # comes from, who granted (or revoked) it and when.
+            # comes from, who granted (or revoked) it and when (from the audit trail where
+            # it tells: shellflow.model.listing.get_object).
             Related(
                 "effective",
                 ("right", "source", "by", "last_updated"),
@@ -281,18 +290,26 @@ VIEWS: dict[str, View] = {
     ),
     # A privilege's rows are its grants: one per user or role holding the right.
     "privilege": View(
-        "(SELECT p.id AS id, p.name AS name, u.name AS grantee_user, NULL AS grantee_role"
-        " FROM privilege p JOIN user_privileges x ON x.privilege_id = p.id"
+        "(SELECT p.id AS id, p.name AS name, u.name AS grantee_user, NULL AS grantee_role,"
+        " NULL AS processor FROM privilege p JOIN user_privileges x ON x.privilege_id = p.id"
         " JOIN users u ON u.id = x.user_id"
-        " UNION ALL SELECT p.id, p.name, NULL, r.name FROM privilege p"
-        " JOIN role_privileges x ON x.privilege_id = p.id JOIN role r ON r.id = x.role_id)",
+        " UNION ALL SELECT p.id, p.name, NULL, r.name, NULL FROM privilege p"
+        " JOIN role_privileges x ON x.privilege_id = p.id JOIN role r ON r.id = x.role_id"
+        " UNION ALL SELECT p.id, p.name, u.name, NULL, o.name FROM privilege p"
+        " JOIN user_processor_privileges x ON x.privilege_id = p.id"
+        " JOIN users u ON u.id = x.user_id JOIN processor o ON o.id = x.processor_id"
+        " UNION ALL SELECT p.id, p.name, NULL, r.name, o.name FROM privilege p"
+        " JOIN role_processor_privileges x ON x.privilege_id = p.id"
+        " JOIN role r ON r.id = x.role_id JOIN processor o ON o.id = x.processor_id)",
         (
             ("name", "o.name", "str"),
             ("user", "o.grantee_user", "str"),
             ("role", "o.grantee_role", "str"),
+            ("processor", "o.processor", "str"),
         ),
         # COALESCE: SQLite sorts NULLs first and PostgreSQL last; grants to roles lead on both.
-        order="o.name, COALESCE(o.grantee_user, ''), COALESCE(o.grantee_role, '')",
+        order="o.name, COALESCE(o.grantee_user, ''), COALESCE(o.grantee_role, ''),"
+        " COALESCE(o.processor, '')",
         unique=False,
     ),
 }

@@ -234,11 +234,12 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def whoami(principal: Principal) -> dict[str, Any]:
-    """What ``flow whoami`` shows."""
+    """What ``flow whoami`` shows (a right held on one processor alone: ``READ_CALL on p1``)."""
+    on = sorted(f"{right} on {name}" for right, names in principal.scoped.items() for name in names)
     return {
         "user": principal.name,
         "source": principal.source,
         "owner": principal.local_owner,
         "expires": principal.expires.isoformat() if principal.expires else None,
-        "rights": ["ALL"] if principal.local_owner else sorted(principal.rights),
+        "rights": ["ALL"] if principal.local_owner else sorted(principal.rights) + on,
     }

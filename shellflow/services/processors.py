@@ -86,7 +86,8 @@ def request(
     from shellflow.model.audit import authorize
 
     action = VERBS[verb]
-    authorize(settings.db, principal, action.right, name)  # a refusal is put in the audit trail
+    # A refusal is put in the audit trail; a grant on this processor alone is enough.
+    authorize(settings.db, principal, action.right, name, processor=name)
     previous, revoked = _set_requested(
         settings, principal, name, action.requested, force=force, verb=verb
     )
@@ -105,7 +106,7 @@ def restart(
     from shellflow.model.audit import authorize
 
     for right in RESTART_RIGHTS:
-        authorize(settings.db, principal, right, name)
+        authorize(settings.db, principal, right, name, processor=name)
     previous, _ = _set_requested(settings, principal, name, "stopped", verb="restart")
     try:
         if previous in ACTIVE:

@@ -110,10 +110,25 @@ class Dashboard(App[None]):
         with suppress(RuntimeError):
             self.call_from_thread(callback, *args)
 
-    def authorize(self, right: str, target: str | None = None) -> None:
+    def authorize(
+        self, right: str, target: str | None = None, processor: str | None = None
+    ) -> None:
         """Raise ``PermissionDenied`` unless the person looking holds ``right`` (checked in
         the worker thread before each read: a refused screen shows the refusal, no rows)."""
-        authorize(self.principal, right, target)
+        authorize(self.principal, right, target, processor)
+
+    def authorize_call(self, conn: Reader, call_id: str) -> frozenset[str] | None:
+        """Raise ``PermissionDenied`` unless the person looking may read call ``call_id``:
+        READ_CALL everywhere, or on the call's processor. The processors whose calls they
+        may read (None: every one), for the calls read with it (its flow run's)."""
+        from shellflow.model.history import processor_of_call
+
+        scope = self.principal.processors("READ_CALL")
+        if not scope:  # held everywhere (passes), or nowhere (refused before any read)
+            self.authorize("READ_CALL", f"call {call_id}")
+        else:
+            self.authorize("READ_CALL", f"call {call_id}", processor_of_call(conn, call_id))
+        return scope
 
     def report_problem(self, exc: BaseException | None) -> None:
         if exc is None:

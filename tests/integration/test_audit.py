@@ -107,8 +107,10 @@ def test_grants_and_revocations_are_recorded_and_say_who_granted(
     with reader(initialised_db) as conn:
         by = granted_by(conn, "alice")
     me = access.current_principal().name
-    assert set(by) == {"READ_AUDIT", "LS_QUEUES", "RUN_TASK"}  # the caller keeps those held
-    assert by["READ_AUDIT"][0] == me and by["READ_AUDIT"][1] == grants[2]["when"]
+    # Keyed as `flow ls user` shows them (the listing keeps the rows the user holds).
+    assert set(by) == {("direct", "READ_AUDIT"), ("role ops", "LS_QUEUES"),
+                       ("role ops", "RUN_TASK")}  # fmt: skip
+    assert by[("direct", "READ_AUDIT")] == (me, grants[2]["when"])
 
 
 def test_a_refusal_is_recorded_and_changes_nothing(

@@ -315,3 +315,40 @@ def test_a_user_without_a_role_gets_one_with_a_new_password(flow: Any, pg_db: st
     assert rows(pg_db, name, "SELECT count(*) FROM queue") == ["0"]
     flow.ok("delete", "user", "-n", name)
     assert not role_exists(name)
+
+
+def test_a_grant_on_one_processor_reads_its_calls_and_events_alone(flow: Any, pg_db: str) -> None:
+    """READ_CALL on p1 (direct, or through a role): p1's calls and their events, none of
+    p2's, none of no socket; a revocation for the user takes it away everywhere."""
+    from tests.integration.test_scoped_rights import NETWORK, store_calls
+
+    flow.ok("db", "init")
+    flow.ok("config", "set", "repos.allow", "https://example.org/*")
+    for args in NETWORK:
+        if "user" not in args:
+            flow.ok(*args)
+    store_calls(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{pg_db}")
+    tag = uuid.uuid4().hex[:8]
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    add_user(flow, alice)
+    add_user(flow, bob)
+    flow.ok("add", "privilege", "-u", alice, "-n", "READ_CALL", "--processor", "p1")
+    flow.ok("update", "user", "-n", bob, "--add-role", "ops")
+    flow.ok("add", "privilege", "-r", "ops", "-n", "READ_CALL", "--processor", "p2")
+
+    assert rows(pg_db, alice, "SELECT name FROM call") == ["s1"]
+    assert rows(pg_db, alice, "SELECT note FROM event") == ["s1 note"]
+    assert rows(pg_db, bob, "SELECT name FROM call") == ["s2"]
+    assert rows(pg_db, bob, "SELECT note FROM event") == ["s2 note"]
+    (p1,) = admin_rows(pg_db, "SELECT id FROM processor WHERE name = 'p1'")
+    ask = f"SELECT shellflow_holds_on('{p1[0]}', 'READ_CALL'), shellflow_holds('READ_CALL')"
+    assert rows(pg_db, alice, ask) == ["t|f"]
+    assert rows(pg_db, bob, ask) == ["f|f"]
+
+    flow.ok("delete", "privilege", "-u", bob, "-n", "READ_CALL")  # a revocation for bob
+    assert rows(pg_db, bob, "SELECT count(*) FROM call") == ["0"]
+    assert rows(pg_db, bob, "SELECT count(*) FROM event") == ["0"]
+    flow.ok("add", "privilege", "-u", bob, "-n", "READ_CALL")  # everywhere (clears it)
+    assert sorted(rows(pg_db, bob, "SELECT name FROM call")) == ["loose", "s1", "s2"]
+    for user in (alice, bob):
+        flow.ok("delete", "user", "-n", user)

@@ -96,7 +96,7 @@ def test_privileges_granted_listed_and_revoked(cli: Any, initialised_db: str) ->
     assert show(cli, "user", "joe")["privileges"] == ["ADD_PROCESSOR", "LS_PROCESSORS"]
     assert show(cli, "role", "developer")["privileges"] == ["ADD_PROCESSOR"]
     tsv = cli.ok("ls", "privilege", "-n", "ADD_PROCESSOR").stdout.splitlines()
-    assert tsv == ["ADD_PROCESSOR\t\tdeveloper", "ADD_PROCESSOR\tjoe\t"]
+    assert tsv == ["ADD_PROCESSOR\t\tdeveloper\t", "ADD_PROCESSOR\tjoe\t\t"]
 
     assert cli("add", "privilege", "-u", "joe", "-n", "ADD_PROCESSOR").code == 4
     cli.ok("delete", "privilege", "-u", "joe", "-n", "ADD_PROCESSOR")
@@ -127,7 +127,7 @@ def test_add_privilege_json_is_the_grant_just_made(cli: Any, initialised_db: str
     import json
 
     out = cli.ok("add", "privilege", "-u", "zed", "-n", "ALL", "--json").stdout
-    assert json.loads(out) == {"name": "ALL", "user": "zed", "role": None}
+    assert json.loads(out) == {"name": "ALL", "user": "zed", "role": None, "processor": None}
 
 
 def test_ls_rights_lists_every_right_once(cli: Any, initialised_db: str) -> None:

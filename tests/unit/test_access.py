@@ -96,3 +96,15 @@ def test_a_user_holds_the_rights_it_was_given_and_all_holds_every_one() -> None:
         authorize(runner, "CANCEL_TASK", "s1")
     admin = Principal(name="ann", rights=frozenset({"ALL"}))
     authorize(admin, "DELETE_SOCKET", "s1")
+
+
+def test_a_right_held_on_one_processor_holds_there_alone() -> None:
+    reader = Principal(name="bob", scoped={"READ_CALL": frozenset({"p1"})})
+    authorize(reader, "READ_CALL", "call x", processor="p1")
+    for elsewhere in ("p2", None):  # another processor, or a call of none: refused
+        with pytest.raises(PermissionDenied, match="bob lacks the READ_CALL right on call x"):
+            authorize(reader, "READ_CALL", "call x", processor=elsewhere)
+    assert reader.holds_somewhere("READ_CALL") and not reader.holds_somewhere("LISTEN")
+    assert reader.processors("READ_CALL") == {"p1"} and reader.processors("LISTEN") == set()
+    everywhere = Principal(name="ann", rights=frozenset({"READ_CALL"}))
+    assert everywhere.processors("READ_CALL") is None and everywhere.holds("READ_CALL", "p9")

@@ -83,11 +83,12 @@ def test_restart_needs_stop_and_start_rights(
 ) -> None:
     from shellflow.model import access
 
-    asked: list[tuple[str, str | None]] = []
-    monkeypatch.setattr(access, "authorize", lambda _p, right, target=None: asked.append(
-        (right, target)))  # fmt: skip
+    asked: list[tuple[str, str | None, str | None]] = []
+    monkeypatch.setattr(access, "authorize", lambda _p, right, target=None, on=None: asked.append(
+        (right, target, on)))  # fmt: skip
     processors.restart(settings, OWNER, "p1", timeout=0)
-    assert asked == [("STOP_PROCESSOR", "p1"), ("START_PROCESSOR", "p1")]
+    # Each right held everywhere, or on p1 alone (a grant --processor p1), will do.
+    assert asked == [("STOP_PROCESSOR", "p1", "p1"), ("START_PROCESSOR", "p1", "p1")]
 
 
 def test_restart_of_a_processor_without_a_worker_does_not_wait(settings: Settings) -> None:

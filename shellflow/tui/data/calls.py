@@ -61,6 +61,8 @@ class CallFilter:
     socket: str | None = None
     state: str | None = None
     words: tuple[str, ...] = ()
+    # Not from ``/``: the processors whose calls the person looking may read (None: all).
+    processors: frozenset[str] | None = None
 
     @classmethod
     def parse(cls, text: str) -> CallFilter:
@@ -86,6 +88,12 @@ class CallFilter:
     def clause(self) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
+        if self.processors is not None:
+            from shellflow.model.history import on_processors
+
+            condition, names = on_processors(self.processors)
+            where.append(condition)
+            params += names
         if self.socket:
             where.append("c.name = ?")
             params.append(self.socket)

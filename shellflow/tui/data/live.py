@@ -43,6 +43,14 @@ def shown_pattern(channel: str) -> str:
     return GLOBAL if name == GLOBAL else f"{name}.{which or '*'}"
 
 
+def processor_of(channel: str) -> str | None:
+    """The processor a pane listens to; None for ``global`` (every processor's)."""
+    from shellflow.engine.records.events import GLOBAL
+
+    name, _ = _parts(channel)
+    return None if name == GLOBAL else name
+
+
 class Subscription:
     """A pattern subscription; :meth:`poll` waits at most ``timeout`` seconds for one event."""
 

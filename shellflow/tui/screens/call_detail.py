@@ -125,8 +125,8 @@ class CallDetailScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="detail")
     def load(self) -> None:
         try:
-            self.dashboard.authorize("READ_CALL", f"call {self.call_id}")
             with self.dashboard.reader() as conn:
+                self.dashboard.authorize_call(conn, self.call_id)
                 call = get_call(conn, self.call_id, result=True)
                 logs = call_logs(conn, self.call_id)
         except Exception as exc:

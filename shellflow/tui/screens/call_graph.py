@@ -63,9 +63,10 @@ class CallGraphScreen(Screen[None]):
     def load(self) -> None:
         try:
             with self.dashboard.reader() as conn:
+                scope = self.dashboard.authorize_call(conn, self.call_id)
                 call = get_call(conn, self.call_id)
                 flow = call.get("flow") or self.call_id
-                calls = flow_calls(conn, flow) or [call]
+                calls = flow_calls(conn, flow, scope) or [call]
         except Exception as exc:
             self.dashboard.from_thread(self.dashboard.report_problem, exc)
             return

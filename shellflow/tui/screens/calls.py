@@ -7,6 +7,7 @@ the previous one. Every read runs in a worker thread: a slow database never bloc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -145,7 +146,11 @@ class CallsScreen(Screen[None]):
         keep: str | None,
     ) -> None:
         try:
-            self.dashboard.authorize("READ_CALL", "calls")
+            # READ_CALL held on some processors only: the calls of those alone.
+            scope = self.dashboard.principal.processors("READ_CALL")
+            if not scope:
+                self.dashboard.authorize("READ_CALL", "calls")
+            where = replace(where, processors=scope)
             with self.dashboard.reader() as conn:
                 page = fetch_page(
                     conn,

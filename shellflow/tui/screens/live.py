@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static
 
-from shellflow.tui.data.live import Subscription, event_line, shown_pattern
+from shellflow.tui.data.live import Subscription, event_line, processor_of, shown_pattern
 from shellflow.tui.widgets import STATE_STYLES, StatusBar, plain
 
 if TYPE_CHECKING:
@@ -47,7 +47,9 @@ class ChannelPane(Vertical):
     def _listen(self) -> None:
         """Subscribe, then poll until the pane goes; a broken connection is retried."""
         dashboard: Dashboard = self.app  # type: ignore[assignment]
-        if not dashboard.principal.holds("LISTEN"):  # refused: said once, never subscribed
+        # Refused (LISTEN held neither everywhere nor on this processor): said once, never
+        # subscribed.
+        if not dashboard.principal.holds("LISTEN", processor_of(self.channel)):
             refusal = f"{dashboard.principal.name} lacks the LISTEN right on {self.pattern}"
             dashboard.from_thread(self._title, refusal, "red")
             return
