@@ -105,6 +105,7 @@ def listen(
         GLOBAL,
         carries_live_events,
         channel_pattern,
+        decoded,
         message_key,
         redis_client,
         replay_since,
@@ -155,7 +156,9 @@ def listen(
     for raw in pubsub.listen():
         if raw.get("type") != "pmessage":
             continue
-        event = json.loads(raw["data"])
+        event = decoded(raw["data"])
+        if event is None:  # not an event: skipped
+            continue
         if replayed:
             key = message_key(event)
             if key in replayed:
