@@ -156,14 +156,14 @@ def listen(
     for raw in pubsub.listen():
         if raw.get("type") != "pmessage":
             continue
-        event = decoded(raw["data"])
-        if event is None:  # not an event: skipped
+        live = decoded(raw["data"])
+        if live is None:  # not an event: skipped
             continue
         if replayed:
-            key = message_key(event)
+            key = message_key(live)
             if key in replayed:
                 replayed.discard(key)  # stored and published: already printed
                 continue
-        if show(event):
+        if show(live):
             break
     pubsub.close()

@@ -82,10 +82,8 @@ def test_a_plugs_new_argument_follows_the_rule(cli: Any, world: str, tmp_path: P
         refused(cli("add", "plug", "-n", "pl.bad", *plug, "-a", name))
         refused(cli("update", "plug", "-n", "pl.ok", "-a", name))
         path = tmp_path / "plug.yaml"
-        path.write_text(
-            "version: 1\nplugs:\n  pl.composed: {source: %s, target: %s, queue: pyfi.queue1,"
-            " argument: %s}\n" % (DO_SOMETHING, DO_THIS, json.dumps(name))
-        )  # fmt: skip
+        body = f"{{source: {DO_SOMETHING}, target: {DO_THIS}, queue: pyfi.queue1, argument: "
+        path.write_text(f"version: 1\nplugs:\n  pl.composed: {body}{json.dumps(name)}}}\n")
         refused(cli("compose", "up", str(path)))
     after = counts(world)
     assert (after["plug"], after["argument"]) == (before["plug"] + 1, before["argument"] + 1)
@@ -121,9 +119,9 @@ def test_python_api_and_decorators_refuse_a_name_outside_the_rule(configured: st
             socket(name=name, queue="q1")
         with pytest.raises(UsageError, match="a name is"):
             plug(name=name, target="s1", queue="q1")
-        with pytest.raises(UsageError, match="argument name .* a name is"):
+        with pytest.raises(UsageError, match=r"argument name .* a name is"):
             Plug(name="pl2", source="s1", target="s1b", queue="q1", argument=name)
-        with pytest.raises(UsageError, match="argument name .* a name is"):
+        with pytest.raises(UsageError, match=r"argument name .* a name is"):
             plug(name="pl3", target="s1", queue="q1", argument=name)
         with pytest.raises(UsageError, match="a name is"):
 
