@@ -46,6 +46,18 @@ class ValueRefused(UsageError):
     """A value a call cannot carry; the message names the limit (exit 2 on the client)."""
 
 
+def read_stored(text: str | None) -> Any:
+    """A value as a call row stores it (JSON text), read back. Text no reader can take
+    (written past the recorder, by hand or by an older version: not JSON, or nested past
+    the parser) comes back as that text, so what reads it shows it and goes on."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+
 def size_text(count: int) -> str:
     """A byte count as the limits are written (8 MiB)."""
     if count >= 1 << 20 and count % (1 << 20) == 0:

@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 
 
 def flow_program() -> list[str]:
-    """How to start ``flow``: the script next to this interpreter, on PATH, or ``-m``."""
+    """How to start ``flow``: the script next to this interpreter, on PATH, or ``-P -m``
+    (``-P``, as for every launch: a ``click/`` folder where the script runs is not imported
+    into a process holding the settings)."""
     script = Path(sys.executable).with_name("flow")
     if script.exists():
         return [str(script)]
     found = shutil.which("flow")
-    return [found] if found else [sys.executable, "-m", "shellflow"]
+    return [found] if found else [sys.executable, "-P", "-m", "shellflow"]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -97,6 +97,8 @@ def plug(
     """Mark a socket's method with a plug carrying its result (``type="ERROR"``: its errors)
     to ``target``; put it above ``@socket``."""
     check_name("plug", name)
+    if argument is not None:  # a new argument of the target's task: the same rule
+        check_name("argument", argument)
 
     def mark(function: F) -> F:
         inner = _function(function)

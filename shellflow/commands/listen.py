@@ -105,6 +105,7 @@ def listen(
         GLOBAL,
         carries_live_events,
         channel_pattern,
+        decoded,
         message_key,
         redis_client,
         replay_since,
@@ -155,12 +156,14 @@ def listen(
     for raw in pubsub.listen():
         if raw.get("type") != "pmessage":
             continue
-        event = json.loads(raw["data"])
+        live = decoded(raw["data"])
+        if live is None:  # not an event: skipped
+            continue
         if replayed:
-            key = message_key(event)
+            key = message_key(live)
             if key in replayed:
                 replayed.discard(key)  # stored and published: already printed
                 continue
-        if show(event):
+        if show(live):
             break
     pubsub.close()

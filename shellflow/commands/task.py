@@ -21,7 +21,7 @@ from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import stdin_is_tty
 from shellflow.commands.params import FLOW_ID, SECONDS, TEXT, whole
-from shellflow.values import MAX_BYTES, check_call, size_text
+from shellflow.values import MAX_BYTES, MAX_DEPTH, check_call, size_text
 
 __all__ = ["format_result", "parse_keywords", "parse_value", "task"]
 
@@ -31,10 +31,15 @@ def parse_keywords(words: tuple[str, ...]) -> dict[str, Any]:
     for word in words:
         if ":=" in word and word.index(":=") < word.find("=") + 1:
             key, raw = word.split(":=", 1)
+            shown = repr(word) if len(word) <= 60 else repr(word[:60]) + "..."
             try:
                 kwargs[key] = json.loads(raw)
+            except RecursionError:
+                raise click.BadParameter(
+                    f"{shown}: nested deeper than {MAX_DEPTH} levels"
+                ) from None
             except ValueError as exc:
-                raise click.BadParameter(f"{word!r}: not JSON after ':='") from exc
+                raise click.BadParameter(f"{shown}: not JSON after ':='") from exc
         elif "=" in word:
             key, raw = word.split("=", 1)
             kwargs[key] = raw

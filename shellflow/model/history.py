@@ -23,6 +23,7 @@ from shellflow.errors import NotFound
 from shellflow.model.dialects import sql_time
 from shellflow.model.lifecycle import Event, lifecycle, merged
 from shellflow.model.listing import Reader, _value
+from shellflow.values import read_stored
 
 CALL_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("id", "c.id", "str"),
@@ -206,7 +207,7 @@ def get_call(conn: Reader, call_id: str, *, result: bool = False) -> dict[str, A
         raise NotFound("call", call_id, near)
     call = _row(columns, found[0])
     for key in ("result", "args"):
-        call[key] = json.loads(call[key]) if call[key] is not None else None
+        call[key] = read_stored(call[key])  # text no parser takes: shown as it is
     sources = _sources(call.pop("sources"))
     if sources:  # several calls fed this one (a join's target, a funnel's final step)
         call["sources"] = sources

@@ -10,9 +10,10 @@ is ``shellflow.services.calls.retry``'s; the link is written by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from shellflow.values import read_stored
 
 if TYPE_CHECKING:
     from shellflow.model.listing import Reader
@@ -40,10 +41,7 @@ def _ended(row: tuple[Any, ...]) -> Ended:
     call_id, name, state, stored, flow, parent = row
     args: list[Any] | None = None
     kwargs: dict[str, Any] = {}
-    try:
-        value = json.loads(stored) if stored is not None else None
-    except ValueError:
-        value = None
+    value = read_stored(stored)  # text no parser takes is no arguments
     if isinstance(value, dict) and isinstance(value.get("args", []), list):
         args, kwargs = list(value.get("args") or []), dict(value.get("kwargs") or {})
     flow_id = None if flow is None else str(flow)

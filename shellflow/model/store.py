@@ -20,7 +20,7 @@ from shellflow.model.audit import append as audit_append
 from shellflow.model.audit import snapshot
 from shellflow.model.base import Base, utcnow
 from shellflow.model.busy import MOVES, Revocation, claim, moves
-from shellflow.model.checks import check_cron, check_lengths, check_values
+from shellflow.model.checks import check_cron, check_lengths, check_name, check_values
 from shellflow.model.infra import Agent, Deployment, Network, Node, Scheduler
 from shellflow.model.network import Argument, Plug, Processor, Queue, Socket, Task
 from shellflow.model.passwords import hash_password
@@ -343,10 +343,14 @@ class Store:
             if plug.argument is not None:
                 plug.argument = self._argument_of(task, plug.argument.name)
 
-    def _argument_of(self, task: Task, name: str) -> Argument:
-        """The task's argument ``name``, added after the others when it is new."""
+    def _argument_of(self, task: Task, name: str, given: bool = False) -> Argument:
+        """The task's argument ``name``, added after the others when it is new. A ``given``
+        name (a plug's ``argument``, typed or composed) that adds one follows the name rule
+        like ``flow add argument``; one carried over from a stored plug keeps its name."""
         argument = next((a for a in task.arguments if a.name == name), None)
         if argument is None:
+            if given:
+                check_name("argument", name)
             argument = Argument(name=name, position=len(task.arguments), owner=self.owner)
             task.arguments.append(argument)
         return argument
@@ -355,9 +359,10 @@ class Store:
         if plug.source is plug.target and plug.source is not None:
             raise UsageError("a plug cannot connect a socket to itself")
         plug.processor = plug.source.processor
-        name = values.get("argument") or (plug.argument.name if plug.argument else None)
+        given = values.get("argument")
+        name = given or (plug.argument.name if plug.argument else None)
         if name is not None:  # a new target keeps feeding the argument of the same name
-            plug.argument = self._argument_of(plug.target.task, name)
+            plug.argument = self._argument_of(plug.target.task, name, given=bool(given))
 
     # -- privileges ----------------------------------------------------------------------
     def _privilege(self, right: str) -> Privilege:

@@ -123,6 +123,13 @@ def _raw_call(d: Deployment, socket: str, value: Any, monkeypatch: pytest.Monkey
     return call_id
 
 
+def _shown(value: Any) -> bytes:
+    """How ``flow task run`` prints a result: a string as it is, else compact JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"),
+                                                           ensure_ascii=False)  # fmt: skip
+    return text.encode("utf-8") + b"\n"
+
+
 def _nested(levels: int) -> Any:
     value: Any = []
     for _ in range(levels):
@@ -133,9 +140,11 @@ def _nested(levels: int) -> Any:
 def test_hostile_battery_leaves_the_worker_serving(
     deployment: Deployment, hostile: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Hostile input (sent by a client that checks, and by one that does not) and hostile
-    results through one worker process; then the same process serves 200 of 200 calls in
-    order, every call of the battery ended recorded, and no error shows another call's data."""
+    """Hostile input (random bytes, invalid UTF-8, NUL, lone surrogates, a 10 MiB line, deep
+    nesting: each through a real stream, refused by the client; sent by a client that checks
+    nothing, refused by the worker) and hostile results through one worker process; then the
+    same process serves 200 of 200 calls in order, every call of the battery ended recorded,
+    and no error shows another call's data."""
     d, n = deployment, hostile
     first_pid = flow_bytes(d, "task", "run", "-s", n["pid"])
     assert first_pid.returncode == 0, first_pid.stderr
@@ -144,16 +153,28 @@ def test_hostile_battery_leaves_the_worker_serving(
         flow_bytes(d, "task", "run", "-s", n["echo"], "--data", secret).stdout
         == secret.encode() + b"\n"
     )
-    hostile_input = [
-        b"\xff\xfe random \x80 bytes", b"caf\xe9", b'"\\u0000"', b'"\\ud800"',
-        b"[" * 5000, b"z" * (10 << 20),
-    ]  # fmt: skip
-    streamed = flow_bytes(d, "task", "run", "--stream", "-s", n["echo"],
-                          stdin=b"\n".join(hostile_input) + b"\n")  # fmt: skip
-    _refused(streamed, "record 1: not UTF-8")
-    for record in hostile_input[1:]:
-        done = flow_bytes(d, "task", "run", "-s", n["echo"], stdin=record)
-        assert done.returncode == 2, done.stderr
+    hostile_input = {
+        b"\xff\xfe random \x80 bytes": "not UTF-8", b"caf\xe9": "not UTF-8",
+        b'"a\\u0000b"': "NUL", b'"\\ud800"': "lone surrogate", b"[" * 5000: "64 levels",
+        b"z" * (10 << 20): "8 MiB", b"\0": "NUL",
+    }  # fmt: skip
+    # Each through a real stream, between two good records: the one before it runs, the
+    # stream stops at it (exit 2 naming record 2 and the limit), the one after never runs.
+    for number, (record, words) in enumerate(hostile_input.items()):
+        before = f"before-{number}".encode()
+        streamed = flow_bytes(d, "task", "run", "--stream", "-s", n["echo"],
+                              stdin=before + b"\n" + record + b"\n" + b"after\n")  # fmt: skip
+        _refused(streamed, "record 2", words)
+        assert streamed.stdout == before + b"\n"
+        alone = flow_bytes(d, "task", "run", "-s", n["echo"], stdin=record)
+        assert alone.returncode == 2, alone.stderr
+    # Values at the very limits are carried exactly, through the same stream and worker.
+    edge = [_nested(63), 2**64 - 1, -(2**63), "\x1b]52;c;cHduZWQ=\x07\x1b[2J", "\\u0000",
+            "\U0010ffff\ufffe", {"": [None, True, 1.5e308]}]  # fmt: skip
+    lines = b"".join(json.dumps(v).encode() + b"\n" for v in edge)
+    streamed = flow_bytes(d, "task", "run", "--stream", "--json", "-s", n["echo"], stdin=lines)
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout == b"".join(_shown(v) for v in edge)
     # What a client that checks nothing sends: the worker refuses it, the call fails alone.
     unchecked = ("\ud800", "a\0b", _nested(200), float("nan"), "w" * (9 << 20))
     raw = [_raw_call(d, n["echo"], value, monkeypatch) for value in unchecked]
@@ -175,7 +196,8 @@ def test_hostile_battery_leaves_the_worker_serving(
     assert served.stdout == seq  # 200 of 200, in order
     assert flow_bytes(d, "task", "run", "-s", n["pid"]).stdout == first_pid.stdout
     # Every call of the battery ended recorded: nothing running or pending, none lost.
-    expected = {n["echo"]: 1 + len(raw) + 200, **{n[f]: 1 for f in results}}
+    expected = {n["echo"]: 1 + len(hostile_input) + len(edge) + len(raw) + 200,
+                **{n[f]: 1 for f in results}}  # fmt: skip
     for socket, count in expected.items():
         poll(lambda s=socket, c=count: len(states(d, s)) == c and set(states(d, s)) <= set(ENDED),
              60, lambda s=socket: f"{s}: {states(d, s)}")  # fmt: skip

@@ -203,3 +203,63 @@ def test_listen_on_a_terminal_escapes_and_piped_is_exact(hostile_db: str) -> Non
     assert piped.code == 0, piped.stderr
     events = [json.loads(line) for line in piped.stdout.splitlines()]
     assert events == replayed  # NDJSON: the exact values
+
+
+NOT_EVENTS = [b"garbage", b"caf\xe9", b"[1, 2]", b'"text"', b"[" * 100_000 + b"]" * 100_000]
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+def test_listen_skips_messages_that_are_not_events(
+    cli: Any, initialised_db: str, terminal: bool
+) -> None:
+    """Whoever may publish on the pub/sub server may send any bytes on a processor's
+    channel: ``flow listen`` skips what is not an event and prints the events after it."""
+    require_service("redis")
+    import uuid
+
+    import redis
+
+    name = f"listen-{uuid.uuid4().hex[:12]}"  # a channel of this test's own
+    cli.ok("add", "processor", "-n", name, "-g", REPO, "-m", "pyfi.processors.sample")
+    events = [{"channel": "task", "state": "received", "data": "\x1b[2J one"},
+              {"channel": "log", "state": "log", "data": {"n": 2}}]  # fmt: skip
+    if terminal:
+        master, out = pty.openpty()
+    else:
+        master, out = os.pipe()
+    proc = subprocess.Popen(
+        [*_flow_executable(), "--pubsub", REDIS_URL, "listen", "-n", name, "--count", "2"],
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "1000"},
+    )  # fmt: skip
+    os.close(out)
+    try:
+        assert proc.stderr is not None
+        said = proc.stderr.readline().decode()  # printed once the subscription is confirmed
+        assert said.startswith("Listening to"), said
+        client = redis.Redis.from_url(REDIS_URL)
+        for payload in [*NOT_EVENTS, *(json.dumps(e).encode() for e in events)]:
+            client.publish(f"{name}.{events[0]['channel']}", payload)
+        client.close()
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal closed with the child
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = proc.wait(timeout=60)
+        rest = proc.stderr.read().decode()
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert (code, rest) == (0, "")
+    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    if terminal:
+        assert [line.split(" ", 3)[-1] for line in lines] == ["received None \\x1b[2J one",
+                                                             'log None {"n": 2}']  # fmt: skip
+    else:
+        assert [json.loads(line) for line in lines] == events

@@ -4,6 +4,7 @@ the Python object API, the decorators and ``flow agent start --node``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from shellflow.client import settings as api_settings
 from shellflow.errors import UsageError
 from shellflow.model.checks import NAME_RULE
 from tests.hostile import write
-from tests.integration.objects_support import DO_THIS, MODULE, REPO, count, names
+from tests.integration.objects_support import (
+    DO_SOMETHING,
+    DO_THIS,
+    MODULE,
+    REPO,
+    count,
+    names,
+)
 from tests.integration.test_objects import COMPLETE, world  # noqa: F401  (fixture)
 
 HOSTILE = ["a$(touch pwned)", 'x"];', "sudo ls", "line\nbreak", "-rf"]
@@ -64,6 +72,26 @@ def test_compose_refuses_a_name_outside_the_rule(cli: Any, tmp_path: Path) -> No
     assert "bad.yaml:4" in result.stderr
 
 
+def test_a_plugs_new_argument_follows_the_rule(cli: Any, world: str, tmp_path: Path) -> None:  # noqa: F811
+    """A plug's ``-a`` adds that argument to its target's task when it is new: typed or
+    composed, the name is checked as ``flow add argument`` checks it."""
+    plug = ["-q", "pyfi.queue1", "-s", DO_SOMETHING, "-t", DO_THIS]
+    before = counts(world)
+    cli.ok("add", "plug", "-n", "pl.ok", *plug, "-a", "fine_arg")
+    for name in HOSTILE:
+        refused(cli("add", "plug", "-n", "pl.bad", *plug, "-a", name))
+        refused(cli("update", "plug", "-n", "pl.ok", "-a", name))
+        path = tmp_path / "plug.yaml"
+        body = f"{{source: {DO_SOMETHING}, target: {DO_THIS}, queue: pyfi.queue1, argument: "
+        path.write_text(f"version: 1\nplugs:\n  pl.composed: {body}{json.dumps(name)}}}\n")
+        refused(cli("compose", "up", str(path)))
+    after = counts(world)
+    assert (after["plug"], after["argument"]) == (before["plug"] + 1, before["argument"] + 1)
+    assert (
+        json.loads(cli.ok("ls", "plug", "-n", "pl.ok", "--json").stdout)["argument"] == "fine_arg"
+    )
+
+
 @pytest.fixture
 def configured(initialised_db: str) -> Any:
     shellflow.configure(db=initialised_db)
@@ -77,6 +105,7 @@ def test_python_api_and_decorators_refuse_a_name_outside_the_rule(configured: st
     before = counts(configured)
     Processor(name="proc1", gitrepo=REPO, module=MODULE)
     Socket(name="s1", processor="proc1", queue="q1", task="do_this")
+    Socket(name="s1b", processor="proc1", queue="q1", task="do_that")
     for name in HOSTILE:
         with pytest.raises(UsageError, match="a name is"):
             Processor(name=name, gitrepo=REPO, module=MODULE)
@@ -90,6 +119,10 @@ def test_python_api_and_decorators_refuse_a_name_outside_the_rule(configured: st
             socket(name=name, queue="q1")
         with pytest.raises(UsageError, match="a name is"):
             plug(name=name, target="s1", queue="q1")
+        with pytest.raises(UsageError, match=r"argument name .* a name is"):
+            Plug(name="pl2", source="s1", target="s1b", queue="q1", argument=name)
+        with pytest.raises(UsageError, match=r"argument name .* a name is"):
+            plug(name="pl3", target="s1", queue="q1", argument=name)
         with pytest.raises(UsageError, match="a name is"):
 
             @processor(name=name, gitrepo=REPO, module=MODULE)
@@ -98,7 +131,8 @@ def test_python_api_and_decorators_refuse_a_name_outside_the_rule(configured: st
 
     after = counts(configured)
     assert after["processor"] == before["processor"] + 1
-    assert after["socket"] == before["socket"] + 1
+    assert after["socket"] == before["socket"] + 2
+    assert (after["plug"], after["argument"]) == (before["plug"], before["argument"])
     assert after["queue"] == before["queue"] + 1
 
 

@@ -273,6 +273,8 @@ NAMED = [
     (["task", "run", "-s", "s1", "--timeout", "-1"], 2),
     (["task", "result", world.MISSING_CALL, "--timeout", "inf"], 2),
     (["task", "run", "-s", "NO_SUCH"], 3),
+    (["task", "run", "-s", "s1", "n:=" + "[" * 100_000], 2),  # past the JSON parser
+    (["task", "run", "-s", "s1", "n:=" + "[1" * 100_000], 2),
     (["proc", "start", "-n", "NO_SUCH"], 3),
     (["listen", "-n", "p1", "--since", "99999999999999999999d"], 2),
     (["listen", "-n", "global", "-c", "no_such_channel"], 2),

@@ -254,3 +254,22 @@ async def test_live_pane_shows_hostile_events_and_channel_names(hostile_db, make
         assert_no_raw_controls(shown)
         assert "[/][@click=app.quit].*" in shown and "filter: [/]" in shown
     publisher.close()
+
+
+async def test_call_detail_shows_a_record_no_parser_reads(hostile_db, make_dashboard) -> None:
+    """Arguments and a result nested past the JSON parser (written by hand, or by an older
+    version): the detail screen opens and shows their text."""
+    from tests.hostile import write
+
+    deep = "[" * 100_000 + "]" * 100_000
+    unreadable = "d" * 8 + "-0000-4000-8000-000000000000"
+    write(hostile_db, "INSERT INTO call (id, name, state, created, lastupdated, tracking, args,"
+          " result) VALUES (:id, 's', 'finished', :now, :now, :id, :deep, :deep)",
+          id=unreadable, now=T0.replace(tzinfo=None), deep=deep)  # fmt: skip
+    app = make_dashboard(hostile_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open_call(unreadable)
+        await settle(pilot)
+        assert type(app.screen).__name__ == "CallDetailScreen"
+        assert "[[[[[[[[" in screen_text(app)

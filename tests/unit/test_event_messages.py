@@ -30,3 +30,22 @@ def test_encoded_is_what_dumps_makes(event: Stored) -> None:
     assert fast == expected
     for _, payload in fast:
         json.loads(payload)  # and valid JSON
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"garbage", b"caf\xe9", b"[1, 2]", b'"text"', b"null", b"[" * 100_000 + b"]" * 100_000],
+)
+def test_a_message_that_is_not_an_event_is_none(payload: bytes) -> None:
+    """What ``flow listen`` and the dashboard skip (anyone may publish on the channel)."""
+    from shellflow.engine.records.events import decoded
+
+    assert decoded(payload) is None
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[e.state + e.id for e in EVENTS])
+def test_every_message_a_worker_sends_is_decoded(event: Stored) -> None:
+    from shellflow.engine.records.events import decoded
+
+    for _, payload in encoded("proc1", event):
+        assert decoded(payload) == json.loads(payload)

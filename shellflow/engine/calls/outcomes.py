@@ -18,9 +18,9 @@ from shellflow.model.listing import reader
 
 def _of_record(call_id: Any, state: Any, result: Any, error: Any) -> Outcome:
     """A call row's outcome: a finished call's result is its stored JSON value."""
-    import json
+    from shellflow.values import read_stored
 
-    value = json.loads(result) if state == "finished" and result is not None else None
+    value = read_stored(result) if state == "finished" else None
     return Outcome(str(call_id), str(state), value, error)
 
 

@@ -126,6 +126,17 @@ def message_key(event: dict[str, Any]) -> tuple[str, str]:
     return (str(event.get("channel")), str(event.get("id")))
 
 
+def decoded(payload: bytes | str) -> dict[str, Any] | None:
+    """A live message's event, or None for a message that is not one: whoever may publish
+    on the pub/sub server may send any bytes (not JSON, not an object, nested past the
+    parser), and a listener skips them rather than end (``flow listen``, the dashboard)."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return event if isinstance(event, dict) else None
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)
 
 

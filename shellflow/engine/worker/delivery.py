@@ -37,7 +37,6 @@ needs no delayed delivery from the broker.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from shellflow.engine.records.recorder import Recorder
 from shellflow.engine.transport.dead_letters import DEAD_SUFFIX, dead_letter
 from shellflow.model.listing import Reader
 from shellflow.model.routes import SocketRoute
+from shellflow.values import read_stored
 
 MAX_REDELIVERIES = 5
 
@@ -98,7 +98,7 @@ def guard(
         delivery = recorder.delivery(call_id)
         if delivery is not None and delivery.redelivered:
             if delivery.state == "finished":
-                return None if delivery.result is None else json.loads(delivery.result)
+                return read_stored(delivery.result)
             if delivery.redeliveries > policy.max_redeliveries:
                 reason = (
                     f"call {call_id} of {route.name} was delivered "

@@ -74,11 +74,9 @@ class Subscription:
             raise ServiceUnavailable("pub/sub", self.url, str(exc)) from exc
         if not raw or raw.get("type") != "pmessage":
             return None
-        try:
-            event = json.loads(raw["data"])
-        except ValueError:  # not one of ours (anyone may publish on the channel): skipped
-            return None
-        return event if isinstance(event, dict) else None
+        from shellflow.engine.records.events import decoded
+
+        return decoded(raw["data"])  # None for a message not one of ours: skipped
 
     def close(self) -> None:
         try:
