@@ -183,10 +183,11 @@ def revoke_token(settings: Settings, principal: Principal, ident: str,
         return logins.revoke(session, ident, whose)
 
 
-def service_token_path() -> Path:
-    from shellflow.config import default_ini_path
-
-    return default_ini_path().parent / SERVICE_TOKEN_FILE
+def service_token_path(settings: Settings) -> Path:
+    """Beside the configuration file in effect (``-i``, ``SHELLFLOW_INI`` or the default),
+    so a home set up for one network keeps its agent token with its settings instead of
+    overwriting the user's default one."""
+    return settings.ini_path.parent / SERVICE_TOKEN_FILE
 
 
 def ensure_service_identity(settings: Settings, owner: str) -> Path | None:
@@ -213,7 +214,7 @@ def ensure_service_identity(settings: Settings, owner: str) -> Path | None:
         session.flush()
         token = logins.open_login(session, logins.user_named(session, SERVICE_USER), "token",
                                   None, "agent")  # fmt: skip
-    path = service_token_path()
+    path = service_token_path(settings)
     _write_secret(path, token)
     return path
 

@@ -215,7 +215,7 @@ def test_db_init_creates_the_agents_service_identity(
     cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = cli.ok("db", "init")
-    path = identity.service_token_path()
+    path = identity.service_token_path(load_settings())
     assert str(path) in result.stderr
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     monkeypatch.setenv("SHELLFLOW_TOKEN", path.read_text().strip())
@@ -227,6 +227,19 @@ def test_db_init_creates_the_agents_service_identity(
     path.unlink()
     cli.ok("db", "init")  # an initialised database: nothing changes, no new token
     assert not path.exists()
+
+
+def test_the_service_token_is_kept_beside_the_configuration_in_effect(
+    cli: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A home set up with its own SHELLFLOW_INI keeps its agent token there, and leaves the
+    # user's default configuration folder alone.
+    monkeypatch.setenv("SHELLFLOW_INI", str(tmp_path / "net" / "shellflow.ini"))
+    result = cli.ok("db", "init")
+    path = tmp_path / "net" / identity.SERVICE_TOKEN_FILE
+    assert str(path) in result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not (default_ini_path().parent / identity.SERVICE_TOKEN_FILE).exists()
 
 
 def test_the_owner_is_named_by_uid_not_by_logname(
