@@ -25,6 +25,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "name", "module", "gitrepo", "branch", "commit", "gittag", "hostname", "concurrency",
         "workers", "retries", "retrydelay", "timelimit", "requested_status", "beat", "deploy",
         "password", "requirements", "modulepath", "endpoint", "hasapi", "description",
+        "min_workers", "max_workers",
     ),
     "socket": ("name", "queue", "processor", "task", "interval", "cron", "wait", "description"),
     "plug": ("name", "queue", "source", "target", "argument", "type", "description"),

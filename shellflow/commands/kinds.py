@@ -122,6 +122,18 @@ KIND_OPTIONS: dict[str, list[Opt]] = {
             help="CPUs (worker processes) to occupy [default: 1]",
         ),
         opt(
+            "--min-workers",
+            key="min_workers",
+            type=whole(1),
+            help="Autoscaling: fewest pool processes (with --max-workers)",
+        ),
+        opt(
+            "--max-workers",
+            key="max_workers",
+            type=whole(1),
+            help="Autoscaling: most pool processes, at most -c (docs/engine.md)",
+        ),
+        opt(
             "-w",
             "--workers",
             key="workers",

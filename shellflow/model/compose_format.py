@@ -61,6 +61,8 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         _f("hostname"),
         _f("concurrency", int, default=1, minimum=1),
         _f("workers", int, minimum=1),
+        _f("min_workers", int, minimum=1),
+        _f("max_workers", int, minimum=1),
         _f("retries", int, minimum=0),
         _f("retry_delay", int, key="retrydelay", minimum=0),
         _f("time_limit", int, key="timelimit", minimum=1),

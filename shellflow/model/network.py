@@ -58,6 +58,13 @@ class Processor(NamedMixin, Base):
     hostname: Mapped[str | None] = mapped_column(String(200))
     concurrency: Mapped[int] = mapped_column(default=1)
     workers: Mapped[int | None]
+    # Autoscaling (shellflow.engine.worker.autoscale): the pool's bounds, both set or neither,
+    # 1 <= min_workers <= max_workers <= concurrency; and what its worker last reported.
+    min_workers: Mapped[int | None]
+    max_workers: Mapped[int | None]
+    workers_current: Mapped[int | None]
+    workers_desired: Mapped[int | None]
+    scale_reason: Mapped[str | None] = mapped_column(Text)
     retries: Mapped[int | None]
     retrydelay: Mapped[int | None]
     timelimit: Mapped[int | None]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (every mapper must be known before the first query)
 from shellflow.errors import Conflict, NotFound, UsageError
-from shellflow.model import pg_roles
+from shellflow.model import pg_roles, scale
 from shellflow.model.audit import append as audit_append
 from shellflow.model.audit import snapshot
 from shellflow.model.base import Base, utcnow
@@ -242,6 +242,8 @@ class Store:
             # The task is a function of the processor's module: follow either change.
             function = values.get("task") or obj.task.function
             self._retask(obj, self._task_for(obj.processor, function))
+        if kind == "processor":
+            scale.check(obj)  # its autoscaling bounds, as changed (shellflow.model.scale)
         if kind == "processor" and "module" in values:
             for socket in obj.sockets:
                 self._retask(socket, self._task_for(obj, socket.task.function))

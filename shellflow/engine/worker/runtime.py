@@ -375,6 +375,7 @@ def serve(
     from celery import signals
 
     from shellflow.engine.transport.unacked import restore_dead
+    from shellflow.engine.worker.autoscale import worker_options
     from shellflow.redact import mask_handlers
 
     def masked(logger: Any = None, **_: Any) -> None:  # URLs in the worker's log: masked
@@ -393,6 +394,8 @@ def serve(
         signals.worker_ready.connect(guard, weak=False)
     app, routes = build(settings, processor, path)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
+    queues = [queue.name for queue in app.conf.task_queues]
+    scaling = worker_options(app, settings, processor, queues)  # engine.worker.autoscale
     worker = app.Worker(
         # Unique per process: RabbitMQ refuses a second worker with the same node name.
         hostname=f"{processor}.{os.getpid()}@{pysocket.gethostname()}",
@@ -404,6 +407,7 @@ def serve(
         without_mingle=True,
         without_heartbeat=True,
         quiet=True,
+        **scaling,
     )
     worker.start()
     sys.exit(worker.exitcode or 0)
