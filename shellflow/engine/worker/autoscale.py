@@ -30,6 +30,7 @@ The bounds are read again every :data:`BOUNDS_EVERY` seconds, so ``flow update p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -77,7 +78,7 @@ def decide(
         if need > current:
             return Decision(need, f"{waiting} calls waiting")
         if current >= ceiling:
-            return Decision(current, f"{waiting} calls waiting, at the limit of {ceiling} ({limit})")
+            return Decision(current, f"{waiting} calls waiting; at most {ceiling} ({limit})")
         return Decision(current, f"{waiting} calls waiting, {current} processes enough")
     if idle_for >= IDLE_AFTER and current > max(floor, busy):
         return Decision(max(floor, busy), f"no call waiting for {IDLE_AFTER:g} s")
@@ -95,15 +96,18 @@ def bounds(settings: Settings, processor: str) -> tuple[int, int] | None:
     return int(rows[0][0]), int(rows[0][1])
 
 
-class QueueDepthScaler(Autoscaler):  # type: ignore[misc]
+class QueueDepthScaler(Autoscaler):
     """Celery's autoscaler, deciding by the depth of the processor's queues."""
 
     settings: Settings
     processor: str
     queues: list[str]
 
-    def __init__(self, pool: Any, max_concurrency: int, min_concurrency: int = 0,
-                 worker: Any = None, keepalive: float = CHECK_EVERY, mutex: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self, pool: Any, max_concurrency: int, min_concurrency: int = 0, worker: Any = None,
+        keepalive: float = CHECK_EVERY, mutex: Any = None,
+    ) -> None:  # fmt: skip
+        # ``keepalive`` is also how often Celery's event loop calls maybe_scale: every second
         super().__init__(pool, max_concurrency, min_concurrency, worker, CHECK_EVERY, mutex)
         self.cpus = os.cpu_count() or 1
         self._checked = self._bounds_read = monotonic()
@@ -128,10 +132,8 @@ class QueueDepthScaler(Autoscaler):  # type: ignore[misc]
         except Exception as exc:  # decide on what the worker holds; connect again next time
             log.warning("autoscaling: queue depth unknown: %s: %s", type(exc).__name__, exc)
             if self._connection is not None:
-                try:
+                with contextlib.suppress(Exception):  # a broken connection
                     self._connection.close()
-                except Exception:  # noqa: S110 - a broken connection
-                    pass
             self._channel = self._connection = None
             return 0
 
