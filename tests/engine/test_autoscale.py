@@ -1,52 +1,71 @@
-"""Autoscaling by queue depth (``shellflow.engine.worker.autoscale``) with a real worker: the
-pool grows under a backlog and shrinks back when idle, every call finishing exactly once,
-each decision published on the ``global`` live channel."""
+"""Autoscaling by queue depth (``shellflow.engine.worker.autoscale``) with a real worker, on
+both deployments: the pool grows under a backlog and shrinks back when idle, every call
+finishing exactly once, each decision printed by ``flow listen -n global``."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import subprocess
+import time
 from typing import Any
 
 import pytest
 
-from tests.conftest import FlowRunner
 from tests.engine.chaos import Client, assert_exactly_once, children_of
-from tests.engine.conftest import deploy, module_network
+from tests.engine.conftest import Deployment, module_network
+from tests.engine.test_listen import _listen
 from tests.waiting import poll
 
 CALLS = 60
 
 
-def _scaling(d: Any, processor: str) -> dict[str, Any]:
-    out = d.ok("ls", "processor", "-n", processor, "--json")
-    row = json.loads(out.stdout)
-    row = row[0] if isinstance(row, list) else row
+def _scaling(d: Deployment, processor: str) -> dict[str, Any]:
+    row = json.loads(d.ok("ls", "processor", "-n", processor, "--json").stdout)
     return {k: row.get(k) for k in ("workers_current", "workers_desired", "scale_reason")}
 
 
-def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
-    flow: FlowRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import redis
+def _scale_events(listener: subprocess.Popen[str], room: str, timeout: float = 60) -> list[Any]:
+    """The ``scale`` events of ``room`` the listener printed, up to its shrink back to one
+    process (other tests' events pass through the shared Redis's ``global`` as well)."""
+    assert listener.stdout is not None
+    fd = listener.stdout.fileno()  # unbuffered: select() cannot see Python's buffer
+    deadline, pending, found = time.monotonic() + timeout, b"", []
+    while time.monotonic() < deadline:
+        if found and found[-1]["state"] == "shrink" and found[-1]["data"]["to"] == 1:
+            break
+        if not select.select([fd], [], [], 1.0)[0]:
+            continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        events = [json.loads(line) for line in lines if line.strip()]
+        found += [e for e in events if e.get("channel") == "scale" and e.get("room") == room]
+    return found
 
-    with deploy("distributed", flow) as d:
-        names = module_network(d, "chaos", ("slow",), "-c", "3", "--min-workers", "1",
-                               "--max-workers", "3")  # fmt: skip
-        events = redis.Redis.from_url(d.env["SHELLFLOW_PUBSUB"]).pubsub()
-        events.subscribe("global")
-        worker = d.start_worker(names["processor"], concurrency=3)
+
+def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployment
+    names = module_network(d, "chaos", ("slow",), "-c", "3", "--min-workers", "1",
+                           "--max-workers", "3")  # fmt: skip
+    worker = d.start_worker(names["processor"], concurrency=3)
+    listener = _listen(d, "-n", "global")
+    try:
         client = Client(d, monkeypatch)
         sent = [client.send(names["slow"], i, seconds=0.2) for i in range(CALLS)]
-        ceiling = min(3, os.cpu_count() or 1)
+        ceiling = min(3, os.cpu_count() or 1)  # never beyond the node's CPUs
         most = [0]
 
-        def pool_size() -> int:  # the worker's pool processes, as the kernel sees them
+        def grown() -> bool:  # the worker's pool processes, as the kernel sees them
             most[0] = max(most[0], len(children_of(worker.pid)))
-            return most[0]
+            return most[0] >= ceiling
 
-        if ceiling > 1:
-            poll(lambda: pool_size() >= ceiling, 120, "the pool to grow")
+        poll(grown, 120, lambda: f"the pool to grow to {ceiling}: at most {most[0]}")
+        assert most[0] <= ceiling
         assert sorted(client.wait(s) for s in sent) == list(range(CALLS))
         assert_exactly_once(d, names["slow"], sent)
         poll(lambda: _scaling(d, names["processor"])["workers_current"] == 1, 120,
@@ -55,21 +74,12 @@ def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
         assert shown["workers_desired"] == 1 and "no call waiting" in shown["scale_reason"]
         poll(lambda: len(children_of(worker.pid)) == 1, 60, "one pool process left")
         assert_exactly_once(d, names["slow"], sent)  # no call ran again as the pool shrank
-
-        seen: list[dict[str, Any]] = []
-
-        def scaled() -> bool:
-            while (message := events.get_message(timeout=0.1)) is not None:
-                if message["type"] == "message":
-                    event = json.loads(message["data"])
-                    if event.get("channel") == "scale" and event.get("room") == names["processor"]:
-                        seen.append(event)
-            states = [e["state"] for e in seen]
-            return "grow" in states and "shrink" in states
-
-        poll(scaled, 30, lambda: f"grow and shrink events on global: {seen}")
-        grown = [e for e in seen if e["state"] == "grow"]
-        assert max(e["data"]["to"] for e in grown) == ceiling
-        assert seen[-1]["state"] == "shrink" and seen[-1]["data"]["to"] == 1
-        assert all(e["data"]["reason"] for e in seen)
-        events.close()
+        seen = _scale_events(listener, names["processor"])
+    finally:
+        listener.kill()
+        listener.wait()
+    states = [e["state"] for e in seen]
+    assert "grow" in states and states[-1] == "shrink", seen
+    assert max(e["data"]["to"] for e in seen if e["state"] == "grow") == ceiling
+    assert seen[-1]["data"] == seen[-1]["data"] | {"from": ceiling, "to": 1}
+    assert all(e["data"]["reason"] for e in seen)
