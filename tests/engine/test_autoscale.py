@@ -75,6 +75,9 @@ def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
         poll(lambda: len(children_of(worker.pid)) == 1, 60, "one pool process left")
         assert_exactly_once(d, names["slow"], sent)  # no call ran again as the pool shrank
         seen = _scale_events(listener, names["processor"])
+        worker.terminate()  # a warm shutdown: what it reported is cleared
+        poll(lambda: _scaling(d, names["processor"])["scale_reason"] == "worker stopped", 60)
+        assert _scaling(d, names["processor"])["workers_current"] is None
     finally:
         listener.kill()
         listener.wait()

@@ -221,6 +221,8 @@ def worker_options(
 ) -> dict[str, Any]:
     """``app.Worker`` options for the processor: ``autoscale`` and this scaler when it has
     bounds (``concurrency`` then only caps them), nothing otherwise."""
+    from celery import signals
+
     found = bounds(settings, processor)
     if found is None:
         return {}
@@ -230,4 +232,16 @@ def worker_options(
         {"settings": settings, "processor": processor, "queues": list(queues)},
     )  # fmt: skip
     app.conf.worker_autoscaler = scaler  # Celery accepts the class itself as well as a path
+
+    def stopped(**_: Any) -> None:  # what it reported no longer runs
+        try:
+            with writer(settings.db) as conn:
+                conn.execute(
+                    "UPDATE processor SET workers_current = NULL, workers_desired = NULL,"
+                    " scale_reason = ? WHERE name = ?", ["worker stopped", processor],
+                )  # fmt: skip
+        except Exception as exc:
+            log.warning("autoscaling state not cleared: %s: %s", type(exc).__name__, exc)
+
+    signals.worker_shutdown.connect(stopped, weak=False)
     return {"autoscale": (maximum, minimum)}
