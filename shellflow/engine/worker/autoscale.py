@@ -223,7 +223,11 @@ def worker_options(
     bounds (``concurrency`` then only caps them), nothing otherwise."""
     from celery import signals
 
-    found = bounds(settings, processor)
+    try:
+        found = bounds(settings, processor)
+    except Exception as exc:  # a database not yet upgraded (migration 0011): a fixed pool
+        log.warning("autoscaling off: bounds unreadable: %s: %s", type(exc).__name__, exc)
+        return {}
     if found is None:
         return {}
     minimum, maximum = found
