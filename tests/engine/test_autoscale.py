@@ -86,3 +86,4 @@ def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
     assert max(e["data"]["to"] for e in seen if e["state"] == "grow") == ceiling
     assert seen[-1]["data"] == seen[-1]["data"] | {"from": ceiling, "to": 1}
     assert all(e["data"]["reason"] for e in seen)
+    assert "queue depth unknown" not in d.worker_log()  # the broker's count was read

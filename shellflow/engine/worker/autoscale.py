@@ -47,6 +47,7 @@ from shellflow import forks
 from shellflow.config import Settings
 from shellflow.engine.records.events import GLOBAL, carries_live_events, redis_client
 from shellflow.model.listing import reader, writer
+from shellflow.urls import is_redis
 
 CHECK_EVERY = 1.0  # seconds between two decisions
 GROW_AT = 1  # calls waiting that make the pool grow
@@ -125,10 +126,7 @@ class QueueDepthScaler(Autoscaler):
             if self._channel is None:
                 self._connection = self.worker.app.connection_for_read()
                 self._channel = self._connection.default_channel
-            return sum(
-                int(self._channel.queue_declare(queue=name, passive=True).message_count)
-                for name in self.queues
-            )
+            return sum(self._depth(name) for name in self.queues)
         except Exception as exc:  # decide on what the worker holds; connect again next time
             log.warning("autoscaling: queue depth unknown: %s: %s", type(exc).__name__, exc)
             if self._connection is not None:
@@ -136,6 +134,16 @@ class QueueDepthScaler(Autoscaler):
                     self._connection.close()
             self._channel = self._connection = None
             return 0
+
+    def _depth(self, name: str) -> int:
+        from kombu.exceptions import ChannelError
+
+        try:
+            return int(self._channel.queue_declare(queue=name, passive=True).message_count)
+        except ChannelError:  # kombu's Redis transport: an empty queue has no list at all
+            if is_redis(self.settings.broker):
+                return 0
+            raise
 
     def _maybe_scale(self, req: Any = None) -> bool:
         now = monotonic()
