@@ -9,12 +9,16 @@ import os
 import select
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import FlowRunner
+from tests.engine.agents import agent_log, running_agent, worker_pids
 from tests.engine.chaos import Client, assert_exactly_once, children_of
-from tests.engine.conftest import Deployment, module_network
+from tests.engine.conftest import AMQP_URL, Deployment, deploy, module_network
+from tests.engine.repos import examples_repo
 from tests.engine.test_listen import _listen
 from tests.waiting import poll
 
@@ -87,3 +91,25 @@ def test_the_pool_grows_under_a_backlog_and_shrinks_back_when_idle(
     assert seen[-1]["data"] == seen[-1]["data"] | {"from": ceiling, "to": 1}
     assert all(e["data"]["reason"] for e in seen)
     assert "queue depth unknown" not in d.worker_log()  # the broker's count was read
+
+
+def test_a_worker_started_by_the_agent_autoscales(
+    flow: FlowRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The agent's worker (its own virtualenv, settings on a descriptor) reads the bounds
+    and reports into the processor row like any other."""
+    with deploy("distributed", flow, AMQP_URL) as d:
+        names = module_network(d, "chaos", ("slow",), "-c", "2", "--min-workers", "1",
+                               "--max-workers", "2")  # fmt: skip
+        d.ok("update", "processor", "-n", names["processor"], "-g",
+             str(examples_repo(tmp_path / "repo")))  # fmt: skip
+        with running_agent(d):
+            client = Client(d, monkeypatch)
+            sent = [client.send(names["slow"], i, seconds=0.2) for i in range(CALLS)]
+            ceiling = min(2, os.cpu_count() or 1)
+            poll(lambda: (_scaling(d, names["processor"])["workers_desired"] or 0) >= ceiling,
+                 180, lambda: f"the pool to grow: {_scaling(d, names['processor'])}\n"
+                 + agent_log(d))  # fmt: skip
+            assert len(worker_pids(d)) == 1  # one worker, its pool grown
+            assert sorted(client.wait(s) for s in sent) == list(range(CALLS))
+            assert_exactly_once(d, names["slow"], sent)
