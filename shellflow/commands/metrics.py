@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from shellflow.commands import later_completer
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.params import TEXT, parse_since
+
+if TYPE_CHECKING:
+    from shellflow.model.listing import Reader
 
 
 @click.command("metrics")
@@ -31,4 +36,18 @@ def ls_metrics(app: AppContext, socket: str | None, since: str, as_json: bool) -
     moment = parse_since(since)
     with app.reader() as conn:
         found = rows(conn, socket=socket, since=moment, processors=scope)
+        if socket is not None and not found:
+            _known_socket(conn, socket)
     print_rows(COLUMNS, found, as_json)
+
+
+def _known_socket(conn: Reader, name: str) -> None:
+    """NotFound (exit 3, with close names) for a socket neither stored nor in any kept row:
+    a typing mistake, not an empty list."""
+    from shellflow.errors import NotFound
+    from shellflow.model.listing import names
+
+    known = names(conn, "socket")
+    if name not in known and not conn.query("SELECT 1 FROM metrics WHERE socket = ? LIMIT 1",
+                                            (name,)):  # fmt: skip
+        raise NotFound("socket", name, known)

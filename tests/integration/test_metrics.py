@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shellflow.errors import ExitCode
+from tests.integration.test_row_security import pg_db  # noqa: F401
 from tests.integration.test_scoped_rights import as_alice, as_owner, world  # noqa: F401
 
 M = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)  # a whole minute
@@ -123,3 +124,33 @@ def test_metrics_are_read_with_read_call_on_the_processors_held(
     assert [line.split("\t")[:3] for line in table] == [
         ["loose", "2026-01-02T03:04Z", "1"], ["s1", "2026-01-02T03:04Z", "3"],
         ["s2", "2026-01-02T03:04Z", "2"]]  # fmt: skip
+
+
+def test_row_security_shows_a_role_the_metrics_of_its_processors_alone(
+    flow: Any, pg_db: str  # noqa: F811
+) -> None:
+    """PostgreSQL, connecting as the user's own role: READ_CALL on p1 reads p1's sockets'
+    rows alone, as it reads their calls; held everywhere, every row."""
+    import uuid
+
+    from tests.conftest import PG_HOST, PG_PORT
+    from tests.integration import test_row_security as rls
+    from tests.integration.test_scoped_rights import NETWORK, store_calls
+
+    url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{pg_db}"
+    flow.ok("db", "init")
+    flow.ok("config", "set", "repos.allow", "https://example.org/*")
+    for args in NETWORK:
+        if "user" not in args:
+            flow.ok(*args)
+    store_calls(url)
+    roll(url)
+    alice = f"alice-{uuid.uuid4().hex[:8]}"
+    rls.add_user(flow, alice)
+    assert rls.rows(pg_db, alice, "SELECT socket FROM metrics") == []
+    flow.ok("add", "privilege", "-u", alice, "-n", "READ_CALL", "--processor", "p1")
+    assert rls.rows(pg_db, alice, "SELECT socket FROM metrics") == ["s1"]
+    flow.ok("add", "privilege", "-u", alice, "-n", "READ_CALL")
+    assert rls.rows(pg_db, alice, "SELECT socket FROM metrics ORDER BY socket") == [
+        "loose", "s1", "s2"]  # fmt: skip
+    flow.ok("delete", "user", "-n", alice)
