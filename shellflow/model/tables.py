@@ -22,7 +22,7 @@ from shellflow.model.security import Login, Password, Privilege, Role, User
 
 __all__ = [
     "Action", "Agent", "Argument", "AuditRow", "Base", "Call", "Container", "Deployment",
-    "Event", "File", "Flow", "Gate", "Job", "JoinState", "Log", "Login", "Metric", "Network", "Node",
-    "Password", "Plug", "Privilege", "Processor", "Queue", "Role", "Scheduler", "Setting",
-    "Socket", "Task", "User", "Version", "Work", "Worker",
+    "Event", "File", "Flow", "Gate", "Job", "JoinState", "Log", "Login", "Metric", "Network",
+    "Node", "Password", "Plug", "Privilege", "Processor", "Queue", "Role", "Scheduler",
+    "Setting", "Socket", "Task", "User", "Version", "Work", "Worker",
 ]  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shellflow.errors import ExitCode
-from tests.integration.test_row_security import pg_db  # noqa: F401
+from tests.integration.test_row_security import pg_db  # noqa: F401  (a fixture)
 from tests.integration.test_scoped_rights import as_alice, as_owner, world  # noqa: F401
 
 M = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)  # a whole minute
@@ -54,7 +54,8 @@ def kept(cli: Any, *args: str) -> list[dict[str, Any]]:
 
 
 def test_a_minute_rolled_up_twice_keeps_one_row_with_its_percentiles(
-    cli: Any, world: str  # noqa: F811
+    cli: Any,
+    world: str,  # noqa: F811
 ) -> None:
     world_calls = kept(cli)  # the world's own calls (2026-01-02 03:04:05..07) not rolled up yet
     assert world_calls == []
@@ -102,7 +103,9 @@ def test_rows_older_than_the_retention_are_pruned(cli: Any, world: str) -> None:
 
 
 def test_metrics_are_read_with_read_call_on_the_processors_held(
-    cli: Any, world: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    cli: Any,
+    world: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_calls(world, "s1", M, [1.0, 2.0])
     add_calls(world, "s2", M, [3.0])
@@ -127,7 +130,8 @@ def test_metrics_are_read_with_read_call_on_the_processors_held(
 
 
 def test_row_security_shows_a_role_the_metrics_of_its_processors_alone(
-    flow: Any, pg_db: str  # noqa: F811
+    flow: Any,
+    pg_db: str,  # noqa: F811
 ) -> None:
     """PostgreSQL, connecting as the user's own role: READ_CALL on p1 reads p1's sockets'
     rows alone, as it reads their calls; held everywhere, every row."""

@@ -76,9 +76,10 @@ def _aggregate(conn: Connection, start: datetime) -> dict[str, dict[str, Any]]:
     ).all()
     found: dict[str, dict[str, Any]] = {}
     for name, socket_id, calls, failures, longest in counted:
+        top = None if longest is None else round(float(longest), 3)
         found[name] = {"socket": name, "socket_id": socket_id, "minute": start,
-                       "calls": int(calls), "failures": int(failures or 0),
-                       "max": None if longest is None else round(float(longest), 3), "lat": []}  # fmt: skip
+                       "calls": int(calls), "failures": int(failures or 0), "max": top,
+                       "lat": []}  # fmt: skip
     sample = conn.execute(
         text(
             f"SELECT name, {latency} FROM call WHERE started >= :a AND started < :b"

@@ -41,9 +41,11 @@ def upgrade() -> None:
         sa.Column("max", sa.Float(), nullable=True),
         sa.Column("queue_depth", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["socket_id"], ["socket.id"], name=op.f("fk_metrics_socket_id_socket"),
+            ["socket_id"],
+            ["socket.id"],
+            name=op.f("fk_metrics_socket_id_socket"),
             ondelete="SET NULL",
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
     )
     with op.batch_alter_table("metrics", schema=None) as batch_op:
