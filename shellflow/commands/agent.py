@@ -76,7 +76,7 @@ def agent_start(
     if detach:
         from shellflow.engine.fleet.daemon import detach as start_detached
 
-        extra = ("--run-as", run_as) if run_as else ()
+        extra: tuple[str, ...] = ("--run-as", run_as) if run_as else ()
         extra += ("--celery-events",) if celery_events else ()
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")

@@ -158,3 +158,19 @@ def test_row_security_shows_a_role_the_metrics_of_its_processors_alone(
     assert rls.rows(pg_db, alice, "SELECT socket FROM metrics ORDER BY socket") == [
         "loose", "s1", "s2"]  # fmt: skip
     flow.ok("delete", "user", "-n", alice)
+
+
+def test_the_lease_holder_rolls_up_once_a_minute(cli: Any, world: str) -> None:  # noqa: F811
+    from shellflow.config import load_settings
+    from shellflow.engine.fleet.rollup import rollup_if_leader
+    from shellflow.engine.fleet.scheduler import Scheduler
+    from shellflow.engine.transport.transports.stub import StubTransport
+
+    add_calls(world, "s1", M, [1.0])
+    first, other = (Scheduler(load_settings(), transport=StubTransport(), name=n) for n in "ab")
+    t = NOW.timestamp()
+    assert rollup_if_leader(first, t) == 3  # loose, s1, s2 in minute M
+    assert rollup_if_leader(other, t + 1) == 0  # the lease is the first one's
+    assert rollup_if_leader(first, t + 30) == 0  # not a minute since its last run
+    assert rollup_if_leader(first, t + 60) == 3
+    assert len(kept(cli)) == 3

@@ -107,10 +107,9 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]], keep_depth: bool) -> N
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     statement = insert(METRICS)
+    changed: tuple[str, ...] = ("queue_depth",)
     if keep_depth:
         changed = ("socket_id", "calls", "failures", "p50", "p90", "p99", "max")
-    else:
-        changed = ("queue_depth",)
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=["socket", "minute"],
