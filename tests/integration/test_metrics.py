@@ -174,3 +174,22 @@ def test_the_lease_holder_rolls_up_once_a_minute(cli: Any, world: str) -> None: 
     assert rollup_if_leader(first, t + 30) == 0  # not a minute since its last run
     assert rollup_if_leader(first, t + 60) == 3
     assert len(kept(cli)) == 3
+
+
+def test_the_retention_is_a_setting_of_the_deployment(cli: Any, world: str) -> None:  # noqa: F811
+    assert cli.ok("config", "get", "metrics.retention").stdout == "30d\n"
+    for wrong in ("soon", "0d", "30m", "4000d"):
+        refused = cli("config", "set", "metrics.retention", wrong)
+        assert refused.code == ExitCode.USAGE, wrong
+        assert refused.stderr.startswith("flow: metrics.retention: "), refused.stderr
+    assert cli("config", "set", "metrics.retention", "1d", "2d").code == ExitCode.USAGE
+    cli.ok("config", "set", "metrics.retention", "36h")
+    assert cli.ok("config", "get", "metrics.retention").stdout == "36h\n"
+    add_calls(world, "s1", M, [1.0])
+    roll(world)
+    roll(world, NOW + timedelta(hours=35))
+    assert len(kept(cli)) == 3
+    roll(world, NOW + timedelta(hours=36))
+    assert kept(cli) == []
+    cli.ok("config", "unset", "metrics.retention")
+    assert cli.ok("config", "get", "metrics.retention").stdout == "30d\n"

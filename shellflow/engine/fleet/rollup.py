@@ -7,7 +7,8 @@ whole minutes, so calls recorded late (a worker's spool drained after a database
 or ending after their minute are counted, and upserts one row per socket and minute: a
 minute rolled up twice keeps one row, the same one. Then it samples each socket's queue
 depth once (bounded: :data:`MAX_SOCKETS` queues, a broker that does not answer leaves it
-empty) and prunes the rows older than the retention.
+empty) and prunes the rows older than the retention (``flow config set metrics.retention
+30d``, :mod:`shellflow.model.retention`).
 
 One SQL path for SQLite and PostgreSQL: per minute, one ``GROUP BY`` counts calls and
 failures and takes the maximum latency exactly (on ``ix_call_started``), and the latency
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, delete, select, text
 
 import shellflow.model.tables  # noqa: F401  (registers every table)
+from shellflow.model import retention
 from shellflow.model.base import Base
 from shellflow.model.dialects import seconds_between
 from shellflow.model.metrics import RETENTION_DAYS
@@ -121,7 +123,8 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]], keep_depth: bool) -> N
 
 def roll_up(engine: Engine, now: datetime | None = None, broker: str | None = None) -> int:
     """Roll up the last :data:`REDO_MINUTES` whole minutes before ``now``; sample the queue
-    depths into ``now``'s minute if ``broker`` is given; prune. The rows written."""
+    depths into ``now``'s minute if ``broker`` is given; prune the rows older than the
+    retention (``metrics.retention``). The rows written."""
     now = now or datetime.now(UTC)
     current = minute_of(now)
     written = 0
@@ -132,7 +135,9 @@ def roll_up(engine: Engine, now: datetime | None = None, broker: str | None = No
             written += len(rows)
     if broker:
         written += sample_depths(engine, broker, current)
-    prune(engine, now)
+    with engine.connect() as conn:
+        kept_days = retention.days(conn)
+    prune(engine, now, kept_days)
     return written
 
 
