@@ -193,3 +193,22 @@ def test_the_retention_is_a_setting_of_the_deployment(cli: Any, world: str) -> N
     assert kept(cli) == []
     cli.ok("config", "unset", "metrics.retention")
     assert cli.ok("config", "get", "metrics.retention").stdout == "30d\n"
+
+
+def test_a_busy_socket_crowds_no_other_out_of_the_percentiles(
+    cli: Any,
+    world: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shellflow.engine.fleet import rollup
+
+    monkeypatch.setattr(rollup, "SAMPLE", 20)  # the minute's ended calls outnumber it
+    add_calls(world, "s1", M, [float(n) for n in range(1, 101)])
+    add_calls(world, "s2", M, [7.0, 8.0, 9.0], prefix="x")
+    roll(world)
+    rows = {r["socket"]: r for r in kept(cli)}
+    # s2: the world's call (no run time) and these three, all of them in its sample
+    assert (rows["s2"]["p50"], rows["s2"]["p99"], rows["s2"]["max"]) == (7.0, 9.0, 9.0)
+    s1 = rows["s1"]
+    assert (s1["calls"], s1["max"]) == (101, 100.0)  # counted exactly
+    assert s1["p50"] is not None and s1["p50"] <= s1["p90"] <= s1["p99"] <= s1["max"]

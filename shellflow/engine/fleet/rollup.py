@@ -12,9 +12,9 @@ empty) and prunes the rows older than the retention (``flow config set metrics.r
 
 One SQL path for SQLite and PostgreSQL: per minute, one ``GROUP BY`` counts calls and
 failures and takes the maximum latency exactly (on ``ix_call_started``), and the latency
-percentiles are computed here over a bounded sample (at most :data:`SAMPLE` ended calls a
-minute, taken in id order: ids are random, so the sample is unbiased and the same on every
-run).
+percentiles are computed here over a bounded sample: every ended call of the minute when
+there are at most :data:`SAMPLE`, else at most :data:`SAMPLE` of each socket, taken in id
+order (ids are random, so the sample is unbiased and the same on every run).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ METRICS = Base.metadata.tables["metrics"]
 SOCKETS = Base.metadata.tables["socket"]
 EVERY = 60.0  # seconds between two roll-ups
 REDO_MINUTES = 10  # whole minutes rolled up again by each run
-SAMPLE = 20_000  # ended calls a minute over which the percentiles are computed
+SAMPLE = 20_000  # ended calls (a minute, a socket) over which the percentiles are computed
 MAX_SOCKETS = 1_000  # queues whose depth one run samples
 FAILED = ("failed", "dead")
 ENDED = ("finished", "failed", "dead")
@@ -65,35 +65,37 @@ def _aggregate(conn: Connection, start: datetime) -> dict[str, dict[str, Any]]:
     """Each socket's row for the minute starting at ``start`` (sockets with calls only)."""
     latency = seconds_between(conn.dialect.name, "started", "finished")
     ended = "state IN ('finished', 'failed', 'dead') AND finished IS NOT NULL"
+    times = Base.metadata.tables["call"].c.started.type
     window = {"a": start, "b": start + timedelta(minutes=1)}
-    col = Base.metadata.tables["call"].c.started
-    counted = conn.execute(
-        text(
-            "SELECT name, MIN(socket_id), COUNT(*),"
-            " SUM(CASE WHEN state IN ('failed', 'dead') THEN 1 ELSE 0 END),"
-            f" MAX(CASE WHEN {ended} THEN {latency} END)"
-            " FROM call WHERE started >= :a AND started < :b GROUP BY name"
-        ).bindparams(bindparam("a", type_=col.type), bindparam("b", type_=col.type)),
-        window,
-    ).all()
+
+    def query(sql: str, **more: Any) -> list[Any]:
+        statement = text(sql).bindparams(bindparam("a", type_=times), bindparam("b", type_=times))
+        return list(conn.execute(statement, {**window, **more}).all())
+
     found: dict[str, dict[str, Any]] = {}
-    for name, socket_id, calls, failures, longest in counted:
+    for name, socket_id, calls, failures, done, longest in query(
+        "SELECT name, MIN(socket_id), COUNT(*),"
+        " SUM(CASE WHEN state IN ('failed', 'dead') THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN {ended} THEN 1 ELSE 0 END), MAX(CASE WHEN {ended} THEN {latency} END)"
+        " FROM call WHERE started >= :a AND started < :b GROUP BY name"
+    ):
         top = None if longest is None else round(float(longest), 3)
         found[name] = {"socket": name, "socket_id": socket_id, "minute": start,
                        "calls": int(calls), "failures": int(failures or 0), "max": top,
-                       "lat": []}  # fmt: skip
-    sample = conn.execute(
-        text(
-            f"SELECT name, {latency} FROM call WHERE started >= :a AND started < :b"
-            f" AND {ended} ORDER BY id LIMIT {SAMPLE}"
-        ).bindparams(bindparam("a", type_=col.type), bindparam("b", type_=col.type)),
-        window,
-    ).all()
+                       "lat": [], "ended": int(done or 0)}  # fmt: skip
+    chosen = f" AND {ended} ORDER BY id LIMIT {SAMPLE}"
+    within = f"SELECT name, {latency} FROM call WHERE started >= :a AND started < :b"
+    if sum(row["ended"] for row in found.values()) <= SAMPLE:  # all of them, at once
+        sample = query(within + chosen)
+    else:  # each socket's own sample (``ix_call_name_started``): a busy one crowds no other
+        sample = [got for name, row in found.items() if row["ended"]
+                  for got in query(within + " AND name = :n" + chosen, n=name)]  # fmt: skip
     for name, seconds in sample:
         if name in found and seconds is not None:
             found[name]["lat"].append(max(0.0, float(seconds)))
     for row in found.values():
         ordered = sorted(row.pop("lat"))
+        del row["ended"]
         row.update(p50=percentile(ordered, 0.50), p90=percentile(ordered, 0.90),
                    p99=percentile(ordered, 0.99))  # fmt: skip
     return found
@@ -182,8 +184,10 @@ def prune(engine: Engine, now: datetime | None = None, days: float = RETENTION_D
 def rollup_if_leader(scheduler: Scheduler, now: float | None = None) -> int:
     """Every :data:`EVERY` seconds, the lease holder rolls up the metrics."""
     now = time.time() if now is None else now
-    if now < scheduler.next_rollup or not scheduler.hold_lease(now):
+    if now < scheduler.next_rollup:
         return 0
-    scheduler.next_rollup = now + EVERY
+    scheduler.next_rollup = now + EVERY  # the others too: no lease asked for every tick
+    if not scheduler.hold_lease(now):
+        return 0
     moment = datetime.fromtimestamp(now, UTC)
     return roll_up(scheduler.engine, moment, scheduler.settings.broker)
