@@ -132,6 +132,8 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
     os.environ.update(env)
     try:
         flow("db", "init", env=env)
+        # PostgreSQL allows no repository until an owner says which (the embedded default: all).
+        flow("config", "set", "repos.allow", str(home), env=env)
         flow("add", "queue", "-n", queue, "-t", "direct", env=env)
         flow("add", "processor", "-n", proc, "-g", str(home), "-m", "sfbench_ops",
              "-h", "localhost", "-c", str(concurrency), env=env)  # fmt: skip

@@ -42,6 +42,12 @@ def agent() -> None:
     " needs a server database and broker)",
 )
 @click.option("--create-user", is_flag=True, help="Create the --run-as user if it is missing")
+@click.option(
+    "--celery-events",
+    is_flag=True,
+    help="Its workers send Celery's task events and heartbeats (-E): 'celery events' and"
+    " Flower then see the fleet (docs/engine.md: their cost)",
+)
 @pass_app
 def agent_start(
     app: AppContext,
@@ -51,6 +57,7 @@ def agent_start(
     loglevel: str,
     run_as: str | None,
     create_user: bool,
+    celery_events: bool,
 ) -> None:
     """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C).
 
@@ -69,7 +76,8 @@ def agent_start(
     if detach:
         from shellflow.engine.fleet.daemon import detach as start_detached
 
-        extra = ("--run-as", run_as) if run_as else ()
+        extra: tuple[str, ...] = ("--run-as", run_as) if run_as else ()
+        extra += ("--celery-events",) if celery_events else ()
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
         return
@@ -92,7 +100,9 @@ def agent_start(
         logger.warning("the agent runs as root and so will the processors' code (builds and"
                        " functions); --run-as USER runs it as an unprivileged user")  # fmt: skip
     keep_from_children()  # its /proc/<pid>/environ may hold the settings
-    Agent(app.settings, node=node, cpus=cpus, run_as=account).run()
+    serving = Agent(app.settings, node=node, cpus=cpus, run_as=account)
+    serving.celery_events = celery_events
+    serving.run()
 
 
 def _account(app: AppContext, run_as: str | None, create_user: bool) -> Account | None:

@@ -1,5 +1,5 @@
 """``flow config show|path``, the interactive ``flow --config``, and the settings kept in the
-database for the whole deployment (``flow config set|get|unset repos.allow``)."""
+database for the whole deployment (``flow config set|get|unset repos.allow|metrics.retention``)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def config_path(app: AppContext) -> None:
 
 
 # Settings kept in the database, so that every agent and client of the deployment reads
-# one value (``flow config set|get|unset``); only the repository allowlist for now.
-DB_KEYS = ("repos.allow",)
+# one value (``flow config set|get|unset``): the repository allowlist, the metrics' retention.
+DB_KEYS = ("repos.allow", "metrics.retention")
+RETENTION = "metrics.retention"
 _DB_KEY = click.Choice(DB_KEYS)
 
 
@@ -90,11 +91,23 @@ def config_set(app: AppContext, key: str, values: tuple[str, ...]) -> None:
     ('https://github.com/myorg/*', 'file:///srv/repos/*', '/srv/repos/*'); the list given
     replaces the stored one. A processor whose repository no pattern matches is refused by
     'flow add|update processor', 'flow compose up', the Python API and every agent (exit 5).
+
+    metrics.retention: how long the metrics kept for analysis ('flow ls metrics') are kept,
+    as 30d, 12h or a number of days (1h to 3650d); the default is 30 days.
     """
     from shellflow.model import repos
     from shellflow.model.db import session_scope
 
     app.authorize("ALL", key)
+    if key == RETENTION:
+        from shellflow.errors import UsageError
+        from shellflow.model import retention
+
+        if len(values) != 1:
+            raise UsageError(f"{key}: give one duration, like 30d")
+        with session_scope(app.settings.db) as session:
+            info(f"{key} set to {retention.save(session, values[0], app.principal.name)}")
+        return
     with session_scope(app.settings.db) as session:
         kept = repos.save(session, values, app.principal.name)
     info(f"{key} set to " + ", ".join(repr(p) for p in kept))
@@ -108,11 +121,21 @@ def config_get(app: AppContext, key: str) -> None:
 
     repos.allow: the database's list; else the ini file's; else nothing, which allows every
     repository on the embedded SQLite database and none on PostgreSQL.
+
+    metrics.retention: the stored duration, else the default (30d).
     """
     from shellflow.model import repos
     from shellflow.model.db import session_scope
 
     app.authorize("READ", "configuration")
+    if key == RETENTION:
+        from shellflow.model import retention
+
+        with session_scope(app.settings.db) as session:
+            text = retention.stored(session)
+        click.echo(text or f"{retention.DEFAULT}d")
+        info("database" if text else "default")
+        return
     ini = repos.split_ini(app.settings.repos_allow)
     with session_scope(app.settings.db) as session:
         allowed = repos.effective(session, ini, f"ini {app.settings.ini_path}")
@@ -128,12 +151,13 @@ def config_unset(app: AppContext, key: str) -> None:
     """Remove a deployment-wide setting from the database (the owner only).
 
     Without a stored repos.allow the ini file's list applies, else the default: every
-    repository on the embedded SQLite database, none on PostgreSQL.
+    repository on the embedded SQLite database, none on PostgreSQL. Without a stored
+    metrics.retention the metrics are kept 30 days.
     """
-    from shellflow.model import repos
+    from shellflow.model import repos, retention
     from shellflow.model.db import session_scope
 
     app.authorize("ALL", key)
     with session_scope(app.settings.db) as session:
-        removed = repos.remove(session)
+        removed = retention.remove(session) if key == RETENTION else repos.remove(session)
     info(f"{key} removed from the database" if removed else f"{key} was not set in the database")

@@ -87,7 +87,8 @@ def delete() -> None:
 
 _HISTORY = {"calls": ("shellflow.commands.calls", "ls_calls"),
             "call": ("shellflow.commands.calls", "ls_call"),
-            "audit": ("shellflow.commands.audit", "ls_audit")}  # fmt: skip
+            "audit": ("shellflow.commands.audit", "ls_audit"),
+            "metrics": ("shellflow.commands.metrics", "ls_metrics")}  # fmt: skip
 
 
 @click.group(

@@ -45,6 +45,12 @@ def worker() -> None:
     help="Stop taking calls (a warm shutdown) within a second of this process's end: the"
     " agent that started this worker (the agent passes its own pid and start time)",
 )
+@click.option(
+    "--celery-events",
+    "events",
+    is_flag=True,
+    help="Send Celery's task events and worker heartbeats (-E), for 'celery events' and Flower",
+)
 @pass_app
 def worker_start(
     app: AppContext,
@@ -54,6 +60,7 @@ def worker_start(
     loglevel: str,
     settings_fd: int | None,
     agent: str | None,
+    events: bool,
 ) -> None:
     """Serve PROCESSOR's sockets in this environment until stopped."""
     from shellflow.engine.pids import ProcessId
@@ -70,7 +77,7 @@ def worker_start(
         with app.reader() as conn:
             concurrency = int(get_object(conn, "processor", processor)["concurrency"] or 1)
     serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper(),
-          agent=watched)  # fmt: skip
+          agent=watched, events=events)  # fmt: skip
 
 
 def _handed_over(app: AppContext, fd: int | None) -> AppContext:

@@ -111,6 +111,8 @@ RULES: dict[str, Rule] = {
         ("READ_CALL",),
         scoped=("call_id IN (SELECT c.id FROM {s}.call c WHERE c.socket_id IN {sockets})"),
     ),
+    # Per-socket, per-minute aggregates of the calls (``flow ls metrics``): read like calls.
+    "metrics": Rule(("READ_CALL",), scoped="socket_id IN {sockets}"),
     "alembic_version": Rule(("READ", "DB_INIT")),
     **{t: GENERIC for t in ("action", "container", "file", "flow", "versions", "flows_versions")},
     # Users, roles and grants are changed through flow only (which manages the role too).

@@ -16,12 +16,13 @@ from shellflow.model.infra import (
     Worker,
 )
 from shellflow.model.joins import JoinState
+from shellflow.model.metrics_table import Metric
 from shellflow.model.network import Argument, Gate, Plug, Processor, Queue, Socket, Task
 from shellflow.model.security import Login, Password, Privilege, Role, User
 
 __all__ = [
     "Action", "Agent", "Argument", "AuditRow", "Base", "Call", "Container", "Deployment",
-    "Event", "File", "Flow", "Gate", "Job", "JoinState", "Log", "Login", "Network", "Node",
-    "Password", "Plug", "Privilege", "Processor", "Queue", "Role", "Scheduler", "Setting",
-    "Socket", "Task", "User", "Version", "Work", "Worker",
+    "Event", "File", "Flow", "Gate", "Job", "JoinState", "Log", "Login", "Metric", "Network",
+    "Node", "Password", "Plug", "Privilege", "Processor", "Queue", "Role", "Scheduler",
+    "Setting", "Socket", "Task", "User", "Version", "Work", "Worker",
 ]  # fmt: skip

@@ -81,6 +81,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ls", "audit"): ("READ_AUDIT",),
     ("ls", "call"): ("READ_CALL",),
     ("ls", "calls"): ("READ_CALL",),
+    ("ls", "metrics"): ("READ_CALL",),
     ("ls", "deployment"): ("READ",),
     ("ls", "network"): ("READ",),
     ("ls", "node"): ("LS_NODES",),

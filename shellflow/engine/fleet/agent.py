@@ -353,11 +353,14 @@ class Agent(AgentRights):
             log.debug("cannot write a log line for %s: %s", spec.name, exc)
 
     # -- worker processes ----------------------------------------------------------------
+    celery_events = False  # flow agent start --celery-events: its workers send task events
+
     def worker_command(self, m: Managed, spec: Placed) -> list[str]:
         assert m.deployed is not None
         command = [str(m.deployed.python), "-P", "-S", WORKER_BOOT,  # see launch.py
                    "-n", spec.name, "-c", str(spec.concurrency),
                    "--agent", str(ProcessId.current())]  # fmt: skip
+        command += ["--celery-events"] if self.celery_events else []
         for path in m.deployed.paths:
             command += ["--path", path]
         return command

@@ -130,6 +130,7 @@ class Scheduler:
         self._transport = transport
         self.name = name or f"{pysocket.gethostname()}:{id(self)}"
         self.next_sweep = 0.0
+        self.next_rollup = 0.0  # shellflow.engine.fleet.rollup
 
     @property
     def transport(self) -> Transport:
@@ -304,12 +305,15 @@ def sweep_joins_if_leader(scheduler: Scheduler, now: float | None = None) -> int
 
 def run(settings: Settings, stop: Callable[[], bool], period: float = 0.5, **kw: Any) -> None:
     """Tick until ``stop()`` says so (every agent runs this in a thread)."""
+    from shellflow.engine.fleet.rollup import rollup_if_leader
+
     scheduler = Scheduler(settings, **kw)
     while not stop():
         try:
             scheduler.tick()
             place_if_leader(scheduler)
             sweep_joins_if_leader(scheduler)
+            rollup_if_leader(scheduler)
         except Exception as exc:
             log.warning("scheduler tick failed: %s", exc)
         time.sleep(period)

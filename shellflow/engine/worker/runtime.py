@@ -368,10 +368,12 @@ def serve(
     path: Sequence[str] = (),
     loglevel: str = "WARNING",
     agent: ProcessId | None = None,
+    events: bool = False,
 ) -> None:
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown), or,
     with ``agent``, until that process (the agent that started it) ends
-    (:mod:`shellflow.engine.worker.watchdog`)."""
+    (:mod:`shellflow.engine.worker.watchdog`). ``events``: send Celery's task events and
+    worker heartbeats (``celery -A ... worker -E``), for ``celery events`` and Flower."""
     from celery import signals
 
     from shellflow.engine.transport.unacked import restore_dead
@@ -405,7 +407,8 @@ def serve(
         loglevel=loglevel,
         without_gossip=True,
         without_mingle=True,
-        without_heartbeat=True,
+        without_heartbeat=not events,
+        task_events=events,
         quiet=True,
         **scaling,
     )
