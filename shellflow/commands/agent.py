@@ -42,6 +42,10 @@ def agent() -> None:
     " needs a server database and broker)",
 )
 @click.option("--create-user", is_flag=True, help="Create the --run-as user if it is missing")
+@click.option(
+    "--metrics-port", metavar="[HOST:]PORT", type=TEXT,
+    help="Serve the node's metrics for Prometheus on this port (every interface unless HOST)",
+)  # fmt: skip
 @pass_app
 def agent_start(
     app: AppContext,
@@ -51,6 +55,7 @@ def agent_start(
     loglevel: str,
     run_as: str | None,
     create_user: bool,
+    metrics_port: str | None,
 ) -> None:
     """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C).
 
@@ -70,6 +75,7 @@ def agent_start(
         from shellflow.engine.fleet.daemon import detach as start_detached
 
         extra = ("--run-as", run_as) if run_as else ()
+        extra += ("--metrics-port", metrics_port) if metrics_port else ()
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
         return
@@ -92,7 +98,18 @@ def agent_start(
         logger.warning("the agent runs as root and so will the processors' code (builds and"
                        " functions); --run-as USER runs it as an unprivileged user")  # fmt: skip
     keep_from_children()  # its /proc/<pid>/environ may hold the settings
-    Agent(app.settings, node=node, cpus=cpus, run_as=account).run()
+    exporter = None
+    if metrics_port:  # the node's workers' metrics (shellflow.engine.fleet.metrics_export)
+        from shellflow.engine.fleet.metrics_export import NodeMetrics
+        from shellflow.engine.pids import ProcessId
+
+        me = str(ProcessId.current())  # what the workers it starts carry (--agent)
+        exporter = NodeMetrics(app.settings.pubsub, node, me, metrics_port).start()
+    try:
+        Agent(app.settings, node=node, cpus=cpus, run_as=account).run()
+    finally:
+        if exporter is not None:
+            exporter.stop()
 
 
 def _account(app: AppContext, run_as: str | None, create_user: bool) -> Account | None:

@@ -8,10 +8,11 @@ import os
 import select
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import _flow_executable
-from tests.engine.conftest import Deployment
+from tests.engine.conftest import Deployment, build_network
 
 CALLS = 4
 
@@ -78,3 +79,76 @@ def test_worker_metrics_reach_listen_and_top(
     assert do_this["p50"] is None and something["p99"] > 0
     assert something["workers"] == 1 and something["processor"] == processor
     assert something["queued"] == 0 and something["running"] == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples of a Prometheus text page, keyed by name and labels (in any order)."""
+    import re
+
+    found = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, _, labels = head.partition("{")
+        pairs = frozenset(re.findall(r'(\w+)="([^"]*)"', labels))
+        found[(name, pairs)] = float(value)
+    return found
+
+
+def test_the_agent_serves_its_nodes_metrics_to_prometheus(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    from shellflow.engine.fleet.metrics_export import NAMES
+    from tests.engine.agents import agent_log, poll, running_agent
+    from tests.engine.repos import examples_repo
+
+    d = deployment
+    names = build_network(d)
+    processor = names["processor"]
+    d.ok("update", "processor", "-n", processor, "-g", str(examples_repo(tmp_path / "repo")))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with running_agent(d, "--node", "mnode", "--metrics-port", f"127.0.0.1:{port}"):
+        for i in range(CALLS):
+            out = d.ok("task", "run", "-s", names["do_something"], "--data", f'"{i}"',
+                       "--timeout", "90")  # fmt: skip
+            assert out.stdout == f"TEXT:{i}\n", agent_log(d)
+        d.run("task", "run", "-s", names["add_two"], "--data", "1", "--timeout", "90")
+        def key(name: str, socket: str, **more: str) -> tuple[str, frozenset[tuple[str, str]]]:
+            labels = {"node": "mnode", "processor": processor, "socket": names[socket], **more}
+            return (name, frozenset(labels.items()))
+
+        def scraped() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                page = response.read().decode()
+            samples = _samples(page)
+            done = samples.get(key("shellflow_calls_finished_total", "do_something"))
+            failed = samples.get(key("shellflow_calls_failed_total", "add_two"))
+            return samples if (done, failed) == (CALLS, 1) else None
+
+        samples = poll(scraped, 90, "the node's metrics", every=0.5)
+    assert samples[key("shellflow_calls_started_total", "do_something")] == CALLS
+    assert samples[key("shellflow_calls_failed_total", "do_something")] == 0
+    assert samples[key("shellflow_calls_running", "do_something")] == 0
+    assert samples[key("shellflow_queue_messages", "do_something")] == 0
+    assert samples[key("shellflow_workers", "do_something")] == 1
+    assert samples[key("shellflow_calls_started_total", "add_two")] == 1
+    assert samples[key("shellflow_calls_finished_total", "add_two")] == 0
+    assert samples[key("shellflow_call_latency_seconds", "do_something", quantile="0.99")] > 0
+    assert samples[key("shellflow_call_rate", "do_something")] > 0
+    assert key("shellflow_calls_started_total", "do_this") in samples  # served, never called
+    shown = {name for name, _ in samples}
+    assert set(NAMES) <= shown
+    documented = (Path(__file__).parents[2] / "docs" / "engine.md").read_text()
+    assert all(f"`{name}`" in documented for name in NAMES)

@@ -175,6 +175,8 @@ class Reporter:
     def start(self) -> None:
         if not carries_live_events(self.pubsub) or self.thread is not None:
             return
+        # The rate's baseline: no call had ended when the pool started.
+        self._ends.append((time.monotonic(), [0] * len(self.sockets)))
         self.thread = threading.Thread(target=self._run, name="shellflow-metrics", daemon=True)
         self.thread.start()
 
