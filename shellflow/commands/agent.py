@@ -23,6 +23,18 @@ def _node(node: str | None) -> str:
     return node or socket.gethostname()
 
 
+def _metrics_address(value: str | None) -> str | None:
+    """--metrics-port checked as it is parsed: PORT or HOST:PORT."""
+    if value is not None:
+        from shellflow.engine.fleet.metrics_export import listen_address
+
+        try:
+            listen_address(value)
+        except Exception as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+    return value
+
+
 @click.group()
 def agent() -> None:
     """Run the agent that deploys and serves processors."""
@@ -45,6 +57,7 @@ def agent() -> None:
 @click.option(
     "--metrics-port", metavar="[HOST:]PORT", type=TEXT,
     help="Serve the node's metrics for Prometheus on this port (every interface unless HOST)",
+    callback=lambda _ctx, _param, value: _metrics_address(value),
 )  # fmt: skip
 @pass_app
 def agent_start(
@@ -74,7 +87,7 @@ def agent_start(
     if detach:
         from shellflow.engine.fleet.daemon import detach as start_detached
 
-        extra = ("--run-as", run_as) if run_as else ()
+        extra: tuple[str, ...] = ("--run-as", run_as) if run_as else ()
         extra += ("--metrics-port", metrics_port) if metrics_port else ()
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")

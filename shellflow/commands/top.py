@@ -16,7 +16,7 @@ import click
 
 from shellflow.commands.context import AppContext, pass_app
 from shellflow.commands.output import info, no_color, stdout_is_tty, to_json, write_lines
-from shellflow.commands.params import TEXT, whole
+from shellflow.commands.params import SECONDS, TEXT, whole
 
 COLUMNS = ("processor", "socket", "workers", "rate", "started", "finished", "failed",
            "running", "queued", "p50", "p99")  # fmt: skip
@@ -57,8 +57,8 @@ def _table(rows: list[Any], names: tuple[str, ...]) -> Any:
 @click.option("--once", is_flag=True, help="Show one refresh, then exit (--count 1)")
 @click.option("--count", type=whole(1), help="Stop after this many refreshes")
 @click.option(
-    "--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
-    help="Seconds between refreshes",
+    "--interval", type=SECONDS, default=1.0, show_default=True,
+    help="Seconds between refreshes (at least 0.2)",
 )  # fmt: skip
 @pass_app
 def top(
@@ -83,6 +83,7 @@ def top(
     from shellflow.redact import mask_url
 
     names = tuple(dict.fromkeys(names))
+    interval = max(interval, 0.2)
     if names:
         for name in names:
             app.authorize("LISTEN", name, name)

@@ -125,6 +125,7 @@ def test_the_agent_serves_its_nodes_metrics_to_prometheus(
                        "--timeout", "90")  # fmt: skip
             assert out.stdout == f"TEXT:{i}\n", agent_log(d)
         d.run("task", "run", "-s", names["add_two"], "--data", "1", "--timeout", "90")
+
         def key(name: str, socket: str, **more: str) -> tuple[str, frozenset[tuple[str, str]]]:
             labels = {"node": "mnode", "processor": processor, "socket": names[socket], **more}
             return (name, frozenset(labels.items()))

@@ -101,7 +101,7 @@ class NodeMetrics:
             raise UsageError(f"--metrics-port needs a Redis pub/sub URL; {mask_url(self.pubsub)}"
                              " carries none")  # fmt: skip
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(self)  # type: ignore[arg-type]
+        registry.register(self)
         try:
             self._server, _ = start_http_server(self.port, addr=self.host, registry=registry)
         except OSError as exc:

@@ -55,7 +55,13 @@ from shellflow.redact import mask_text, mask_url
 from shellflow.urls import is_redis, socket_path
 
 GLOBAL = "global"
-CHANNELS = ("task", "log", "result", "error", "metrics")  # metrics: shellflow.engine.records.metrics
+CHANNELS = (
+    "task",
+    "log",
+    "result",
+    "error",
+    "metrics",
+)  # metrics: shellflow.engine.records.metrics
 log = logging.getLogger(__name__)
 _GLOB_CHARACTERS = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 

@@ -49,7 +49,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def recent(samples: Iterable[tuple[float, float]], now: float, window: float = WINDOW) -> list[float]:
+def recent(
+    samples: Iterable[tuple[float, float]], now: float, window: float = WINDOW
+) -> list[float]:
     """The latencies of ``(ended, latency)`` samples that ended within ``window`` of now
     (a ring's unused slots, ended at 0, are too old)."""
     return [latency for ended, latency in samples if ended > 0 and now - ended <= window]

@@ -87,7 +87,9 @@ class Meter:
 
         return counted
 
-    def snapshot(self, index: int, now: float, window: float = WINDOW) -> tuple[list[int], list[float]]:
+    def snapshot(
+        self, index: int, now: float, window: float = WINDOW
+    ) -> tuple[list[int], list[float]]:
         """Socket ``index``'s counters (summed over the slots) and its recent latencies."""
         totals = [0, 0, 0]
         latencies: list[float] = []
@@ -215,7 +217,9 @@ class Reporter:
         span = max(now - then, INTERVAL)
         date = datetime.now(UTC).isoformat()
         out = []
-        for i, (socket, (counts, latencies)) in enumerate(zip(self.sockets, snapshots, strict=True)):
+        for i, (socket, (counts, latencies)) in enumerate(
+            zip(self.sockets, snapshots, strict=True)
+        ):
             queued = None if depths is None else depths.get(socket)
             data = summary(counts, latencies, queued, (ends[i] - before[i]) / span)
             self.seq += 1

@@ -217,7 +217,11 @@ def result_problem(result: Any, printed: str) -> str | None:
 
 
 def build(
-    settings: Settings, processor: str, path: Sequence[str] = (), *, concurrency: int = 1,
+    settings: Settings,
+    processor: str,
+    path: Sequence[str] = (),
+    *,
+    concurrency: int = 1,
     agent: ProcessId | None = None,
 ) -> tuple[Any, list[SocketRoute]]:
     """The Celery app serving ``processor``'s sockets, and their routes.
@@ -262,8 +266,10 @@ def build(
         _register(app, route, function, recorder, functools.partial(meter.timed, index))
     worker_name = f"{processor}@{pysocket.gethostname()}"
     node_name = f"{processor}.{os.getpid()}@{pysocket.gethostname()}"  # as serve() names it
-    metrics.install(metrics.Reporter(meter, settings.pubsub, settings.broker, processor,
-                                     [r.name for r in routes], node_name, agent and str(agent)))
+    sockets, agent_id = [r.name for r in routes], str(agent) if agent else None
+    reporter = metrics.Reporter(meter, settings.pubsub, settings.broker, processor, sockets,
+                                node_name, agent_id)  # fmt: skip
+    metrics.install(reporter)
     app.conf.worker_consumer = consumer_class(recorder, routes, worker_name)
 
     names = {route.name for route in routes}
