@@ -122,6 +122,8 @@ def listen(
             f"live channels need a Redis pub/sub URL; {mask_url(app.settings.pubsub)} carries none"
         )
     pattern = channel_pattern(name, channel)
+    if name == GLOBAL and channel == "metrics":  # never on global: every processor's own
+        pattern = "*.metrics"
     pubsub = redis_client(app.settings.pubsub).pubsub()
     try:
         pubsub.psubscribe(pattern)

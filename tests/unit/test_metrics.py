@@ -139,3 +139,19 @@ def test_a_reporter_makes_one_message_per_socket_without_any_server() -> None:
     assert first["data"]["started"] == 1 and first["data"]["queued"] is None
     assert second["socket"] == "s1" and second["data"]["started"] == 0
     assert first["id"] != second["id"]
+
+
+def test_top_draws_one_row_per_socket() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shellflow.commands.top import _table
+
+    rows = [Row("p", "s\x1b[2J", workers=1, started=3, finished=2, failed=1, queued=5,
+                rate=1.25, p50=0.0123)]  # fmt: skip
+    out = StringIO()
+    Console(file=out, width=200, no_color=True).print(_table(rows, ("p",)))
+    text = out.getvalue()
+    assert "flow top: p" in text and "12.3 ms" in text and "1.25" in text
+    assert "\x1b" not in text  # a stored name's control characters are written out

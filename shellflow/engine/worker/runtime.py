@@ -217,13 +217,9 @@ def result_problem(result: Any, printed: str) -> str | None:
 
 
 def build(
-    settings: Settings,
-    processor: str,
-    path: Sequence[str] = (),
-    *,
-    concurrency: int = 1,
+    settings: Settings, processor: str, path: Sequence[str] = (), *, concurrency: int = 1,
     agent: ProcessId | None = None,
-) -> tuple[Any, list[SocketRoute]]:
+) -> tuple[Any, list[SocketRoute]]:  # fmt: skip
     """The Celery app serving ``processor``'s sockets, and their routes.
 
     Each function runs inside ``shellflow.engine.worker.delivery.guard`` (the processor's retries,
