@@ -50,15 +50,27 @@ def test_worker_metrics_reach_listen_and_top(
         [*_flow_executable(), "listen", "-n", processor, "-c", "metrics"],
         env={**os.environ, **d.env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    first = d.ok("listen", "-n", processor, "-c", "metrics", "--count", "1", timeout=120)
+    assert json.loads(first.stdout)["channel"] == "metrics"  # the worker publishes them
+    everything = subprocess.Popen(  # every channel but metrics, which is only asked for
+        [*_flow_executable(), "listen", "-n", processor, "--count", "3"],
+        env={**os.environ, **d.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert everything.stderr is not None and everything.stderr.readline().startswith("Listening")
+    time.sleep(1.5)  # not a threshold: lets a worker's metrics reach it, were they shown
     try:
         for i in range(CALLS):
             d.ok("task", "run", "-s", network["do_something"], "--data", f'"m{i}"')
         failed = d.run("task", "run", "-s", network["add_two"], "--data", "1")
         assert failed.code != 0  # add_two needs two arguments
         seen = _metrics_until(listen, network["do_something"], CALLS)
+        out, _ = everything.communicate(timeout=60)
     finally:
-        listen.kill()
-        listen.wait()
+        for proc in (listen, everything):
+            proc.kill()
+            proc.wait()
+    channels = [json.loads(line)["channel"] for line in out.splitlines()]
+    assert len(channels) == 3 and "metrics" not in channels, channels
     assert seen is not None
     assert seen["channel"] == "metrics" and seen["room"] == processor
     data = seen["data"]
