@@ -22,11 +22,20 @@ COLUMNS = ("processor", "socket", "workers", "rate", "started", "finished", "fai
            "running", "queued", "p50", "p99")  # fmt: skip
 
 
+HEADERS = {"workers": "W", "rate": "CALLS/S", "started": "START", "finished": "DONE",
+           "failed": "FAIL", "running": "RUN", "queued": "QUEUE"}  # fmt: skip
+
+
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.1f} ms"
+    if value is None:
+        return "-"
+    if value >= 1:
+        return f"{value:.1f}s"
+    return f"{value * 1000:.1f}ms" if value < 0.01 else f"{value * 1000:.0f}ms"
 
 
-def _table(rows: list[Any], names: tuple[str, ...]) -> Any:
+def _table(rows: list[Any], names: tuple[str, ...], width: int = 120) -> Any:
+    """The rows as a table ``width`` columns wide: the names are cut short (…) to fit."""
     from rich.table import Table
     from rich.text import Text
 
@@ -34,11 +43,14 @@ def _table(rows: list[Any], names: tuple[str, ...]) -> Any:
 
     scope = ", ".join(names) if names else "every processor"
     table = Table(title=Text(printable(f"flow top: {scope}")), title_justify="left",
-                  header_style="bold")  # fmt: skip
+                  header_style="bold", box=None, pad_edge=False)  # fmt: skip
     for column in COLUMNS:
-        right = column not in ("processor", "socket")
-        table.add_column(column.upper() + (" /s" if column == "rate" else ""),
-                         justify="right" if right else "left")  # fmt: skip
+        header = HEADERS.get(column, column.upper())
+        if column in ("processor", "socket"):  # long names are cut short, never folded
+            share = max(6, (width - 62) // 3) * (2 if column == "socket" else 1)
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=share)
+        else:  # the figures keep their width: the names give way
+            table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in rows:
         table.add_row(
             Text(printable(row.processor)), Text(printable(row.socket)), str(row.workers),
@@ -112,7 +124,7 @@ def top(
 
         plain = no_color()
         console = Console(no_color=plain, color_system=None if plain else "auto", highlight=False)
-        live = Live(_table([], names), console=console, auto_refresh=False)
+        live = Live(_table([], names, console.width), console=console, auto_refresh=False)
         live.start()
     else:
         info(f"Listening to {', '.join(patterns)}")
@@ -124,7 +136,7 @@ def top(
             if now >= due:
                 rows = totals.rows(now)
                 if live is not None:
-                    live.update(_table(rows, names), refresh=True)
+                    live.update(_table(rows, names, live.console.width), refresh=True)
                 else:
                     write_lines([to_json(row.as_dict()) for row in rows])
                 shown += 1

@@ -149,9 +149,9 @@ def test_top_draws_one_row_per_socket() -> None:
     from shellflow.commands.top import _table
 
     rows = [Row("p", "s\x1b[2J", workers=1, started=3, finished=2, failed=1, queued=5,
-                rate=1.25, p50=0.0123)]  # fmt: skip
+                rate=1.25, p50=0.0123, p99=2.5)]  # fmt: skip
     out = StringIO()
     Console(file=out, width=200, no_color=True).print(_table(rows, ("p",)))
     text = out.getvalue()
-    assert "flow top: p" in text and "12.3 ms" in text and "1.25" in text
+    assert "2.5s" in text and "flow top: p" in text and "12ms" in text and "1.25" in text
     assert "\x1b" not in text  # a stored name's control characters are written out

@@ -47,8 +47,9 @@ def _slot() -> int:
     return 0 if index is None else int(index) + 1
 
 
-def _view(array: Any, kind: str) -> memoryview:
-    return memoryview(array).cast("B").cast(kind)
+def _view(array: Any, kind: str) -> Any:
+    """The shared array as a memoryview of ``kind`` ("q" or "d") items."""
+    return memoryview(array).cast("B").cast(kind)  # type: ignore[call-overload]
 
 
 class Meter:
