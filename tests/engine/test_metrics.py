@@ -8,6 +8,8 @@ import os
 import select
 import subprocess
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +17,19 @@ from tests.conftest import _flow_executable
 from tests.engine.conftest import Deployment, build_network
 
 CALLS = 4
+_PENDING: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()  # a cut line
 
 
 def _metrics_until(
-    proc: subprocess.Popen[str], socket: str, done: int, timeout: float = 120
-) -> dict[str, Any] | None:
-    """The first metrics message of ``socket`` counting ``done`` ended calls."""
+    proc: subprocess.Popen[str], socket: str, done: int, timeout: float = 120,
+    predicate: Callable[[dict[str, Any]], bool] = lambda data: True,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The first metrics message of ``socket`` counting ``done`` ended calls (and whose
+    ``data`` meets ``predicate``)."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     deadline = time.monotonic() + timeout
-    pending = b""
+    pending = _PENDING.pop(proc, b"")  # a line cut short by the previous read
     while time.monotonic() < deadline:
         if not select.select([fd], [], [], 1.0)[0]:
             continue
@@ -33,10 +38,12 @@ def _metrics_until(
             break
         pending += chunk
         *lines, pending = pending.split(b"\n")
+        _PENDING[proc] = pending
         for event in map(json.loads, lines):
             data = event["data"]
-            if event["socket"] == socket and data["finished"] + data["failed"] >= done:
-                return event
+            ended = data["finished"] + data["failed"]
+            if event["socket"] == socket and ended >= done and predicate(data):
+                return event  # the lines after it are older than the next ones: dropped
     return None
 
 
@@ -165,3 +172,30 @@ def test_the_agent_serves_its_nodes_metrics_to_prometheus(
     assert set(NAMES) <= shown
     documented = (Path(__file__).parents[2] / "docs" / "engine.md").read_text()
     assert all(f"`{name}`" in documented for name in NAMES)
+
+
+def test_running_counts_the_calls_in_flight_and_forgets_a_terminated_one(
+    deployment: Deployment, chaos: dict[str, str]
+) -> None:
+    """``running`` is the worker's active requests: a call stopped by --terminate (its pool
+    process killed mid-call, so it never ends in the counters) is no longer running."""
+    d = deployment
+    processor, slow = chaos["processor"], chaos["slow"]
+    d.start_worker(processor, concurrency=2)
+    listen = subprocess.Popen(
+        [*_flow_executable(), "listen", "-n", processor, "-c", "metrics"],
+        env={**os.environ, **d.env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        call = d.ok("task", "run", "-s", slow, "--data", '"x"', "seconds:=600", "--async")
+        call_id = call.stdout.strip()
+        running = _metrics_until(listen, slow, 0, predicate=lambda m: m["running"] == 1)
+        assert running is not None and running["data"]["started"] == 1
+        d.ok("task", "cancel", call_id, "--terminate")
+        stopped = _metrics_until(listen, slow, 0, predicate=lambda m: m["running"] == 0)
+    finally:
+        listen.kill()
+        listen.wait()
+    assert stopped is not None
+    data = stopped["data"]
+    assert (data["started"], data["finished"], data["running"]) == (1, 0, 0)

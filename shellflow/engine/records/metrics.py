@@ -11,7 +11,8 @@ that started it, ``PID-START``, or null) and ``data``:
 started    calls this worker started since it started (a retried call counts once)
 finished   of these, the calls that returned
 failed     of these, the calls that ended with an error (dead-lettered ones too)
-running    started - finished - failed: calls running now
+running    calls running now: the worker's active requests (a call whose pool process was
+           lost or terminated is not counted, though it counts as started)
 queued     messages waiting in the socket's queue, as the broker said at most a second
            ago (a passive declare on RabbitMQ, LLEN on Redis); null when it could not say
 rate       calls ended per second over the last minute (up to 60 s since the worker started)
@@ -78,13 +79,17 @@ class Ring:
 
 
 def summary(
-    counts: Sequence[int], latencies: Sequence[float], queued: int | None, rate: float
-) -> dict[str, Any]:
-    """A socket's ``data``: its counters (started, finished, failed), depth and latencies."""
+    counts: Sequence[int], latencies: Sequence[float], queued: int | None, rate: float,
+    running: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A socket's ``data``: its counters (started, finished, failed), depth and latencies;
+    ``running`` unless given: started - finished - failed."""
     started, finished, failed = (int(c) for c in counts)
+    if running is None:
+        running = max(0, started - finished - failed)
     return {
         "started": started, "finished": finished, "failed": failed,
-        "running": max(0, started - finished - failed), "queued": queued,
+        "running": running, "queued": queued,
         "rate": round(rate, 3), "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
     }  # fmt: skip
 

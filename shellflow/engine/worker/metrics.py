@@ -112,6 +112,18 @@ class Meter:
         return totals, latencies
 
 
+def active() -> dict[str, int]:
+    """Requests the worker's pool runs now, by task (socket) name: Celery's own record in
+    the main process, so a call whose pool process was lost or terminated leaves it."""
+    from celery.worker import state
+
+    counts: dict[str, int] = {}
+    for request in list(state.active_requests):
+        name = str(getattr(request, "name", ""))
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 class Depths:
     """Messages waiting in queues, asked on one kept connection (made again after a failure)."""
 
@@ -216,6 +228,7 @@ class Reporter:
             depths = None
             self._warn("queue depth", exc)
         snapshots = [self.meter.snapshot(i, now) for i in range(len(self.sockets))]
+        running = active()
         ends = [counts[1] + counts[2] for counts, _ in snapshots]
         self._ends.append((now, ends))
         while len(self._ends) > 1 and now - self._ends[0][0] > WINDOW:
@@ -228,7 +241,8 @@ class Reporter:
             zip(self.sockets, snapshots, strict=True)
         ):
             queued = None if depths is None else depths.get(socket)
-            data = summary(counts, latencies, queued, (ends[i] - before[i]) / span)
+            rate = (ends[i] - before[i]) / span
+            data = summary(counts, latencies, queued, rate, running.get(socket, 0))
             self.seq += 1
             out.append(message(self.room, socket, self.worker, self.agent, self.seq, date, data))
         try:
