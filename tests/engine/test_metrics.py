@@ -193,9 +193,14 @@ def test_running_counts_the_calls_in_flight_and_forgets_a_terminated_one(
         assert running is not None and running["data"]["started"] == 1
         d.ok("task", "cancel", call_id, "--terminate")
         stopped = _metrics_until(listen, slow, 0, predicate=lambda m: m["running"] == 0)
+        # More calls than the pool runs and prefetches: the rest wait in the queue.
+        for _ in range(8):
+            d.ok("task", "run", "-s", slow, "--data", '"y"', "seconds:=600", "--async")
+        waiting = _metrics_until(listen, slow, 0, predicate=lambda m: (m["queued"] or 0) > 0)
     finally:
         listen.kill()
         listen.wait()
     assert stopped is not None
     data = stopped["data"]
     assert (data["started"], data["finished"], data["running"]) == (1, 0, 0)
+    assert waiting is not None and 0 < waiting["data"]["queued"] <= 8
