@@ -105,10 +105,12 @@ class Meter:
             cell = slot * self.sockets + index
             for i in range(3):
                 totals[i] += int(self.counts[cell * 3 + i])
-            base = cell * ring
-            ended = self.ended[base : base + ring]
-            took = self.took[base : base + ring]
-            latencies += recent(zip(ended, took, strict=True), now, window)
+            used = min(int(self.next[cell]), ring)  # entries written: an idle slot costs nothing
+            if used:
+                base = cell * ring
+                ended = self.ended[base : base + used]
+                took = self.took[base : base + used]
+                latencies += recent(zip(ended, took, strict=True), now, window)
         return totals, latencies
 
 
