@@ -87,7 +87,8 @@ def test_worker_metrics_reach_listen_and_top(
     assert data["queued"] == 0
     assert 0 < data["p50"] <= data["p99"]
 
-    out = d.ok("top", "-n", processor, "--once").stdout
+    # --interval 5: the first (and only) refresh waits 7.5 s, several reports of a loaded worker
+    out = d.ok("top", "-n", processor, "--once", "--interval", "5").stdout
     rows = {row["socket"]: row for row in map(json.loads, out.splitlines())}
     assert set(rows) == {network["do_something"], network["add_two"], network["do_this"]}
     something, add_two, do_this = (rows[network[k]] for k in ("do_something", "add_two",
