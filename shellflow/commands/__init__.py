@@ -69,6 +69,7 @@ SUBCOMMANDS: dict[str, Lazy] = {
         "token",
         "Create, list and revoke tokens for scripts and CI (used through SHELLFLOW_TOKEN).",
     ),
+    "top": Lazy("shellflow.commands.top", "top", "Show the sockets' live metrics, busiest first."),
     "tui": Lazy("shellflow.commands.tui", "tui", "Open the terminal dashboard."),
     "update": Lazy("shellflow.commands.objects", "update", "Update a database object."),
     "whoami": Lazy(

@@ -23,6 +23,18 @@ def _node(node: str | None) -> str:
     return node or socket.gethostname()
 
 
+def _metrics_address(value: str | None) -> str | None:
+    """--metrics-port checked as it is parsed: PORT or HOST:PORT."""
+    if value is not None:
+        from shellflow.engine.fleet.metrics_export import listen_address
+
+        try:
+            listen_address(value)
+        except Exception as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+    return value
+
+
 @click.group()
 def agent() -> None:
     """Run the agent that deploys and serves processors."""
@@ -48,6 +60,11 @@ def agent() -> None:
     help="Its workers send Celery's task events and heartbeats (-E): 'celery events' and"
     " Flower then see the fleet (docs/engine.md: their cost)",
 )
+@click.option(
+    "--metrics-port", metavar="[HOST:]PORT", type=TEXT,
+    help="Serve the node's metrics for Prometheus on this port (every interface unless HOST)",
+    callback=lambda _ctx, _param, value: _metrics_address(value),
+)  # fmt: skip
 @pass_app
 def agent_start(
     app: AppContext,
@@ -58,6 +75,7 @@ def agent_start(
     run_as: str | None,
     create_user: bool,
     celery_events: bool,
+    metrics_port: str | None,
 ) -> None:
     """Deploy and serve this node's processors until stopped (SIGTERM or Ctrl-C).
 
@@ -78,6 +96,7 @@ def agent_start(
 
         extra: tuple[str, ...] = ("--run-as", run_as) if run_as else ()
         extra += ("--celery-events",) if celery_events else ()
+        extra += ("--metrics-port", metrics_port) if metrics_port else ()
         pid, logfile = start_detached(app.settings, node, cpus, loglevel.upper(), extra)
         info(f"Agent of node {node!r} running in the background (pid {pid}); log: {logfile}")
         return
@@ -100,9 +119,20 @@ def agent_start(
         logger.warning("the agent runs as root and so will the processors' code (builds and"
                        " functions); --run-as USER runs it as an unprivileged user")  # fmt: skip
     keep_from_children()  # its /proc/<pid>/environ may hold the settings
-    serving = Agent(app.settings, node=node, cpus=cpus, run_as=account)
-    serving.celery_events = celery_events
-    serving.run()
+    exporter = None
+    if metrics_port:  # the node's workers' metrics (shellflow.engine.fleet.metrics_export)
+        from shellflow.engine.fleet.metrics_export import NodeMetrics
+        from shellflow.engine.pids import ProcessId
+
+        me = str(ProcessId.current())  # what the workers it starts carry (--agent)
+        exporter = NodeMetrics(app.settings.pubsub, node, me, metrics_port).start()
+    try:
+        serving = Agent(app.settings, node=node, cpus=cpus, run_as=account)
+        serving.celery_events = celery_events
+        serving.run()
+    finally:
+        if exporter is not None:
+            exporter.stop()
 
 
 def _account(app: AppContext, run_as: str | None, create_user: bool) -> Account | None:

@@ -98,8 +98,9 @@ def listen(
 ) -> None:  # fmt: skip
     """Print a processor's live events.
 
-    NAME's events as they happen: NDJSON when piped, readable lines on a terminal. With
-    --since, the events stored since then come first, with no gap and no duplicate.
+    NAME's events as they happen: NDJSON when piped, readable lines on a terminal
+    (the metrics channel only with -c metrics). With --since, the events stored since
+    then come first, with no gap and no duplicate.
     """
     from shellflow.engine.records.events import (
         GLOBAL,
@@ -122,6 +123,8 @@ def listen(
             f"live channels need a Redis pub/sub URL; {mask_url(app.settings.pubsub)} carries none"
         )
     pattern = channel_pattern(name, channel)
+    if name == GLOBAL and channel == "metrics":  # never on global: every processor's own
+        pattern = "*.metrics"
     pubsub = redis_client(app.settings.pubsub).pubsub()
     try:
         pubsub.psubscribe(pattern)
@@ -138,6 +141,8 @@ def listen(
         """Print one event; True once --count events were printed."""
         nonlocal printed
         if channel and event.get("channel") != channel:
+            return False
+        if not channel and event.get("channel") == "metrics":  # only with -c metrics
             return False
         if sink is not None:
             sink.put(event)

@@ -76,6 +76,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("delete", "socket"): ("DELETE_SOCKET",),
     ("delete", "user"): ("DELETE_USER",),
     ("listen",): ("LISTEN",),
+    ("top",): ("LISTEN",),
     ("ls", "agent"): ("LS_AGENTS",),
     ("ls", "argument"): ("READ",),
     ("ls", "audit"): ("READ_AUDIT",),

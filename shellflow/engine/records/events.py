@@ -3,8 +3,9 @@
 Channels are ``<processor>.<channel>`` and ``global`` (which carries everything), with
 channel names ``task`` (lifecycle: received, prerun, postrun, failure or dead, retry,
 revoked, and shellflow's own redelivered, plug, deadletter), ``log`` (lines the function
-printed),
-``result`` and ``error``. Each message is one JSON object with these fields:
+printed), ``result`` and ``error``; and ``metrics``, each worker's figures once a second,
+never stored nor on ``global`` (``shellflow.engine.records.metrics``). Each event message
+is one JSON object with these fields:
 
 =========  ==============================================================
 id         the event's id: ``CALL/STEP`` for a lifecycle step (received, prerun,
@@ -55,7 +56,7 @@ from shellflow.redact import mask_text, mask_url
 from shellflow.urls import is_redis, socket_path
 
 GLOBAL = "global"
-CHANNELS = ("task", "log", "result", "error")
+CHANNELS = ("task", "log", "result", "error", "metrics")  # metrics: records/metrics.py
 log = logging.getLogger(__name__)
 _GLOB_CHARACTERS = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 

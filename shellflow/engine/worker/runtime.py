@@ -9,6 +9,7 @@ captured into the call's log, never mixed into its result.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import os
@@ -34,6 +35,7 @@ from shellflow.engine.transport.celery_app import (
 from shellflow.engine.transport.kombu_redis import reuse_redis_clients
 from shellflow.engine.transport.result_store import store_without_reading
 from shellflow.engine.transport.routing import kombu_queue
+from shellflow.engine.worker import metrics
 from shellflow.engine.worker.delivery import DeadLettered
 from shellflow.engine.worker.watchdog import watch
 from shellflow.errors import UsageError
@@ -93,6 +95,7 @@ def _register(
     route: SocketRoute,
     function: Callable[..., Any],
     recorder: Recorder,
+    timed: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda run: run,
 ) -> None:
     """Serve ``route`` as a Celery task that records its call and then fires its plugs.
 
@@ -142,6 +145,7 @@ def _register(
                                 failure.plug, type(exc).__name__, exc)  # fmt: skip
 
     @app.task(name=route.name, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @timed  # counted for the live metrics (shellflow.engine.worker.metrics)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         call_id = request.id
@@ -213,8 +217,9 @@ def result_problem(result: Any, printed: str) -> str | None:
 
 
 def build(
-    settings: Settings, processor: str, path: Sequence[str] = ()
-) -> tuple[Any, list[SocketRoute]]:
+    settings: Settings, processor: str, path: Sequence[str] = (), *, concurrency: int = 1,
+    agent: ProcessId | None = None,
+) -> tuple[Any, list[SocketRoute]]:  # fmt: skip
     """The Celery app serving ``processor``'s sockets, and their routes.
 
     Each function runs inside ``shellflow.engine.worker.delivery.guard`` (the processor's retries,
@@ -251,10 +256,16 @@ def build(
         RecordStore(settings.db, on_stored=publisher.publish),
     )
     recorder = Recorder(settings.db, writer.spool(), on_stored=publisher.publish)
-    for route in routes:
+    meter = metrics.Meter(len(routes), concurrency + 1)  # shared with the pool's processes
+    for index, route in enumerate(routes):
         function = guard(load_function(route), route, policy, recorder)
-        _register(app, route, function, recorder)
+        _register(app, route, function, recorder, functools.partial(meter.timed, index))
     worker_name = f"{processor}@{pysocket.gethostname()}"
+    node_name = f"{processor}.{os.getpid()}@{pysocket.gethostname()}"  # as serve() names it
+    sockets, agent_id = [r.name for r in routes], str(agent) if agent else None
+    reporter = metrics.Reporter(meter, settings.pubsub, settings.broker, processor, sockets,
+                                node_name, agent_id)  # fmt: skip
+    metrics.install(reporter)
     app.conf.worker_consumer = consumer_class(recorder, routes, worker_name)
 
     names = {route.name for route in routes}
@@ -394,7 +405,7 @@ def serve(
             watch(agent)
 
         signals.worker_ready.connect(guard, weak=False)
-    app, routes = build(settings, processor, path)
+    app, routes = build(settings, processor, path, concurrency=concurrency, agent=agent)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
     queues = [queue.name for queue in app.conf.task_queues]
     scaling = worker_options(app, settings, processor, queues)  # engine.worker.autoscale

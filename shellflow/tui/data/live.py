@@ -59,6 +59,7 @@ class Subscription:
 
         self.url = url
         self.pattern = pattern_of(channel)
+        self.metrics = _parts(channel)[1] == "metrics"  # else skipped: one a second per socket
         self._client = redis_client(url)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -76,7 +77,10 @@ class Subscription:
             return None
         from shellflow.engine.records.events import decoded
 
-        return decoded(raw["data"])  # None for a message not one of ours: skipped
+        event = decoded(raw["data"])  # None for a message not one of ours: skipped
+        if event is not None and event.get("channel") == "metrics" and not self.metrics:
+            return None
+        return event
 
     def close(self) -> None:
         try:

@@ -1,7 +1,7 @@
 """metrics kept for analysis: one row per socket and minute (``flow ls metrics``)
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 14:00:00.000000
 
 The roll-up run once a minute by the agent holding the scheduler's lease
@@ -19,8 +19,8 @@ from alembic import op
 import shellflow.model.base
 
 # revision identifiers, used by Alembic.
-revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
