@@ -24,7 +24,8 @@ terminal reaches the agent, which stops each worker cleanly). On SIGTERM, SIGINT
 it stops every worker, marks the processors and itself stopped. Each worker is told its
 agent's process (``--agent PID-START``) and stops taking calls within about a second of
 that process's end (:mod:`shellflow.engine.worker.watchdog`): an agent killed with
-``kill -9`` leaves no worker serving. Workers left by an agent that was killed are
+``kill -9`` leaves no worker serving; one cut off from the database stops them too
+(:mod:`shellflow.engine.fleet.lease`). Workers left by an agent that was killed are
 stopped when it starts again, too. Its rights: ``agent_rights.py``.
 """
 
@@ -51,6 +52,7 @@ from shellflow.engine.fleet.agent_rights import AgentRights
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
 from shellflow.engine.fleet.deploy import Deployed, Source
 from shellflow.engine.fleet.launch import WORKER_BOOT, build_env, start_worker, worker_folder
+from shellflow.engine.fleet.lease import Lease
 from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.fleet.runas import Account
 from shellflow.engine.fleet.trusted import deploy_placed
@@ -150,6 +152,7 @@ class Agent(AgentRights):
             log.info("agent %s serving node %s (%s)", self.agent_name, self.node, self.hostname)
             self._stop_leftovers()
             self._start_scheduler()
+            Lease(self._engine, self.node_id, self._lease_lost).start(self.stopping)
             pidfile.write(os.getpid())  # from now on ``flow agent stop`` can find it
             if self.on_ready is not None:
                 self.on_ready(self)
@@ -383,6 +386,10 @@ class Agent(AgentRights):
         folder = self.home / "logs"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{safe_name(processor)}.log"
+
+    def _lease_lost(self, _reason: str) -> None:  # see lease.py: work may go elsewhere
+        for m in list(self.managed.values()):
+            self._stop(m, time.monotonic())
 
     def _stop(self, m: Managed, now: float) -> None:
         """Ask the worker for a warm shutdown; kill it when it overstays."""

@@ -1,0 +1,132 @@
+"""The node's lease: an agent cut off from the services stops its workers before the
+placement gives their processors to another node.
+
+The placement (:mod:`shellflow.engine.fleet.placement`) moves a node's processors
+:data:`~shellflow.engine.fleet.placement.STALE_AFTER` (15 s) after the node's last heartbeat.
+A node whose link to the services is cut (its agent runs but cannot reach the database) or
+that is frozen (a stopped VM, ``SIGSTOP``) does not know it: when the link comes back its
+workers would compete with the new node's. So a thread of the agent reads, every
+:data:`CHECK_EVERY` second, its node's heartbeat as the database holds it and how many other
+nodes are live (fresh heartbeat, not stopped, not drained). A read is *good* when the
+database answers and the node's heartbeat there is younger than :data:`LOST_AFTER`. Once no
+read has been good for :data:`LOST_AFTER` (10 s, shorter than the placement's 15 s), and
+other live nodes existed at the last good read, the agent asks each of its workers for a
+warm shutdown (running calls finish, queued ones stay queued for the node the work goes
+to). A node alone keeps serving through a database outage: nowhere else could the work go,
+and its workers spool their records meanwhile (docs/reliability.md).
+
+The time runs on the monotonic clock, which also runs while the agent is frozen: an agent
+woken after more than :data:`LOST_AFTER` stops its workers at once, before any read.
+Two threads, so that a read hanging on a cut link (TCP gives up after minutes) never holds
+the check back: the reader, and the watcher that acts on the reader's last good read.
+
+The rows themselves are the other half: the placement moves a deployment by deleting its
+row and making a new one (a new id: the deployment's epoch), and the agent restarts or
+stops a worker whose deployment row changed or is gone at its next poll (``Placed.serving``
+holds the deployment id), so a node woken with its link back stops its stale workers
+within a poll even when it was gone for less than :data:`LOST_AFTER`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, select
+
+from shellflow.engine.fleet.rows import NODE, STALE
+from shellflow.model.base import utcnow
+
+CHECK_EVERY = 1.0  # seconds between two reads of the lease
+LOST_AFTER = 10.0  # seconds without a good read: the workers stop (placement moves at 15)
+log = logging.getLogger("shellflow.agent")
+
+
+def read(engine: Engine, node_id: str, lost_after: float = LOST_AFTER) -> int | None:
+    """How many other nodes are live, or None when this node's own heartbeat, as the
+    database holds it, is older than ``lost_after`` (its lease is not confirmed)."""
+    now = utcnow()
+    with engine.connect() as conn:
+        mine = conn.execute(select(NODE.c.heartbeat).where(NODE.c.id == node_id)).scalar()
+        others = conn.execute(
+            select(func.count())
+            .select_from(NODE)
+            .where(NODE.c.id != node_id, NODE.c.heartbeat >= now - STALE)
+            .where(NODE.c.status != "stopped", NODE.c.state != "drained")
+        ).scalar_one()
+    if mine is None:
+        return None
+    if mine.tzinfo is None:
+        mine = mine.replace(tzinfo=now.tzinfo)
+    if now - mine > timedelta(seconds=lost_after):
+        return None
+    return int(others)
+
+
+class Lease:
+    """Calls ``on_lost`` once whenever the lease lapses (see the module's docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        node_id: str,
+        on_lost: Callable[[str], None],
+        *,
+        every: float = CHECK_EVERY,
+        lost_after: float = LOST_AFTER,
+    ) -> None:
+        self.engine, self.node_id, self.on_lost = engine, node_id, on_lost
+        self.every, self.lost_after = every, lost_after
+        self.last_good = time.monotonic()
+        self.others = 0  # other live nodes at the last good read
+        self.lapsed = False
+        self._failure = ""
+
+    def start(self, stopping: threading.Event) -> None:
+        for target, name in ((self._reader, "lease-reader"), (self._watcher, "lease-watcher")):
+            threading.Thread(target=target, args=(stopping,), name=name, daemon=True).start()
+
+    def read_once(self) -> bool:
+        """One read; True when it confirmed the lease."""
+        try:
+            others = read(self.engine, self.node_id, self.lost_after)
+        except Exception as exc:  # the link is cut: the watcher decides
+            if str(exc) != self._failure:
+                log.debug("cannot read the node's lease: %s", exc)
+            self._failure = str(exc)
+            return False
+        self._failure = ""
+        if others is None:
+            return False
+        self.last_good, self.others = time.monotonic(), others
+        if self.lapsed:
+            log.info("lease confirmed again (%d other live nodes)", others)
+            self.lapsed = False
+        return True
+
+    def check(self) -> bool:
+        """Act on the time since the last good read; True when the lease has just lapsed."""
+        silent = time.monotonic() - self.last_good
+        if self.lapsed or silent <= self.lost_after or not self.others:
+            return False
+        self.lapsed = True
+        reason = (
+            f"lease lost: no good read of the database for {silent:.1f} s and "
+            f"{self.others} other live nodes may have this node's work"
+        )
+        log.warning("%s: stopping the workers (warm shutdown)", reason)
+        self.on_lost(reason)
+        return True
+
+    def _reader(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            self.read_once()
+            stopping.wait(self.every)
+
+    def _watcher(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            self.check()
+            stopping.wait(self.every / 4)
