@@ -8,9 +8,10 @@ that is frozen (a stopped VM, ``SIGSTOP``) does not know it: when the link comes
 workers would compete with the new node's. So a thread of the agent reads, every
 :data:`CHECK_EVERY` second, its node's heartbeat as the database holds it and how many other
 nodes are live (fresh heartbeat, not stopped, not drained). A read is *good* when the
-database answers and the node's heartbeat there is younger than :data:`LOST_AFTER`. Once no
-read has been good for :data:`LOST_AFTER` (10 s, shorter than the placement's 15 s), and
-other live nodes existed at the last good read, the agent asks each of its workers for a
+database answers and the node's heartbeat there is younger than :data:`LOST_AFTER`. Once
+:data:`LOST_AFTER` (10 s) have passed since the heartbeat the last good read saw was
+written (the placement moves work 15 s after it: 5 s later), and other live nodes existed
+at the last good read, the agent asks each of its workers for a
 warm shutdown (running calls finish, queued ones stay queued for the node the work goes
 to). A node alone keeps serving through a database outage: nowhere else could the work go,
 and its workers spool their records meanwhile (docs/reliability.md).
@@ -33,7 +34,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -45,9 +45,9 @@ LOST_AFTER = 10.0  # seconds without a good read: the workers stop (placement mo
 log = logging.getLogger("shellflow.agent")
 
 
-def read(engine: Engine, node_id: str, lost_after: float = LOST_AFTER) -> int | None:
-    """How many other nodes are live, or None when this node's own heartbeat, as the
-    database holds it, is older than ``lost_after`` (its lease is not confirmed)."""
+def read(engine: Engine, node_id: str, lost_after: float = LOST_AFTER) -> tuple[int, float] | None:
+    """How many other nodes are live and the age in seconds of this node's heartbeat as the
+    database holds it; None when that is older than ``lost_after`` (not confirmed)."""
     now = utcnow()
     with engine.connect() as conn:
         mine = conn.execute(select(NODE.c.heartbeat).where(NODE.c.id == node_id)).scalar()
@@ -61,9 +61,10 @@ def read(engine: Engine, node_id: str, lost_after: float = LOST_AFTER) -> int | 
         return None
     if mine.tzinfo is None:
         mine = mine.replace(tzinfo=now.tzinfo)
-    if now - mine > timedelta(seconds=lost_after):
+    age = max(0.0, (now - mine).total_seconds())
+    if age > lost_after:
         return None
-    return int(others)
+    return int(others), age
 
 
 class Lease:
@@ -92,16 +93,21 @@ class Lease:
     def read_once(self) -> bool:
         """One read; True when it confirmed the lease."""
         try:
-            others = read(self.engine, self.node_id, self.lost_after)
+            confirmed = read(self.engine, self.node_id, self.lost_after)
         except Exception as exc:  # the link is cut: the watcher decides
             if str(exc) != self._failure:
                 log.debug("cannot read the node's lease: %s", exc)
             self._failure = str(exc)
             return False
         self._failure = ""
-        if others is None:
+        if confirmed is None:
             return False
-        self.last_good, self.others = time.monotonic(), others
+        others, age = confirmed
+        if others != self.others:
+            log.info("lease: %d other live nodes", others)
+        # Counted from the heartbeat the database holds, as the placement counts: the lease
+        # lapses 5 s before the placement may move this node's work, whatever the phase.
+        self.last_good, self.others = time.monotonic() - age, others
         if self.lapsed:
             log.info("lease confirmed again (%d other live nodes)", others)
             self.lapsed = False
@@ -114,8 +120,8 @@ class Lease:
             return False
         self.lapsed = True
         reason = (
-            f"lease lost: no good read of the database for {silent:.1f} s and "
-            f"{self.others} other live nodes may have this node's work"
+            f"lease lost: the node's heartbeat was last confirmed {silent:.1f} s ago and "
+            f"{self.others} other live nodes may have its work"
         )
         log.warning("%s: stopping the workers (warm shutdown)", reason)
         self.on_lost(reason)
