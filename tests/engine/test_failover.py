@@ -117,6 +117,7 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
         placed = time.monotonic()
         [survivor] = fleet.placed_on()
         poll(lambda: f"{proc}@{survivor}" in fleet.workers(), 300, "a worker on the survivor")
+        survivor_up = time.monotonic()
         poll(lambda: len(_lines(out)) > seen_at_freeze, 300, "results again")
         serving = time.monotonic()
         # The calls sent before the cut, the one the frozen worker held too (delivered again
@@ -151,7 +152,8 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
     )[0][0]
     print(
         f"\nfailover: froze {first} at result {seen_at_freeze}; placed on {survivor} after "
-        f"{placed - at_freeze:.1f} s; results again after {serving - at_freeze:.1f} s; first "
+        f"{placed - at_freeze:.1f} s, its worker there up after {survivor_up - at_freeze:.1f} s; "
+        f"results again after {serving - at_freeze:.1f} s; first "
         f"{FIRST} results after {all_first - at_freeze:.1f} s; stale worker gone "
         f"{stale_gone - woken:.2f} s after SIGCONT; stream done {done - woken:.1f} s after; "
         f"redelivered events {redelivered}"
