@@ -48,9 +48,9 @@ def test_a_read_counts_the_other_live_nodes(initialised_db: str) -> None:
         "stale": (60, "running", "active"), "stopped": (1, "stopped", "active"),
     })  # fmt: skip
     engine = get_engine(initialised_db)
-    # cordoned nodes keep their work but are live: the placement may still count on them
+    # Only "live" counts: the placement moves work to no cordoned, drained or stale node.
     confirmed = read(engine, ids["me"])
-    assert confirmed is not None and confirmed[0] == 2 and confirmed[1] >= 1
+    assert confirmed is not None and confirmed[0] == 1 and confirmed[1] >= 1
     assert read(engine, ids["stale"]) is None  # its own heartbeat is too old: not confirmed
     assert read(engine, ids["me"], lost_after=0) is None
 

@@ -7,7 +7,8 @@ A node whose link to the services is cut (its agent runs but cannot reach the da
 that is frozen (a stopped VM, ``SIGSTOP``) does not know it: when the link comes back its
 workers would compete with the new node's. So a thread of the agent reads, every
 :data:`CHECK_EVERY` second, its node's heartbeat as the database holds it and how many other
-nodes are live (fresh heartbeat, not stopped, not drained). A read is *good* when the
+nodes are live and active (fresh heartbeat, not stopped, neither cordoned nor drained: the
+nodes the placement could move work to). A read is *good* when the
 database answers and the node's heartbeat there is younger than :data:`LOST_AFTER`. Once
 :data:`LOST_AFTER` (10 s) have passed since the heartbeat the last good read saw was
 written (the placement moves work 15 s after it: 5 s later), and other live nodes existed
@@ -55,7 +56,7 @@ def read(engine: Engine, node_id: str, lost_after: float = LOST_AFTER) -> tuple[
             select(func.count())
             .select_from(NODE)
             .where(NODE.c.id != node_id, NODE.c.heartbeat >= now - STALE)
-            .where(NODE.c.status != "stopped", NODE.c.state != "drained")
+            .where(NODE.c.status != "stopped", NODE.c.state == "active")
         ).scalar_one()
     if mine is None:
         return None
