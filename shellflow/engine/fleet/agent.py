@@ -24,7 +24,8 @@ terminal reaches the agent, which stops each worker cleanly). On SIGTERM, SIGINT
 it stops every worker, marks the processors and itself stopped. Each worker is told its
 agent's process (``--agent PID-START``) and stops taking calls within about a second of
 that process's end (:mod:`shellflow.engine.worker.watchdog`): an agent killed with
-``kill -9`` leaves no worker serving. Workers left by an agent that was killed are
+``kill -9`` leaves no worker serving; one cut off from the database stops them too
+(:mod:`shellflow.engine.fleet.lease`). Workers left by an agent that was killed are
 stopped when it starts again, too. Its rights: ``agent_rights.py``.
 """
 
@@ -50,11 +51,19 @@ from shellflow.engine.fleet import rows as fleet
 from shellflow.engine.fleet.agent_rights import AgentRights
 from shellflow.engine.fleet.daemon import PidFile, pidfile_path
 from shellflow.engine.fleet.deploy import Deployed, Source
-from shellflow.engine.fleet.launch import WORKER_BOOT, build_env, start_worker, worker_folder
+from shellflow.engine.fleet.launch import (
+    WORKER_BOOT,
+    build_env,
+    last_line,
+    start_worker,
+    terminate,
+    worker_folder,
+)  # fmt: skip
+from shellflow.engine.fleet.lease import Lease
 from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.fleet.runas import Account
 from shellflow.engine.fleet.trusted import deploy_placed
-from shellflow.engine.pids import ProcessId, pid_alive
+from shellflow.engine.pids import ProcessId
 from shellflow.redact import mask_url
 
 log = logging.getLogger("shellflow.agent")
@@ -150,6 +159,7 @@ class Agent(AgentRights):
             log.info("agent %s serving node %s (%s)", self.agent_name, self.node, self.hostname)
             self._stop_leftovers()
             self._start_scheduler()
+            Lease(self._engine, self.node_id, self._lease_lost).start(self.stopping)
             pidfile.write(os.getpid())  # from now on ``flow agent stop`` can find it
             if self.on_ready is not None:
                 self.on_ready(self)
@@ -387,6 +397,10 @@ class Agent(AgentRights):
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{safe_name(processor)}.log"
 
+    def _lease_lost(self, _reason: str) -> None:  # see lease.py: work may go elsewhere
+        for m in list(self.managed.values()):
+            self._stop(m, time.monotonic())
+
     def _stop(self, m: Managed, now: float) -> None:
         """Ask the worker for a warm shutdown; kill it when it overstays."""
         if m.proc is None:
@@ -414,7 +428,7 @@ class Agent(AgentRights):
         if expected:
             log.info("worker of %s stopped", m.placed.name)
             return
-        tail = _last_line(self.log_path(m.placed.name))
+        tail = last_line(self.log_path(m.placed.name))
         delay = m.bump(now)
         reason = f"worker exited with code {code}" + (f": {tail}" if tail else "")
         log.warning("%s: %s; restarting in %g s", m.placed.name, reason, delay)
@@ -427,7 +441,7 @@ class Agent(AgentRights):
         for worker_id, process in leftovers:
             if process.known and process.alive():
                 log.info("stopping worker pid %d left by a previous run", process.pid)
-                _terminate(process.pid, self.stop_timeout)
+                terminate(process.pid, self.stop_timeout)
             elif process.alive():  # a row without a start time: the pid may be anyone's now
                 log.warning("not stopping pid %d: nothing proves it is still the worker a "
                             "previous run left", process.pid)  # fmt: skip
@@ -470,26 +484,3 @@ class Agent(AgentRights):
         except Exception as exc:
             log.warning("cannot mark the agent stopped: %s", exc)
         log.info("agent %s stopped", self.agent_name)
-
-
-def _last_line(path: Path, limit: int = 300) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 4096))
-            lines = [ln.strip() for ln in handle.read().decode(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    lines = [ln for ln in lines if ln]
-    return " ".join(lines[-1].split())[:limit] if lines else ""
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)

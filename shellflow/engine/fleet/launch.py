@@ -9,15 +9,19 @@ packages) reads and closes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from shellflow.config import ENV_INI, KEYS, Settings
 from shellflow.engine.fleet.deploy import worker_env
 from shellflow.engine.fleet.runas import Account
+from shellflow.engine.pids import pid_alive
 from shellflow.engine.worker.credentials import (
     SETTINGS_FD_OPTION,
     hand_over,
@@ -113,3 +117,28 @@ def start_worker(
             )  # fmt: skip
     finally:
         os.close(fd)  # the worker holds its own copy now
+
+
+def last_line(path: Path, limit: int = 300) -> str:
+    """The last non-blank line of a worker's log, squeezed and cut: why it ended, in one line."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 4096))
+            lines = [ln.strip() for ln in handle.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    return " ".join(lines[-1].split())[:limit] if lines else ""
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL to its process group when it overstays ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)

@@ -56,8 +56,9 @@ class Placed:
 
     @property
     def serving(self) -> tuple[Any, ...]:
-        """What a running worker depends on besides the code: a change means a restart."""
-        return (self.module, self.concurrency, self.sockets)
+        """What a running worker depends on besides the code: a change means a restart
+        (the deployment id too: a placement made again is a new lease, see lease.py)."""
+        return (self.module, self.concurrency, self.sockets, self.deployment_id)
 
 
 def machine_facts(home: Path, cpus: int | None = None) -> dict[str, Any]:
