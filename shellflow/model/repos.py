@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from shellflow.errors import PermissionDenied, UsageError
+from shellflow.model import setting_rows
 
 ALLOW = "repos.allow"
 SET_HINT = f"flow config set {ALLOW} PATTERN... (the whole list)"
@@ -200,13 +201,7 @@ def split_ini(value: str | None) -> tuple[str, ...] | None:
 
 def stored(conn: Any) -> tuple[str, ...] | None:
     """The database's list (an ORM session or a Core connection); None when unset."""
-    from sqlalchemy import select
-
-    from shellflow.model.infra import Setting
-
-    table = Setting.__table__
-    value = conn.execute(select(table.c.value).where(table.c.name == ALLOW)).scalar()
-    return parse(value)
+    return parse(setting_rows.read(conn, ALLOW))
 
 
 def dialect_of(conn: Any) -> str:
@@ -229,12 +224,6 @@ def effective(
 
 def save(session: Any, patterns: Iterable[str], owner: str | None) -> tuple[str, ...]:
     """Store the list (replacing any), after checking every pattern; returns it."""
-    from sqlalchemy import select
-
-    import shellflow.model.tables  # noqa: F401  (every mapper known before the first query)
-    from shellflow.model.base import utcnow
-    from shellflow.model.infra import Setting
-
     kept = tuple(p.strip() for p in patterns)
     for pattern in kept:
         pattern_form(pattern)
@@ -242,22 +231,10 @@ def save(session: Any, patterns: Iterable[str], owner: str | None) -> tuple[str,
         raise UsageError(
             f"give at least one pattern (to remove the list: flow config unset {ALLOW})"
         )
-    value = json.dumps(list(kept))
-    row = session.scalar(select(Setting).where(Setting.name == ALLOW))
-    if row is None:
-        session.add(Setting(name=ALLOW, value=value, owner=owner))
-    else:
-        row.value, row.lastupdated = value, utcnow()
-    session.flush()
+    setting_rows.write(session, ALLOW, json.dumps(list(kept)), owner)
     return kept
 
 
 def remove(session: Any) -> bool:
     """Remove the database's list; True when there was one."""
-    from sqlalchemy import delete
-
-    import shellflow.model.tables  # noqa: F401  (every mapper known before the first query)
-    from shellflow.model.infra import Setting
-
-    done = session.execute(delete(Setting).where(Setting.name == ALLOW))
-    return bool(done.rowcount)
+    return setting_rows.remove(session, ALLOW)

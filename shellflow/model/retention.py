@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from shellflow.errors import UsageError
+from shellflow.model import setting_rows
 from shellflow.model.metrics import RETENTION_DAYS as DEFAULT
 
 KEY = "metrics.retention"
@@ -32,13 +33,7 @@ def days_of(text: str) -> float:
 
 def stored(conn: Any) -> str | None:
     """The stored text (an ORM session or a Core connection); None when unset."""
-    from sqlalchemy import select
-
-    from shellflow.model.infra import Setting
-
-    table = Setting.__table__
-    value = conn.execute(select(table.c.value).where(table.c.name == KEY)).scalar()
-    return None if value is None else str(value)
+    return setting_rows.read(conn, KEY)
 
 
 def days(conn: Any) -> float:
@@ -54,29 +49,12 @@ def days(conn: Any) -> float:
 
 def save(session: Any, text: str, owner: str | None) -> str:
     """Store the retention (checked first); returns it as stored."""
-    from sqlalchemy import select
-
-    import shellflow.model.tables  # noqa: F401  (every mapper known before the first query)
-    from shellflow.model.base import utcnow
-    from shellflow.model.infra import Setting
-
     days_of(text)
     value = text.strip()
-    row = session.scalar(select(Setting).where(Setting.name == KEY))
-    if row is None:
-        session.add(Setting(name=KEY, value=value, owner=owner))
-    else:
-        row.value, row.lastupdated = value, utcnow()
-    session.flush()
+    setting_rows.write(session, KEY, value, owner)
     return value
 
 
 def remove(session: Any) -> bool:
     """Remove the stored retention; True when there was one."""
-    from sqlalchemy import delete
-
-    import shellflow.model.tables  # noqa: F401
-    from shellflow.model.infra import Setting
-
-    done = session.execute(delete(Setting).where(Setting.name == KEY))
-    return bool(done.rowcount)
+    return setting_rows.remove(session, KEY)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -36,6 +36,9 @@ from tests.conftest import (
     require_service,
 )
 from tests.waiting import poll, poll_value
+
+if TYPE_CHECKING:
+    from tests.engine.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSORS = ROOT / "examples" / "processors"
@@ -260,3 +263,17 @@ def module_network(
     d.broker_queues += [names[f] for f in functions] + [names[f] + ".dead" for f in functions]
     d.broker_exchanges.append(names["queue"])
     return names
+
+
+@pytest.fixture
+def fleet(flow: FlowRunner) -> Iterator[Fleet]:
+    """A distributed deployment whose nodes are agents of this machine (``tests.engine.fleet``),
+    each stopped by pid at the end."""
+    from tests.engine.fleet import Fleet
+
+    with deploy("distributed", flow) as d:
+        nodes = Fleet(d)
+        try:
+            yield nodes
+        finally:
+            nodes.close()

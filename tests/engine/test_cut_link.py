@@ -9,31 +9,17 @@ processor is placed on the other node; calls go on there. Alone, n1 keeps its wo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 from shellflow.engine.fleet.lease import LOST_AFTER
-from tests.conftest import FlowRunner
 from tests.engine.agents import wait_status
-from tests.engine.conftest import Deployment, deploy
+from tests.engine.conftest import Deployment
 from tests.engine.cutlink import CutLink
+from tests.engine.fleet import Fleet, group_gone
 from tests.engine.repos import examples_repo
-from tests.engine.test_fleet import Fleet, group_gone
 from tests.waiting import poll
-
-
-@pytest.fixture
-def fleet(flow: FlowRunner) -> Iterator[Fleet]:
-    with deploy("distributed", flow) as d:
-        fleet = Fleet(d)
-        try:
-            yield fleet
-        finally:
-            fleet.close()
 
 
 def _start_behind(fleet: Fleet, node: str, link: CutLink) -> None:

@@ -19,16 +19,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import FlowRunner, _flow_executable
+from tests.conftest import _flow_executable
 from tests.engine.agents import wait_status
-from tests.engine.conftest import deploy
+from tests.engine.fleet import Fleet, group_gone
 from tests.engine.repos import new_repo
-from tests.engine.test_fleet import Fleet, group_gone
 from tests.waiting import poll
 
 CALLS, FIRST = 1000, 300
@@ -45,16 +41,6 @@ def echo(number):
         notes.write(f"{{number}} {{os.getppid()}}\\n")
     return number
 """
-
-
-@pytest.fixture
-def fleet(flow: FlowRunner) -> Iterator[Fleet]:
-    with deploy("distributed", flow) as d:
-        fleet = Fleet(d)
-        try:
-            yield fleet
-        finally:
-            fleet.close()
 
 
 def _lines(path: Path) -> list[str]:
