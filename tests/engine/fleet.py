@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.conftest import _flow_executable
 from tests.engine.agents import agent_env
 from tests.engine.conftest import Deployment
+from tests.engine.repos import examples_repo
 from tests.waiting import poll
 
 WORKERS = "SELECT name, process FROM worker WHERE process IS NOT NULL ORDER BY name"
@@ -27,6 +28,21 @@ class Fleet:
     agents: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     homes: dict[str, Path] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)  # every worker seen, for the clean-up
+
+    def sample_network(self, tmp_path: Path, prefix: str) -> tuple[str, str]:
+        """A ``-c 1`` processor of the examples' sample module (no hostname: placed by free
+        CPUs) and one socket of it; its (processor, socket) names."""
+        d = self.d
+        proc, queue = d.name(f"{prefix}proc"), d.name(f"{prefix}q")
+        socket = d.name(f"{prefix}.do_something")
+        d.setup("add", "queue", "-n", queue, "-t", "direct")
+        repo = str(examples_repo(tmp_path / "repo"))
+        d.setup("add", "processor", "-n", proc, "-g", repo, "-mp", "examples/processors",
+                "-m", "pyfi.processors.sample", "-c", "1")  # fmt: skip
+        d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", proc, "-t", "do_something")
+        d.broker_queues.append(socket)
+        d.broker_exchanges.append(queue)
+        return proc, socket
 
     def start(self, node: str) -> None:
         home = self.homes[node] = Path(tempfile.mkdtemp(prefix=f"sf{node}", dir="/tmp"))

@@ -18,7 +18,6 @@ from tests.engine.agents import wait_status
 from tests.engine.conftest import Deployment
 from tests.engine.cutlink import CutLink
 from tests.engine.fleet import Fleet, group_gone
-from tests.engine.repos import examples_repo
 from tests.waiting import poll
 
 
@@ -31,18 +30,6 @@ def _start_behind(fleet: Fleet, node: str, link: CutLink) -> None:
         fleet.start(node)
     finally:
         d.env["SHELLFLOW_DB"] = direct
-
-
-def _network(fleet: Fleet, tmp_path: Path) -> tuple[str, str]:
-    d = fleet.d
-    proc, queue, socket = d.name("cutproc"), d.name("cutq"), d.name("cut.do_something")
-    d.setup("add", "queue", "-n", queue, "-t", "direct")
-    d.setup("add", "processor", "-n", proc, "-g", str(examples_repo(tmp_path / "repo")),
-            "-mp", "examples/processors", "-m", "pyfi.processors.sample", "-c", "1")  # fmt: skip
-    d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", proc, "-t", "do_something")
-    d.broker_queues.append(socket)
-    d.broker_exchanges.append(queue)
-    return proc, socket
 
 
 def _beat_age(d: Deployment, node: str) -> float:
@@ -68,7 +55,7 @@ def test_a_node_cut_from_the_database_stops_its_worker_and_loses_its_processor(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     d = fleet.d
-    proc, socket = _network(fleet, tmp_path)
+    proc, socket = fleet.sample_network(tmp_path, "cut")
     link = _link(fleet)
     try:
         _start_behind(fleet, "n1", link)
@@ -113,7 +100,7 @@ def test_a_node_cut_from_the_database_stops_its_worker_and_loses_its_processor(
 
 def test_a_lone_node_cut_from_the_database_keeps_its_worker(fleet: Fleet, tmp_path: Path) -> None:
     d = fleet.d
-    proc, socket = _network(fleet, tmp_path)
+    proc, socket = fleet.sample_network(tmp_path, "cut")
     link = _link(fleet)
     try:
         _start_behind(fleet, "n1", link)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tests.engine.agents import wait_status
 from tests.engine.fleet import Fleet, group_gone
-from tests.engine.repos import examples_repo
 from tests.waiting import poll
 
 
@@ -22,13 +21,7 @@ def test_three_nodes_of_one_machine_drain_cordon_and_an_agent_killed(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     d = fleet.d
-    proc, queue, socket = d.name("fleetproc"), d.name("fleetq"), d.name("fleet.do_something")
-    d.setup("add", "queue", "-n", queue, "-t", "direct")
-    d.setup("add", "processor", "-n", proc, "-g", str(examples_repo(tmp_path / "repo")),
-            "-mp", "examples/processors", "-m", "pyfi.processors.sample", "-c", "1")  # fmt: skip
-    d.setup("add", "socket", "-n", socket, "-q", queue, "-pn", proc, "-t", "do_something")
-    d.broker_queues.append(socket)
-    d.broker_exchanges.append(queue)
+    proc, socket = fleet.sample_network(tmp_path, "fleet")
     for node in ("n1", "n2", "n3"):
         fleet.start(node)
 
