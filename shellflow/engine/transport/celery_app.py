@@ -8,7 +8,13 @@ On RabbitMQ every socket queue and its exchange are durable
 (``shellflow.engine.transport.routing``), every message is persistent, and every publish waits for
 the broker's confirm (``confirm_publish``, which kombu hands to py-amqp's connection); a publish
 that meets a broker restart is retried for about ten seconds before the caller is told the broker is
-unavailable, so a restart is bridged rather than reported.
+unavailable, so a restart is bridged rather than reported. A worker's consuming connection
+heartbeats every :data:`BROKER_HEARTBEAT` seconds (Celery's default is 120, which a RabbitMQ
+server negotiates down to its own 60): a worker frozen or cut off holds its unacknowledged
+call until RabbitMQ gives its connection up, and with 10 s that comes about 28 s after the
+freeze instead of about 175 s (measured; docs/engine.md, Nodes). Only the worker's consumer
+sends heartbeats, from its event loop, which a running call (in a pool process) never
+blocks; clients' connections send none.
 
 On Redis (the embedded default's broker) a message taken by a worker waits, unacknowledged,
 in the transport's ``unacked`` set. A lost pool process or a warm shutdown hands it back at
@@ -38,6 +44,7 @@ SOURCES_HEADER = "shellflow_sources"  # every call whose result the call receive
 
 VISIBILITY_TIMEOUT = 3600  # seconds (Redis transports only)
 # About 10 s of retries before a publish fails with "broker unavailable".
+BROKER_HEARTBEAT = 10  # seconds (RabbitMQ only; see the module's docstring)
 PUBLISH_RETRY = {"max_retries": 8, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
 
 
@@ -93,6 +100,7 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
         "result_extended": True,
         "result_expires": 24 * 3600,
         "broker_connection_retry_on_startup": True,
+        "broker_heartbeat": BROKER_HEARTBEAT,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "task_default_delivery_mode": "persistent",
