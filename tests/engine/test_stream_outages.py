@@ -112,11 +112,14 @@ def _ride_out(d: Deployment, lose: Callable[[], None], timeout: float = 120) -> 
     try:
         poll(lambda: d.query(ENDED)[0][0] >= 20, 60, "20 calls of the stream to finish")
         lose()
-    finally:
-        try:
-            code, out, err = _finish(stream, timeout)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{_unfinished(d)}") from None
+    except BaseException:  # the stream is not waited for: the failure is said at once
+        os.killpg(stream.pid, signal.SIGKILL)
+        stream.communicate()
+        raise
+    try:
+        code, out, err = _finish(stream, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_unfinished(d)}") from None
     assert code == 0, err
     assert out.splitlines() == [str(i) for i in range(1, 201)]
     assert d.wait_for(ENDED, (), [(200,)], timeout=60) == [(200,)]
