@@ -10,7 +10,8 @@ order. A deployment added by hand names a host only: it is bound to one node of 
 BALANCED spreads work: a processor goes to the live node with the most free CPUs.
 EFFICIENT packs it: to the live node with the fewest free CPUs that still fit it, leaving
 whole nodes free for large processors. Neither places a floating processor beyond a node's
-CPUs. A node whose agent stopped heartbeating (or stopped) loses its placements, which are
+CPUs: one that no node can hold is spread over several as shares summing to exactly its
+CPUs (:mod:`shellflow.engine.fleet.spread`). A node whose agent stopped heartbeating (or stopped) loses its placements, which are
 made again elsewhere; so does a drained node (``flow node drain``); a cordoned node keeps
 what it has and gets nothing new.
 """
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (registers every mapper)
+from shellflow.engine.fleet.spread import fill
 from shellflow.model.base import utcnow
 from shellflow.model.infra import Deployment, Node
 from shellflow.model.network import Processor
@@ -118,6 +120,10 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
                     deployment.node_id, deployment.hostname = room.id, room.hostname
                     room.used += deployment.cpus
                     changes.append(f"bound {deployment.name} to {room.name}")
+        if processor.hostname is None and all(d.owner == "scheduler" for d in
+                                              processor.deployments):  # fmt: skip
+            changes += fill(processor, open_rooms, strategy)  # one deployment, or shares
+            continue
         if processor.deployments:
             continue
         room = _pick(open_rooms, processor.hostname, processor.concurrency, strategy)

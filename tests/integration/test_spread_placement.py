@@ -1,0 +1,83 @@
+"""A processor larger than any node is spread over several as shares summing to exactly its
+CPUs (``shellflow.engine.fleet.spread``), on the model database; the agents' side is
+``tests/engine/test_spread.py``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.test_nodes import _nodes, _place
+
+
+def _shares(url: str, processor: str) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from shellflow.model.db import get_engine
+
+    sql = text(
+        "SELECT n.name, d.cpus FROM deployment d JOIN node n ON n.id = d.node_id"
+        " JOIN processor p ON p.id = d.processor_id WHERE p.name = :p"
+    )
+    with get_engine(url).connect() as conn:
+        return {r[0]: int(r[1]) for r in conn.execute(sql, {"p": processor})}
+
+
+def _drop(url: str, node_id: str) -> None:
+    from sqlalchemy import text
+
+    from shellflow.model.db import get_engine
+
+    with get_engine(url).begin() as conn:
+        conn.execute(text("UPDATE node SET status = 'stopped' WHERE id = :i"), {"i": node_id})
+
+
+def test_a_processor_larger_than_any_node_is_spread_exactly(
+    cli: Any, initialised_db: str
+) -> None:
+    ids = _nodes(initialised_db, {n: ("m.example", 2, True) for n in ("n1", "n2", "n3")})
+    cli.ok("add", "processor", "-n", "big", "-g", "/r", "-m", "m", "-c", "3",
+           "--min-workers", "1", "--max-workers", "3")  # fmt: skip
+    changes = _place(initialised_db)
+    assert changes == ["placed big on n1 (2 of 3 CPUs)", "placed big on n2 (1 of 3 CPUs)"]
+    assert _shares(initialised_db, "big") == {"n1": 2, "n2": 1}
+    assert _place(initialised_db) == []  # stable
+    row = json.loads(cli.ok("ls", "processor", "-n", "big", "--json").stdout)
+    assert [(d["node"], d["cpus"]) for d in row["deployments"]] == [("n1", 2), ("n2", 1)]
+    assert {"workers_current", "workers_desired", "scale_reason"} <= set(row["deployments"][0])
+
+    # A share's node is lost: its CPU goes elsewhere, the other share stays as it was.
+    _drop(initialised_db, ids["n2"])
+    assert _place(initialised_db) == ["moved big off n2", "placed big on n3 (1 of 3 CPUs)"]
+    assert _shares(initialised_db, "big") == {"n1": 2, "n3": 1}
+
+    # Asked for more: the new CPU is a share on a node that held none... when none has room,
+    # the shares placed keep serving and the processor says what is missing.
+    cli.ok("update", "processor", "-n", "big", "-c", "4")
+    assert _place(initialised_db) == ["grew big@n3 to 2 CPUs"]
+    assert _shares(initialised_db, "big") == {"n1": 2, "n3": 2}
+    cli.ok("update", "processor", "-n", "big", "-c", "5")
+    _place(initialised_db)
+    assert _shares(initialised_db, "big") == {"n1": 2, "n3": 2}
+    row = json.loads(cli.ok("ls", "processor", "-n", "big", "--json").stdout)
+    assert "1 of its 5 CPUs not placed" in row["status_reason"]
+
+    # Asked for less: placed again, whole, on one node.
+    cli.ok("update", "processor", "-n", "big", "-c", "2", "--min-workers", "1",
+           "--max-workers", "2")  # fmt: skip
+    _place(initialised_db)
+    assert sum(_shares(initialised_db, "big").values()) == 2
+    assert len(_shares(initialised_db, "big")) == 1
+
+
+def test_never_more_shares_than_max_workers(cli: Any, initialised_db: str) -> None:
+    _nodes(initialised_db, {n: ("h", 1, True) for n in ("a", "b", "c")})
+    cli.ok("add", "processor", "-n", "wide", "-g", "/r", "-m", "m", "-c", "3",
+           "--min-workers", "1", "--max-workers", "2")  # fmt: skip
+    _place(initialised_db)
+    assert _shares(initialised_db, "wide") == {}  # three shares would need three workers
+    row = json.loads(cli.ok("ls", "processor", "-n", "wide", "--json").stdout)
+    assert "no live node has 3 free CPUs" in row["status_reason"]
+    cli.ok("update", "processor", "-n", "wide", "--max-workers", "3")
+    _place(initialised_db)
+    assert _shares(initialised_db, "wide") == {"a": 1, "b": 1, "c": 1}
