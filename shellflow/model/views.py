@@ -138,12 +138,19 @@ VIEWS: dict[str, View] = {
             ),
             Related(  # its shares when spread over several nodes (engine.fleet.spread)
                 "deployments",
-                ("name", "node", "hostname", "cpus", "workers_current", "workers_desired",
-                 "scale_reason"),
+                (
+                    "name",
+                    "node",
+                    "hostname",
+                    "cpus",
+                    "workers_current",
+                    "workers_desired",
+                    "scale_reason",
+                ),
                 "SELECT d.name, n.name, d.hostname, d.cpus, d.workers_current,"
                 " d.workers_desired, d.scale_reason FROM deployment d LEFT JOIN node n"
                 " ON n.id = d.node_id WHERE d.processor_id = ? ORDER BY d.name",
-            ),  # fmt: skip
+            ),
         ),
     ),
     "socket": View(

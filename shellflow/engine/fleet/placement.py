@@ -11,9 +11,9 @@ BALANCED spreads work: a processor goes to the live node with the most free CPUs
 EFFICIENT packs it: to the live node with the fewest free CPUs that still fit it, leaving
 whole nodes free for large processors. Neither places a floating processor beyond a node's
 CPUs: one that no node can hold is spread over several as shares summing to exactly its
-CPUs (:mod:`shellflow.engine.fleet.spread`). A node whose agent stopped heartbeating (or stopped) loses its placements, which are
-made again elsewhere; so does a drained node (``flow node drain``); a cordoned node keeps
-what it has and gets nothing new.
+CPUs (:mod:`shellflow.engine.fleet.spread`). A node whose agent stopped heartbeating (or
+stopped) loses its placements, which are made again elsewhere; so does a drained node
+(``flow node drain``); a cordoned node keeps what it has and gets nothing new.
 """
 
 from __future__ import annotations

@@ -12,10 +12,12 @@ the same queues, autoscaling within its part of the bounds.
 The deployment id stays the epoch of each share (``shellflow.engine.fleet.lease``): a share
 whose node is lost is deleted and the CPUs it held are placed again as new shares (new ids)
 on the other nodes, while the surviving shares keep theirs and their workers run on
-undisturbed. When the shares no longer sum to N (``flow update processor -c``), they are
-placed again from scratch once the new size fits: shrinking below what runs must stop
-workers anyway, and growing adds shares. Until the missing CPUs fit, the shares placed
-keep serving and ``status_reason`` says how many CPUs are missing.
+undisturbed. When the shares sum to more than N (``flow update processor -c`` lowered it),
+they are placed again from scratch: shrinking below what runs must stop workers anyway;
+when they sum to less (a share's node lost, ``-c`` raised), shares are added. Until the
+missing CPUs fit somewhere, the shares placed keep serving (their agents own the
+processor's status then; ``flow ls processor -n NAME --json`` lists the shares' CPUs), and
+a processor with no share at all says why in ``status_reason``.
 """
 
 from __future__ import annotations
@@ -82,11 +84,8 @@ def fill(processor: Processor, rooms: Sequence[Room], strategy: str) -> list[str
         if shares is not None and len(set(held) | {s[0] for s in shares}) > most + len(held):
             shares = None
     if shares is None:
-        processor.status_reason = (
-            f"no live node has {wanted} free CPUs"
-            if not have
-            else f"{wanted - have} of its {wanted} CPUs not placed: no live node has room"
-        )
+        if not have:  # nothing runs: say why (the shares placed have their agents' status)
+            processor.status_reason = f"no live node has {wanted} free CPUs"
         return changes
     for room_id, cpus in shares:
         room = by_id[room_id]

@@ -17,7 +17,9 @@ from shellflow.model.listing import reader, writer
 from shellflow.model.shares import apportion
 
 
-def bounds(settings: Settings, processor: str, deployment: str | None = None) -> tuple[int, int] | None:
+def bounds(
+    settings: Settings, processor: str, deployment: str | None = None
+) -> tuple[int, int] | None:
     """The (min_workers, max_workers) of the processor, or of its share ``deployment``; None
     when it does not autoscale."""
     with reader(settings.db) as conn:
