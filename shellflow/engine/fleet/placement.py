@@ -112,6 +112,7 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
         if deployment.node_id in rooms:
             rooms[deployment.node_id].used += deployment.cpus
     open_rooms = [r for r in rooms.values() if alive[r.id].state == "active"]
+    floating: list[Processor] = []  # no hostname: spread (below) once the rest is placed
     for processor in processors:
         for deployment in processor.deployments:
             if deployment.node_id is None:  # added by hand: bind it to a node of its host
@@ -122,9 +123,14 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
                     changes.append(f"bound {deployment.name} to {room.name}")
         if processor.hostname is None and all(d.owner == "scheduler" for d in
                                               processor.deployments):  # fmt: skip
-            changes += fill(processor, open_rooms, strategy)  # one deployment, or shares
+            if not processor.deployments:  # whole on one node first, spread only after
+                changes += fill(processor, open_rooms, strategy, whole=True)
+            floating.append(processor)
             continue
         if processor.deployments:
+            for deployment in processor.deployments:  # -c changed: exactly what it asks
+                if deployment.owner == "scheduler" and deployment.cpus != processor.concurrency:
+                    deployment.cpus = processor.concurrency
             continue
         room = _pick(open_rooms, processor.hostname, processor.concurrency, strategy)
         if room is None:
@@ -143,4 +149,6 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
         room.used += processor.concurrency
         processor.status_reason = None
         changes.append(f"placed {processor.name} on {room.name}")
+    for processor in floating:  # what did not fit whole on one node, in shares
+        changes += fill(processor, open_rooms, strategy)
     return changes

@@ -53,9 +53,13 @@ def _most_shares(processor: Processor) -> int:
     return max(1, processor.max_workers or processor.concurrency or 1)
 
 
-def fill(processor: Processor, rooms: Sequence[Room], strategy: str) -> list[str]:
+def fill(
+    processor: Processor, rooms: Sequence[Room], strategy: str, *, whole: bool = False
+) -> list[str]:
     """Place what ``processor`` (no hostname) still lacks of its CPUs on ``rooms``; says what
-    changed. Counts what it places in the rooms' ``used``."""
+    changed. Counts what it places in the rooms' ``used``. ``whole``: on one node or not at
+    all (the placement's first pass: every processor that fits on a node is placed before
+    any is spread over what is left, so one large processor does not crowd out many)."""
     wanted = max(1, processor.concurrency or 1)
     have = placed_cpus(processor)
     if have == wanted:
@@ -74,17 +78,17 @@ def fill(processor: Processor, rooms: Sequence[Room], strategy: str) -> list[str
         have = 0
     held = {d.node_id: d for d in processor.deployments}
     missing = wanted - have
-    most = _most_shares(processor) - len(held)
+    most = 1 if whole else _most_shares(processor) - len(held)
     # New shares on nodes that hold none first (no running worker restarts), then any.
     fresh = [(r.id, r.free) for r in rooms if r.id not in held]
     shares = split(fresh, missing, most, pack=strategy == "EFFICIENT")
-    if shares is None:
+    if shares is None and not whole:
         shares = split([(r.id, r.free) for r in rooms], missing, _most_shares(processor),
                        pack=strategy == "EFFICIENT")  # fmt: skip
         if shares is not None and len(set(held) | {s[0] for s in shares}) > most + len(held):
             shares = None
     if shares is None:
-        if not have:  # nothing runs: say why (the shares placed have their agents' status)
+        if not have and not whole:  # nothing runs: say why (shares that run: their agents')
             processor.status_reason = f"no live node has {wanted} free CPUs"
         return changes
     for room_id, cpus in shares:

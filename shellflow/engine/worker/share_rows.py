@@ -46,13 +46,18 @@ def bounds(
     return min(apportion(minimum, weights)[mine], top), top
 
 
+# The processor row: the sums of its shares, and the last reason (named by its share when
+# there are several: "P@n2: worker stopped" while P@n1 runs on).
 _SUMS = (
     "UPDATE processor SET"
     " workers_current = (SELECT SUM(workers_current) FROM deployment d"
     " WHERE d.processor_id = processor.id),"
     " workers_desired = (SELECT SUM(workers_desired) FROM deployment d"
     " WHERE d.processor_id = processor.id),"
-    " scale_reason = ? WHERE name = ?"
+    " scale_reason = CASE WHEN (SELECT COUNT(*) FROM deployment d"
+    " WHERE d.processor_id = processor.id) > 1"
+    " THEN (SELECT name FROM deployment WHERE id = ?) || ': ' || ? ELSE ? END"
+    " WHERE name = ?"
 )
 
 
@@ -73,4 +78,4 @@ def report(
             "UPDATE deployment SET workers_current = ?, workers_desired = ?, scale_reason = ?"
             " WHERE id = ?", [*values, deployment],
         )  # fmt: skip
-        conn.execute(_SUMS, [values[2], processor])
+        conn.execute(_SUMS, [deployment, values[2], values[2], processor])
