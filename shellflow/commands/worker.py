@@ -46,6 +46,14 @@ def worker() -> None:
     " agent that started this worker (the agent passes its own pid and start time)",
 )
 @click.option(
+    "--deployment",
+    type=TEXT,
+    metavar="ID",
+    help="The deployment (a share of a processor spread over several nodes) this worker"
+    " serves: it autoscales within that share's part of the bounds and reports in its row"
+    " (the agent passes it)",
+)
+@click.option(
     "--celery-events",
     "events",
     is_flag=True,
@@ -60,6 +68,7 @@ def worker_start(
     loglevel: str,
     settings_fd: int | None,
     agent: str | None,
+    deployment: str | None,
     events: bool,
 ) -> None:
     """Serve PROCESSOR's sockets in this environment until stopped."""
@@ -77,7 +86,7 @@ def worker_start(
         with app.reader() as conn:
             concurrency = int(get_object(conn, "processor", processor)["concurrency"] or 1)
     serve(app.settings, processor, concurrency=concurrency, path=paths, loglevel=loglevel.upper(),
-          agent=watched, events=events)  # fmt: skip
+          agent=watched, events=events, deployment=deployment)  # fmt: skip
 
 
 def _handed_over(app: AppContext, fd: int | None) -> AppContext:

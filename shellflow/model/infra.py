@@ -93,6 +93,11 @@ class Deployment(NamedMixin, Base):
     )
     processor: Mapped[Processor] = relationship(back_populates="deployments")
     worker: Mapped[Worker | None] = relationship(back_populates="deployment", uselist=False)
+    # What this deployment's worker last reported (a share of a spread processor scales on
+    # its own: shellflow.engine.worker.autoscale, shellflow.engine.fleet.spread).
+    workers_current: Mapped[int | None]
+    workers_desired: Mapped[int | None]
+    scale_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Worker(NamedMixin, Base):

@@ -136,10 +136,19 @@ VIEWS: dict[str, View] = {
                 "SELECT s.name, t.name, q.name FROM socket s JOIN task t ON t.id = s.task_id"
                 " JOIN queue q ON q.id = s.queue_id WHERE s.processor_id = ? ORDER BY s.name",
             ),
-            Related(
+            Related(  # its shares when spread over several nodes (engine.fleet.spread)
                 "deployments",
-                ("name", "node", "hostname", "cpus"),
-                "SELECT d.name, n.name, d.hostname, d.cpus FROM deployment d LEFT JOIN node n"
+                (
+                    "name",
+                    "node",
+                    "hostname",
+                    "cpus",
+                    "workers_current",
+                    "workers_desired",
+                    "scale_reason",
+                ),
+                "SELECT d.name, n.name, d.hostname, d.cpus, d.workers_current,"
+                " d.workers_desired, d.scale_reason FROM deployment d LEFT JOIN node n"
                 " ON n.id = d.node_id WHERE d.processor_id = ? ORDER BY d.name",
             ),
         ),

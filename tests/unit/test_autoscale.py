@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shellflow.engine.worker.autoscale import GROW_AT, IDLE_AFTER, decide
+from shellflow.engine.worker.autoscale import GROW_AT, IDLE_AFTER, WAIT_AT, Backlog, decide
 from shellflow.model.scale import bounds_problem
 
 counts = st.integers(min_value=0, max_value=64)
@@ -20,6 +20,7 @@ def situations(draw: st.DrawFn) -> dict[str, object]:
     return {
         "current": current, "busy": draw(st.integers(min_value=0, max_value=current)),
         "waiting": draw(counts), "idle_for": draw(st.floats(0, 3 * IDLE_AFTER)),
+        "waited": draw(st.floats(0, 3 * WAIT_AT)),
         "minimum": minimum, "maximum": maximum, "cpus": draw(st.integers(1, 64)),
     }  # fmt: skip
 
@@ -41,8 +42,8 @@ def test_it_grows_only_while_calls_wait_and_shrinks_only_when_idle(s: dict) -> N
     ceiling = min(s["maximum"], s["cpus"])
     floor = min(s["minimum"], ceiling)
     within = floor <= s["current"] <= ceiling
-    if within and d.desired > s["current"]:
-        assert s["waiting"] >= GROW_AT
+    if within and d.desired > s["current"]:  # by depth, or by wait time
+        assert s["waiting"] >= GROW_AT or (s["waiting"] and s["waited"] >= WAIT_AT)
         assert d.desired <= s["busy"] + s["waiting"]
     if within and d.desired < s["current"]:
         assert s["waiting"] < GROW_AT and s["idle_for"] >= IDLE_AFTER
@@ -53,7 +54,25 @@ def test_a_backlog_grows_the_pool_to_its_ceiling() -> None:
     assert decide(current=1, waiting=59, cpus=8, **common).desired == 3
     assert decide(current=1, waiting=59, cpus=2, **common).desired == 2  # the node's CPUs
     assert "node's CPUs" in decide(current=2, waiting=59, cpus=2, **common).reason
-    assert decide(current=1, waiting=1, cpus=8, **common).desired == 2
+    assert decide(current=1, waiting=GROW_AT, cpus=8, **common).desired == 3
+
+
+def test_a_call_waiting_long_enough_grows_the_pool_below_the_depth_threshold() -> None:
+    common = {"current": 1, "busy": 1, "idle_for": 0.0, "minimum": 1, "maximum": 3, "cpus": 8}
+    assert GROW_AT > 1
+    assert decide(waiting=1, waited=WAIT_AT / 2, **common).desired == 1
+    grown = decide(waiting=1, waited=WAIT_AT, **common)
+    assert grown.desired == 2 and "waiting for" in grown.reason
+    assert decide(waiting=0, waited=WAIT_AT, **common).desired == 1
+
+
+def test_the_backlog_counts_from_the_first_check_that_saw_a_call_waiting() -> None:
+    backlog = Backlog()
+    assert backlog.seen(0, 100.0) == 0.0
+    assert backlog.seen(3, 101.0) == 0.0
+    assert backlog.seen(1, 104.5) == 3.5
+    assert backlog.seen(0, 105.0) == 0.0  # drained: the next backlog counts anew
+    assert backlog.seen(2, 106.0) == 0.0
 
 
 def test_an_idle_pool_shrinks_to_its_floor_after_the_idle_period() -> None:

@@ -371,6 +371,7 @@ class Agent(AgentRights):
                    "-n", spec.name, "-c", str(spec.concurrency),
                    "--agent", str(ProcessId.current())]  # fmt: skip
         command += ["--celery-events"] if self.celery_events else []
+        command += ["--deployment", spec.deployment_id] if spec.deployment_id else []  # share
         for path in m.deployed.paths:
             command += ["--path", path]
         return command

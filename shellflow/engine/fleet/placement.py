@@ -10,9 +10,10 @@ order. A deployment added by hand names a host only: it is bound to one node of 
 BALANCED spreads work: a processor goes to the live node with the most free CPUs.
 EFFICIENT packs it: to the live node with the fewest free CPUs that still fit it, leaving
 whole nodes free for large processors. Neither places a floating processor beyond a node's
-CPUs. A node whose agent stopped heartbeating (or stopped) loses its placements, which are
-made again elsewhere; so does a drained node (``flow node drain``); a cordoned node keeps
-what it has and gets nothing new.
+CPUs: one that no node can hold is spread over several as shares summing to exactly its
+CPUs (:mod:`shellflow.engine.fleet.spread`). A node whose agent stopped heartbeating (or
+stopped) loses its placements, which are made again elsewhere; so does a drained node
+(``flow node drain``); a cordoned node keeps what it has and gets nothing new.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import shellflow.model.tables  # noqa: F401  (registers every mapper)
+from shellflow.engine.fleet.spread import fill
 from shellflow.model.base import utcnow
 from shellflow.model.infra import Deployment, Node
 from shellflow.model.network import Processor
@@ -110,6 +112,7 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
         if deployment.node_id in rooms:
             rooms[deployment.node_id].used += deployment.cpus
     open_rooms = [r for r in rooms.values() if alive[r.id].state == "active"]
+    floating: list[Processor] = []  # no hostname: spread (below) once the rest is placed
     for processor in processors:
         for deployment in processor.deployments:
             if deployment.node_id is None:  # added by hand: bind it to a node of its host
@@ -118,7 +121,16 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
                     deployment.node_id, deployment.hostname = room.id, room.hostname
                     room.used += deployment.cpus
                     changes.append(f"bound {deployment.name} to {room.name}")
+        if processor.hostname is None and all(d.owner == "scheduler" for d in
+                                              processor.deployments):  # fmt: skip
+            if not processor.deployments:  # whole on one node first, spread only after
+                changes += fill(processor, open_rooms, strategy, whole=True)
+            floating.append(processor)
+            continue
         if processor.deployments:
+            for deployment in processor.deployments:  # -c changed: exactly what it asks
+                if deployment.owner == "scheduler" and deployment.cpus != processor.concurrency:
+                    deployment.cpus = processor.concurrency
             continue
         room = _pick(open_rooms, processor.hostname, processor.concurrency, strategy)
         if room is None:
@@ -137,4 +149,6 @@ def place(session: Session, strategy: str = "BALANCED", now: datetime | None = N
         room.used += processor.concurrency
         processor.status_reason = None
         changes.append(f"placed {processor.name} on {room.name}")
+    for processor in floating:  # what did not fit whole on one node, in shares
+        changes += fill(processor, open_rooms, strategy)
     return changes

@@ -6,24 +6,32 @@ Celery's ``Autoscaler`` deciding by the depth of the processor's queues instead 
 messages the worker already holds. Every :data:`CHECK_EVERY` seconds (and never more often)
 it counts the calls **waiting**: the messages ready in the broker for the processor's
 sockets (a passive ``queue_declare``: RabbitMQ's message count, the Redis lists' length)
-plus those the worker has received and not started. Then :func:`decide`:
+plus those the worker has received and not started, and for how long calls have been
+waiting (:class:`Backlog`). Then :func:`decide`:
 
-- **grow** when at least :data:`GROW_AT` calls wait: to as many processes as the running
-  and waiting calls need, at most the ceiling;
+- **grow** when at least :data:`GROW_AT` calls wait (the depth threshold), or when calls
+  have been waiting for :data:`WAIT_AT` seconds (the wait-time threshold: a short queue of
+  long calls that the pool does not drain): to as many processes as the running and
+  waiting calls need, at most the ceiling;
 - **shrink** once no call has waited for :data:`IDLE_AFTER` seconds: to the processes that
   are running a call, at least the floor. Billiard retires only processes that run no call
   (``Pool.shrink``), and the scaler shrinks only when every call the pool was handed has
   been taken up by its process, so a retired process never holds a call: none is lost or
   run twice. Its records were spooled when its last call ended
   (``shellflow.engine.records.recorder``).
-- The ceiling is ``min(max_workers, the node's CPUs)``, the floor ``min_workers`` (never
-  above the ceiling); the pool never leaves them.
+- The ceiling is ``min(max_workers, the node's CPUs, the worker's -c)``, the floor
+  ``min_workers`` (never above the ceiling); the pool never leaves them. A worker serving a
+  *share* of a processor spread over several nodes keeps its part of both bounds
+  (:mod:`shellflow.engine.worker.share_rows`): every share reads the same queues, so when
+  one share is at its ceiling and calls still wait, the others grow too, and together they
+  never exceed ``--max-workers``.
 
 Each change is published on the ``global`` live channel (and ``<processor>.scale``) as a
 message of channel ``scale``, state ``grow`` or ``shrink``, with ``data`` holding ``from``,
 ``to``, ``reason``, ``hostname`` and ``pid``; and the processor row gets
 ``workers_current``, ``workers_desired`` and ``scale_reason`` (``flow ls processor --json``)
-when they change, so at most once a second. Scaling events are live only (not stored).
+when they change, so at most once a second (a share: its deployment row, and the processor
+row the sums of its shares). Scaling events are live only (not stored).
 The bounds are read again every :data:`BOUNDS_EVERY` seconds, so ``flow update processor
 --max-workers`` applies without a restart.
 """
@@ -46,11 +54,12 @@ from celery.worker.autoscale import Autoscaler
 from shellflow import forks
 from shellflow.config import Settings
 from shellflow.engine.records.events import GLOBAL, carries_live_events, redis_client
-from shellflow.model.listing import reader, writer
+from shellflow.engine.worker.share_rows import bounds, report
 from shellflow.urls import is_redis
 
 CHECK_EVERY = 1.0  # seconds between two decisions
-GROW_AT = 1  # calls waiting that make the pool grow
+GROW_AT = 2  # calls waiting that make the pool grow (the depth threshold)
+WAIT_AT = 2.0  # seconds calls have waited that make the pool grow (the wait-time threshold)
 IDLE_AFTER = 10.0  # seconds without a waiting call before the pool shrinks
 BOUNDS_EVERY = 5.0  # seconds between two reads of the processor's bounds
 log = logging.getLogger("shellflow.worker")
@@ -62,11 +71,38 @@ class Decision:
     reason: str
 
 
+class Backlog:
+    """How long calls have been waiting, as the checks see it: since the first check that
+    found a call waiting after one that found none.
+
+    Why this measure: the oldest waiting call's own age is not cheaply known on both
+    deployments. RabbitMQ's passive declare gives a count only; reading a message to see
+    its time would mark it redelivered; Celery's protocol-2 message carries no time sent;
+    ``pending`` call records exist only for some calls (``--async``, streams) and a query a
+    second per worker would load the database. This costs nothing (the depth is read
+    anyway), is bounded (one timestamp) and reads the same on Redis and RabbitMQ. With
+    queues drained in order it is an upper bound of the oldest call's wait, to within one
+    check: every call waiting now came after the last check that saw none."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def seen(self, waiting: int, now: float) -> float:
+        """Note a check; the seconds calls have been waiting (0 when none wait)."""
+        if waiting <= 0:
+            self.since = None
+            return 0.0
+        if self.since is None:
+            self.since = now
+        return now - self.since
+
+
 def decide(
     *, current: int, busy: int, waiting: int, idle_for: float, minimum: int, maximum: int,
-    cpus: int,
+    cpus: int, waited: float = 0.0,
 ) -> Decision:  # fmt: skip
-    """How many pool processes there should be, and why."""
+    """How many pool processes there should be, and why (``waited``: seconds calls have been
+    waiting, see :class:`Backlog`)."""
     ceiling = max(1, min(maximum, cpus))
     floor = max(1, min(minimum, ceiling))
     limit = "--max-workers" if maximum <= cpus else "the node's CPUs"
@@ -74,27 +110,18 @@ def decide(
         return Decision(max(ceiling, busy), f"over the limit of {ceiling} ({limit})")
     if current < floor:
         return Decision(floor, f"under --min-workers {floor}")
-    if waiting >= GROW_AT:
+    if waiting >= GROW_AT or (waiting and waited >= WAIT_AT):
         need = min(ceiling, busy + waiting)
         if need > current:
-            return Decision(need, f"{waiting} calls waiting")
+            why = f"{waiting} calls waiting" if waiting >= GROW_AT else (
+                f"{waiting} calls waiting for {waited:.0f} s")  # fmt: skip
+            return Decision(need, why)
         if current >= ceiling:
             return Decision(current, f"{waiting} calls waiting; at most {ceiling} ({limit})")
         return Decision(current, f"{waiting} calls waiting, {current} processes enough")
-    if idle_for >= IDLE_AFTER and current > max(floor, busy):
+    if not waiting and idle_for >= IDLE_AFTER and current > max(floor, busy):
         return Decision(max(floor, busy), f"no call waiting for {IDLE_AFTER:g} s")
     return Decision(current, "steady")
-
-
-def bounds(settings: Settings, processor: str) -> tuple[int, int] | None:
-    """The processor's (min_workers, max_workers), or None when it does not autoscale."""
-    with reader(settings.db) as conn:
-        rows = conn.query(
-            "SELECT min_workers, max_workers FROM processor WHERE name = ?", [processor]
-        )
-    if not rows or rows[0][0] is None or rows[0][1] is None:
-        return None
-    return int(rows[0][0]), int(rows[0][1])
 
 
 class QueueDepthScaler(Autoscaler):
@@ -103,6 +130,8 @@ class QueueDepthScaler(Autoscaler):
     settings: Settings
     processor: str
     queues: list[str]
+    deployment: str | None = None  # the share it serves (--deployment), if any
+    concurrency: int = 0  # the worker's -c: its share's CPUs
 
     def __init__(
         self, pool: Any, max_concurrency: int, min_concurrency: int = 0, worker: Any = None,
@@ -110,7 +139,8 @@ class QueueDepthScaler(Autoscaler):
     ) -> None:  # fmt: skip
         # ``keepalive`` is also how often Celery's event loop calls maybe_scale: every second
         super().__init__(pool, max_concurrency, min_concurrency, worker, CHECK_EVERY, mutex)
-        self.cpus = os.cpu_count() or 1
+        self.cpus = min(os.cpu_count() or 1, self.concurrency or os.cpu_count() or 1)
+        self.backlog = Backlog()
         self._checked = self._bounds_read = monotonic()
         self._waited = monotonic()  # when a call last waited
         self._channel: Any = None
@@ -153,7 +183,7 @@ class QueueDepthScaler(Autoscaler):
         if now - self._bounds_read >= BOUNDS_EVERY:
             self._bounds_read = now
             try:
-                found = bounds(self.settings, self.processor)
+                found = bounds(self.settings, self.processor, self.deployment)
             except Exception:  # the database is away: keep the bounds known
                 found = None
             if found is not None:
@@ -161,12 +191,14 @@ class QueueDepthScaler(Autoscaler):
         busy = len(state.active_requests)
         held = max(0, len(state.reserved_requests) - busy)
         waiting = self.waiting_in_broker() + held
-        if waiting >= GROW_AT:
+        if waiting:
             self._waited = now
+        waited = self.backlog.seen(waiting, now)
         current = self.processes
         decision = decide(
             current=current, busy=busy, waiting=waiting, idle_for=now - self._waited,
             minimum=self.min_concurrency, maximum=self.max_concurrency, cpus=self.cpus,
+            waited=waited,
         )  # fmt: skip
         changed = False
         if decision.desired > current:
@@ -209,30 +241,29 @@ class QueueDepthScaler(Autoscaler):
             log.warning("autoscaling event not published: %s: %s", type(exc).__name__, exc)
 
     def report(self, current: int, decision: Decision) -> None:
-        """The processor row's workers_current/desired and scale_reason, when they change."""
+        """workers_current/desired and scale_reason, when they change: in the processor row,
+        or in its deployment's and the processor's sums (a share; ``share_rows``)."""
         values = (current, decision.desired, decision.reason)
         if values == self._reported:
             return
         try:
-            with writer(self.settings.db) as conn:
-                conn.execute(
-                    "UPDATE processor SET workers_current = ?, workers_desired = ?,"
-                    " scale_reason = ? WHERE name = ?", [*values, self.processor],
-                )  # fmt: skip
+            report(self.settings, self.processor, self.deployment, values)
             self._reported = values
         except Exception as exc:  # reported again at the next decision
             log.warning("autoscaling state not recorded: %s: %s", type(exc).__name__, exc)
 
 
 def worker_options(
-    app: Any, settings: Settings, processor: str, queues: list[str]
-) -> dict[str, Any]:
+    app: Any, settings: Settings, processor: str, queues: list[str], *,
+    deployment: str | None = None, concurrency: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     """``app.Worker`` options for the processor: ``autoscale`` and this scaler when it has
-    bounds (``concurrency`` then only caps them), nothing otherwise."""
+    bounds (``concurrency`` then only caps them), nothing otherwise. ``deployment``: the
+    share it serves, whose part of the bounds it keeps."""
     from celery import signals
 
     try:
-        found = bounds(settings, processor)
+        found = bounds(settings, processor, deployment)
     except Exception as exc:  # a database not yet upgraded (migration 0011): a fixed pool
         log.warning("autoscaling off: bounds unreadable: %s: %s", type(exc).__name__, exc)
         return {}
@@ -241,17 +272,14 @@ def worker_options(
     minimum, maximum = found
     scaler = type(
         "Scaler", (QueueDepthScaler,),
-        {"settings": settings, "processor": processor, "queues": list(queues)},
+        {"settings": settings, "processor": processor, "queues": list(queues),
+         "deployment": deployment, "concurrency": concurrency},
     )  # fmt: skip
     app.conf.worker_autoscaler = scaler  # Celery accepts the class itself as well as a path
 
     def stopped(**_: Any) -> None:  # what it reported no longer runs
         try:
-            with writer(settings.db) as conn:
-                conn.execute(
-                    "UPDATE processor SET workers_current = NULL, workers_desired = NULL,"
-                    " scale_reason = ? WHERE name = ?", ["worker stopped", processor],
-                )  # fmt: skip
+            report(settings, processor, deployment, (None, None, "worker stopped"))
         except Exception as exc:
             log.warning("autoscaling state not cleared: %s: %s", type(exc).__name__, exc)
 

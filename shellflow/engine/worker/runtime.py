@@ -381,11 +381,13 @@ def serve(
     loglevel: str = "WARNING",
     agent: ProcessId | None = None,
     events: bool = False,
+    deployment: str | None = None,
 ) -> None:
     """Run a worker in the foreground until it is stopped (SIGTERM: warm shutdown), or,
     with ``agent``, until that process (the agent that started it) ends
     (:mod:`shellflow.engine.worker.watchdog`). ``events``: send Celery's task events and
-    worker heartbeats (``celery -A ... worker -E``), for ``celery events`` and Flower."""
+    worker heartbeats (``celery -A ... worker -E``), for ``celery events`` and Flower.
+    ``deployment``: the share of a spread processor it serves (its autoscaling bounds)."""
     from celery import signals
 
     from shellflow.engine.transport.unacked import restore_dead
@@ -409,7 +411,8 @@ def serve(
     app, routes = build(settings, processor, path, concurrency=concurrency, agent=agent)
     restore_dead(app)  # messages a worker killed without a word still holds (Redis brokers)
     queues = [queue.name for queue in app.conf.task_queues]
-    scaling = worker_options(app, settings, processor, queues)  # engine.worker.autoscale
+    scaling = worker_options(app, settings, processor, queues,  # engine.worker.autoscale
+                             deployment=deployment, concurrency=concurrency)  # fmt: skip
     worker = app.Worker(
         # Unique per process: RabbitMQ refuses a second worker with the same node name.
         hostname=f"{processor}.{os.getpid()}@{pysocket.gethostname()}",
