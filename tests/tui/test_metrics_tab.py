@@ -47,7 +47,7 @@ async def until(
 
 
 async def open_metrics(pilot: Any) -> Any:
-    from shellflow.tui.widgets.metrics import MetricsPanel
+    from shellflow.tui.widgets.metrics import MetricsPanel, SocketMetrics
 
     await settle(pilot)
     await pilot.press("n")
@@ -55,7 +55,8 @@ async def open_metrics(pilot: Any) -> Any:
     screen = pilot.app.screen
     assert type(screen).__name__ == "NetworkScreen"
     panel = screen.query_one(MetricsPanel)
-    assert not panel._started  # nothing subscribed before the tab is shown
+    assert not panel._started  # nothing subscribed before the tab is shown, no row built
+    assert not panel.query(SocketMetrics) and screen.query_one("#sockets").row_count
     screen.query_one("#network-tabs").active = "tab-metrics"
     await pilot.pause()
     return panel

@@ -45,6 +45,7 @@ class NetworkScreen(Screen[None]):
     HELP_KEYS = (
         ("Tab", "between the tabs and the table; ← → change tab"),
         ("P U R", "pause, resume, restart the processor under the cursor"),
+        ("Metrics", "tab: each socket's throughput and queue depth, live, with sparklines"),
     )
     BINDINGS = [
         Binding("P", "processor('pause')", "Pause"),
@@ -81,8 +82,8 @@ class NetworkScreen(Screen[None]):
             self.set_interval(max(2.0, self.dashboard.refresh_seconds * 3), self._poll)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-metrics":  # subscribed only once someone looks
-            self.query_one(MetricsPanel).start()
+        # The metrics are subscribed to once someone looks, and drawn while they do.
+        self.query_one(MetricsPanel).shown(event.pane.id == "tab-metrics")
 
     def _poll(self) -> None:
         if not self._loading and self.app.screen is self:

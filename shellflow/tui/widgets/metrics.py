@@ -3,7 +3,7 @@
 A worker thread reads the workers' live metrics (``shellflow.services.metrics``, the reader
 ``flow top`` uses) and, once a second, hands the socket totals to the UI thread, which adds
 them to bounded series (``shellflow.tui.data.metrics``) and redraws the rows. The thread
-starts only when the tab is first shown (:meth:`MetricsPanel.start`), so the screen opens
+starts only when the tab is first shown (:meth:`MetricsPanel.shown`), so the screen opens
 as fast as before; it subscribes only to the processors whose metrics the person looking
 may read (LISTEN, as ``flow top``), and says so when that is none. Without metrics every
 figure is a dash.
@@ -70,6 +70,7 @@ class MetricsPanel(Vertical):
         self.listening = threading.Event()  # set while subscribed (tests wait for it)
         self._stop = threading.Event()
         self._started = False
+        self._showing = False
         self.ticks = 0  # samples taken (tests wait for them)
 
     @property
@@ -91,12 +92,18 @@ class MetricsPanel(Vertical):
     def on_unmount(self) -> None:
         self._stop.set()
 
-    def start(self) -> None:
-        """Subscribe (once, in a worker thread): called when the tab is first shown."""
-        if self._started:
-            return
-        self._started = True
-        self.dashboard.run_worker(self._listen, thread=True, group="metrics", exit_on_error=False)
+    def shown(self, showing: bool) -> None:
+        """The tab was shown (or another one): the first time, build the rows and subscribe
+        (once, in a worker thread). Rows are redrawn only while the tab shows; the series
+        grow either way."""
+        self._showing = showing
+        if showing and not self._started:
+            self._started = True
+            self.dashboard.run_worker(
+                self._listen, thread=True, group="metrics", exit_on_error=False
+            )
+        if showing:
+            self._redraw()
 
     def show_sockets(self, sockets: list[dict[str, Any]]) -> None:
         """The stored sockets (the Network screen's last read): each gets a row, dashes
@@ -127,6 +134,10 @@ class MetricsPanel(Vertical):
         self.query_one("#metrics-info", Static).update(plain(text, style))
 
     def _redraw(self) -> None:
+        # Rows are built once the tab is shown (none slow the screen's start), and redrawn
+        # only while it shows.
+        if not self._showing or self.app.screen is not self.screen:
+            return
         keys = self.known
         box = self.query_one("#metrics-rows", VerticalScroll)
         rows = list(box.query(SocketMetrics))
