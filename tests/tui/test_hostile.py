@@ -282,7 +282,8 @@ async def test_metrics_tab_shows_hostile_names(hostile_db, make_dashboard) -> No
     from shellflow.engine.records.events import redis_client
     from shellflow.engine.records.metrics import message, summary
     from shellflow.tui.data.metrics import SAMPLES
-    from shellflow.tui.widgets.metrics import MetricsPanel, SocketMetrics
+    from shellflow.tui.widgets import clip
+    from shellflow.tui.widgets.metrics import MetricsPanel, row_key
     from tests.tui.conftest import DO_SOMETHING
 
     room = hostile("processor.name:") + "proc1"
@@ -304,9 +305,12 @@ async def test_metrics_tab_shows_hostile_names(hostile_db, make_dashboard) -> No
                 break
         for _ in range(20):
             await pilot.pause(0.05)
-        rows = {row.key: row for row in panel.query(SocketMetrics)}
-        assert len(rows) == 2 and (room, socket) in rows  # the two stored sockets
-        assert str(rows[room, socket].query_one(".metrics-depth").content) == "9"
+        table = panel.query_one("#metrics-table")
+        assert table.row_count == 2 and panel.keys[0] == (room, socket)  # two stored sockets
+        assert str(table.get_cell(row_key(room, socket), "depth")) == "9"
+        assert str(table.get_cell(row_key(room, socket), "socket")) == str(
+            clip(socket, 40, left=True)
+        )
         shown = screen_text(app)
         assert_no_raw_controls(shown)
         assert printable(room)[:12] in shown and printable(socket)[-30:] in shown

@@ -47,7 +47,7 @@ async def until(
 
 
 async def open_metrics(pilot: Any) -> Any:
-    from shellflow.tui.widgets.metrics import MetricsPanel, SocketMetrics
+    from shellflow.tui.widgets.metrics import MetricsPanel
 
     await settle(pilot)
     await pilot.press("n")
@@ -55,21 +55,26 @@ async def open_metrics(pilot: Any) -> Any:
     screen = pilot.app.screen
     assert type(screen).__name__ == "NetworkScreen"
     panel = screen.query_one(MetricsPanel)
-    assert not panel._started  # nothing subscribed before the tab is shown, no row built
-    assert not panel.query(SocketMetrics) and screen.query_one("#sockets").row_count
+    assert not panel._started  # nothing subscribed before the tab is shown, no row drawn
+    assert not panel.query_one("#metrics-table").row_count
+    assert screen.query_one("#sockets").row_count
     screen.query_one("#network-tabs").active = "tab-metrics"
     await pilot.pause()
     return panel
 
 
-def row_of(panel: Any, key: tuple[str, str]) -> Any:
-    from shellflow.tui.widgets.metrics import SocketMetrics
+def row_of(panel: Any, key: tuple[str, str]) -> dict[str, Any] | None:
+    """The table's cells of socket ``key`` by column, None without its row."""
+    from shellflow.tui.widgets.metrics import COLUMNS, row_key
 
-    return next((row for row in panel.query(SocketMetrics) if row.key == key), None)
+    table = panel.query_one("#metrics-table")
+    if row_key(*key) not in table.rows:
+        return None
+    return {column: table.get_cell(row_key(*key), column) for column, _, _ in COLUMNS}
 
 
-def shown(row: Any, part: str) -> str:
-    return str(row.query_one(f".metrics-{part}").content)
+def shown(row: dict[str, Any], part: str) -> str:
+    return str(row[part])
 
 
 def reporter(processor: str, socket: str) -> tuple[Any, Callable[[], Any]]:
@@ -115,8 +120,10 @@ async def test_sparklines_and_figures_follow_the_published_metrics(
             assert trend.workers == 1 and max(trend.throughput) > 0 and 3.0 in trend.queued
             assert shown(row, "depth") == "3" and shown(row, "rate").endswith("/s")
             assert shown(row, "rate") != "-" and shown(row, "workers") == "1"
-            assert row.query_one(".metrics-queued").data == list(trend.queued)
-            assert row.query_one(".metrics-throughput").data == list(trend.throughput)
+            assert row["queued"].data == list(trend.queued)
+            assert row["throughput"].data == list(trend.throughput)
+            chart = panel.query_one("#metrics-queued")  # the socket under the cursor, taller
+            assert chart.data == list(trend.queued)
 
             queues.rpush(socket, *["m"] * 4)  # the queue grows, the calls stop
             await until(pilot, lambda: trend.depth == 7 and trend.rate == 0,
@@ -124,8 +131,11 @@ async def test_sparklines_and_figures_follow_the_published_metrics(
             await pilot.pause()
             row = row_of(panel, key)
             assert shown(row, "depth") == "7" and shown(row, "rate") == "0.0/s"
-            assert {3.0, 7.0} <= set(row.query_one(".metrics-queued").data)
-            assert row.query_one(".metrics-throughput").data[-1] == 0
+            assert {3.0, 7.0} <= set(row["queued"].data)
+            assert row["throughput"].data[-1] == 0
+            assert panel.query_one("#metrics-throughput").data[-1] == 0
+            title = str(panel.query_one("#metrics-queued-title").content)
+            assert title == f"queue depth 7 · {socket}"
             assert len(trend.throughput) <= 60 and len(trend.queued) <= 60
             info = str(app.screen.query_one("#metrics-info").content)
             assert info.startswith("live metrics of 1 socket(s)")  # other networks' are not
@@ -149,8 +159,8 @@ async def test_without_metrics_every_figure_is_a_dash(
         await until(pilot, lambda: panel.ticks >= ticks + 2, "two samples")
         row = row_of(panel, (processor, socket))
         assert [shown(row, part) for part in ("workers", "rate", "depth")] == ["-", "-", "-"]
-        assert row.query_one(".metrics-throughput").data == []
-        assert row.query_one(".metrics-queued").data == []
+        assert row["throughput"].data == [] and row["queued"].data == []
+        assert panel.query_one("#metrics-queued").data == []
         assert "no metrics yet" in str(app.screen.query_one("#metrics-info").content)
         assert app.problem == ""
 

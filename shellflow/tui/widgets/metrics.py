@@ -2,22 +2,29 @@
 
 A worker thread reads the workers' live metrics (``shellflow.services.metrics``, the reader
 ``flow top`` uses) and, once a second, hands the socket totals to the UI thread, which adds
-them to bounded series (``shellflow.tui.data.metrics``) and redraws the rows. The thread
-starts only when the tab is first shown (:meth:`MetricsPanel.shown`), so the screen opens
-as fast as before; it subscribes only to the processors whose metrics the person looking
-may read (LISTEN, as ``flow top``), and says so when that is none. Without metrics every
-figure is a dash.
+them to bounded series (``shellflow.tui.data.metrics``) and redraws. The thread starts only
+when the tab is first shown (:meth:`MetricsPanel.shown`), so the screen opens as fast as
+before; it subscribes only to the processors whose metrics the person looking may read
+(LISTEN, as ``flow top``), and says so when that is none. Without metrics every figure is
+a dash.
+
+**One table, not a widget per socket.** Every socket is a row of a ``DataTable`` whose two
+sparkline cells are drawn by Textual's sparkline renderable (what the ``Sparkline`` widget
+draws), so a network of hundreds of sockets costs one widget: measured with 300 sockets,
+rows of their own widgets took 3 to 4 s to appear, during which the dashboard did not
+answer. The socket under the cursor also gets two taller ``Sparkline`` widgets below.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Sparkline, Static
 
 from shellflow.tui.data.metrics import Trend, Trends, depth_text, rate_text
 from shellflow.tui.widgets.state import clip, plain
@@ -26,46 +33,35 @@ if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
 
 SAMPLE_SECONDS = 1.0  # workers publish once a second
-# (header, column class) of each column, left to right
-HEADER = (("processor", "processor"), ("socket", "socket"), ("W", "workers"),
-          ("done/s", "rate"), ("throughput", "throughput"), ("queued", "depth"),
-          ("queue depth", "queued"))  # fmt: skip
+SPARK_WIDTH = 20
+# (column key, header, width or None) of the table, left to right: the figures before the
+# sparklines, so that 80 columns show every figure (the selected socket's sparklines show
+# whole below the table at any width)
+COLUMNS = (("processor", "processor", None), ("socket", "socket", None), ("workers", "W", 3),
+           ("rate", "done/s", 8), ("depth", "queued", 6),
+           ("throughput", "throughput", SPARK_WIDTH),
+           ("queued", "queue depth", SPARK_WIDTH))  # fmt: skip
 
 
-class SocketMetrics(Horizontal):
-    """One socket's row: its names, current figures and two sparklines."""
-
-    def __init__(self, processor: str, socket: str) -> None:
-        super().__init__(classes="metrics-row")
-        self.key = (processor, socket)
-
-    def compose(self) -> ComposeResult:
-        processor, socket = self.key
-        yield Static(clip(processor, 13), classes="metrics-processor")
-        yield Static(clip(socket, 40, left=True), classes="metrics-socket")
-        yield Static("-", classes="metrics-workers")
-        yield Static("-", classes="metrics-rate")
-        yield Sparkline([], classes="metrics-throughput")
-        yield Static("-", classes="metrics-depth")
-        yield Sparkline([], classes="metrics-queued")
-
-    def show(self, trend: Trend | None) -> None:
-        self.query_one(".metrics-workers", Static).update(str(trend.workers) if trend else "-")
-        self.query_one(".metrics-rate", Static).update(rate_text(trend))
-        self.query_one(".metrics-depth", Static).update(depth_text(trend))
-        self.query_one(".metrics-throughput", Sparkline).data = (
-            list(trend.throughput) if trend else []
-        )
-        self.query_one(".metrics-queued", Sparkline).data = list(trend.queued) if trend else []
+def row_key(processor: str, socket: str) -> str:
+    return json.dumps([processor, socket])
 
 
 class MetricsPanel(Vertical):
-    """The tab's content: a line saying what is read, a header, one row per socket."""
+    """The tab's content: a line saying what is read, the table, the selected socket's
+    sparklines."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"metrics--min-color", "metrics--max-color"}
+    DEFAULT_CSS = """
+    MetricsPanel > .metrics--max-color { color: $primary; }
+    MetricsPanel > .metrics--min-color { color: $primary 30%; }
+    """
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.trends = Trends()
         self.known: list[tuple[str, str]] = []  # the stored sockets (processor, socket)
+        self.keys: list[tuple[str, str]] = []  # the table's rows
         self.scope: frozenset[str] | None = None
         self.listening = threading.Event()  # set while subscribed (tests wait for it)
         self._stop = threading.Event()
@@ -78,11 +74,16 @@ class MetricsPanel(Vertical):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static(plain("live metrics: shown once this tab is open"), id="metrics-info")
-        with Horizontal(classes="metrics-row metrics-header"):
-            for cell, column in HEADER:
-                yield Static(cell, classes=f"metrics-{column}")
-        yield VerticalScroll(id="metrics-rows")
+        yield Static(plain("live metrics: read once this tab is shown"), id="metrics-info")
+        table: DataTable[Any] = DataTable(id="metrics-table", cursor_type="row")
+        for key, header, width in COLUMNS:
+            table.add_column(header, key=key, width=width)
+        yield table
+        with Horizontal(id="metrics-detail"):
+            for name in ("throughput", "queued"):
+                with Vertical(classes="metrics-chart"):
+                    yield Static("", id=f"metrics-{name}-title")
+                    yield Sparkline([], id=f"metrics-{name}")
 
     def on_mount(self) -> None:
         from shellflow.services.metrics import listen_scope
@@ -93,9 +94,8 @@ class MetricsPanel(Vertical):
         self._stop.set()
 
     def shown(self, showing: bool) -> None:
-        """The tab was shown (or another one): the first time, build the rows and subscribe
-        (once, in a worker thread). Rows are redrawn only while the tab shows; the series
-        grow either way."""
+        """The tab was shown (or another one): the first time, subscribe (once, in a worker
+        thread). Redrawn only while the tab shows; the series grow either way."""
         self._showing = showing
         if showing and not self._started:
             self._started = True
@@ -133,26 +133,67 @@ class MetricsPanel(Vertical):
     def _info(self, text: str, style: str = "") -> None:
         self.query_one("#metrics-info", Static).update(plain(text, style))
 
-    def _redraw(self) -> None:
-        # Rows are built once the tab is shown (none slow the screen's start), and redrawn
-        # only while it shows.
-        if not self._showing or self.app.screen is not self.screen:
-            return
-        keys = self.known
-        box = self.query_one("#metrics-rows", VerticalScroll)
-        rows = list(box.query(SocketMetrics))
-        if [row.key for row in rows] != keys:
-            box.remove_children()
-            rows = [SocketMetrics(*key) for key in keys]
-            box.mount_all(rows)
-            self.call_after_refresh(self._fill, rows)
-        else:
-            self._fill(rows)
+    def _spark(self, data: list[float]) -> Any:
+        """A sparkline cell in the theme's colours, as the Sparkline widget draws one."""
+        from textual.renderables.sparkline import Sparkline as SparklineRenderable
 
-    def _fill(self, rows: list[SocketMetrics]) -> None:
-        for row in rows:
-            if row.is_mounted:
-                row.show(self.trends.get(*row.key))
+        _, base = self.background_colors
+        low = base + self.get_component_styles("metrics--min-color").color
+        high = base + self.get_component_styles("metrics--max-color").color
+        return SparklineRenderable(
+            data, width=SPARK_WIDTH, min_color=low.rich_color, max_color=high.rich_color
+        )
+
+    def _cells(self, trend: Trend | None) -> dict[str, Any]:
+        return {  # in the order of COLUMNS after the names
+            "workers": plain(trend.workers if trend else "-"),
+            "rate": plain(rate_text(trend)),
+            "depth": plain(depth_text(trend)),
+            "throughput": self._spark(list(trend.throughput) if trend else []),
+            "queued": self._spark(list(trend.queued) if trend else []),
+        }
+
+    def _redraw(self) -> None:
+        if not self._showing or self.app.screen is not self.screen:
+            return  # drawn only while shown: a hidden tab costs the screen nothing
+        table = self.query_one("#metrics-table", DataTable)
+        if self.keys != self.known:
+            chosen = table.cursor_row
+            table.clear()
+            self.keys = list(self.known)
+            for processor, socket in self.keys:
+                cells = self._cells(self.trends.get(processor, socket))
+                table.add_row(clip(processor, 24), clip(socket, 40, left=True), *cells.values(),
+                              key=row_key(processor, socket))  # fmt: skip
+            if self.keys:
+                table.move_cursor(row=min(chosen, len(self.keys) - 1))
+        else:
+            for processor, socket in self.keys:
+                key = row_key(processor, socket)
+                for column, value in self._cells(self.trends.get(processor, socket)).items():
+                    table.update_cell(key, column, value)
+        self._detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._detail()
+
+    def selected(self) -> tuple[str, str] | None:
+        """The socket under the table's cursor."""
+        row = self.query_one("#metrics-table", DataTable).cursor_row
+        return self.keys[row] if 0 <= row < len(self.keys) else None
+
+    def _detail(self) -> None:
+        key = self.selected()
+        trend = self.trends.get(*key) if key else None
+        name = key[1] if key else ""
+        for series, label, now in (("throughput", "calls finished/s", rate_text(trend)),
+                                   ("queued", "queue depth", depth_text(trend))):  # fmt: skip
+            self.query_one(f"#metrics-{series}-title", Static).update(
+                plain(f"{label} {now} · {name}" if key else "")
+            )
+            data = getattr(trend, series) if trend else []
+            self.query_one(f"#metrics-{series}", Sparkline).data = list(data)
 
     def _said(self, text: str, style: str = "") -> None:
         """The info line, from the worker thread."""
@@ -164,15 +205,14 @@ class MetricsPanel(Vertical):
         from shellflow.redact import mask_text, mask_url
         from shellflow.services.metrics import RIGHT, MetricsFeed
 
-        dashboard = self.dashboard
-        url = dashboard.settings.pubsub
+        url = self.dashboard.settings.pubsub
         if self.scope == frozenset():
-            who = dashboard.principal.name
-            dashboard.from_thread(self._info, f"{who} lacks the {RIGHT} right: no metrics", "red")
+            self._said(
+                f"{self.dashboard.principal.name} lacks the {RIGHT} right: no metrics", "red"
+            )
             return
         if not carries_live_events(url):
-            why = f"live metrics need a Redis pub/sub URL; {mask_url(url)} carries none"
-            dashboard.from_thread(self._info, why, "yellow")
+            self._said(f"live metrics need a Redis pub/sub URL; {mask_url(url)} carries none")
             return
         while not self._stop.is_set():
             try:
@@ -189,7 +229,7 @@ class MetricsPanel(Vertical):
                     feed.poll(min(0.5, max(0.0, due - time.monotonic())))
                     now = time.monotonic()
                     if now >= due:
-                        dashboard.from_thread(self.sample, feed.rows(now), now)
+                        self.dashboard.from_thread(self.sample, feed.rows(now), now)
                         due = max(due + SAMPLE_SECONDS, now)
             except Exception as exc:
                 self._said(f"metrics: {mask_text(str(exc))}; retrying", "red")
