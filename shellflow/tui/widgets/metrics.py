@@ -10,9 +10,10 @@ a dash.
 
 **One table, not a widget per socket.** Every socket is a row of a ``DataTable`` whose two
 sparkline cells are drawn by Textual's sparkline renderable (what the ``Sparkline`` widget
-draws), so a network of hundreds of sockets costs one widget: measured with 300 sockets,
-rows of their own widgets took 3 to 4 s to appear, during which the dashboard did not
-answer. The socket under the cursor also gets two taller ``Sparkline`` widgets below.
+draws), so a network of hundreds of sockets costs one widget: with 300 sockets, rows of
+their own widgets took 6 to 8 s to appear, during which the dashboard did not answer; the
+table under 1 s (docs/engine.md, Metrics). The socket under the cursor also gets two
+taller ``Sparkline`` widgets below.
 """
 
 from __future__ import annotations
