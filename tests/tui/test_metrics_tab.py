@@ -186,6 +186,27 @@ async def test_without_a_live_channel_the_tab_says_so(
         assert not panel.listening.is_set()
 
 
+async def test_with_the_embedded_broker_stopped_the_tab_waits_for_it(
+    cli: Any, sqlite_db: str, make_dashboard: Any
+) -> None:
+    """The embedded deployment, its broker (and so its pub/sub) not started: dashes and a
+    reason, no error, and no connection tried."""
+    from shellflow.urls import socket_path
+
+    processor, socket = names("embedded")
+    store(cli, sqlite_db, (processor, socket))
+    app = make_dashboard(sqlite_db)
+    path = socket_path(app.settings.pubsub)
+    assert path is not None and not path.exists()  # the embedded default, not running
+    async with app.run_test(size=(160, 30)) as pilot:
+        panel = await open_metrics(pilot)
+        info = app.screen.query_one("#metrics-info")
+        await until(pilot, lambda: "embedded broker" in str(info.content), "the reason")
+        row = row_of(panel, (processor, socket))
+        assert shown(row, "rate") == "-" and shown(row, "depth") == "-"
+        assert not panel.listening.is_set() and app.problem == ""
+
+
 async def test_only_the_processors_one_may_listen_to_are_shown(
     cli: Any, sqlite_db: str, make_dashboard: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

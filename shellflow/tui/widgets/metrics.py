@@ -205,6 +205,7 @@ class MetricsPanel(Vertical):
         from shellflow.engine.records.events import carries_live_events
         from shellflow.redact import mask_text, mask_url
         from shellflow.services.metrics import RIGHT, MetricsFeed
+        from shellflow.urls import socket_path
 
         url = self.dashboard.settings.pubsub
         if self.scope == frozenset():
@@ -215,7 +216,12 @@ class MetricsPanel(Vertical):
         if not carries_live_events(url):
             self._said(f"live metrics need a Redis pub/sub URL; {mask_url(url)} carries none")
             return
+        path = socket_path(url)
         while not self._stop.is_set():
+            if path is not None and not path.exists():  # nothing publishes: not a failure
+                self._said("no metrics: the embedded broker (its pub/sub) is not running")
+                self._stop.wait(3.0)
+                continue
             try:
                 feed = MetricsFeed(url, self.scope)
                 feed.confirm()
