@@ -1,10 +1,11 @@
 """``flow top``: the sockets' live metrics, busiest first, like ``top``.
 
-Subscribes to the processors' ``metrics`` channels (``shellflow.engine.records.metrics``),
-adds up what each worker reports and, every ``--interval`` seconds, shows one row per
-socket: a table redrawn in place on a terminal, one JSON object per socket per refresh
-when stdout is not a terminal. The first refresh waits one and a half intervals, so that
-every running worker (each publishes once a second) has reported.
+Subscribes to the processors' ``metrics`` channels through the reader the dashboard shares
+(``shellflow.services.metrics``), adds up what each worker reports and, every
+``--interval`` seconds, shows one row per socket: a table redrawn in place on a terminal,
+one JSON object per socket per refresh when stdout is not a terminal. The first refresh
+waits one and a half intervals, so that every running worker (each publishes once a
+second) has reported.
 """
 
 from __future__ import annotations
@@ -83,16 +84,10 @@ def top(
     a terminal (Ctrl-C ends it), one JSON object per socket per refresh when piped.
     """
     from shellflow.commands.listen import _known
-    from shellflow.engine.records.events import (
-        GLOBAL,
-        carries_live_events,
-        channel_pattern,
-        decoded,
-        redis_client,
-    )
-    from shellflow.engine.records.metrics import CHANNEL, Totals
-    from shellflow.errors import ServiceUnavailable, UsageError
+    from shellflow.engine.records.events import GLOBAL, carries_live_events
+    from shellflow.errors import UsageError
     from shellflow.redact import mask_url
+    from shellflow.services.metrics import MetricsFeed
 
     names = tuple(dict.fromkeys(names))
     interval = max(interval, 0.2)
@@ -107,15 +102,8 @@ def top(
         raise UsageError(
             f"live metrics need a Redis pub/sub URL; {mask_url(app.settings.pubsub)} carries none"
         )
-    patterns = [channel_pattern(n, CHANNEL) for n in names] or [f"*.{CHANNEL}"]
-    pubsub = redis_client(app.settings.pubsub).pubsub()
-    try:
-        pubsub.psubscribe(*patterns)
-    except Exception as exc:
-        raise ServiceUnavailable("pub/sub", app.settings.pubsub, str(exc)) from exc
+    feed = MetricsFeed(app.settings.pubsub, names or None)
     limit = 1 if once else count
-    totals = Totals()
-    wanted = set(names)
     tty = stdout_is_tty()
     live: Any = None
     if tty:
@@ -127,14 +115,14 @@ def top(
         live = Live(_table([], names, console.width), console=console, auto_refresh=False)
         live.start()
     else:
-        info(f"Listening to {', '.join(patterns)}")
+        info(f"Listening to {', '.join(feed.patterns)}")
     shown = 0
     due = time.monotonic() + 1.5 * max(interval, 1.0)
     try:
         while True:
             now = time.monotonic()
             if now >= due:
-                rows = totals.rows(now)
+                rows = feed.rows(now)
                 if live is not None:
                     live.update(_table(rows, names, live.console.width), refresh=True)
                 else:
@@ -144,18 +132,10 @@ def top(
                     break
                 due = now + interval
                 continue
-            try:
-                raw = pubsub.get_message(timeout=due - now)
-            except Exception as exc:
-                raise ServiceUnavailable("pub/sub", app.settings.pubsub, str(exc)) from exc
-            if raw is None or raw.get("type") != "pmessage":
-                continue
-            event = decoded(raw["data"])
-            if event is not None and (not wanted or event.get("room") in wanted):
-                totals.add(event, time.monotonic())
+            feed.poll(due - now)
     except KeyboardInterrupt:
         pass
     finally:
         if live is not None:
             live.stop()
-        pubsub.close()
+        feed.close()

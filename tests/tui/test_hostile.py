@@ -273,3 +273,45 @@ async def test_call_detail_shows_a_record_no_parser_reads(hostile_db, make_dashb
         await settle(pilot)
         assert type(app.screen).__name__ == "CallDetailScreen"
         assert "[[[[[[[[" in screen_text(app)
+
+
+async def test_metrics_tab_shows_hostile_names(hostile_db, make_dashboard) -> None:
+    """The stored sockets' rows, hostile names and all, with the figures of a metrics message
+    about one of them on the real Redis pub/sub (its channel named after the processor)."""
+    require_service("redis")
+    from shellflow.engine.records.events import redis_client
+    from shellflow.engine.records.metrics import message, summary
+    from shellflow.tui.data.metrics import SAMPLES
+    from shellflow.tui.widgets import clip
+    from shellflow.tui.widgets.metrics import MetricsPanel, row_key
+    from tests.tui.conftest import DO_SOMETHING
+
+    room = hostile("processor.name:") + "proc1"
+    socket = hostile("socket.name:") + DO_SOMETHING
+    payload = message(room, socket, hostile("worker"), None, 1, "2026-01-02",
+                      summary((4, 3, 1), [0.5], 9, 1.0))  # fmt: skip
+    pub = redis_client(REDIS_URL)
+    app = make_dashboard(hostile_db, redis=REDIS_URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.screen.query_one("#network-tabs").active = "tab-metrics"
+        panel = app.screen.query_one(MetricsPanel)
+        for _ in range(SAMPLES * 20):  # published until a sample has it
+            pub.publish(f"{room}.metrics", payload)
+            await pilot.pause(0.05)
+            if panel.trends.get(room, socket):
+                break
+        for _ in range(20):
+            await pilot.pause(0.05)
+        table = panel.query_one("#metrics-table")
+        assert table.row_count == 2 and panel.keys[0] == (room, socket)  # two stored sockets
+        assert str(table.get_cell(row_key(room, socket), "depth")) == "9"
+        assert str(table.get_cell(row_key(room, socket), "socket")) == str(
+            clip(socket, 40, left=True)
+        )
+        shown = screen_text(app)
+        assert_no_raw_controls(shown)
+        assert printable(room)[:12] in shown and printable(socket)[-30:] in shown
+    pub.close()

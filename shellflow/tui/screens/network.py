@@ -1,4 +1,5 @@
-"""The network: processors, sockets with their queue depth, plugs, nodes and agents."""
+"""The network: processors, sockets with their queue depth, plugs, nodes and agents, and the
+sockets' live metrics (throughput and queue depth with sparklines, the Metrics tab)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from shellflow.tui.data.network import Network, age, queue_depths, read_network
-from shellflow.tui.widgets import StatusBar, clip, plain, seconds_text
+from shellflow.tui.widgets import MetricsPanel, StatusBar, clip, plain, seconds_text
 
 if TYPE_CHECKING:
     from shellflow.tui.app import Dashboard
@@ -44,6 +45,7 @@ class NetworkScreen(Screen[None]):
     HELP_KEYS = (
         ("Tab", "between the tabs and the table; ← → change tab"),
         ("P U R", "pause, resume, restart the processor under the cursor"),
+        ("Metrics", "tab: each socket's throughput and queue depth, live, with sparklines"),
     )
     BINDINGS = [
         Binding("P", "processor('pause')", "Pause"),
@@ -70,12 +72,18 @@ class NetworkScreen(Screen[None]):
                     for column in columns:
                         table.add_column(column, key=column)
                     yield table
+            with TabPane("Metrics", id="tab-metrics"):
+                yield MetricsPanel(id="metrics-panel")
         yield Footer()
 
     def on_mount(self) -> None:
         self.action_reload()
         if self.dashboard.refresh_seconds:
             self.set_interval(max(2.0, self.dashboard.refresh_seconds * 3), self._poll)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # The metrics are subscribed to once someone looks, and drawn while they do.
+        self.query_one(MetricsPanel).shown(event.pane.id == "tab-metrics")
 
     def _poll(self) -> None:
         if not self._loading and self.app.screen is self:
@@ -168,6 +176,7 @@ class NetworkScreen(Screen[None]):
             ],
             [s["name"] for s in network.sockets],
         )
+        self.query_one(MetricsPanel).show_sockets(network.sockets)
         self._fill(
             "plugs",
             [
