@@ -68,10 +68,11 @@ class PrivateRabbit:
 
 
 @contextmanager
-def private_rabbitmq(host: str = LOOPBACK) -> Iterator[PrivateRabbit]:
+def private_rabbitmq(host: str = LOOPBACK, heartbeat: int | None = None) -> Iterator[PrivateRabbit]:
     """Start a RabbitMQ node on free ports of ``host`` (an address of this machine: loopback,
     or the host end of the namespaced nodes' links, tests/engine/netns.py); stop it (by its
-    pid) afterwards. RabbitMQ's own settings otherwise, its heartbeat (60 s) included."""
+    pid) afterwards. RabbitMQ's own settings otherwise, its heartbeat (60 s, which a client
+    may negotiate down) unless ``heartbeat`` says otherwise."""
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         pytest.skip(f"RabbitMQ's scripts are not in {RABBITMQ_BIN}")
     folder = Path(tempfile.mkdtemp(prefix="sf-rabbit-"))
@@ -81,8 +82,10 @@ def private_rabbitmq(host: str = LOOPBACK) -> Iterator[PrivateRabbit]:
     cookie.write_text(uuid.uuid4().hex)
     cookie.chmod(0o400)
     (folder / "enabled_plugins").write_text("[].\n")  # no management listener to collide
+    conf = [] if heartbeat is None else [f"heartbeat = {heartbeat}"]
     if host != LOOPBACK:  # guest may log in from elsewhere than loopback (a namespace)
-        (folder / "rabbitmq.conf").write_text("loopback_users = none\n")
+        conf.append("loopback_users = none")
+    (folder / "rabbitmq.conf").write_text("".join(f"{line}\n" for line in conf))
     node = f"sftest{uuid.uuid4().hex[:8]}@localhost"
     port = _free_port(host)
     env = {
