@@ -11,10 +11,12 @@ start'``, without ``--node``: the node is named by its own hostname, as on a rea
 connections hang, nothing is refused), :meth:`NetnsFleet.restore` brings it up again.
 Everything it made is undone at the end, by pid and by name, whatever the test did.
 
-Where namespaces cannot be made (not root, no ``ip`` or ``unshare``, or ``ip netns add``
-refused), it falls back to :class:`tests.engine.fleet.Fleet` (agents of this machine against
-the shared servers, each with its own home and ``--node`` name; a cut is a ``SIGSTOP``) and
-says so with a :class:`NamespacesUnavailable` warning in the test output.
+Where namespaces cannot be made (not root, no ``ip`` or ``unshare``, ``ip netns add``
+refused, or ``SFTEST_NETNS=0`` in the environment), it falls back to
+:class:`tests.engine.fleet.Fleet` (agents of this machine against the shared PostgreSQL and
+Redis and a private RabbitMQ on loopback, each with its own home and ``--node`` name; a cut
+is a ``SIGSTOP``) and says so with a :class:`NamespacesUnavailable` warning in the test
+output.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def _ip(*args: str) -> str:
 
 def unavailable() -> str | None:
     """Why namespaces cannot be tried here at all, or None."""
+    if os.environ.get("SFTEST_NETNS") == "0":
+        return "SFTEST_NETNS=0 in the environment"
     if not sys.platform.startswith("linux"):
         return f"not Linux ({sys.platform})"
     if os.geteuid() != 0:
@@ -224,7 +228,13 @@ def node_fleet(flow: FlowRunner, nodes: tuple[str, ...] = ("n1", "n2", "n3")) ->
             NamespacesUnavailable,
             stacklevel=3,
         )
-        with deploy("distributed", flow) as d:
+        from tests.private_rabbitmq import private_rabbitmq
+
+        # The shared PostgreSQL and Redis; a RabbitMQ of its own, for its heartbeat.
+        with (
+            private_rabbitmq(heartbeat=broker_heartbeat()) as rabbit,
+            deploy("distributed", flow, broker=rabbit.url) as d,
+        ):
             fleet = Fleet(d)
             try:
                 yield fleet
