@@ -43,7 +43,7 @@ from tests.engine.conftest import deploy
 from tests.engine.fleet import Fleet, _is_worker
 
 LOCK = Path(tempfile.gettempdir()) / "shellflow-netns.lock"  # one subnet chosen at a time
-POOL = ipaddress.ip_network("10.200.0.0/13")  # where the labs' /24s are taken from
+POOL = ipaddress.IPv4Network("10.200.0.0/13")  # where the labs' /24s are taken from
 _labs = itertools.count()
 # The private RabbitMQ's heartbeat, in seconds (a server setting: the lower of the server's
 # and the client's wins). A call that a cut node's worker holds (unacknowledged) comes back
@@ -165,10 +165,10 @@ def _free_prefix() -> str:
     """A /24 of :data:`POOL` that no address or route of this host overlaps, from a place
     that depends on the pid (so that parallel test processes rarely look at the same one)."""
     shown = _ip("-4", "-o", "addr", "show") + _ip("-4", "route", "show", "table", "all")
-    taken = []
+    taken: list[ipaddress.IPv4Network] = []
     for found in re.findall(r"\b(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", shown):
         with contextlib.suppress(ValueError):
-            taken.append(ipaddress.ip_network(found, strict=False))
+            taken.append(ipaddress.IPv4Network(found, strict=False))
     subnets = list(POOL.subnets(new_prefix=24))
     start = os.getpid() % len(subnets)
     for net in subnets[start:] + subnets[:start]:

@@ -88,7 +88,8 @@ class Steps:
     checked on every :meth:`until` poll, so that none is missed while waiting for another."""
 
     def __init__(self, checks: dict[str, Callable[[], bool]]) -> None:
-        self.checks, self.seen, self.start = checks, {}, time.monotonic()
+        self.checks, self.start = checks, time.monotonic()
+        self.seen: dict[str, float] = {}
 
     def mark(self) -> None:
         self.start, self.seen = time.monotonic(), {}
@@ -187,7 +188,8 @@ def test_a_node_whose_link_is_cut_loses_its_processor_and_stops_its_stale_worker
     assert results == [str(i) for i in range(1, CALLS + 1)], results[:5]
     states = "SELECT state, count(*) FROM call WHERE name = ? GROUP BY state"
     poll(lambda: d.query(states, (socket,)) == [("finished", CALLS)], 120,
-         lambda: f"{d.query(states, (socket,))}: {_unfinished(d, socket)}")  # fmt: skip
+         lambda: f"{d.query(states, (socket,))}: {_unfinished(d, socket)}\n"
+                 + _said(fleet, "call records", "did not stop"))  # fmt: skip
     rows = d.query("SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?", (socket,))
     assert rows == [(CALLS, CALLS)]
     # The stale worker ran calls before the cut and none of those sent once the link was back;
@@ -220,3 +222,16 @@ def _unfinished(d: Deployment, socket: str) -> str:
                          "ORDER BY created", (row[0],))  # fmt: skip
         told.append(f"{row}: {events}")
     return "\n".join(told)
+
+
+def _said(fleet: Fleet, *words: str) -> str:
+    """The lines of every node's logs (agent and workers) that hold any of ``words``, and the
+    record spools left in the nodes' homes."""
+    found = []
+    for node, home in fleet.homes.items():
+        found += [f"{node} left {p.relative_to(home)} ({p.stat().st_size} bytes)"
+                  for p in sorted(home.rglob("*.spool"))]  # fmt: skip
+        for path in sorted(home.rglob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()
+            found += [f"{node} {path.name}: {x}" for x in lines if any(w in x for w in words)]
+    return "\n".join(found[-30:])
