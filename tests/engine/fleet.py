@@ -44,14 +44,19 @@ class Fleet:
         d.broker_exchanges.append(queue)
         return proc, socket
 
+    namespaced = False  # the nodes share this machine's network and hostname
+
+    def command(self, node: str) -> list[str]:
+        """The command that starts ``node``'s agent: here, named by ``--node``."""
+        return [*_flow_executable(), "agent", "start", "--node", node, "--cpus", "2"]
+
     def start(self, node: str) -> None:
         home = self.homes[node] = Path(tempfile.mkdtemp(prefix=f"sf{node}", dir="/tmp"))
         env = {**agent_env(self.d), "SHELLFLOW_HOME": str(home)}
         with open(home / "agent-test.log", "w") as log:
             proc = subprocess.Popen(
-                [*_flow_executable(), "agent", "start", "--node", node, "--cpus", "2"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                self.command(node), env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
         self.agents[node] = proc
         poll(
             lambda: (
@@ -73,6 +78,26 @@ class Fleet:
         self.pids |= set(found.values())
         return found
 
+    def processes(self, node: str) -> list[int]:
+        """The worker processes (main and pool) running on ``node``: its agent's descendants."""
+        agent = self.agents[node].pid
+        return [pid for pid in descendants(agent) if _is_worker(pid)]
+
+    def cut(self, node: str) -> None:
+        """Cut ``node`` off, as far as one machine can: freeze its agent and its workers
+        (``SIGSTOP``, issue 19's stand-in for a cut link that comes back)."""
+        self._signal(node, signal.SIGSTOP)
+
+    def restore(self, node: str) -> None:
+        """Thaw what :meth:`cut` froze."""
+        self._signal(node, signal.SIGCONT)
+
+    def _signal(self, node: str, signum: int) -> None:
+        pids = [self.agents[node].pid, *self.processes(node)]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+
     def placed_on(self) -> list[str]:
         sql = "SELECT n.name FROM deployment d JOIN node n ON n.id = d.node_id ORDER BY n.name"
         return [r[0] for r in self.d.query(sql)]
@@ -80,6 +105,7 @@ class Fleet:
     def close(self) -> None:
         for proc in self.agents.values():
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a node a failed test left cut (frozen)
                 proc.send_signal(signal.SIGTERM)
         for proc in self.agents.values():
             try:
@@ -108,3 +134,30 @@ def group_gone(pgid: int) -> bool:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             return False
     return True
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """The live processes (zombies aside) descended from ``root``, by their parent pids."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return sorted(found)

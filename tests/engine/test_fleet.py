@@ -4,7 +4,8 @@ placed again elsewhere).
 
 The nodes are agents of this one machine, each with its own home and ``--node`` name: they
 share a hostname, which is what used to make every one of them serve a processor placed on
-one (no Linux namespaces here: see issue 19 for the harness that would give each its own).
+one. tests/engine/test_netns_fleet.py runs nodes with hostnames and links of their own
+(Linux namespaces: tests/engine/netns.py).
 """
 
 from __future__ import annotations
