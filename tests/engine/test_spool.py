@@ -171,3 +171,43 @@ def test_a_read_is_a_consistent_cut_in_the_order_of_writing(tmp_path: Path) -> N
         b"next",
         b"later",
     ]
+
+
+def test_a_folder_this_process_claimed_before_is_tried_again(tmp_path: Path) -> None:
+    """A drain the database held back leaves the folder claimed by its claimer, which
+    tries it again (a folder another live process claimed stays that one's)."""
+    own = worker_folder(tmp_path)  # this process, alive
+    mine = tmp_path / f"{_dead_pid()}-1.claimed-{own.name}"
+    mine.mkdir()
+    other = worker_folder(tmp_path, os.getppid()).name  # another live process
+    theirs = tmp_path / f"{_dead_pid()}-1.claimed-{other}"
+    theirs.mkdir()
+    assert [path.name for path in leftovers(tmp_path, own)] == [mine.name]
+
+
+def test_the_agents_sweep_commits_what_dead_workers_of_any_processor_left(
+    initialised_db: str, tmp_path: Path
+) -> None:
+    """``shellflow.engine.fleet.spools``: records of workers killed with no successor on
+    the node (their processor moved away) are committed by the agent's sweep; a live
+    worker's folder and another database's are left alone."""
+    from shellflow.engine.fleet.spools import sweep
+    from shellflow.engine.records.spool import spool_root
+
+    home = tmp_path / "home"
+    gone = [worker_folder(spool_root(home, initialised_db, name), _dead_pid())
+            for name in ("moved.away", "other")]  # fmt: skip
+    for n, folder in enumerate(gone):
+        _spool_calls(Recorder(initialised_db, spool=Spool(folder)), [f"swept-{n}"])
+    live = worker_folder(spool_root(home, initialised_db, "running"))
+    _spool_calls(Recorder(initialised_db, spool=Spool(live)), ["live-1"])
+    elsewhere = worker_folder(spool_root(home, initialised_db + "-other", "p"), _dead_pid())
+    _spool_calls(Recorder(initialised_db, spool=Spool(elsewhere)), ["elsewhere-1"])
+    assert _rows(initialised_db) == {}
+
+    assert sweep([home], initialised_db) == 2
+    assert set(_rows(initialised_db)) == {"swept-0", "swept-1"}
+    assert _rows(initialised_db)["swept-0"][0] == "finished"
+    assert not any(folder.exists() for folder in gone)
+    assert live.exists() and elsewhere.exists()
+    assert sweep([home], initialised_db) == 0  # nothing left to claim

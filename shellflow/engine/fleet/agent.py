@@ -62,6 +62,7 @@ from shellflow.engine.fleet.launch import (
 from shellflow.engine.fleet.lease import Lease
 from shellflow.engine.fleet.rows import Placed
 from shellflow.engine.fleet.runas import Account
+from shellflow.engine.fleet.spools import start_sweeping
 from shellflow.engine.fleet.trusted import deploy_placed
 from shellflow.engine.pids import ProcessId
 from shellflow.redact import mask_url
@@ -159,6 +160,7 @@ class Agent(AgentRights):
             log.info("agent %s serving node %s (%s)", self.agent_name, self.node, self.hostname)
             self._stop_leftovers()
             self._start_scheduler()
+            start_sweeping(self._spool_homes(), self.settings.db, self.stopping)
             Lease(self._engine, self.node_id, self._lease_lost).start(self.stopping)
             pidfile.write(os.getpid())  # from now on ``flow agent stop`` can find it
             if self.on_ready is not None:
@@ -170,6 +172,9 @@ class Agent(AgentRights):
             finally:
                 restore()
                 pidfile.release()
+
+    def _spool_homes(self) -> list[Path]:  # see spools.py
+        return [self.home] + ([self.run_as.workspace] if self.run_as else [])
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

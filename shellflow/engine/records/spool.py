@@ -144,6 +144,15 @@ def spool_root(home: Path, db_url: str, processor: str) -> Path:
     return home / "spool" / f"{key}-{safe}"
 
 
+def spool_roots(home: Path, db_url: str) -> list[Path]:
+    """The folders of every processor's spools under ``home`` for this model database."""
+    key = hashlib.sha1(db_url.encode()).hexdigest()[:12]
+    try:
+        return sorted(p for p in (home / "spool").glob(f"{key}-*") if p.is_dir())
+    except OSError:
+        return []
+
+
 def worker_folder(root: Path, pid: int | None = None) -> Path:
     """The spool folder of the worker whose main process is ``pid`` (default: this one).
 
@@ -383,7 +392,8 @@ def leftovers(root: Path, own: Path) -> Iterator[Path]:
     """Folders of workers that ended without draining them, claimed for this worker.
 
     Claimed by renaming (atomic), so two workers starting at once never both drain one; a
-    claim whose claimer died is claimed again.
+    claim whose claimer died is claimed again, and a folder ``own`` claimed before (whose
+    drain the database held back) is yielded again, to be tried again.
     """
     try:
         entries = list(os.scandir(root))
@@ -394,6 +404,9 @@ def leftovers(root: Path, own: Path) -> Iterator[Path]:
         if path == own or not entry.is_dir():
             continue
         owner, _, claimer = entry.name.partition(".claimed-")
+        if claimer == own.name:
+            yield path
+            continue
         if _owner_alive(claimer or owner):
             continue
         claimed = root / f"{owner}.claimed-{own.name}"

@@ -50,21 +50,115 @@ RETRY_DELAY = 1.0  # seconds between attempts while the database is away
 log = logging.getLogger(__name__)
 
 
-class SpoolWriter:
+class Committer:
+    """Commits spool folders through one record store: a worker's own, as it grows, and
+    the leftovers of workers that ended without draining theirs."""
+
+    backlog: Backlog | None = None  # the bytes of the own folder's that wait (a worker's)
+    _own: SpoolFolder | None = None  # a worker's own folder
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+        self._cleaned = 0.0
+
+    def commit_leftovers(self, root: Path, own: Path) -> int:
+        """Commit and remove the folders under ``root`` of workers that are gone (claimed
+        for ``own``, a folder name of a live process: ``spool.leftovers``); how many.
+        A folder the database stayed away from is left for a later try."""
+        done = 0
+        for folder in leftovers(root, own):
+            log.warning("committing call records a stopped worker left in %s", folder)
+            if self._drain(SpoolFolder(folder), final=True):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(folder)
+                done += 1
+        return done
+
+    def _drain(self, files: SpoolFolder, final: bool) -> bool:
+        """Commit every complete line there is; False if the database stayed away."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                committed = self._commit(files)
+            except Exception:
+                log.exception("call records: spool writer")
+                committed = False
+            if committed and not files.has_unread():
+                for problem in files.clean(final=final):
+                    log.warning("call records: dropped %s", problem)
+                files.close()
+                return True
+            if not committed:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(RETRY_DELAY)
+
+    def _commit(self, files: SpoolFolder, cut: int | None = None) -> bool:
+        """Commit the new lines of ``files`` (False: the database is away; read again).
+
+        While the pool runs, only the lines written before ``cut``, oldest first, so that
+        transactions commit records in the order they were made (see ``SpoolFolder.read``);
+        a drain takes all (its processes have ended; a leftover may predate a reboot,
+        whose clock started again).
+        """
+        lines = files.read(cut)
+        for start in range(0, len(lines), BATCH_LINES):
+            batch = lines[start : start + BATCH_LINES]
+            try:
+                self._write(batch)
+            except RecordsUnavailable as exc:
+                log.warning("call records wait in the spool: %s", exc)
+                self.store.discard()
+                files.forget()
+                return False
+            moved = sum(files.committed(tail, offset) for tail, offset, _ in batch)
+            if files is self._own and self.backlog is not None:
+                self.backlog.committed(moved)
+        now = time.monotonic()
+        if now - self._cleaned > CLEAN_EVERY:
+            self._cleaned = now
+            files.clean()
+        return True
+
+    def _write(self, batch: list[tuple[Any, int, bytes]]) -> None:
+        store = self.store
+        try:
+            store.absorb(*(line for _, _, line in batch))
+            store.flush(patience=5.0)
+            return
+        except RecordsUnavailable:
+            raise
+        except Exception:  # unreadable or refused as a whole: find the line(s) to blame
+            store.discard()
+        for _, _, line in batch:
+            for attempt in (line, storable(line)):
+                try:
+                    store.absorb(attempt)
+                    store.flush(patience=5.0)
+                    break
+                except RecordsUnavailable:
+                    raise
+                except Exception as exc:
+                    store.discard()
+                    if attempt is not line:
+                        log.error("call records refused by the database, dropped: %s: %.300r",
+                                  exc, line)  # fmt: skip
+
+
+class SpoolWriter(Committer):
     """Owns one worker's spool folder and the thread that commits it."""
 
     def __init__(self, root: Path, store: RecordStore, limit: int | None = None) -> None:
+        super().__init__(store)
         self.root = root
         self.folder = worker_folder(root)
-        self.store = store
         self.backlog = Backlog(max_bytes() if limit is None else limit)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         os.set_blocking(self._wake_read, False)
-        self._files = SpoolFolder(self.folder)
+        self._own = self._files = SpoolFolder(self.folder)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cleaned = 0.0
 
     def spool(self) -> Spool:
         """The appending side, for the worker's processes (forked after this)."""
@@ -73,11 +167,7 @@ class SpoolWriter:
     def start(self) -> None:
         """Drain what dead workers left, then commit this worker's spool as it grows."""
         private_dir(self.folder)
-        for folder in leftovers(self.root, self.folder):
-            log.warning("committing call records a stopped worker left in %s", folder)
-            self._drain(SpoolFolder(folder), final=True)
-            with contextlib.suppress(OSError):
-                shutil.rmtree(folder)
+        self.commit_leftovers(self.root, self.folder)
         self._thread = threading.Thread(target=self._run, name="shellflow-spool", daemon=True)
         self._thread.start()
 
@@ -119,76 +209,6 @@ class SpoolWriter:
             except Exception:  # never let the thread die: lines wait in their files
                 log.exception("call records: spool writer")
                 self._stop.wait(RETRY_DELAY)
-
-    def _drain(self, files: SpoolFolder, final: bool) -> bool:
-        """Commit every complete line there is; False if the database stayed away."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                committed = self._commit(files)
-            except Exception:
-                log.exception("call records: spool writer")
-                committed = False
-            if committed and not files.has_unread():
-                for problem in files.clean(final=final):
-                    log.warning("call records: dropped %s", problem)
-                files.close()
-                return True
-            if not committed:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(RETRY_DELAY)
-
-    def _commit(self, files: SpoolFolder, cut: int | None = None) -> bool:
-        """Commit the new lines of ``files`` (False: the database is away; read again).
-
-        While the pool runs, only the lines written before ``cut``, oldest first, so that
-        transactions commit records in the order they were made (see ``SpoolFolder.read``);
-        a drain takes all (its processes have ended; a leftover may predate a reboot,
-        whose clock started again).
-        """
-        lines = files.read(cut)
-        for start in range(0, len(lines), BATCH_LINES):
-            batch = lines[start : start + BATCH_LINES]
-            try:
-                self._write(batch)
-            except RecordsUnavailable as exc:
-                log.warning("call records wait in the spool: %s", exc)
-                self.store.discard()
-                files.forget()
-                return False
-            moved = sum(files.committed(tail, offset) for tail, offset, _ in batch)
-            if files is self._files:
-                self.backlog.committed(moved)
-        now = time.monotonic()
-        if now - self._cleaned > CLEAN_EVERY:
-            self._cleaned = now
-            files.clean()
-        return True
-
-    def _write(self, batch: list[tuple[Any, int, bytes]]) -> None:
-        store = self.store
-        try:
-            store.absorb(*(line for _, _, line in batch))
-            store.flush(patience=5.0)
-            return
-        except RecordsUnavailable:
-            raise
-        except Exception:  # unreadable or refused as a whole: find the line(s) to blame
-            store.discard()
-        for _, _, line in batch:
-            for attempt in (line, storable(line)):
-                try:
-                    store.absorb(attempt)
-                    store.flush(patience=5.0)
-                    break
-                except RecordsUnavailable:
-                    raise
-                except Exception as exc:
-                    store.discard()
-                    if attempt is not line:
-                        log.error("call records refused by the database, dropped: %s: %.300r",
-                                  exc, line)  # fmt: skip
 
 
 def storable(line: bytes) -> bytes:
