@@ -15,12 +15,16 @@ each with the default ``-j`` (4 per CPU of the socket's workers) unless ``--jobs
 result checked in input order. It prints, per N and socket, the median calls/s (the stream's
 own rate, from its summary line), the spread over the rounds, the ratio to one process and,
 for ``spin``, the target (at least 0.8 x N up to the machine's cores). To say where the time
-goes it also prints the CPU each process spent per call (median over the rounds, in
-microseconds): the client (``flow task run``), the worker's main process (Celery's consumer,
-the record writer, the metrics thread), its pool processes (the calls themselves), and the
-broker and database (on the distributed kind RabbitMQ and Redis are shared with whatever
-else runs, so their figure includes that; PostgreSQL's is only the bench database's
-backends). It exits 0; it is a measurement, not a test.
+goes it also prints the CPU spent per call (median over the rounds, in microseconds) by: the
+client (``flow task run``, all its threads and its start-up), of which its threads other
+than the main one (the sender, publishing, and the writer of the calls' ``pending``
+records); the worker's main thread (Celery's consumer: it takes every message, hands it to
+the pool and acknowledges it), its other threads (the record writer, which commits the
+pool's spooled records and publishes their live events, and the metrics publisher); its
+pool processes (the calls themselves); and the broker and the database (on the distributed
+kind RabbitMQ and Redis are shared with whatever else runs, so their figure includes that;
+PostgreSQL's is only the bench database's backends; SQLite runs inside the client and the
+worker). It exits 0; it is a measurement, not a test.
 
     python bench/scale.py [--deployment embedded|distributed] [--workers 1,2]
         [--trivial 10000] [--cpu-calls 2000] [--cpu-ms 10] [--rounds 3] [--jobs N]
@@ -34,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +50,8 @@ from _deploy import OPS, BenchError, Setup, deployment, flow
 from celery_events import swap_worker
 from stream import SUMMARY
 
-ROLES = ("client", "worker main", "worker pool", "broker", "database")
+ROLES = ("client", "client threads", "worker main", "worker threads", "worker pool", "broker",
+         "database")  # fmt: skip
 
 
 def default_workers() -> list[int]:
@@ -104,6 +110,18 @@ def _cpu(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def _threads(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process's main thread, and of its other threads together."""
+    import psutil
+
+    try:
+        threads = psutil.Process(pid).threads()
+    except psutil.Error:
+        return 0.0, 0.0
+    main = sum(t.user_time + t.system_time for t in threads if t.id == pid)
+    return main, sum(t.user_time + t.system_time for t in threads if t.id != pid)
+
+
 def _listens(proc: object, ports: set[int]) -> bool:
     import psutil
 
@@ -144,32 +162,43 @@ def cpu_by_role(setup: Setup) -> dict[str, float]:
     pool = [p.pid for p in psutil.Process(main).children(recursive=True)
             if p.pid not in servers["broker"]]  # fmt: skip
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    main_thread, threads = _threads(main)
     return {
         "client": usage.ru_utime + usage.ru_stime,
-        "worker main": _cpu(main),
+        "client threads": 0.0,  # set by ``stream``, which samples the client as it runs
+        "worker main": main_thread,
+        "worker threads": threads,
         "worker pool": sum(_cpu(pid) for pid in pool),
         "broker": sum(_cpu(pid) for pid in servers["broker"]),
         "database": sum(_cpu(pid) for pid in servers["database"]),
     }
 
 
-def stream(setup: Setup, target: str, lines: list[str], jobs: int | None) -> float:
-    """Stream ``lines`` to the target's socket; calls/s as the stream's summary says."""
+def stream(setup: Setup, target: str, lines: list[str], jobs: int | None) -> tuple[float, float]:
+    """Stream ``lines`` to the target's socket: calls/s as the stream's summary says, and the
+    CPU seconds of the client's threads other than its main one (sampled every 0.1 s)."""
     flow = Path(sys.executable).with_name("flow")
     source, out = setup.home / f"{target}.in", setup.home / f"{target}.out"
     source.write_text("".join(f"{line}\n" for line in lines))
     command = [str(flow), "task", "run", "--stream", "-s", setup.sockets[target],
                "--timeout", "600", *(["-j", str(jobs)] if jobs else [])]  # fmt: skip
-    with source.open("rb") as stdin, out.open("wb") as stdout:
-        done = subprocess.run(command, env=setup.env, stdin=stdin, stdout=stdout,
-                              stderr=subprocess.PIPE, text=False, timeout=1800)  # fmt: skip
-    stderr = done.stderr.decode(errors="replace")
-    if done.returncode != 0:
-        raise BenchError(f"{target} stream failed ({done.returncode}): {stderr.strip()}")
+    threads = 0.0
+    with source.open("rb") as stdin, out.open("wb") as stdout, tempfile.TemporaryFile() as err:
+        client = subprocess.Popen(command, env=setup.env, stdin=stdin, stdout=stdout, stderr=err)
+        while True:
+            try:
+                client.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                threads = max(threads, _threads(client.pid)[1])
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if client.returncode != 0:
+        raise BenchError(f"{target} stream failed ({client.returncode}): {stderr.strip()}")
     found = SUMMARY.search(stderr)
     if not found or int(found.group(2)) != len(lines):
         raise BenchError(f"unexpected summary: {stderr.strip()}")
-    return len(lines) / float(found.group(4))
+    return len(lines) / float(found.group(4)), threads
 
 
 @dataclass
@@ -186,8 +215,9 @@ def measure(setup: Setup, n: int, args: argparse.Namespace, work: dict[str, list
     stream(setup, "echo", ["0"] * 20, args.jobs)  # the worker serves: its start is not timed
     for target in ("echo", "spin"):
         before = cpu_by_role(setup)
-        rate = stream(setup, target, work[target], args.jobs)
+        rate, client_threads = stream(setup, target, work[target], args.jobs)
         after = cpu_by_role(setup)
+        after["client threads"] = client_threads
         got = (setup.home / f"{target}.out").read_text().split("\n")[:-1]
         if got != expect[target]:
             raise BenchError(f"{target}: results missing, wrong or out of order")
@@ -238,11 +268,13 @@ def report(samples: Samples, args: argparse.Namespace, rounds: int) -> str:
                 target_text = f">={goal:.1f}x {verdict}" if n <= cores else "(beyond the cores)"
             lines.append(f"{target:6} {n:>3} {median:>9.1f} {min(values):>6.0f}-"
                          f"{max(values):<6.0f} {ratio:>5.2f}x  {target_text}")  # fmt: skip
-    lines.append("CPU per call (us, median over rounds): " + ", ".join(ROLES))
+    lines.append("CPU per call, us (median over rounds; client: all its threads, start-up"
+                 " included; client threads: those other than its main one)")  # fmt: skip
+    lines.append(f"{'':10}" + "".join(f"{role:>15}" for role in ROLES))
     for target in ("echo", "spin"):
         for n in args.workers:
             cpu = [statistics.median(samples.cpu[(n, target, role)]) for role in ROLES]
-            lines.append(f"{target:6} {n:>3} " + " ".join(f"{value:>11.0f}" for value in cpu))
+            lines.append(f"{target:6} {n:>3}" + "".join(f"{value:>15.0f}" for value in cpu))
     return "\n".join(lines)
 
 
