@@ -36,6 +36,15 @@ WORKER_FLAGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 OPS = """
 def echo(value):
     return value
+
+
+def spin(rounds):
+    # CPU-bound: a fixed amount of pure-Python work (bench/scale.py), so the time it takes
+    # depends on the CPU the process gets, not on the clock.
+    total = 0
+    for i in range(int(rounds)):
+        total = (total + i * i) % 1000003
+    return total
 """
 
 RAW = '''
@@ -82,6 +91,9 @@ class Setup:
     socket: str
     raw_queue: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Socket name by target (``echo`` is ``socket``); ``processor`` serves them all.
+    sockets: dict[str, str] = field(default_factory=dict)
+    processor: str = ""
 
 
 def flow(*args: str, env: dict[str, str]) -> None:
@@ -102,7 +114,10 @@ def _pg(sql: str) -> None:
 
 
 @contextmanager
-def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
+def deployment(
+    kind: str, concurrency: int, *, raw: bool = True, targets: tuple[str, ...] = ("echo",)
+) -> Iterator[Setup]:
+    """One socket per target of ``OPS`` (``echo`` first); ``raw=False``: no Celery worker."""
     home = Path(tempfile.mkdtemp(prefix="sfb", dir="/tmp"))  # short: unix socket path limit
     suffix = uuid.uuid4().hex[:8]
     modules = home / "mod"
@@ -126,7 +141,8 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
     queue, proc, socket = f"sfbench.q.{suffix}", f"sfbench.p.{suffix}", f"sfbench.echo.{suffix}"
     raw_queue = f"sfbench.raw.{suffix}"
     env["SFBENCH_QUEUE"] = raw_queue
-    setup = Setup(kind, home, env, socket, raw_queue)
+    setup = Setup(kind, home, env, socket, raw_queue, processor=proc)
+    setup.sockets = {t: socket if t == "echo" else f"sfbench.{t}.{suffix}" for t in targets}
     old_env = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
@@ -137,21 +153,22 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
         flow("add", "queue", "-n", queue, "-t", "direct", env=env)
         flow("add", "processor", "-n", proc, "-g", str(home), "-m", "sfbench_ops",
              "-h", "localhost", "-c", str(concurrency), env=env)  # fmt: skip
-        flow("add", "socket", "-n", socket, "-q", queue, "-pn", proc, "-t", "echo", env=env)
+        for target, name in setup.sockets.items():
+            flow("add", "socket", "-n", name, "-q", queue, "-pn", proc, "-t", target, env=env)
         script = Path(sys.executable).with_name("flow")
         log = open(home / "workers.log", "wb")  # noqa: SIM115
         setup.procs.append(subprocess.Popen(
             [str(script), "worker", "start", "-n", proc, "-c", str(concurrency),
              "--path", str(modules)], env=env, stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
-        setup.procs.append(subprocess.Popen(
+        setup.procs.extend([] if not raw else [subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "sfbench_raw", "worker", "-P", "prefork",
              "-c", str(concurrency), "-Q", raw_queue, "--loglevel", "WARNING", *WORKER_FLAGS,
              # A node name of its own: two runs at once must not clash on RabbitMQ.
              "-n", f"sfbench-{suffix}@%h"],
             env={**env, "PYTHONPATH": str(modules)}, cwd=modules, stdout=log,
             stderr=subprocess.STDOUT,
-        ))  # fmt: skip
+        )])  # fmt: skip
         yield setup
     finally:
         for p in setup.procs:
@@ -165,7 +182,9 @@ def deployment(kind: str, concurrency: int) -> Iterator[Setup]:
         if kind == "distributed":
             from shellflow.engine.transport.routing import delete_broker_objects
 
-            delete_broker_objects(AMQP_URL, [socket, raw_queue], [queue, raw_queue])
+            delete_broker_objects(
+                AMQP_URL, [*setup.sockets.values(), raw_queue], [queue, raw_queue]
+            )
             from shellflow.model.db import dispose_engines
 
             dispose_engines()
