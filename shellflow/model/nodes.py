@@ -4,8 +4,10 @@ Read through the light driver-level connection (:mod:`shellflow.model.listing`),
 queries whatever the number of nodes. ``free_cpus`` is the node's CPUs less those its
 deployments occupy (the placement never puts a processor without a hostname beyond them);
 ``load`` the one-minute load average its agent last reported; ``heartbeat_age`` the seconds
-since its agent last wrote (a node silent 15 s is taken for lost and its processors are
-placed elsewhere); ``workers`` the worker processes its agent runs now.
+since its agent last wrote (a node silent :data:`LOST_AFTER` seconds is taken for lost and
+its processors are placed elsewhere: its ``status`` then reads ``lost``, whatever its agent
+last wrote, since an agent killed with ``kill -9`` writes nothing); ``workers`` the worker
+processes its agent runs now (as it last reported them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from shellflow.model.listing import Reader
 
-COLUMNS = ["load", "free_cpus", "heartbeat_age", "processors", "workers"]
+COLUMNS = ["status", "load", "free_cpus", "heartbeat_age", "processors", "workers"]
+LOST_AFTER = 15.0  # seconds of silence (engine/fleet/placement.py STALE_AFTER is this)
 
 
 def _moment(raw: Any) -> datetime | None:
@@ -56,11 +59,14 @@ def fleet(conn: Reader, now: datetime | None = None) -> list[dict[str, Any]]:
     for node_id, name, hostname, state, status, cpus, cpuload, heartbeat in nodes:
         here = placed.get(node_id, [])
         beat = _moment(heartbeat)
+        age = None if beat is None else round((now - beat).total_seconds(), 1)
+        if status == "running" and (age is None or age >= LOST_AFTER):
+            status = "lost"
         rows.append({
             "name": name, "hostname": hostname, "state": state or "active", "status": status,
             "cpus": cpus, "load": round(float(cpuload or 0.0) * int(cpus or 0), 2),
             "free_cpus": int(cpus or 0) - sum(c for _, c in here),
-            "heartbeat_age": None if beat is None else round((now - beat).total_seconds(), 1),
+            "heartbeat_age": age,
             "processors": [p for p, _ in here], "workers": int(running.get(node_id, 0)),
         })  # fmt: skip
     return rows

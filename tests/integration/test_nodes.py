@@ -121,3 +121,16 @@ def test_lost_nodes_lose_their_processors_and_hand_made_deployments_are_bound(
         node.heartbeat = utcnow()
     assert _place(initialised_db) == ["moved p1 off a", "placed p1 on b"]
     assert _served(initialised_db, ids) == {"a": [], "b": ["p1"], "z": []}
+
+
+def test_a_silent_node_is_shown_lost(cli: Any, initialised_db: str) -> None:
+    """An agent killed with ``kill -9`` never writes ``stopped``: past the placement's
+    15 s of silence its node reads ``lost``, not the ``running`` it last wrote."""
+    _nodes(initialised_db, {"up": ("h", 2, True), "gone": ("h", 2, False)})
+    rows = {
+        r["name"]: r for r in map(json.loads, cli.ok("ls", "nodes", "--json").stdout.splitlines())
+    }
+    assert (rows["up"]["status"], rows["gone"]["status"]) == ("running", "lost")
+    assert rows["gone"]["heartbeat_age"] >= 300
+    [gone] = [line for line in cli.ok("ls", "nodes").stdout.splitlines() if "gone" in line]
+    assert "lost" in gone.split()

@@ -30,8 +30,9 @@ from shellflow.engine.fleet.spread import fill
 from shellflow.model.base import utcnow
 from shellflow.model.infra import Deployment, Node
 from shellflow.model.network import Processor
+from shellflow.model.nodes import LOST_AFTER
 
-STALE_AFTER = timedelta(seconds=15)
+STALE_AFTER = timedelta(seconds=LOST_AFTER)  # what `flow ls nodes` shows as lost
 ANY_HOST = ("localhost", "127.0.0.1", "::1")
 
 
