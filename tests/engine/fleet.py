@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,9 +122,9 @@ class Fleet:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def group_gone(pgid: int) -> bool:
-    """Whether no live process (zombies aside) is left in process group ``pgid``: the worker
-    and its pool."""
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every live process (zombies aside), from /proc."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -131,9 +132,15 @@ def group_gone(pgid: int) -> bool:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return False
-    return True
+        if fields[0] != "Z":
+            found.append((int(entry.name), int(fields[1]), int(fields[2])))
+    return found
+
+
+def group_gone(pgid: int) -> bool:
+    """Whether no live process (zombies aside) is left in process group ``pgid``: the worker
+    and its pool."""
+    return all(group != pgid for _, _, group in _processes())
 
 
 def _is_worker(pid: int) -> bool:
@@ -146,18 +153,39 @@ def _is_worker(pid: int) -> bool:
 def descendants(root: int) -> list[int]:
     """The live processes (zombies aside) descended from ``root``, by their parent pids."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for pid, parent, _ in _processes():
+        children.setdefault(parent, []).append(pid)
     found, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return sorted(found)
+
+
+def stream_in_two_parts(
+    d: Deployment, socket: str, out: Path, errors: Path, first: int, calls: int,
+    resumed: threading.Event,
+) -> subprocess.Popen[str]:  # fmt: skip
+    """``flow task run --stream -s SOCKET`` of the numbers 1 to ``calls``, its results in
+    ``out``: the first ``first`` sent at once, the others only once ``resumed`` is set (after
+    a cut node comes back: calls a stale worker would compete for)."""
+    with open(out, "w") as sink, open(errors, "w") as err:
+        stream = subprocess.Popen(
+            [*_flow_executable(), "task", "run", "-s", socket, "--stream", "--timeout", "900"],
+            env={**os.environ, **d.env}, stdin=subprocess.PIPE, stdout=sink, stderr=err,
+            text=True,
+        )  # fmt: skip
+    assert stream.stdin is not None
+    feed = stream.stdin
+
+    def feeder() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            feed.write("".join(f"{i}\n" for i in range(1, first + 1)))
+            feed.flush()
+            resumed.wait(900)
+            feed.write("".join(f"{i}\n" for i in range(first + 1, calls + 1)))
+            feed.close()
+
+    threading.Thread(target=feeder, daemon=True).start()
+    return stream

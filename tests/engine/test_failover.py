@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from tests.conftest import _flow_executable
 from tests.engine.agents import wait_status
-from tests.engine.fleet import Fleet, group_gone
+from tests.engine.fleet import Fleet, group_gone, stream_in_two_parts
 from tests.engine.repos import new_repo
 from tests.waiting import poll
 
@@ -67,25 +65,9 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
 
     out = tmp_path / "results.txt"
     resumed = threading.Event()
-    with open(out, "w") as sink, open(tmp_path / "stream.err", "w") as err:
-        stream = subprocess.Popen(
-            [*_flow_executable(), "task", "run", "-s", socket, "--stream", "--timeout", "900"],
-            env={**os.environ, **d.env}, stdin=subprocess.PIPE, stdout=sink, stderr=err,
-            text=True,
-        )  # fmt: skip
-    assert stream.stdin is not None
-    feed = stream.stdin
-
-    def feeder() -> None:
-        with contextlib.suppress(BrokenPipeError):
-            feed.write("".join(f"{i}\n" for i in range(1, FIRST + 1)))
-            feed.flush()
-            resumed.wait(900)
-            feed.write("".join(f"{i}\n" for i in range(FIRST + 1, CALLS + 1)))
-            feed.close()
-
-    thread = threading.Thread(target=feeder, daemon=True)
-    thread.start()
+    stream = stream_in_two_parts(
+        d, socket, out, tmp_path / "stream.err", FIRST, CALLS, resumed
+    )  # the last calls only once the node is back: for a stale worker to compete for
     frozen: list[tuple[int, bool]] = []  # (pid, a whole process group)
     try:
         # Cut the node off mid-stream: its agent and its worker (with its pool) freeze.

@@ -7,11 +7,8 @@ hostname. Where namespaces cannot be made the same tests run on agents of this m
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket as pysocket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FlowRunner, _flow_executable
+from tests.conftest import FlowRunner
 from tests.engine.agents import wait_status
 from tests.engine.conftest import Deployment
-from tests.engine.fleet import Fleet
+from tests.engine.fleet import Fleet, stream_in_two_parts
 from tests.engine.netns import node_fleet
 from tests.engine.repos import new_repo
 from tests.waiting import poll
@@ -126,24 +123,9 @@ def test_a_node_whose_link_is_cut_loses_its_processor_and_stops_its_stale_worker
     [old_pid] = fleet.workers().values()
 
     resumed = threading.Event()
-    with open(out, "w") as sink, open(tmp_path / "stream.err", "w") as err:
-        stream = subprocess.Popen(
-            [*_flow_executable(), "task", "run", "-s", socket, "--stream", "--timeout", "900"],
-            env={**os.environ, **d.env}, stdin=subprocess.PIPE, stdout=sink, stderr=err,
-            text=True,
-        )  # fmt: skip
-    assert stream.stdin is not None
-    feed = stream.stdin
-
-    def feeder() -> None:  # the last calls only once the link is back: for a stale worker
-        with contextlib.suppress(BrokenPipeError):
-            feed.write("".join(f"{i}\n" for i in range(1, FIRST + 1)))
-            feed.flush()
-            resumed.wait(900)
-            feed.write("".join(f"{i}\n" for i in range(FIRST + 1, CALLS + 1)))
-            feed.close()
-
-    threading.Thread(target=feeder, daemon=True).start()
+    stream = stream_in_two_parts(
+        d, socket, out, tmp_path / "stream.err", FIRST, CALLS, resumed
+    )  # the last calls only once the node is back: for a stale worker to compete for
     steps = Steps({
         "lease lost": lambda: "lease lost" in fleet.log(first),
         "stale worker gone": lambda: not fleet.processes(first),

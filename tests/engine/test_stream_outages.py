@@ -99,6 +99,8 @@ def _unfinished(d: Deployment) -> str:
     for call_id, state, celeryid in left[:10]:
         events = d.query("SELECT name FROM event WHERE call_id = ? ORDER BY created", (call_id,))
         lines.append(f"  {call_id} {celeryid} {state}: {[name for (name,) in events]}")
+    lines.append("worker log (the end):")
+    lines.extend(d.worker_log().splitlines()[-40:])
     return "\n".join(lines)
 
 

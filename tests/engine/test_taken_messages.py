@@ -69,3 +69,32 @@ def test_a_message_popped_as_the_broker_dies_is_put_back(
 
     redis.start()  # from its append-only file, which holds the pop
     assert _consume_one(redis.url, 10) == [({"n": 1}, True)]  # back, flagged redelivered
+
+
+def test_an_ack_on_a_channel_whose_connection_closed_is_a_connection_error(
+    redis: PrivateRedis,
+) -> None:
+    """A call that ran while the broker was lost ends, and its worker acknowledges it on the
+    old channel: Celery expects a connection error there (it logs it and goes on), and an
+    ``AttributeError`` broke the worker's event loop (``reuse_redis_clients``)."""
+    import logging
+
+    from kombu import Connection
+
+    from shellflow.engine.transport.kombu_redis import reuse_redis_clients
+
+    reuse_redis_clients()
+    with Connection(redis.url) as conn:
+        conn.Producer().publish({"n": 2}, exchange="taken", routing_key="taken",
+                                declare=[_queue()], delivery_mode=2)  # fmt: skip
+    got: list[Any] = []
+    conn = Connection(redis.url)
+    with conn.Consumer(_queue(), callbacks=[lambda body, message: got.append(message)]):
+        conn.drain_events(timeout=10)
+    errors = conn.connection_errors
+    [message] = got
+    message.channel.do_restore = False  # nothing rebuilds its pool as it closes (the worker's case)
+    redis.kill()
+    conn.release()  # the broker and the connection are gone; the message is not acknowledged
+    message.ack_log_error(logging.getLogger("test"), errors)  # logged, not raised
+    assert not message.acknowledged

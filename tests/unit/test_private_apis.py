@@ -489,7 +489,7 @@ def test_kombu_redis_unacked_layout() -> None:
     assert _params(QoS.restore_by_tag) == ["self", "tag", "client", "leftmost"]
     assert isinstance(inspect.getattr_static(Channel, "qos"), property)
     # A delivered message's tag is the field of the unacked hash (QoS.append).
-    append = inspect.getsource(QoS.append)
+    append = inspect.getsource(inspect.unwrap(QoS.append))  # kombu's, patched or not
     assert ".hset(self.unacked_key, delivery_tag," in append
     restore = inspect.getsource(QoS.restore_by_tag)
     assert "pipe.hget(self.unacked_key, tag)" in restore
@@ -511,8 +511,18 @@ def test_kombu_redis_pops_before_it_records() -> None:
     assert _params(Channel._do_restore_message)[:5] == [
         "self", "payload", "exchange", "routing_key", "pipe",
     ]  # fmt: skip
-    assert "'BRPOP'" in inspect.getsource(Channel._brpop_start)
+    assert "'BRPOP'" in inspect.getsource(inspect.unwrap(Channel._brpop_start))
     assert "self._raw = payload" in inspect.getsource(Message.__init__)
+
+
+def test_kombu_redis_closed_channel_pool() -> None:
+    """``reuse_redis_clients`` tells a closed channel by ``Channel._pool`` being None and its
+    transport's ``client`` gone: kombu's ``pool`` property would rebuild the pool from
+    ``self.connection.client`` (``_connparams``) and raise ``AttributeError``."""
+    from kombu.transport.redis import Channel
+
+    assert "self._pool is None" in inspect.getsource(Channel.pool.fget)
+    assert "conninfo = self.connection.client" in inspect.getsource(Channel._connparams)
     assert callable(Channel.conn_or_acquire)
 
 

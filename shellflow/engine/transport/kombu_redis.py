@@ -10,7 +10,14 @@ during a burst on the embedded broker, about 14% of its CPU, some 100 us per cal
 channel's one client serves every such operation as well, so the worker keeps it.
 
 Only the worker's main process uses it (Celery's event loop: one thread), and a channel
-whose pool was replaced gets a new client.
+whose pool was replaced gets a new client. A channel whose connection was closed (the
+broker was lost) raises a connection error, as a lost connection does: kombu would build
+its pool again from the closed connection and raise ``AttributeError``, which nobody
+expects. That happened when a call that ran while the broker was killed ended and its
+worker acknowledged it on the old channel: Celery logs a connection error on an
+acknowledgement and goes on ("Couldn't ack"; the restarted broker has put the message
+back), but the ``AttributeError`` broke the worker's event loop, and the worker never
+consumed again (a stream through an embedded broker's ``kill -9`` waited for good).
 
 **No message lost between its pop and its record.** kombu takes a message with ``BRPOP``
 (which removes it from its queue) and only then records it in the ``unacked`` hash, one
@@ -50,6 +57,8 @@ def reuse_redis_clients() -> None:
     def _create_client(self: Any, asynchronous: bool = False) -> Any:
         if asynchronous:  # publishing and BRPOP: left as kombu makes them
             return original(self, asynchronous=True)
+        if self._pool is None and getattr(self.connection, "client", None) is None:
+            raise _closed()
         client = self.__dict__.get("_shellflow_client")
         if client is None or client.connection_pool is not self.pool:
             client = self.__dict__["_shellflow_client"] = original(self)
@@ -58,6 +67,14 @@ def reuse_redis_clients() -> None:
     setattr(_create_client, _MARK, True)
     _create_client.__wrapped__ = original  # type: ignore[attr-defined]  # kombu's own, for tests
     transport.Channel._create_client = _create_client  # type: ignore[method-assign]
+
+
+def _closed() -> Exception:
+    """What an operation on a channel whose connection was closed raises: a connection
+    error, as kombu's callers expect (see :func:`reuse_redis_clients`)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return RedisConnectionError("the broker connection of this channel was closed")
 
 
 def keep_taken_messages() -> None:
@@ -83,6 +100,8 @@ def keep_taken_messages() -> None:
         return start(self, timeout)
 
     setattr(kept_append, _KEEPS, True)
+    kept_append.__wrapped__ = append  # type: ignore[attr-defined]  # kombu's own, for tests
+    put_back_first.__wrapped__ = start  # type: ignore[attr-defined]
     transport.QoS.append = kept_append  # type: ignore[method-assign]
     transport.Channel._brpop_start = put_back_first  # type: ignore[method-assign]
 
