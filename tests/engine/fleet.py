@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,3 +190,32 @@ def stream_in_two_parts(
 
     threading.Thread(target=feeder, daemon=True).start()
     return stream
+
+
+def lines(path: Path) -> list[str]:
+    """The lines of ``path`` so far (none before it exists)."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def check_each_call_once(
+    d: Deployment, socket: str, out: Path, calls: int, why: Callable[[], str] = lambda: ""
+) -> None:
+    """Every result of the numbers 1 to ``calls`` in ``out``, in order, and one call row per
+    call, each ``finished`` (committed just after its result: polled)."""
+    results = lines(out)
+    assert results == [str(i) for i in range(1, calls + 1)], results[:5]
+    states = "SELECT state, count(*) FROM call WHERE name = ? GROUP BY state"
+    poll(lambda: d.query(states, (socket,)) == [("finished", calls)], 120,
+         lambda: f"{d.query(states, (socket,))} {why()}")  # fmt: skip
+    rows = d.query("SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?", (socket,))
+    assert rows == [(calls, calls)]
+
+
+def stale_runs(served: Path, stale: int, first: int) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The runs noted in ``served`` (number, worker pid) and the numbers the ``stale`` worker
+    ran, checked: some before the cut (within the first ``first``), none sent after it."""
+    runs = [tuple(map(int, line.split())) for line in lines(served)]
+    by_stale = sorted(n for n, pid in runs if pid == stale)
+    assert by_stale and by_stale[0] <= first, runs[:5]
+    assert [n for n in by_stale if n > first] == [], by_stale[-5:]
+    return runs, by_stale

@@ -51,6 +51,17 @@ def _link(fleet: Fleet) -> CutLink:
     return CutLink(url.hostname or "127.0.0.1", url.port or 5432)
 
 
+def _serving_behind(fleet: Fleet, link: CutLink, proc: str, socket: str) -> int:
+    """Node n1 started behind ``link`` and its worker serving (it reads the database as it
+    starts: a cut then is another story); the worker's pid."""
+    _start_behind(fleet, "n1", link)
+    wait_status(fleet.d, proc, "running", timeout=180)
+    [(_, pid)] = fleet.workers().items()
+    out = fleet.d.ok("task", "run", "-s", socket, "--data", '"before"', "--timeout", "90")
+    assert out.stdout == "TEXT:before\n"
+    return pid
+
+
 def test_a_node_cut_from_the_database_stops_its_worker_and_loses_its_processor(
     fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -58,11 +69,7 @@ def test_a_node_cut_from_the_database_stops_its_worker_and_loses_its_processor(
     proc, socket = fleet.sample_network(tmp_path, "cut")
     link = _link(fleet)
     try:
-        _start_behind(fleet, "n1", link)
-        wait_status(d, proc, "running", timeout=180)
-        [(_, old_pid)] = fleet.workers().items()
-        out = d.ok("task", "run", "-s", socket, "--data", '"before"', "--timeout", "90")
-        assert out.stdout == "TEXT:before\n"  # the worker is up (it reads the database first)
+        old_pid = _serving_behind(fleet, link, proc, socket)
         fleet.start("n2")
         poll(lambda: "lease: 1 other live nodes" in fleet.log("n1"), 60, "n1 to see n2")
         assert fleet.placed_on() == ["n1"]
@@ -103,12 +110,7 @@ def test_a_lone_node_cut_from_the_database_keeps_its_worker(fleet: Fleet, tmp_pa
     proc, socket = fleet.sample_network(tmp_path, "cut")
     link = _link(fleet)
     try:
-        _start_behind(fleet, "n1", link)
-        wait_status(d, proc, "running", timeout=180)
-        [(_, pid)] = fleet.workers().items()
-        # The worker serves (it reads the database as it starts: a cut then is another story).
-        out = d.ok("task", "run", "-s", socket, "--data", '"before"', "--timeout", "90")
-        assert out.stdout == "TEXT:before\n"
+        pid = _serving_behind(fleet, link, proc, socket)
         link.cut()
         # Nowhere else could the work go: the worker is left alone through the outage, past
         # the time after which a node with company would have stopped it.

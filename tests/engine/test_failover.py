@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 from tests.engine.agents import wait_status
-from tests.engine.fleet import Fleet, group_gone, stream_in_two_parts
+from tests.engine.fleet import (
+    Fleet,
+    check_each_call_once,
+    group_gone,
+    lines,
+    stale_runs,
+    stream_in_two_parts,
+)
 from tests.engine.repos import new_repo
 from tests.waiting import poll
 
@@ -39,10 +46,6 @@ def echo(number):
         notes.write(f"{{number}} {{os.getppid()}}\\n")
     return number
 """
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
@@ -71,13 +74,13 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
     frozen: list[tuple[int, bool]] = []  # (pid, a whole process group)
     try:
         # Cut the node off mid-stream: its agent and its worker (with its pool) freeze.
-        poll(lambda: len(_lines(out)) >= 50, 300, "the stream to be under way")
+        poll(lambda: len(lines(out)) >= 50, 300, "the stream to be under way")
         agent = fleet.agents[first]
         os.kill(agent.pid, signal.SIGSTOP)
         frozen.append((agent.pid, False))
         os.killpg(old_pid, signal.SIGSTOP)
         frozen.append((old_pid, True))
-        at_freeze, seen_at_freeze = time.monotonic(), len(_lines(out))
+        at_freeze, seen_at_freeze = time.monotonic(), len(lines(out))
 
         # The placement moves the processor once the node's heartbeat is 15 s old, and a
         # surviving node's agent deploys it and starts a worker.
@@ -86,11 +89,11 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
         [survivor] = fleet.placed_on()
         poll(lambda: f"{proc}@{survivor}" in fleet.workers(), 300, "a worker on the survivor")
         survivor_up = time.monotonic()
-        poll(lambda: len(_lines(out)) > seen_at_freeze, 300, "results again")
+        poll(lambda: len(lines(out)) > seen_at_freeze, 300, "results again")
         serving = time.monotonic()
         # The calls sent before the cut, the one the frozen worker held too (delivered again
         # once RabbitMQ closes the frozen connection), are all answered.
-        poll(lambda: len(_lines(out)) >= FIRST, 600, f"the first {FIRST} results")
+        poll(lambda: len(lines(out)) >= FIRST, 600, f"the first {FIRST} results")
         all_first = time.monotonic()
 
         # Wake the node: its agent's lease has lapsed, so it stops the stale worker at once;
@@ -126,19 +129,9 @@ def test_a_frozen_node_loses_its_processor_and_stops_its_stale_worker(
         f"{stale_gone - woken:.2f} s after SIGCONT; stream done {done - woken:.1f} s after; "
         f"redelivered events {redelivered}"
     )
-    # Every result, in order.
-    results = _lines(out)
-    assert results == [str(i) for i in range(1, CALLS + 1)], results[:5]
-    # One record per call, each in a final state (committed just after its result).
-    d.wait_for("SELECT state, count(*) FROM call WHERE name = ? GROUP BY state", (socket,),
-               [("finished", CALLS)], timeout=120)  # fmt: skip
-    rows = d.query("SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?", (socket,))
-    assert rows == [(CALLS, CALLS)]
+    check_each_call_once(d, socket, out, CALLS)
     # The stale worker ran calls before the cut, and none of those sent after it was woken.
-    runs = [tuple(map(int, line.split())) for line in _lines(served)]
-    by_stale = sorted(n for n, pid in runs if pid == old_pid)
-    assert by_stale and by_stale[0] <= FIRST, runs[:5]
-    assert [n for n in by_stale if n > FIRST] == [], by_stale[-5:]
+    runs, by_stale = stale_runs(served, old_pid, FIRST)
     print(f"runs {len(runs)} ({len(runs) - len({n for n, _ in runs})} of a call run twice); "
           f"by the stale worker {len(by_stale)} (the last {by_stale[-1]})")  # fmt: skip
     assert "lease lost" in fleet.log(first), fleet.log(first)[-3000:]

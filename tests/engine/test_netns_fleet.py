@@ -19,7 +19,13 @@ import pytest
 from tests.conftest import FlowRunner
 from tests.engine.agents import wait_status
 from tests.engine.conftest import Deployment
-from tests.engine.fleet import Fleet, stream_in_two_parts
+from tests.engine.fleet import (
+    Fleet,
+    check_each_call_once,
+    lines,
+    stale_runs,
+    stream_in_two_parts,
+)
 from tests.engine.netns import node_fleet
 from tests.engine.repos import new_repo
 from tests.waiting import poll
@@ -76,10 +82,6 @@ def echo(number):
 """
 
 
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 class Steps:
     """When each of some conditions was first seen true, in seconds after :meth:`mark`;
     checked on every :meth:`until` poll, so that none is missed while waiting for another."""
@@ -132,14 +134,14 @@ def test_a_node_whose_link_is_cut_loses_its_processor_and_stops_its_stale_worker
         "moved": lambda: fleet.placed_on() not in ([first], []),
         "lease confirmed again": lambda: "lease confirmed again" in fleet.log(first),
         "worker on a survivor": lambda: any(not w.endswith(f"@{first}") for w in fleet.workers()),
-        "results again": lambda: len(_lines(out)) > at_cut,
-        f"{FIRST} results": lambda: len(_lines(out)) >= FIRST,
+        "results again": lambda: len(lines(out)) > at_cut,
+        f"{FIRST} results": lambda: len(lines(out)) >= FIRST,
     })  # fmt: skip
     cut = False
     try:
-        poll(lambda: len(_lines(out)) >= 20, 300, "the stream to be under way")
+        poll(lambda: len(lines(out)) >= 20, 300, "the stream to be under way")
         fleet.cut(first)
-        cut, at_cut = True, len(_lines(out))
+        cut, at_cut = True, len(lines(out))
         steps.mark()
         steps.until("moved", 120, "the processor to move")
         steps.until("worker on a survivor", 300, "a worker on a surviving node")
@@ -166,20 +168,11 @@ def test_a_node_whose_link_is_cut_loses_its_processor_and_stops_its_stale_worker
     print(f"\ncut {first}'s link at result {at_cut}, seconds after the cut: {restored}; "
           f"after the link came back: {steps.seen}")  # fmt: skip
 
-    results = _lines(out)
-    assert results == [str(i) for i in range(1, CALLS + 1)], results[:5]
-    states = "SELECT state, count(*) FROM call WHERE name = ? GROUP BY state"
-    poll(lambda: d.query(states, (socket,)) == [("finished", CALLS)], 120,
-         lambda: f"{d.query(states, (socket,))}: {_unfinished(d, socket)}\n"
-                 + _said(fleet, "left in", "dropped", "stop"))  # fmt: skip
-    rows = d.query("SELECT count(*), count(DISTINCT id) FROM call WHERE name = ?", (socket,))
-    assert rows == [(CALLS, CALLS)]
+    check_each_call_once(d, socket, out, CALLS, lambda: f"{_unfinished(d, socket)}\n"
+                         + _said(fleet, "left in", "dropped", "stop"))  # fmt: skip
     # The stale worker ran calls before the cut and none of those sent once the link was back;
     # its node runs no worker, and the fleet one, on the survivor.
-    runs = [tuple(map(int, line.split())) for line in _lines(served)]
-    by_stale = sorted(n for n, pid in runs if pid == old_pid)
-    assert by_stale and by_stale[0] <= FIRST, runs[:5]
-    assert [n for n in by_stale if n > FIRST] == [], by_stale[-5:]
+    runs, by_stale = stale_runs(served, old_pid, FIRST)
     assert fleet.processes(first) == []
     poll(lambda: list(fleet.workers()) == [f"{proc}@{survivor}"], 60,
          lambda: f"the worker rows to be the survivor's alone: {fleet.workers()}")  # fmt: skip

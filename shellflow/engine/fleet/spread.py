@@ -77,15 +77,14 @@ def fill(
         changes.append(f"unplaced {processor.name}: its shares held {have} of {wanted} CPUs")
         have = 0
     held = {d.node_id: d for d in processor.deployments}
-    missing = wanted - have
-    most = 1 if whole else _most_shares(processor) - len(held)
-    # New shares on nodes that hold none first (no running worker restarts), then any.
+    missing, limit, pack = wanted - have, _most_shares(processor), strategy == "EFFICIENT"
+    # New shares on nodes that hold none first (no running worker restarts), then any, as
+    # long as the shares stay within the limit.
     fresh = [(r.id, r.free) for r in rooms if r.id not in held]
-    shares = split(fresh, missing, most, pack=strategy == "EFFICIENT")
+    shares = split(fresh, missing, 1 if whole else limit - len(held), pack=pack)
     if shares is None and not whole:
-        shares = split([(r.id, r.free) for r in rooms], missing, _most_shares(processor),
-                       pack=strategy == "EFFICIENT")  # fmt: skip
-        if shares is not None and len(set(held) | {s[0] for s in shares}) > most + len(held):
+        shares = split([(r.id, r.free) for r in rooms], missing, limit, pack=pack)
+        if shares is not None and len(set(held) | {node for node, _ in shares}) > limit:
             shares = None
     if shares is None:
         if not have and not whole:  # nothing runs: say why (shares that run: their agents')

@@ -30,7 +30,10 @@ message whose record fails is kept (:data:`_TAKEN`, this process's, never a fork
 and pushed back to the front of its queue, flagged redelivered, by the first poll on the
 next connection, before it waits for more. What is left is Redis's own: a kill after the
 server wrote the pop to its file and before it wrote the reply (within one turn of its
-event loop, microseconds).
+event loop, microseconds). The other way round, a record that reached the server although
+its reply was lost is requeued by whoever starts the broker again as well
+(``unacked.requeue_all``): that call runs twice (at least once; its records are
+idempotent).
 """
 
 from __future__ import annotations
